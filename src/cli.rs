@@ -1,0 +1,204 @@
+//! The command line, defined once. Help text (and later the man pages and
+//! shell completions) come from these structs.
+//!
+//! argh reads global options only before the command name:
+//! `maqet --json ls`, not `maqet ls --json`.
+
+use std::ffi::OsString;
+
+use argh::{ArgsInfo, FromArgs};
+use camino::Utf8PathBuf;
+
+use crate::config::{Cpus, Memory, Name};
+use crate::vm::Status;
+
+/// Manage local QEMU virtual machines: one binary, no daemon.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    note = "Global options go before the command: `maqet --json ls`, not `maqet ls --json`.\n\
+            A VM may be named by its name, its id, or a unique id prefix of 4 or more characters.\n\
+            Files live in --data-dir (default $XDG_DATA_HOME/maqet, else ~/.local/share/maqet) and\n\
+            --runtime-dir (default $XDG_STATE_HOME/maqet/run, else ~/.local/state/maqet/run);\n\
+            MAQET_DATA_DIR and MAQET_RUNTIME_DIR set them too.",
+    example = "maqet add vm.ron\nmaqet ls\nmaqet --json info web",
+    error_code(1, "the operation failed"),
+    error_code(2, "usage error"),
+    error_code(3, "not found, or invalid configuration"),
+    error_code(4, "refused for safety or permission"),
+    error_code(5, "timed out (the store stayed busy)"),
+    error_code(130, "interrupted")
+)]
+pub struct Cli {
+    /// print more on stderr: -v warnings, -vv info, -vvv debug
+    #[argh(switch, short = 'v')]
+    pub verbose: u8,
+
+    /// append a debug log to this file
+    #[argh(option, arg_name = "PATH")]
+    pub log_file: Option<Utf8PathBuf>,
+
+    /// directory for the database and the disks maqet creates
+    #[argh(option, arg_name = "DIR")]
+    pub data_dir: Option<Utf8PathBuf>,
+
+    /// directory for VM sockets, pidfiles and logs
+    #[argh(option, arg_name = "DIR")]
+    pub runtime_dir: Option<Utf8PathBuf>,
+
+    /// print results as JSON
+    #[argh(switch)]
+    pub json: bool,
+
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum Command {
+    Add(AddArgs),
+    Apply(ApplyArgs),
+    Ls(LsArgs),
+    Info(InfoArgs),
+    Rm(RmArgs),
+}
+
+/// Define a new VM from RON config files; prints its id.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "add",
+    note = "Later files win; storage and network entries with the same name replace earlier ones.",
+    example = "maqet add vm.ron\nmaqet add base.ron big.ron --name web --memory 4G\nmaqet add --empty --name scratch"
+)]
+pub struct AddArgs {
+    /// config files (RON)
+    #[argh(positional, arg_name = "CONFIG")]
+    pub configs: Vec<Utf8PathBuf>,
+
+    /// the VM's name (wins over the files)
+    #[argh(option)]
+    pub name: Option<Name>,
+
+    /// guest memory, e.g. 2G (wins over the files)
+    #[argh(option)]
+    pub memory: Option<Memory>,
+
+    /// virtual CPUs (wins over the files)
+    #[argh(option)]
+    pub cpus: Option<Cpus>,
+
+    /// QEMU program name or path (wins over the files)
+    #[argh(option)]
+    pub binary: Option<String>,
+
+    /// define a VM with no config file, from defaults and options only
+    #[argh(switch)]
+    pub empty: bool,
+}
+
+/// Merge config files and options into a VM, creating it if it does not exist.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "apply",
+    example = "maqet apply web more-memory.ron\nmaqet apply web --cpus 4"
+)]
+pub struct ApplyArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// config files (RON)
+    #[argh(positional, arg_name = "CONFIG")]
+    pub configs: Vec<Utf8PathBuf>,
+
+    /// rename the VM
+    #[argh(option)]
+    pub name: Option<Name>,
+
+    /// guest memory, e.g. 2G
+    #[argh(option)]
+    pub memory: Option<Memory>,
+
+    /// virtual CPUs
+    #[argh(option)]
+    pub cpus: Option<Cpus>,
+
+    /// QEMU program name or path
+    #[argh(option)]
+    pub binary: Option<String>,
+}
+
+/// List VMs.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "ls")]
+pub struct LsArgs {
+    /// only VMs in this state: created, running, stopped or crashed
+    #[argh(option)]
+    pub status: Option<Status>,
+}
+
+/// Show a VM's whole configuration.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "info")]
+pub struct InfoArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+}
+
+/// Remove VMs from the registry.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "rm",
+    note = "`rm --all` asks first on a terminal; elsewhere it needs --force. Disk images are kept.",
+    example = "maqet rm web\nmaqet rm --all --force"
+)]
+pub struct RmArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: Option<String>,
+
+    /// remove every VM
+    #[argh(switch)]
+    pub all: bool,
+
+    /// never ask; remove VMs that are running
+    #[argh(switch)]
+    pub force: bool,
+}
+
+/// How parsing ended when it did not produce a [`Cli`].
+pub enum ParseExit {
+    /// `--help`: print to stdout, exit 0.
+    Help(String),
+    /// Bad usage: print to stderr, exit 2.
+    Usage(String),
+}
+
+/// Parse the process arguments (without the program name).
+pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
+    let mut strings = Vec::with_capacity(args.len());
+    for arg in args {
+        match arg.into_string() {
+            Ok(s) => strings.push(s),
+            Err(bad) => {
+                return Err(ParseExit::Usage(format!(
+                    "argument `{}` is not valid UTF-8; maqet takes UTF-8 names and paths",
+                    bad.to_string_lossy()
+                )));
+            }
+        }
+    }
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    Cli::from_args(&["maqet"], &refs).map_err(|exit| match exit.status {
+        Ok(()) => ParseExit::Help(exit.output),
+        Err(()) => ParseExit::Usage(exit.output),
+    })
+}

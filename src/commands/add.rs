@@ -1,0 +1,48 @@
+use crate::config::{self, VmConfig};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::vm::{Status, Timestamp, Vm, VmId};
+
+use super::{ConfigInput, Env, load_files};
+
+/// Define a new VM. `empty` allows doing so without any config file.
+pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
+    match (input.files.is_empty(), empty) {
+        (true, false) => {
+            return Err(Error::usage(
+                "add needs a config file",
+                "give one or more RON files (see examples/minimal.ron), or --empty --name NAME for a VM from defaults",
+            ));
+        }
+        (false, true) => {
+            return Err(Error::usage(
+                "--empty defines a VM without config files, but files were given",
+                "drop --empty, or drop the files",
+            ));
+        }
+        _ => {}
+    }
+    let (mut layers, sources) = load_files(env, &input.files)?;
+    layers.push(input.overrides.into_layer());
+    let (config, name) = config::merge(VmConfig::default(), layers)?;
+    let name = name.ok_or_else(|| {
+        Error::invalid(
+            "the VM has no name",
+            "add `name: \"...\"` to the config, or give --name",
+        )
+    })?;
+    let now = Timestamp::now();
+    let vm = Vm {
+        id: VmId::random()?,
+        name,
+        config,
+        sources,
+        created: now,
+        updated: now,
+        status: Status::Created,
+        runtime: None,
+    };
+    let store = Store::open(&env.dirs)?;
+    store.write(|tx| tx.put(&vm))?;
+    Ok(vm)
+}

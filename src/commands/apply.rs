@@ -1,0 +1,78 @@
+use crate::config::{self, Layer, Name, VmConfig};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::vm::{Status, Timestamp, Vm, VmId};
+
+use super::{ConfigInput, Env, load_files};
+
+pub struct Applied {
+    pub vm: Vm,
+    /// True when the VM did not exist and was created.
+    pub created: bool,
+}
+
+/// Merge config files and overrides into the VM `query`, or create it under
+/// that name when no VM matches. A `name` in a file must agree with the VM's
+/// name; renaming takes `--name`.
+pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> {
+    let rename = input.overrides.name.take();
+    let (mut layers, sources) = load_files(env, &input.files)?;
+    let nothing_given = input.is_empty() && rename.is_none();
+    layers.push(input.overrides.into_layer());
+
+    let store = Store::open(&env.dirs)?;
+    store.write(|tx| match tx.find(query) {
+        Ok(mut vm) => {
+            if nothing_given {
+                return Err(Error::usage(
+                    format!("nothing to apply to `{}`", vm.name),
+                    "give config files, or options such as --memory or --cpus",
+                ));
+            }
+            if let Some(new_name) = rename {
+                vm.name = new_name;
+            }
+            vm.config = merged(vm.config.clone(), layers, &vm.name)?;
+            vm.sources.extend(sources);
+            vm.updated = Timestamp::now();
+            tx.put(&vm)?;
+            Ok(Applied { vm, created: false })
+        }
+        Err(Error::VmNotFound { .. }) => {
+            let name = match rename {
+                Some(n) => n,
+                None => query.parse::<Name>().map_err(|why| {
+                    Error::invalid(why, "give the new VM a valid name, or --name")
+                })?,
+            };
+            let config = merged(VmConfig::default(), layers, &name)?;
+            let now = Timestamp::now();
+            let vm = Vm {
+                id: VmId::random()?,
+                name,
+                config,
+                sources,
+                created: now,
+                updated: now,
+                status: Status::Created,
+                runtime: None,
+            };
+            tx.put(&vm)?;
+            Ok(Applied { vm, created: true })
+        }
+        Err(other) => Err(other),
+    })
+}
+
+fn merged(base: VmConfig, layers: Vec<Layer>, name: &Name) -> Result<VmConfig> {
+    let (config, file_name) = config::merge(base, layers)?;
+    match file_name {
+        Some(other) if &other != name => Err(Error::invalid(
+            format!("the config names the VM `{other}`, but it is being applied to `{name}`"),
+            format!(
+                "to rename `{name}`, give --name {other}; otherwise remove `name` from the file"
+            ),
+        )),
+        _ => Ok(config),
+    }
+}

@@ -1,0 +1,17 @@
+use crate::error::Result;
+use crate::store::Store;
+use crate::vm::{Status, Vm};
+
+use super::Env;
+
+/// Every VM, ordered by name, optionally only those in one state.
+pub fn list(env: &Env, status: Option<Status>) -> Result<Vec<Vm>> {
+    let Some(store) = Store::open_existing(&env.dirs)? else {
+        return Ok(Vec::new());
+    };
+    let mut vms = store.list()?;
+    if let Some(wanted) = status {
+        vms.retain(|vm| vm.status == wanted);
+    }
+    Ok(vms)
+}

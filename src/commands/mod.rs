@@ -1,0 +1,87 @@
+//! What each command does: typed inputs in, typed results out. Nothing here
+//! prints; `render` turns results into tables or JSON.
+
+mod add;
+mod apply;
+mod info;
+mod ls;
+mod rm;
+
+pub use add::add;
+pub use apply::{Applied, apply};
+pub use info::info;
+pub use ls::list;
+pub use rm::{Target, remove};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::config::{Layer, Overrides, load_file};
+use crate::dirs::{Dirs, DirsEnv};
+use crate::error::{Error, Result};
+use crate::paths::PathPolicy;
+
+/// Where a command runs: its directories, working directory and path policy.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub dirs: Dirs,
+    pub cwd: Utf8PathBuf,
+    pub policy: PathPolicy,
+}
+
+impl Env {
+    /// The environment of this process, with the global directory flags.
+    pub fn from_process(
+        data_dir: Option<&Utf8Path>,
+        runtime_dir: Option<&Utf8Path>,
+    ) -> Result<Env> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the working directory", ".", e))?;
+        let cwd = Utf8PathBuf::from_path_buf(cwd).map_err(|p| {
+            Error::usage(
+                format!("the working directory {} is not valid UTF-8", p.display()),
+                "run maqet from a directory whose path is valid UTF-8",
+            )
+        })?;
+        let dirs_env = DirsEnv::from_process(
+            data_dir.map(|p| p.as_os_str().to_owned()),
+            runtime_dir.map(|p| p.as_os_str().to_owned()),
+        );
+        let dirs = Dirs::resolve(&dirs_env, &cwd)?;
+        Ok(Env {
+            dirs,
+            cwd,
+            policy: PathPolicy::from_env(),
+        })
+    }
+}
+
+/// Config files and command-line overrides for `add` and `apply`.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigInput {
+    pub files: Vec<Utf8PathBuf>,
+    pub overrides: Overrides,
+}
+
+impl ConfigInput {
+    fn is_empty(&self) -> bool {
+        let o = &self.overrides;
+        self.files.is_empty()
+            && o.name.is_none()
+            && o.memory.is_none()
+            && o.cpus.is_none()
+            && o.binary.is_none()
+    }
+}
+
+/// Parse every file, in order. Returns the layers and the files' absolute
+/// paths. Done before the store is opened: nothing is held while reading.
+fn load_files(env: &Env, files: &[Utf8PathBuf]) -> Result<(Vec<Layer>, Vec<Utf8PathBuf>)> {
+    let mut layers = Vec::with_capacity(files.len());
+    let mut sources = Vec::with_capacity(files.len());
+    for file in files {
+        let loaded = load_file(file.as_os_str(), &env.cwd, &env.policy)?;
+        sources.push(loaded.path);
+        layers.push(loaded.layer);
+    }
+    Ok((layers, sources))
+}

@@ -1,0 +1,389 @@
+//! Reading RON config files into [`Layer`]s, with errors that point at the
+//! offending text.
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use miette::{NamedSource, SourceSpan};
+use ron::extensions::Extensions;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use super::schema::{Layer, Storage};
+use crate::error::{ConfigError, Error, Result};
+use crate::paths::{PathError, PathPolicy};
+
+/// What a path in a config file is resolved against while that file is being
+/// parsed. Paths are checked as they are read, so that an error carries the
+/// position ron reports for the value.
+struct Context {
+    base: Utf8PathBuf,
+    policy: PathPolicy,
+    /// The filter's verdict on the last path it refused: ron keeps only our
+    /// message, and the exit code depends on the kind of error.
+    failure: Option<PathError>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Clears the parse context however parsing ends.
+struct ContextGuard;
+
+impl ContextGuard {
+    fn set(ctx: Context) -> ContextGuard {
+        CONTEXT.with_borrow_mut(|slot| *slot = Some(ctx));
+        ContextGuard
+    }
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        CONTEXT.with_borrow_mut(|slot| *slot = None);
+    }
+}
+
+/// A path a user wrote in a config file, checked by the path filter.
+///
+/// While a config file is parsed it is expanded, made absolute and checked;
+/// read back from the store (no parse context) it is taken as stored, since
+/// it was checked when it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct UserPath(Utf8PathBuf);
+
+impl UserPath {
+    pub fn as_path(&self) -> &Utf8Path {
+        &self.0
+    }
+
+    /// A path already checked by the filter.
+    pub fn checked(path: Utf8PathBuf) -> UserPath {
+        UserPath(path)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        CONTEXT.with_borrow_mut(|slot| match slot {
+            None => Ok(UserPath(Utf8PathBuf::from(text))),
+            Some(ctx) => match ctx.policy.check(OsStr::new(&text), &ctx.base) {
+                Ok(path) => Ok(UserPath(path)),
+                Err(err) => {
+                    let message = err.to_string();
+                    ctx.failure = Some(err);
+                    Err(de::Error::custom(message))
+                }
+            },
+        })
+    }
+}
+
+/// The QEMU program: a bare name looked up in PATH when the VM starts, or a
+/// path (anything with a `/`), made absolute against the config's directory.
+/// Not put through the filter: QEMU itself lives in /usr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Program(String);
+
+impl Program {
+    pub fn new(text: &str) -> Program {
+        Program(text.to_owned())
+    }
+
+    /// Interpret `text` as written in a file in `base` (or on the command line
+    /// in the working directory).
+    pub fn resolve(text: &str, base: &Utf8Path) -> std::result::Result<Program, String> {
+        if text.is_empty() {
+            return Err("the QEMU binary is empty: give a program name or path".into());
+        }
+        if !text.contains('/') {
+            return Ok(Program(text.to_owned()));
+        }
+        let expanded = match text.strip_prefix("~/") {
+            Some(rest) => {
+                let home = std::env::var("HOME")
+                    .map_err(|_| format!("cannot expand `{text}`: $HOME is not set"))?;
+                Utf8PathBuf::from(home).join(rest)
+            }
+            None => Utf8PathBuf::from(text),
+        };
+        Ok(Program(base.join(expanded).into_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Program {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        CONTEXT.with_borrow(|slot| match slot {
+            None => Ok(Program(text)),
+            Some(ctx) => Program::resolve(&text, &ctx.base).map_err(de::Error::custom),
+        })
+    }
+}
+
+/// A parsed config file and where it came from.
+#[derive(Debug)]
+pub struct LoadedFile {
+    pub path: Utf8PathBuf,
+    pub layer: Layer,
+}
+
+/// Read and check one config file. `raw` is the path as the user gave it,
+/// relative to `cwd`.
+pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<LoadedFile> {
+    let path = policy.check(raw, cwd).map_err(Error::path)?;
+    let src = std::fs::read_to_string(&path).map_err(|source| Error::ConfigUnreadable {
+        path: path.clone(),
+        source,
+    })?;
+    let shown = Utf8PathBuf::from(raw.to_string_lossy().into_owned());
+    let layer = parse(&src, &path, policy).map_err(|e| e.into_error(&shown, &src))?;
+    check_layer(&layer, &src).map_err(|e| e.into_error(&shown, &src))?;
+    Ok(LoadedFile { path, layer })
+}
+
+fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result<Layer, Problem> {
+    let base = path.parent().unwrap_or(Utf8Path::new("/")).to_owned();
+    let _guard = ContextGuard::set(Context {
+        base,
+        policy: policy.clone(),
+        failure: None,
+    });
+    let options = ron::Options::default()
+        .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
+    options.from_str::<Layer>(src).map_err(|err| {
+        let failure = CONTEXT.with_borrow_mut(|slot| slot.as_mut().and_then(|c| c.failure.take()));
+        let span = span_of_ron(src, &err.span);
+        let (label, help, refused) = match &failure {
+            Some(path_err) => ("refused here", path_err.help(), path_err.is_refusal()),
+            None => ("here", help_for(&err.code), false),
+        };
+        Problem {
+            message: err.code.to_string(),
+            span,
+            label: label.into(),
+            help,
+            refused,
+        }
+    })
+}
+
+fn help_for(code: &ron::Error) -> String {
+    match code {
+        ron::Error::NoSuchStructField { expected, .. } => {
+            format!("the fields allowed here are: {}", expected.join(", "))
+        }
+        ron::Error::NoSuchEnumVariant { expected, .. } => {
+            format!("write one of: {}", expected.join(", "))
+        }
+        ron::Error::MissingStructField { field, .. } => format!("add `{field}: ...` here"),
+        ron::Error::DuplicateStructField { field, .. } => {
+            format!("remove one of the `{field}` fields")
+        }
+        _ => "see docs/config.md for the format, and examples/full.ron for every field".into(),
+    }
+}
+
+/// A config error before it is tied to its file.
+struct Problem {
+    message: String,
+    span: SourceSpan,
+    label: String,
+    help: String,
+    refused: bool,
+}
+
+impl Problem {
+    fn at(src: &str, needle: &str, nth: usize, message: String, help: String) -> Problem {
+        Problem {
+            message,
+            span: span_of_text(src, needle, nth),
+            label: "here".into(),
+            help,
+            refused: false,
+        }
+    }
+
+    fn into_error(self, shown: &Utf8Path, src: &str) -> Error {
+        Error::Config(Box::new(ConfigError {
+            file: shown.to_owned(),
+            message: self.message,
+            source_code: NamedSource::new(shown.as_str(), src.to_owned()),
+            span: self.span,
+            label: self.label,
+            help: self.help,
+            refused: self.refused,
+        }))
+    }
+}
+
+/// ron positions are 1-based lines and columns counted in characters.
+fn span_of_ron(src: &str, span: &ron::error::Span) -> SourceSpan {
+    let start = offset_of(src, span.start.line, span.start.col);
+    let end = offset_of(src, span.end.line, span.end.col).max(start);
+    let len = (end - start).max(usize::from(start < src.len()));
+    SourceSpan::new(start.into(), len)
+}
+
+fn offset_of(src: &str, line: usize, col: usize) -> usize {
+    let line_start: usize = src
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = &src[line_start.min(src.len())..];
+    let in_line: usize = rest
+        .chars()
+        .take(col.saturating_sub(1))
+        .take_while(|&c| c != '\n')
+        .map(char::len_utf8)
+        .sum();
+    (line_start + in_line).min(src.len())
+}
+
+/// The `nth` (0-based) occurrence of `needle` in the file, or the whole file's
+/// start when it cannot be found (the message still says what is wrong).
+fn span_of_text(src: &str, needle: &str, nth: usize) -> SourceSpan {
+    match src.match_indices(needle).nth(nth) {
+        Some((at, m)) => SourceSpan::new(at.into(), m.len()),
+        None => SourceSpan::new(0.into(), 0),
+    }
+}
+
+/// Checks that need more than one value: unique names, files that must exist,
+/// arguments that would take over what maqet owns.
+fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), Problem> {
+    let quoted = |s: &str| format!("\"{s}\"");
+    if let Some(storage) = &layer.storage {
+        let mut seen = Vec::new();
+        for drive in storage {
+            let name = drive.name().as_str();
+            if seen.contains(&name) {
+                return Err(Problem::at(
+                    src,
+                    &quoted(name),
+                    1,
+                    format!("two storage entries are named `{name}`"),
+                    "give each drive its own name; across files, a later entry with the same name replaces the earlier one".into(),
+                ));
+            }
+            seen.push(name);
+            check_drive(drive)
+                .map_err(|(message, help)| Problem::at(src, &quoted(name), 0, message, help))?;
+        }
+    }
+    if let Some(networks) = &layer.network {
+        let mut seen = Vec::new();
+        for net in networks {
+            let name = net.name().as_str();
+            if seen.contains(&name) {
+                return Err(Problem::at(
+                    src,
+                    &quoted(name),
+                    1,
+                    format!("two network entries are named `{name}`"),
+                    "give each network its own name".into(),
+                ));
+            }
+            seen.push(name);
+        }
+    }
+    if let Some(boot) = &layer.boot {
+        for path in [&boot.kernel, &boot.initrd, &boot.firmware]
+            .into_iter()
+            .flatten()
+        {
+            if !path.as_path().is_file() {
+                return Err(Problem::at(
+                    src,
+                    "boot",
+                    0,
+                    format!("boot file {} does not exist", path.as_path()),
+                    "check the path; relative paths are resolved against the config file's directory".into(),
+                ));
+            }
+        }
+    }
+    if let Some(args) = &layer.arguments {
+        super::check_arguments(args)
+            .map_err(|bad| Problem::at(src, &quoted(&bad.word), 0, bad.message, bad.help))?;
+    }
+    Ok(())
+}
+
+/// What each kind of drive needs to exist before the VM can use it.
+fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
+    let name = drive.name();
+    match drive {
+        Storage::Qcow2(d) => {
+            let exists = d.file.as_ref().is_some_and(|f| f.as_path().exists());
+            if !exists && d.size.is_none() {
+                let what = match &d.file {
+                    Some(f) => format!("its file {} does not exist", f.as_path()),
+                    None => "it has no file".into(),
+                };
+                return Err((
+                    format!("qcow2 drive `{name}` has no size, and {what}"),
+                    "give `size: \"20G\"` so maqet can create it, or point `file` at an existing image".into(),
+                ));
+            }
+            if d.backing_format.is_some() && d.backing_file.is_none() {
+                return Err((
+                    format!("qcow2 drive `{name}` has a backing_format but no backing_file"),
+                    "add `backing_file`, or remove `backing_format`".into(),
+                ));
+            }
+            if let Some(backing) = &d.backing_file
+                && !backing.as_path().is_file()
+            {
+                return Err((
+                    format!(
+                        "backing file {} of drive `{name}` does not exist",
+                        backing.as_path()
+                    ),
+                    "check the path".into(),
+                ));
+            }
+        }
+        Storage::Raw(d) => {
+            if !d.file.as_path().exists() && d.size.is_none() {
+                return Err((
+                    format!(
+                        "raw drive `{name}`: {} does not exist and no size is given",
+                        d.file.as_path()
+                    ),
+                    "give `size` so maqet can create it, or point `file` at an existing image"
+                        .into(),
+                ));
+            }
+        }
+        Storage::Cdrom(d) => {
+            if !d.file.as_path().is_file() {
+                return Err((
+                    format!("cdrom `{name}`: {} does not exist", d.file.as_path()),
+                    "point `file` at an existing ISO image".into(),
+                ));
+            }
+        }
+        Storage::Virtfs(d) => {
+            if !d.path.as_path().is_dir() {
+                return Err((
+                    format!(
+                        "virtfs share `{name}`: {} is not an existing directory",
+                        d.path.as_path()
+                    ),
+                    "create the directory first, or fix `path`".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! VM configuration: the RON schema, loading and merging config files, and
+//! every check a config must pass before it is stored.
+
+mod load;
+mod schema;
+mod values;
+
+pub use load::{LoadedFile, Program, UserPath, load_file};
+pub use schema::*;
+pub use values::{Bytes, Cpus, DiskSize, Memory, MountTag, NAME_RULE, Name};
+
+use crate::error::{Error, Result};
+
+/// Values given on the command line; they win over every file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub name: Option<Name>,
+    pub memory: Option<Memory>,
+    pub cpus: Option<Cpus>,
+    pub binary: Option<Program>,
+}
+
+impl Overrides {
+    pub fn into_layer(self) -> Layer {
+        Layer {
+            name: self.name,
+            memory: self.memory,
+            cpus: self.cpus,
+            binary: self.binary,
+            ..Layer::default()
+        }
+    }
+}
+
+/// Merge `layers` in order onto `base`, then check the result as a whole.
+/// Returns the config and the name the layers asked for, if any.
+pub fn merge(base: VmConfig, layers: Vec<Layer>) -> Result<(VmConfig, Option<Name>)> {
+    let mut config = base;
+    let mut name = None;
+    for mut layer in layers {
+        if let Some(n) = layer.name.take() {
+            name = Some(n);
+        }
+        config.merge(layer);
+    }
+    check_merged(&config)?;
+    Ok((config, name))
+}
+
+/// Checks that span files: a later file may add the kernel an earlier
+/// file's `append` was meant for.
+fn check_merged(config: &VmConfig) -> Result<()> {
+    let boot = &config.boot;
+    if boot.kernel.is_none() && (boot.initrd.is_some() || boot.append.is_some()) {
+        return Err(Error::invalid(
+            "boot has an initrd or append line but no kernel",
+            "add `boot: (kernel: \"...\")`, or remove initrd and append",
+        ));
+    }
+    let mut forwards: Vec<(&Forward, &Name)> = Vec::new();
+    for net in &config.network {
+        let Network::User(user) = net;
+        for fwd in &user.forwards {
+            if let Some((_, other)) = forwards.iter().find(|(f, _)| {
+                f.host == fwd.host && f.protocol == fwd.protocol && f.bind == fwd.bind
+            }) {
+                return Err(Error::invalid(
+                    format!(
+                        "host port {}:{} is forwarded twice (networks `{}` and `{}`)",
+                        fwd.bind, fwd.host.0, other, user.name
+                    ),
+                    "forward each host port once",
+                ));
+            }
+            forwards.push((fwd, &user.name));
+        }
+    }
+    check_arguments(&config.arguments).map_err(|bad| Error::invalid(bad.message, bad.help))
+}
+
+/// QEMU options maqet sets itself (DESIGN.md §4). Passing them again would
+/// open a second monitor, daemonize behind maqet's back or redirect the
+/// serial console maqet attaches to.
+const OWNED_OPTIONS: [&str; 12] = [
+    "qmp",
+    "qmp-pretty",
+    "monitor",
+    "mon",
+    "daemonize",
+    "pidfile",
+    "incoming",
+    "runas",
+    "chroot",
+    "run-with",
+    "nographic",
+    "serial",
+];
+
+/// Ids maqet gives its own chardevs and devices.
+pub const RESERVED_ID_PREFIX: &str = "maqet-";
+
+pub struct BadArgument {
+    pub word: String,
+    pub message: String,
+    pub help: String,
+}
+
+/// Refuse `arguments` that take over options maqet owns.
+pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> {
+    for word in args {
+        if let Some(option) = word.strip_prefix('-') {
+            // QEMU accepts `--opt` as well as `-opt`.
+            let option = option.strip_prefix('-').unwrap_or(option);
+            let option = option.split('=').next().unwrap_or(option);
+            if OWNED_OPTIONS.contains(&option) {
+                return Err(BadArgument {
+                    word: word.clone(),
+                    message: format!("`{word}` is set by maqet and cannot be passed in `arguments`"),
+                    help: match option {
+                        "nographic" | "serial" => "maqet puts the first serial port on its console socket (`maqet console`); use `display: Headless` for no window".into(),
+                        "daemonize" => "maqet already detaches QEMU from your terminal".into(),
+                        _ => "maqet gives QEMU its own QMP socket and pidfile; use `maqet qmp` to talk to the VM".into(),
+                    },
+                });
+            }
+            if option.chars().any(char::is_whitespace) {
+                return Err(BadArgument {
+                    word: word.clone(),
+                    message: format!("`{word}` holds an option and its value in one element"),
+                    help: "write each word as its own element: [\"-device\", \"virtio-rng-pci\"]"
+                        .into(),
+                });
+            }
+        }
+        if uses_reserved_id(word) {
+            return Err(BadArgument {
+                word: word.clone(),
+                message: format!(
+                    "`{word}` uses the `{RESERVED_ID_PREFIX}` prefix, which maqet reserves for its own ids"
+                ),
+                help: "choose ids that do not start with `maqet-`".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// True when a word names one of maqet's ids: `id=maqet-qmp`,
+/// `chardev:maqet-console`, or a bare `maqet-...`.
+fn uses_reserved_id(word: &str) -> bool {
+    word.split(',').any(|part| {
+        let value = part.rsplit(['=', ':']).next().unwrap_or(part);
+        value.starts_with(RESERVED_ID_PREFIX)
+    })
+}

@@ -1,0 +1,404 @@
+//! The VM configuration: what a RON file may say, and what the store keeps.
+//!
+//! One set of types serves both. A config file is parsed into a [`Layer`]
+//! (every field optional, so files can be stacked); layers are merged onto
+//! [`VmConfig::default`] or onto a VM's stored config. Storage and network
+//! entries are complete in each file: a later entry with the same name
+//! replaces the earlier one whole.
+
+use std::net::Ipv4Addr;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use super::load::{Program, UserPath};
+use super::values::{Cpus, DiskSize, Memory, MountTag, Name};
+
+pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
+pub const DEFAULT_MACHINE: &str = "q35";
+pub const DEFAULT_MEMORY: &str = "1G";
+
+/// One config file, or the command-line overrides, before merging.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub name: Option<Name>,
+    pub binary: Option<Program>,
+    pub machine: Option<Name>,
+    pub accel: Option<Accel>,
+    pub memory: Option<Memory>,
+    pub cpus: Option<Cpus>,
+    pub display: Option<Display>,
+    pub vga: Option<Vga>,
+    pub boot: Option<BootLayer>,
+    pub storage: Option<Vec<Storage>>,
+    pub network: Option<Vec<Network>>,
+    pub arguments: Option<Vec<String>>,
+}
+
+/// Direct kernel boot and firmware; merged field by field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootLayer {
+    pub kernel: Option<UserPath>,
+    pub initrd: Option<UserPath>,
+    pub append: Option<String>,
+    pub firmware: Option<UserPath>,
+}
+
+/// A VM's whole configuration, as stored: every path absolute and checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmConfig {
+    pub binary: Program,
+    pub machine: Name,
+    pub accel: Accel,
+    pub memory: Memory,
+    pub cpus: Cpus,
+    pub display: Display,
+    pub vga: Vga,
+    pub boot: Boot,
+    pub storage: Vec<Storage>,
+    pub network: Vec<Network>,
+    pub arguments: Vec<String>,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            binary: Program::new(DEFAULT_BINARY),
+            machine: DEFAULT_MACHINE
+                .parse()
+                .expect("the default machine is a valid name"),
+            accel: Accel::Auto,
+            memory: Memory::parse(DEFAULT_MEMORY).expect("the default memory is valid"),
+            cpus: Cpus(1),
+            display: Display::Headless,
+            vga: Vga::Std,
+            boot: Boot::default(),
+            storage: Vec::new(),
+            network: Vec::new(),
+            arguments: Vec::new(),
+        }
+    }
+}
+
+impl VmConfig {
+    /// Lay `layer` over this config: set fields win, boot merges field by
+    /// field, storage and network entries replace same-named ones or are
+    /// appended, arguments are appended.
+    pub fn merge(&mut self, layer: Layer) {
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        set(&mut self.binary, layer.binary);
+        set(&mut self.machine, layer.machine);
+        set(&mut self.accel, layer.accel);
+        set(&mut self.memory, layer.memory);
+        set(&mut self.cpus, layer.cpus);
+        set(&mut self.display, layer.display);
+        set(&mut self.vga, layer.vga);
+        if let Some(boot) = layer.boot {
+            let b = &mut self.boot;
+            b.kernel = boot.kernel.or(b.kernel.take());
+            b.initrd = boot.initrd.or(b.initrd.take());
+            b.append = boot.append.or(b.append.take());
+            b.firmware = boot.firmware.or(b.firmware.take());
+        }
+        merge_named(
+            &mut self.storage,
+            layer.storage.unwrap_or_default(),
+            Storage::name,
+        );
+        merge_named(
+            &mut self.network,
+            layer.network.unwrap_or_default(),
+            Network::name,
+        );
+        self.arguments.extend(layer.arguments.unwrap_or_default());
+    }
+}
+
+fn merge_named<T>(into: &mut Vec<T>, new: Vec<T>, name: fn(&T) -> &Name) {
+    for item in new {
+        match into.iter_mut().find(|old| name(old) == name(&item)) {
+            Some(old) => *old = item,
+            None => into.push(item),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Accel {
+    /// KVM when /dev/kvm is usable at start, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Display {
+    /// No window: the guest is reached through the serial console and QMP.
+    /// (Not `None`: with implicit `Some`, `None` would mean "unset".)
+    Headless,
+    Gtk,
+    Sdl,
+    /// A VNC server on `bind:5900+display`.
+    Vnc {
+        display: u8,
+        #[serde(default = "localhost")]
+        bind: Ipv4Addr,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Vga {
+    Std,
+    Virtio,
+    Qxl,
+    Cirrus,
+    Off,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Boot {
+    pub kernel: Option<UserPath>,
+    pub initrd: Option<UserPath>,
+    pub append: Option<String>,
+    pub firmware: Option<UserPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Storage {
+    Qcow2(Qcow2Drive),
+    Raw(RawDrive),
+    Cdrom(CdromDrive),
+    Virtfs(VirtfsShare),
+}
+
+impl Storage {
+    pub fn name(&self) -> &Name {
+        match self {
+            Storage::Qcow2(d) => &d.name,
+            Storage::Raw(d) => &d.name,
+            Storage::Cdrom(d) => &d.name,
+            Storage::Virtfs(d) => &d.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::Qcow2(_) => "qcow2",
+            Storage::Raw(_) => "raw",
+            Storage::Cdrom(_) => "cdrom",
+            Storage::Virtfs(_) => "virtfs",
+        }
+    }
+}
+
+/// A qcow2 disk. Without `file`, maqet keeps it at
+/// `$data_dir/disks/<vm-id>/<name>.qcow2` and creates it at `size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qcow2Drive {
+    pub name: Name,
+    #[serde(default)]
+    pub file: Option<UserPath>,
+    #[serde(default)]
+    pub size: Option<DiskSize>,
+    #[serde(default)]
+    pub interface: Interface,
+    #[serde(default)]
+    pub backing_file: Option<UserPath>,
+    #[serde(default)]
+    pub backing_format: Option<ImageFormat>,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// A raw disk image: an existing file, or one maqet creates at `size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrive {
+    pub name: Name,
+    pub file: UserPath,
+    #[serde(default)]
+    pub size: Option<DiskSize>,
+    #[serde(default)]
+    pub interface: Interface,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// CD-ROM media (an ISO image), always read-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdromDrive {
+    pub name: Name,
+    pub file: UserPath,
+    #[serde(default = "cdrom_interface")]
+    pub interface: Interface,
+}
+
+/// A host directory shared with the guest over virtio-9p.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtfsShare {
+    pub name: Name,
+    pub path: UserPath,
+    /// Defaults to the share's name.
+    #[serde(default)]
+    pub mount_tag: Option<MountTag>,
+    #[serde(default)]
+    pub security_model: SecurityModel,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+impl VirtfsShare {
+    pub fn tag(&self) -> &str {
+        self.mount_tag
+            .as_ref()
+            .map_or(self.name.as_str(), MountTag::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Interface {
+    #[default]
+    Virtio,
+    Sata,
+    Ide,
+    Scsi,
+}
+
+fn cdrom_interface() -> Interface {
+    Interface::Sata
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageFormat {
+    Qcow2,
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecurityModel {
+    /// Guest ownership and modes kept in extended attributes; the safe default.
+    #[default]
+    MappedXattr,
+    MappedFile,
+    Passthrough,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Network {
+    /// QEMU's user-mode network (slirp): no privileges, NAT, port forwards.
+    User(UserNetwork),
+}
+
+impl Network {
+    pub fn name(&self) -> &Name {
+        match self {
+            Network::User(n) => &n.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserNetwork {
+    pub name: Name,
+    #[serde(default)]
+    pub model: NicModel,
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    #[serde(default)]
+    pub forwards: Vec<Forward>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NicModel {
+    #[default]
+    VirtioNet,
+    E1000,
+    Rtl8139,
+}
+
+/// A host port forwarded to a guest port. Bound to 127.0.0.1 unless `bind`
+/// says otherwise, so a VM's SSH is not opened to the network by accident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    pub host: Port,
+    pub guest: Port,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default = "localhost")]
+    pub bind: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+fn localhost() -> Ipv4Addr {
+    Ipv4Addr::LOCALHOST
+}
+
+/// A TCP/UDP port, 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u16::deserialize(d)? {
+            0 => Err(de::Error::custom("port 0 is not a port: give 1 to 65535")),
+            n => Ok(Port(n)),
+        }
+    }
+}
+
+/// A MAC address `xx:xx:xx:xx:xx:xx`, unicast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Mac(String);
+
+impl Mac {
+    pub fn new(text: &str) -> Result<Mac, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let hex_ok = parts.len() == 6
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+        if !hex_ok {
+            return Err(format!(
+                "`{text}` is not a MAC address: write six hex pairs, like \"52:54:00:12:34:56\""
+            ));
+        }
+        let first = u8::from_str_radix(parts[0], 16).map_err(|e| e.to_string())?;
+        if first & 1 == 1 {
+            return Err(format!(
+                "`{text}` is a multicast MAC address; a NIC needs a unicast one"
+            ));
+        }
+        Ok(Mac(text.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Mac::new(&text).map_err(de::Error::custom)
+    }
+}

@@ -1,0 +1,189 @@
+//! Where maqet keeps its files (DESIGN.md §2), and making those directories
+//! private.
+
+use std::ffi::OsString;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The data and runtime roots for this invocation.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// Database, lock file and disks maqet creates.
+    pub data: Utf8PathBuf,
+    /// Per-VM sockets, pidfiles and logs.
+    pub runtime: Utf8PathBuf,
+}
+
+/// The environment the directories are derived from; a struct so tests can
+/// give one without touching the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct DirsEnv {
+    pub data_flag: Option<OsString>,
+    pub runtime_flag: Option<OsString>,
+    pub maqet_data_dir: Option<OsString>,
+    pub maqet_runtime_dir: Option<OsString>,
+    pub xdg_data_home: Option<OsString>,
+    pub xdg_state_home: Option<OsString>,
+    pub home: Option<OsString>,
+}
+
+impl DirsEnv {
+    pub fn from_process(data_flag: Option<OsString>, runtime_flag: Option<OsString>) -> DirsEnv {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        DirsEnv {
+            data_flag,
+            runtime_flag,
+            maqet_data_dir: var("MAQET_DATA_DIR"),
+            maqet_runtime_dir: var("MAQET_RUNTIME_DIR"),
+            xdg_data_home: var("XDG_DATA_HOME"),
+            xdg_state_home: var("XDG_STATE_HOME"),
+            home: var("HOME"),
+        }
+    }
+}
+
+impl Dirs {
+    /// data = --data-dir > MAQET_DATA_DIR > $XDG_DATA_HOME/maqet > ~/.local/share/maqet;
+    /// runtime = --runtime-dir > MAQET_RUNTIME_DIR > $XDG_STATE_HOME/maqet/run >
+    /// ~/.local/state/maqet/run. Relative XDG values are ignored, as the XDG
+    /// spec says.
+    pub fn resolve(env: &DirsEnv, cwd: &Utf8Path) -> Result<Dirs> {
+        let data = pick(
+            cwd,
+            [
+                (&env.data_flag, "--data-dir"),
+                (&env.maqet_data_dir, "MAQET_DATA_DIR"),
+            ],
+            &env.xdg_data_home,
+            "maqet",
+            &env.home,
+            ".local/share/maqet",
+        )?;
+        let runtime = pick(
+            cwd,
+            [
+                (&env.runtime_flag, "--runtime-dir"),
+                (&env.maqet_runtime_dir, "MAQET_RUNTIME_DIR"),
+            ],
+            &env.xdg_state_home,
+            "maqet/run",
+            &env.home,
+            ".local/state/maqet/run",
+        )?;
+        Ok(Dirs { data, runtime })
+    }
+
+    pub fn database(&self) -> Utf8PathBuf {
+        self.data.join("maqet.redb")
+    }
+
+    pub fn lock_file(&self) -> Utf8PathBuf {
+        self.data.join("maqet.lock")
+    }
+}
+
+fn pick(
+    cwd: &Utf8Path,
+    explicit: [(&Option<OsString>, &str); 2],
+    xdg: &Option<OsString>,
+    xdg_tail: &str,
+    home: &Option<OsString>,
+    home_tail: &str,
+) -> Result<Utf8PathBuf> {
+    for (value, source) in explicit {
+        if let Some(v) = value {
+            let path = utf8(v, source)?;
+            return Ok(cwd.join(path));
+        }
+    }
+    if let Some(v) = xdg {
+        let path = utf8(v, "XDG variable")?;
+        if path.is_absolute() {
+            return Ok(path.join(xdg_tail));
+        }
+    }
+    match home {
+        Some(h) => {
+            let home = utf8(h, "HOME")?;
+            if !home.is_absolute() {
+                return Err(Error::usage(
+                    format!("HOME is `{home}`, which is not an absolute path"),
+                    "set HOME to your home directory, or give --data-dir and --runtime-dir",
+                ));
+            }
+            Ok(home.join(home_tail))
+        }
+        None => Err(Error::usage(
+            "HOME is not set, so maqet does not know where to keep its files",
+            "set HOME, or give --data-dir and --runtime-dir (or MAQET_DATA_DIR and MAQET_RUNTIME_DIR)",
+        )),
+    }
+}
+
+fn utf8(value: &OsString, source: &str) -> Result<Utf8PathBuf> {
+    let text = value.to_str().ok_or_else(|| {
+        Error::usage(
+            format!("{source} `{}` is not valid UTF-8", value.to_string_lossy()),
+            "use a directory whose path is valid UTF-8",
+        )
+    })?;
+    Ok(Utf8PathBuf::from(text))
+}
+
+/// Create `dir` (and missing parents) with mode 0700 whatever the umask, or
+/// check that an existing one is safe: a real directory, ours, and closed to
+/// group and others.
+pub fn ensure_private_dir(dir: &Utf8Path) -> Result<()> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("cannot create directory", dir, e))?;
+        // DirBuilder's mode is filtered by the umask; a umask of 0777 would
+        // leave a directory even we cannot enter.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("cannot set the mode of", dir, e))?;
+    }
+    check_private_dir(dir)
+}
+
+/// Refuse a directory that is a symlink, someone else's, or open to others.
+pub fn check_private_dir(dir: &Utf8Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot inspect", dir, e))?;
+    let refuse = |reason: String, help: String| Error::UnsafeDir {
+        path: dir.to_owned(),
+        reason,
+        help,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refuse(
+            "it is a symbolic link".into(),
+            "maqet keeps its files in a real directory: remove the link, or point maqet at the target with --data-dir/--runtime-dir".into(),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(refuse(
+            "it is not a directory".into(),
+            "move the file away, or choose another directory".into(),
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(refuse(
+            format!("it belongs to uid {}, not to you (uid {me})", meta.uid()),
+            "use a directory you own".into(),
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(refuse(
+            format!("its mode is {mode:04o}: group or others can get in"),
+            format!("run `chmod 700 {dir}` and try again"),
+        ));
+    }
+    Ok(())
+}

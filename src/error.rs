@@ -1,0 +1,239 @@
+//! Every way a maqet command can fail, each with a stable code, a line that
+//! tells the user what to do, and its exit code (docs/exit-codes.md).
+
+use camino::Utf8PathBuf;
+use miette::{Diagnostic, NamedSource, SourceSpan};
+
+use crate::paths::PathError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Process exit codes, documented in docs/exit-codes.md.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_FOUND_OR_INVALID: u8 = 3;
+    pub const REFUSED: u8 = 4;
+    pub const TIMED_OUT: u8 = 5;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    #[error("{message}")]
+    #[diagnostic(code(maqet::usage))]
+    Usage {
+        message: String,
+        #[help]
+        help: String,
+    },
+
+    /// A config file that does not parse or does not validate.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(Box<ConfigError>),
+
+    /// A configuration value that is wrong but has no file to point into
+    /// (command-line overrides, merged results).
+    #[error("{message}")]
+    #[diagnostic(code(maqet::config::invalid))]
+    Invalid {
+        message: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("cannot read config file {path}: {source}")]
+    #[diagnostic(
+        code(maqet::config::unreadable),
+        help("check that the file exists and that you can read it")
+    )]
+    ConfigUnreadable {
+        path: Utf8PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("path refused: {source}")]
+    #[diagnostic(code(maqet::path))]
+    Path {
+        #[source]
+        source: PathError,
+        #[help]
+        help: String,
+    },
+
+    #[error("no VM is named or has an id starting with `{query}`")]
+    #[diagnostic(
+        code(maqet::vm::not_found),
+        help("`maqet ls` lists the VMs; ids may be shortened to 4 or more characters")
+    )]
+    VmNotFound { query: String },
+
+    #[error("`{query}` matches {} VMs: {}", candidates.len(), candidates.join(", "))]
+    #[diagnostic(
+        code(maqet::vm::ambiguous),
+        help("give more characters of the id, or the VM's name")
+    )]
+    Ambiguous {
+        query: String,
+        candidates: Vec<String>,
+    },
+
+    #[error("a VM named `{name}` already exists (id {id})")]
+    #[diagnostic(
+        code(maqet::vm::name_taken),
+        help(
+            "choose another name with --name, or change the existing VM with `maqet apply {name} ...`"
+        )
+    )]
+    NameTaken { name: String, id: String },
+
+    #[error("VM `{name}` is {status}")]
+    #[diagnostic(code(maqet::vm::busy))]
+    VmActive {
+        name: String,
+        status: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(maqet::refused))]
+    Refused {
+        message: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("{path} is not safe to use: {reason}")]
+    #[diagnostic(code(maqet::dir::unsafe_dir))]
+    UnsafeDir {
+        path: Utf8PathBuf,
+        reason: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("the maqet store is busy: another maqet held {lock} for over {seconds} s")]
+    #[diagnostic(
+        code(maqet::store::busy),
+        help("wait for the other maqet command to finish, then run this one again")
+    )]
+    Busy { lock: Utf8PathBuf, seconds: u64 },
+
+    #[error(
+        "the store {path} was written by a newer maqet (schema {found}; this maqet knows {supported})"
+    )]
+    #[diagnostic(
+        code(maqet::store::newer),
+        help(
+            "use the newer maqet, or point this one at another --data-dir; the store was left untouched"
+        )
+    )]
+    StoreTooNew {
+        path: Utf8PathBuf,
+        found: u64,
+        supported: u64,
+    },
+
+    #[error("the store {path} is damaged: {detail}")]
+    #[diagnostic(
+        code(maqet::store::damaged),
+        help(
+            "restore {path} from a backup, or move it aside to start an empty store; running VMs are not affected"
+        )
+    )]
+    StoreDamaged { path: Utf8PathBuf, detail: String },
+
+    #[error("{action} {path}: {source}")]
+    #[diagnostic(code(maqet::io))]
+    Io {
+        action: &'static str,
+        path: Utf8PathBuf,
+        #[source]
+        source: std::io::Error,
+        #[help]
+        help: String,
+    },
+
+    #[error("interrupted")]
+    #[diagnostic(code(maqet::interrupted))]
+    Interrupted,
+}
+
+/// A config file error, pointing at the offending text.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{file}: {message}")]
+#[diagnostic(code(maqet::config::invalid))]
+pub struct ConfigError {
+    pub file: Utf8PathBuf,
+    pub message: String,
+    #[source_code]
+    pub source_code: NamedSource<String>,
+    #[label("{label}")]
+    pub span: SourceSpan,
+    pub label: String,
+    #[help]
+    pub help: String,
+    /// Set when the value was refused by the path filter (exit 4).
+    pub refused: bool,
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage { .. } => exit::USAGE,
+            Error::Config(c) if c.refused => exit::REFUSED,
+            Error::Path { source, .. } if source.is_refusal() => exit::REFUSED,
+            Error::Config(_)
+            | Error::Invalid { .. }
+            | Error::ConfigUnreadable { .. }
+            | Error::Path { .. }
+            | Error::VmNotFound { .. }
+            | Error::Ambiguous { .. }
+            | Error::NameTaken { .. } => exit::NOT_FOUND_OR_INVALID,
+            Error::VmActive { .. }
+            | Error::Refused { .. }
+            | Error::UnsafeDir { .. }
+            | Error::StoreTooNew { .. } => exit::REFUSED,
+            Error::Busy { .. } => exit::TIMED_OUT,
+            Error::StoreDamaged { .. } | Error::Io { .. } => exit::FAILED,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>, help: impl Into<String>) -> Error {
+        Error::Invalid {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    pub fn io(action: &'static str, path: impl Into<Utf8PathBuf>, source: std::io::Error) -> Error {
+        let help = match source.kind() {
+            std::io::ErrorKind::PermissionDenied => "check the permissions of the path".into(),
+            std::io::ErrorKind::StorageFull => "free some disk space and try again".into(),
+            _ => "check the path and try again".into(),
+        };
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+            help,
+        }
+    }
+
+    pub fn path(source: PathError) -> Error {
+        let help = source.help();
+        Error::Path { source, help }
+    }
+}

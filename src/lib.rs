@@ -1,0 +1,17 @@
+//! maqet: manage local QEMU virtual machines from one static binary, with no
+//! daemon. The binary is a thin layer over this library: parse (`cli`), act
+//! (`commands`), render (`render`).
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod dirs;
+pub mod error;
+pub mod log;
+pub mod paths;
+pub mod render;
+pub mod store;
+pub mod vm;
+
+pub use error::{Error, Result};

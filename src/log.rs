@@ -1,0 +1,75 @@
+//! Diagnostics on stderr (`-v` warnings, `-vv` info, `-vvv` debug) and a
+//! debug log appended to `--log-file`. stdout carries results only.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{Mutex, OnceLock};
+
+use camino::Utf8Path;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+}
+
+struct Logger {
+    stderr_level: u8,
+    file: Option<Mutex<File>>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Set up logging once, from the global options.
+pub fn init(verbosity: u8, log_file: Option<&Utf8Path>) -> Result<()> {
+    let file = match log_file {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::io("cannot open the log file", path, e))?,
+        )),
+        None => None,
+    };
+    let _ = LOGGER.set(Logger {
+        stderr_level: verbosity,
+        file,
+    });
+    Ok(())
+}
+
+pub fn log(level: Level, args: std::fmt::Arguments<'_>) {
+    let Some(logger) = LOGGER.get() else { return };
+    let tag = match level {
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+    };
+    if logger.stderr_level >= level as u8 {
+        eprintln!("maqet: {tag}: {args}");
+    }
+    if let Some(file) = &logger.file
+        && let Ok(mut f) = file.lock()
+    {
+        let now = crate::vm::Timestamp::now().rfc3339();
+        let _ = writeln!(f, "{now} {} {tag}: {args}", std::process::id());
+    }
+}
+
+pub fn warn(args: std::fmt::Arguments<'_>) {
+    log(Level::Warn, args);
+}
+
+pub fn info(args: std::fmt::Arguments<'_>) {
+    log(Level::Info, args);
+}
+
+pub fn debug(args: std::fmt::Arguments<'_>) {
+    log(Level::Debug, args);
+}

@@ -1,0 +1,61 @@
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use maqet::cli::{self, ParseExit};
+use maqet::error::exit;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args_os().skip(1).collect()) {
+        Ok(cli) => cli,
+        Err(ParseExit::Help(text)) => return print(&text, exit::SUCCESS),
+        Err(ParseExit::Usage(text)) => {
+            eprintln!("{}", text.trim_end());
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let json = cli.json;
+    match maqet::app::run(cli) {
+        Ok(report) => print(&maqet::render::render(&report, json), exit::SUCCESS),
+        Err(err) => {
+            if json {
+                eprint!("{}", maqet::render::error_json(&err));
+            } else {
+                report_error(&err);
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Write results to stdout; a closed pipe (`maqet ls | head -1`) is success.
+fn print(text: &str, code: u8) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::from(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("maqet: cannot write the result: {e}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+/// miette's report, in colour only on a terminal and never with NO_COLOR.
+fn report_error(err: &maqet::Error) {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let mut text = String::new();
+    let rendered = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false)
+        .render_report(&mut text, err);
+    match rendered {
+        Ok(()) => eprint!("{text}"),
+        Err(_) => eprintln!("maqet: {err}"),
+    }
+}

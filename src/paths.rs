@@ -1,0 +1,235 @@
+//! The one safety filter every user-supplied path goes through (DESIGN.md §6).
+//!
+//! A config file is data someone may have copied from elsewhere; a disk image
+//! path of `/etc/shadow` or a shared folder of `/` must never reach QEMU. The
+//! filter resolves a path the way the kernel will (symlinks included, even for
+//! a file that does not exist yet) and refuses anything inside a system
+//! directory, unless it is under the user's own home or temp directory.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// Directories whose contents maqet never reads or writes on a user's behalf.
+const SYSTEM_DIRS: [&str; 12] = [
+    "/etc", "/sys", "/proc", "/dev", "/boot", "/root", "/var", "/usr", "/bin", "/sbin", "/lib",
+    "/lib64",
+];
+
+/// Inside a system directory, but meant for users.
+const ALLOWED_INSIDE_SYSTEM: [&str; 1] = ["/dev/shm"];
+
+/// Linux's own limit on symlinks followed in one lookup (`MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// Why a path was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path is empty")]
+    Empty,
+    #[error("`{0}` is not valid UTF-8")]
+    NotUtf8(String),
+    #[error("`{0}` uses `~user`, which maqet does not expand")]
+    OtherUsersHome(String),
+    #[error("cannot expand `~`: $HOME is not set")]
+    NoHome,
+    #[error("`{path}` resolves to `{resolved}`, inside the system directory {dir}")]
+    SystemDir {
+        path: String,
+        resolved: String,
+        dir: String,
+    },
+    #[error("`{0}` is the filesystem root")]
+    Root(String),
+    #[error("`{path}` has too many levels of symbolic links")]
+    SymlinkLoop { path: String },
+    #[error("cannot resolve `{path}`: {reason}")]
+    Unreadable { path: String, reason: String },
+}
+
+impl PathError {
+    /// True when the path was understood but is not allowed (exit code 4),
+    /// false when it could not be understood at all (exit code 3).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PathError::SystemDir { .. } | PathError::Root(_))
+    }
+
+    pub fn help(&self) -> String {
+        match self {
+            PathError::SystemDir { .. } | PathError::Root(_) => {
+                "maqet never points QEMU at system directories; copy the file under your home \
+                 directory, your temp directory or /dev/shm and use that path"
+                    .into()
+            }
+            PathError::NotUtf8(_) => "rename the file so its path is valid UTF-8".into(),
+            PathError::OtherUsersHome(_) => "write the path out in full".into(),
+            PathError::NoHome => "set HOME, or write the path out in full".into(),
+            PathError::Empty => "give a file or directory path".into(),
+            PathError::SymlinkLoop { .. } => "fix the symbolic links along the path".into(),
+            PathError::Unreadable { .. } => "check the path and its permissions".into(),
+        }
+    }
+}
+
+/// The places the filter lets a path into even though they are under a system
+/// directory: the user's own home (which is `/root` for root, and under `/var`
+/// on Fedora Silverblue) and temp directory.
+#[derive(Debug, Clone)]
+pub struct PathPolicy {
+    home: Option<PathBuf>,
+    exempt: Vec<PathBuf>,
+}
+
+impl PathPolicy {
+    /// The policy for this process: `$HOME` and the temp directory.
+    pub fn from_env() -> PathPolicy {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        PathPolicy::new(home, Some(std::env::temp_dir()))
+    }
+
+    /// A policy with an explicit home and temp directory (for tests).
+    pub fn new(home: Option<PathBuf>, temp: Option<PathBuf>) -> PathPolicy {
+        let exempt = [&home, &temp]
+            .into_iter()
+            .flatten()
+            .filter(|p| p.is_absolute())
+            .filter_map(|p| resolve(p).ok())
+            .filter(|p| is_reasonable_exemption(p))
+            .collect();
+        PathPolicy { home, exempt }
+    }
+
+    /// Resolve `raw` (relative paths against `base`) and check it.
+    ///
+    /// Returns the absolute, symlink-free path that QEMU should be given.
+    pub fn check(&self, raw: &OsStr, base: &Utf8Path) -> Result<Utf8PathBuf, PathError> {
+        let text = raw.to_str().ok_or_else(|| PathError::NotUtf8(lossy(raw)))?;
+        if text.is_empty() {
+            return Err(PathError::Empty);
+        }
+        let expanded = self.expand_tilde(text)?;
+        let absolute = if expanded.is_absolute() {
+            expanded
+        } else {
+            base.as_std_path().join(expanded)
+        };
+        let resolved = resolve(&absolute).map_err(|e| match e {
+            ResolveError::Loop => PathError::SymlinkLoop { path: text.into() },
+            ResolveError::Io(err) => PathError::Unreadable {
+                path: text.into(),
+                reason: err.to_string(),
+            },
+        })?;
+        let resolved = Utf8PathBuf::from_path_buf(resolved)
+            .map_err(|p| PathError::NotUtf8(p.to_string_lossy().into_owned()))?;
+        self.judge(text, resolved)
+    }
+
+    fn expand_tilde(&self, text: &str) -> Result<PathBuf, PathError> {
+        let Some(rest) = text.strip_prefix('~') else {
+            return Ok(PathBuf::from(text));
+        };
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return Err(PathError::OtherUsersHome(text.into()));
+        }
+        let home = self.home.as_ref().ok_or(PathError::NoHome)?;
+        Ok(home.join(rest.trim_start_matches('/')))
+    }
+
+    fn judge(&self, text: &str, resolved: Utf8PathBuf) -> Result<Utf8PathBuf, PathError> {
+        let std = resolved.as_std_path();
+        if self.exempt.iter().any(|dir| std.starts_with(dir))
+            || ALLOWED_INSIDE_SYSTEM.iter().any(|dir| std.starts_with(dir))
+        {
+            return Ok(resolved);
+        }
+        if resolved.as_str() == "/" {
+            return Err(PathError::Root(text.into()));
+        }
+        if let Some(dir) = SYSTEM_DIRS.iter().find(|dir| std.starts_with(dir)) {
+            return Err(PathError::SystemDir {
+                path: text.into(),
+                resolved: resolved.to_string(),
+                dir: (*dir).into(),
+            });
+        }
+        Ok(resolved)
+    }
+}
+
+/// A home or temp directory of `/`, `/usr` or `/var` would exempt a whole
+/// system tree; such a setting is ignored rather than trusted.
+fn is_reasonable_exemption(dir: &Path) -> bool {
+    dir != Path::new("/")
+        && !SYSTEM_DIRS
+            .iter()
+            .any(|s| dir == Path::new(s) && *s != "/root")
+}
+
+fn lossy(raw: &OsStr) -> String {
+    raw.to_string_lossy().into_owned()
+}
+
+enum ResolveError {
+    Loop,
+    Io(io::Error),
+}
+
+/// Resolve an absolute path like `realpath -m`: every symlink along it is
+/// followed, `..` is applied after the symlink before it, and components that
+/// do not exist yet are kept as written. This is what the kernel will do when
+/// QEMU later opens or creates the file, so a dangling symlink to `/etc/x` is
+/// seen as `/etc/x`.
+fn resolve(path: &Path) -> Result<PathBuf, ResolveError> {
+    let mut pending: Vec<OsString> = components_of(path);
+    pending.reverse();
+    let mut resolved = PathBuf::from("/");
+    let mut followed = 0usize;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        resolved.push(&part);
+        match std::fs::symlink_metadata(&resolved) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                followed += 1;
+                if followed > MAX_SYMLINKS {
+                    return Err(ResolveError::Loop);
+                }
+                let target = std::fs::read_link(&resolved).map_err(ResolveError::Io)?;
+                resolved.pop();
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                let mut parts = components_of(&target);
+                parts.reverse();
+                pending.extend(parts);
+            }
+            Ok(_) => {}
+            // Not there yet: it will be created under the parent resolved so far.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) if err.raw_os_error() == Some(nix::libc::ENOTDIR) => {}
+            Err(err) => return Err(ResolveError::Io(err)),
+        }
+    }
+    Ok(resolved)
+}
+
+/// The normal and `..` components of a path; `.` and the root are dropped.
+fn components_of(path: &Path) -> Vec<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

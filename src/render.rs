@@ -1,0 +1,432 @@
+//! Turning results into what the user reads: aligned tables for people,
+//! JSON with stable field names (docs/json.md) for scripts. Rendering never
+//! queries anything.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::config::{Display, Interface, Network, Storage, VmConfig};
+use crate::error::Error;
+use crate::vm::Vm;
+
+/// A command's result, ready to render.
+pub enum Report {
+    Version,
+    Added(Vm),
+    Applied { vm: Vm, created: bool },
+    List(Vec<Vm>),
+    Info(Box<Vm>),
+    Removed(Vec<Vm>),
+}
+
+pub fn render(report: &Report, json: bool) -> String {
+    if json {
+        let mut text = serde_json::to_string_pretty(&to_json(report))
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        text.push('\n');
+        return text;
+    }
+    match report {
+        Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
+        Report::Added(vm) => format!("{}\n", vm.id),
+        Report::Applied { vm, created } => {
+            let verb = if *created { "created" } else { "updated" };
+            format!("{verb} {} ({})\n", vm.name, vm.id.short())
+        }
+        Report::List(vms) => table(vms),
+        Report::Info(vm) => info(vm),
+        Report::Removed(vms) => vms
+            .iter()
+            .map(|vm| format!("removed {} ({})\n", vm.name, vm.id.short()))
+            .collect(),
+    }
+}
+
+fn to_json(report: &Report) -> Value {
+    match report {
+        Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
+        Report::Added(vm) => json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }),
+        Report::Applied { vm, created } => json!({
+            "id": vm.id.as_str(),
+            "name": vm.name.as_str(),
+            "created": created,
+        }),
+        Report::List(vms) => Value::Array(vms.iter().map(summary_json).collect()),
+        Report::Info(vm) => vm_json(vm),
+        Report::Removed(vms) => Value::Array(
+            vms.iter()
+                .map(|vm| json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }))
+                .collect(),
+        ),
+    }
+}
+
+fn table(vms: &[Vm]) -> String {
+    let rows: Vec<[String; 5]> = vms
+        .iter()
+        .map(|vm| {
+            [
+                vm.name.to_string(),
+                vm.id.short().to_owned(),
+                vm.status.to_string(),
+                vm.config.memory.0.human(),
+                vm.config.cpus.0.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "ID", "STATUS", "MEMORY", "CPUS"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn info(vm: &Vm) -> String {
+    let c = &vm.config;
+    let mut rows: Vec<(&str, String)> = vec![
+        ("name", vm.name.to_string()),
+        ("id", vm.id.to_string()),
+        ("status", vm.status.to_string()),
+        ("created", vm.created.rfc3339()),
+        ("updated", vm.updated.rfc3339()),
+    ];
+    for (i, source) in vm.sources.iter().enumerate() {
+        rows.push((if i == 0 { "sources" } else { "" }, source.to_string()));
+    }
+    rows.extend([
+        ("binary", c.binary.as_str().to_owned()),
+        ("machine", c.machine.to_string()),
+        ("accel", accel_name(c).to_owned()),
+        ("memory", c.memory.0.human()),
+        ("cpus", c.cpus.0.to_string()),
+        ("display", display_text(&c.display)),
+        ("vga", vga_name(c).to_owned()),
+    ]);
+    let boot = &c.boot;
+    for (key, value) in [
+        (
+            "kernel",
+            boot.kernel.as_ref().map(|p| p.as_path().to_string()),
+        ),
+        (
+            "initrd",
+            boot.initrd.as_ref().map(|p| p.as_path().to_string()),
+        ),
+        ("append", boot.append.clone()),
+        (
+            "firmware",
+            boot.firmware.as_ref().map(|p| p.as_path().to_string()),
+        ),
+    ] {
+        if let Some(v) = value {
+            rows.push((key, v));
+        }
+    }
+    let storage = if c.storage.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        c.storage.iter().map(storage_line).collect()
+    };
+    for (i, line) in storage.into_iter().enumerate() {
+        rows.push((if i == 0 { "storage" } else { "" }, line));
+    }
+    let network = if c.network.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        c.network.iter().flat_map(network_lines).collect()
+    };
+    for (i, line) in network.into_iter().enumerate() {
+        rows.push((if i == 0 { "network" } else { "" }, line));
+    }
+    if !c.arguments.is_empty() {
+        rows.push(("arguments", c.arguments.join(" ")));
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    rows.iter()
+        .map(|(key, value)| {
+            let label = if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}:")
+            };
+            format!("{label:<width$} {value}\n")
+        })
+        .collect()
+}
+
+fn storage_line(drive: &Storage) -> String {
+    match drive {
+        Storage::Qcow2(d) => {
+            let mut line = format!("{} qcow2 {}", d.name, interface_name(d.interface));
+            if let Some(size) = d.size {
+                let _ = write!(line, " {}", size.0);
+            }
+            match &d.file {
+                Some(f) => {
+                    let _ = write!(line, " {}", f.as_path());
+                }
+                None => line.push_str(" (maqet creates it)"),
+            }
+            if let Some(b) = &d.backing_file {
+                let _ = write!(line, " backing {}", b.as_path());
+            }
+            if d.readonly {
+                line.push_str(" readonly");
+            }
+            line
+        }
+        Storage::Raw(d) => {
+            let mut line = format!("{} raw {}", d.name, interface_name(d.interface));
+            if let Some(size) = d.size {
+                let _ = write!(line, " {}", size.0);
+            }
+            let _ = write!(line, " {}", d.file.as_path());
+            if d.readonly {
+                line.push_str(" readonly");
+            }
+            line
+        }
+        Storage::Cdrom(d) => format!(
+            "{} cdrom {} {}",
+            d.name,
+            interface_name(d.interface),
+            d.file.as_path()
+        ),
+        Storage::Virtfs(d) => format!(
+            "{} virtfs {} tag={} {}{}",
+            d.name,
+            d.path.as_path(),
+            d.tag(),
+            security_model_name(d),
+            if d.readonly { " readonly" } else { "" }
+        ),
+    }
+}
+
+fn network_lines(net: &Network) -> Vec<String> {
+    let Network::User(n) = net;
+    let mut head = format!("{} user {}", n.name, nic_name(n));
+    if let Some(mac) = &n.mac {
+        let _ = write!(head, " mac {}", mac.as_str());
+    }
+    let mut lines = vec![head];
+    for f in &n.forwards {
+        lines.push(format!(
+            "  {} {}:{} -> {}",
+            protocol_name(f),
+            f.bind,
+            f.host.0,
+            f.guest.0
+        ));
+    }
+    lines
+}
+
+fn accel_name(c: &VmConfig) -> &'static str {
+    use crate::config::Accel;
+    match c.accel {
+        Accel::Auto => "auto",
+        Accel::Kvm => "kvm",
+        Accel::Tcg => "tcg",
+    }
+}
+
+fn vga_name(c: &VmConfig) -> &'static str {
+    use crate::config::Vga;
+    match c.vga {
+        Vga::Std => "std",
+        Vga::Virtio => "virtio",
+        Vga::Qxl => "qxl",
+        Vga::Cirrus => "cirrus",
+        Vga::Off => "off",
+    }
+}
+
+fn display_text(d: &Display) -> String {
+    match d {
+        Display::Headless => "headless".into(),
+        Display::Gtk => "gtk".into(),
+        Display::Sdl => "sdl".into(),
+        Display::Vnc { display, bind } => format!("vnc {bind}:{display}"),
+    }
+}
+
+fn interface_name(i: Interface) -> &'static str {
+    match i {
+        Interface::Virtio => "virtio",
+        Interface::Sata => "sata",
+        Interface::Ide => "ide",
+        Interface::Scsi => "scsi",
+    }
+}
+
+fn security_model_name(d: &crate::config::VirtfsShare) -> &'static str {
+    use crate::config::SecurityModel;
+    match d.security_model {
+        SecurityModel::MappedXattr => "mapped-xattr",
+        SecurityModel::MappedFile => "mapped-file",
+        SecurityModel::Passthrough => "passthrough",
+    }
+}
+
+fn nic_name(n: &crate::config::UserNetwork) -> &'static str {
+    use crate::config::NicModel;
+    match n.model {
+        NicModel::VirtioNet => "virtio-net",
+        NicModel::E1000 => "e1000",
+        NicModel::Rtl8139 => "rtl8139",
+    }
+}
+
+fn protocol_name(f: &crate::config::Forward) -> &'static str {
+    use crate::config::Protocol;
+    match f.protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+fn summary_json(vm: &Vm) -> Value {
+    json!({
+        "name": vm.name.as_str(),
+        "id": vm.id.as_str(),
+        "status": vm.status.as_str(),
+        "memory": vm.config.memory.0.human(),
+        "memory_bytes": vm.config.memory.0.0,
+        "cpus": vm.config.cpus.0,
+    })
+}
+
+fn vm_json(vm: &Vm) -> Value {
+    json!({
+        "id": vm.id.as_str(),
+        "name": vm.name.as_str(),
+        "status": vm.status.as_str(),
+        "created": vm.created.rfc3339(),
+        "updated": vm.updated.rfc3339(),
+        "sources": vm.sources,
+        "config": config_json(&vm.config),
+    })
+}
+
+fn config_json(c: &VmConfig) -> Value {
+    let path = |p: &Option<crate::config::UserPath>| p.as_ref().map(|p| p.as_path().to_string());
+    let display = match &c.display {
+        Display::Vnc { display, bind } => {
+            json!({ "kind": "vnc", "display": display, "bind": bind.to_string() })
+        }
+        other => json!({ "kind": display_text(other) }),
+    };
+    json!({
+        "binary": c.binary.as_str(),
+        "machine": c.machine.as_str(),
+        "accel": accel_name(c),
+        "memory": c.memory.0.human(),
+        "memory_bytes": c.memory.0.0,
+        "cpus": c.cpus.0,
+        "display": display,
+        "vga": vga_name(c),
+        "boot": {
+            "kernel": path(&c.boot.kernel),
+            "initrd": path(&c.boot.initrd),
+            "append": c.boot.append,
+            "firmware": path(&c.boot.firmware),
+        },
+        "storage": c.storage.iter().map(storage_json).collect::<Vec<_>>(),
+        "network": c.network.iter().map(network_json).collect::<Vec<_>>(),
+        "arguments": c.arguments,
+    })
+}
+
+fn storage_json(drive: &Storage) -> Value {
+    let path = |p: &crate::config::UserPath| p.as_path().to_string();
+    let size = |s: Option<crate::config::DiskSize>| s.map(|s| s.0.human());
+    let size_bytes = |s: Option<crate::config::DiskSize>| s.map(|s| s.0.0);
+    match drive {
+        Storage::Qcow2(d) => json!({
+            "name": d.name.as_str(),
+            "kind": "qcow2",
+            "file": d.file.as_ref().map(path),
+            "size": size(d.size),
+            "size_bytes": size_bytes(d.size),
+            "interface": interface_name(d.interface),
+            "backing_file": d.backing_file.as_ref().map(path),
+            "backing_format": d.backing_format.map(|f| match f {
+                crate::config::ImageFormat::Qcow2 => "qcow2",
+                crate::config::ImageFormat::Raw => "raw",
+            }),
+            "readonly": d.readonly,
+        }),
+        Storage::Raw(d) => json!({
+            "name": d.name.as_str(),
+            "kind": "raw",
+            "file": path(&d.file),
+            "size": size(d.size),
+            "size_bytes": size_bytes(d.size),
+            "interface": interface_name(d.interface),
+            "readonly": d.readonly,
+        }),
+        Storage::Cdrom(d) => json!({
+            "name": d.name.as_str(),
+            "kind": "cdrom",
+            "file": path(&d.file),
+            "interface": interface_name(d.interface),
+            "readonly": true,
+        }),
+        Storage::Virtfs(d) => json!({
+            "name": d.name.as_str(),
+            "kind": "virtfs",
+            "path": path(&d.path),
+            "mount_tag": d.tag(),
+            "security_model": security_model_name(d),
+            "readonly": d.readonly,
+        }),
+    }
+}
+
+fn network_json(net: &Network) -> Value {
+    let Network::User(n) = net;
+    json!({
+        "name": n.name.as_str(),
+        "kind": "user",
+        "model": nic_name(n),
+        "mac": n.mac.as_ref().map(|m| m.as_str()),
+        "forwards": n.forwards.iter().map(|f| json!({
+            "protocol": protocol_name(f),
+            "bind": f.bind.to_string(),
+            "host": f.host.0,
+            "guest": f.guest.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// An error for `--json` callers: the same facts as the human report.
+pub fn error_json(err: &Error) -> String {
+    use miette::Diagnostic;
+    let value = json!({
+        "error": {
+            "code": err.code().map(|c| c.to_string()),
+            "message": err.to_string(),
+            "help": err.help().map(|h| h.to_string()),
+            "exit_code": err.exit_code(),
+        }
+    });
+    format!("{value}\n")
+}

@@ -1,0 +1,479 @@
+//! The VM registry: one redb file (DESIGN.md §3).
+//!
+//! Tables: `vms` (id → postcard record), `names` (name → id), `meta`
+//! (schema version). Processes take turns through an exclusive `flock` on
+//! `maqet.lock`, held from opening the database until it is closed; every
+//! mutating command is one write transaction.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use nix::fcntl::{Flock, FlockArg};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::config::Name;
+use crate::dirs::{Dirs, check_private_dir, ensure_private_dir};
+use crate::error::{Error, Result};
+use crate::vm::{Vm, VmId, VmRecord};
+
+const VMS: TableDefinition<&str, &[u8]> = TableDefinition::new("vms");
+const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const SCHEMA_KEY: &str = "schema_version";
+
+/// The table layout this maqet reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// How long to wait for another maqet to release the store.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// A step that turns a store of schema `n` into one of schema `n + 1`,
+/// inside the upgrade's single write transaction.
+pub type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
+
+/// Upgrades from older schemas: `MIGRATIONS[i]` takes schema `i + 1` to `i + 2`.
+const MIGRATIONS: &[Migration] = &[];
+
+/// An open store. Holds the lock until dropped.
+pub struct Store {
+    db: Database,
+    path: Utf8PathBuf,
+    // Dropped after `db` (fields drop in order), so the lock outlives the
+    // database handle.
+    _lock: Flock<File>,
+}
+
+impl Store {
+    /// Open the store for a command that changes it, creating the data
+    /// directory and database privately if they do not exist.
+    pub fn open(dirs: &Dirs) -> Result<Store> {
+        ensure_private_dir(&dirs.data)?;
+        let lock = lock(&dirs.lock_file(), lock_wait())?;
+        let path = dirs.database();
+        prepare_db_file(&path)?;
+        let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
+        let store = Store {
+            db,
+            path,
+            _lock: lock,
+        };
+        store.check_schema(MIGRATIONS)?;
+        Ok(store)
+    }
+
+    /// Open the store for reading. A store that does not exist yet is empty,
+    /// and nothing is created for it.
+    pub fn open_existing(dirs: &Dirs) -> Result<Option<Store>> {
+        let path = dirs.database();
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("cannot inspect", path, e)),
+            // Created but never initialised (the first `add` was killed
+            // before redb wrote its header): nothing is stored yet.
+            Ok(meta) if meta.len() == 0 => return Ok(None),
+            Ok(_) => {}
+        }
+        check_private_dir(&dirs.data)?;
+        let lock = lock(&dirs.lock_file(), lock_wait())?;
+        let db = Database::open(&path).map_err(|e| db_error(&path, e))?;
+        let store = Store {
+            db,
+            path,
+            _lock: lock,
+        };
+        // A store whose first transaction never committed has no version
+        // and no tables: it reads as empty, and the first write stamps it.
+        if store.schema_version()?.is_some() {
+            store.check_schema(MIGRATIONS)?;
+        }
+        Ok(Some(store))
+    }
+
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+
+    fn too_new(&self, found: u64) -> Error {
+        Error::StoreTooNew {
+            path: self.path.clone(),
+            found,
+            supported: SCHEMA_VERSION,
+        }
+    }
+
+    fn schema_version(&self) -> Result<Option<u64>> {
+        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        match txn.open_table(META) {
+            Ok(table) => Ok(table
+                .get(SCHEMA_KEY)
+                .map_err(|e| self.damaged(e))?
+                .map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.damaged(e)),
+        }
+    }
+
+    /// Stamp a new store, refuse a newer one untouched, and upgrade an older
+    /// one in one transaction after keeping a copy of the file beside it.
+    pub fn check_schema(&self, migrations: &[Migration]) -> Result<()> {
+        let target = migrations.len() as u64 + 1;
+        match self.schema_version()? {
+            Some(v) if v == target => Ok(()),
+            Some(v) if v > target => Err(self.too_new(v)),
+            Some(v) => self.upgrade(v, target, migrations),
+            None => self.write(|tx| tx.set_schema(target)),
+        }
+    }
+
+    fn upgrade(&self, from: u64, to: u64, migrations: &[Migration]) -> Result<()> {
+        let backup = Utf8PathBuf::from(format!("{}.schema{from}.bak", self.path));
+        copy_private(&self.path, &backup)?;
+        crate::log::info(format_args!(
+            "upgrading {} from schema {from} to {to}; the old store is kept at {backup}",
+            self.path
+        ));
+        self.write(|tx| {
+            for step in &migrations[(from - 1) as usize..(to - 1) as usize] {
+                step(&tx.txn).map_err(|e| self.damaged(e))?;
+            }
+            tx.set_schema(to)
+        })
+    }
+
+    /// Run `f` in one write transaction, committed only if `f` succeeds.
+    pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_write().map_err(|e| self.damaged(e))?;
+        let mut tx = WriteTx { txn, store: self };
+        let value = f(&mut tx)?;
+        tx.txn.commit().map_err(|e| self.damaged(e))?;
+        Ok(value)
+    }
+
+    /// Find one VM by name, full id or unique id prefix.
+    pub fn find(&self, query: &str) -> Result<Vm> {
+        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let (Some(vms), Some(names)) = (self.open_read(&txn, VMS)?, self.open_read(&txn, NAMES)?)
+        else {
+            return Err(Error::VmNotFound {
+                query: query.into(),
+            });
+        };
+        find_in(self, &vms, &names, query)
+    }
+
+    /// Every VM, ordered by name.
+    pub fn list(&self) -> Result<Vec<Vm>> {
+        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let Some(vms) = self.open_read(&txn, VMS)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(vms.len().map_err(|e| self.damaged(e))? as usize);
+        for entry in vms.iter().map_err(|e| self.damaged(e))? {
+            let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
+            out.push(self.decode(bytes.value())?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        txn: &redb::ReadTransaction,
+        def: TableDefinition<K, V>,
+    ) -> Result<Option<redb::ReadOnlyTable<K, V>>> {
+        match txn.open_table(def) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.damaged(e)),
+        }
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Vm> {
+        VmRecord::decode(bytes).map_err(|e| Error::StoreDamaged {
+            path: self.path.clone(),
+            detail: format!("a VM record cannot be read ({e})"),
+        })
+    }
+
+    fn damaged(&self, e: impl Into<redb::Error>) -> Error {
+        db_error(&self.path, e.into())
+    }
+}
+
+/// A write transaction on the store.
+pub struct WriteTx<'s> {
+    txn: redb::WriteTransaction,
+    store: &'s Store,
+}
+
+impl WriteTx<'_> {
+    pub fn find(&self, query: &str) -> Result<Vm> {
+        let vms = self
+            .txn
+            .open_table(VMS)
+            .map_err(|e| self.store.damaged(e))?;
+        let names = self
+            .txn
+            .open_table(NAMES)
+            .map_err(|e| self.store.damaged(e))?;
+        find_in(self.store, &vms, &names, query)
+    }
+
+    /// The id a name belongs to, if any.
+    pub fn id_of(&self, name: &Name) -> Result<Option<VmId>> {
+        let names = self
+            .txn
+            .open_table(NAMES)
+            .map_err(|e| self.store.damaged(e))?;
+        let id = names
+            .get(name.as_str())
+            .map_err(|e| self.store.damaged(e))?
+            .and_then(|v| VmId::parse(v.value()));
+        Ok(id)
+    }
+
+    /// Insert a new VM or replace an existing one (same id), keeping the name
+    /// index in step. Fails if the name belongs to another VM.
+    pub fn put(&mut self, vm: &Vm) -> Result<()> {
+        let bytes = VmRecord::encode(vm).map_err(|e| Error::StoreDamaged {
+            path: self.store.path.clone(),
+            detail: format!("cannot encode the record of {} ({e})", vm.name),
+        })?;
+        if let Some(owner) = self.id_of(&vm.name)?
+            && owner != vm.id
+        {
+            return Err(Error::NameTaken {
+                name: vm.name.to_string(),
+                id: owner.to_string(),
+            });
+        }
+        let mut vms = self
+            .txn
+            .open_table(VMS)
+            .map_err(|e| self.store.damaged(e))?;
+        let mut names = self
+            .txn
+            .open_table(NAMES)
+            .map_err(|e| self.store.damaged(e))?;
+        let old = vms
+            .insert(vm.id.as_str(), bytes.as_slice())
+            .map_err(|e| self.store.damaged(e))?
+            .map(|v| self.store.decode(v.value()))
+            .transpose()?;
+        if let Some(old) = old
+            && old.name != vm.name
+        {
+            names
+                .remove(old.name.as_str())
+                .map_err(|e| self.store.damaged(e))?;
+        }
+        names
+            .insert(vm.name.as_str(), vm.id.as_str())
+            .map_err(|e| self.store.damaged(e))?;
+        Ok(())
+    }
+
+    /// Every VM, ordered by id.
+    pub fn list(&self) -> Result<Vec<Vm>> {
+        let vms = self
+            .txn
+            .open_table(VMS)
+            .map_err(|e| self.store.damaged(e))?;
+        let mut out = Vec::new();
+        for entry in vms.iter().map_err(|e| self.store.damaged(e))? {
+            let (_, bytes) = entry.map_err(|e| self.store.damaged(e))?;
+            out.push(self.store.decode(bytes.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Remove a VM and its name.
+    pub fn remove(&mut self, vm: &Vm) -> Result<()> {
+        let mut vms = self
+            .txn
+            .open_table(VMS)
+            .map_err(|e| self.store.damaged(e))?;
+        let mut names = self
+            .txn
+            .open_table(NAMES)
+            .map_err(|e| self.store.damaged(e))?;
+        vms.remove(vm.id.as_str())
+            .map_err(|e| self.store.damaged(e))?;
+        names
+            .remove(vm.name.as_str())
+            .map_err(|e| self.store.damaged(e))?;
+        Ok(())
+    }
+
+    fn set_schema(&mut self, version: u64) -> Result<()> {
+        // Create every table, so readers never see a half-made store.
+        self.txn
+            .open_table(VMS)
+            .map_err(|e| self.store.damaged(e))?;
+        self.txn
+            .open_table(NAMES)
+            .map_err(|e| self.store.damaged(e))?;
+        let mut meta = self
+            .txn
+            .open_table(META)
+            .map_err(|e| self.store.damaged(e))?;
+        meta.insert(SCHEMA_KEY, version)
+            .map_err(|e| self.store.damaged(e))?;
+        Ok(())
+    }
+}
+
+/// Name first, then full id, then unique id prefix: each one B-tree lookup or
+/// a range scan that stops after the matches.
+fn find_in(
+    store: &Store,
+    vms: &impl ReadableTable<&'static str, &'static [u8]>,
+    names: &impl ReadableTable<&'static str, &'static str>,
+    query: &str,
+) -> Result<Vm> {
+    let get = |id: &str| -> Result<Option<Vm>> {
+        vms.get(id)
+            .map_err(|e| store.damaged(e))?
+            .map(|v| store.decode(v.value()))
+            .transpose()
+    };
+    if let Some(id) = names.get(query).map_err(|e| store.damaged(e))? {
+        let id = id.value().to_owned();
+        return get(&id)?.ok_or_else(|| Error::StoreDamaged {
+            path: store.path.clone(),
+            detail: format!("the name `{query}` points at id {id}, which has no record"),
+        });
+    }
+    let not_found = || Error::VmNotFound {
+        query: query.into(),
+    };
+    let is_hex = query.bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hex || query.len() < VmId::MIN_PREFIX || query.len() > VmId::LEN {
+        return Err(not_found());
+    }
+    let prefix = query.to_ascii_lowercase();
+    // Enough to show the user a useful list when the prefix is ambiguous.
+    const SHOW: usize = 10;
+    let mut matches = Vec::new();
+    for entry in vms.range(prefix.as_str()..).map_err(|e| store.damaged(e))? {
+        let (key, bytes) = entry.map_err(|e| store.damaged(e))?;
+        if !key.value().starts_with(&prefix) || matches.len() == SHOW {
+            break;
+        }
+        matches.push(store.decode(bytes.value())?);
+    }
+    match matches.len() {
+        0 => Err(not_found()),
+        1 => Ok(matches.remove(0)),
+        _ => Err(Error::Ambiguous {
+            query: query.into(),
+            candidates: matches
+                .iter()
+                .map(|vm| format!("{} ({})", vm.name, vm.id.short()))
+                .collect(),
+        }),
+    }
+}
+
+fn lock_wait() -> Duration {
+    // Tests shorten the wait to see the busy error without sitting out 10 s.
+    std::env::var("MAQET_LOCK_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(LOCK_WAIT, Duration::from_millis)
+}
+
+/// Take the exclusive lock on `path`, waiting at most `wait`.
+fn lock(path: &Utf8Path, wait: Duration) -> Result<Flock<File>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("cannot open the lock file", path, e))?;
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::Busy {
+                    lock: path.to_owned(),
+                    seconds: wait.as_secs().max(1),
+                });
+            }
+            Err((_, errno)) => {
+                return Err(Error::io(
+                    "cannot lock",
+                    path,
+                    io::Error::from_raw_os_error(errno as i32),
+                ));
+            }
+        }
+    }
+}
+
+/// Make sure the database file exists with mode 0600 before redb opens it:
+/// redb would create it with the umask's mode.
+fn prepare_db_file(path: &Utf8Path) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("cannot create the database", path, e)),
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::UnsafeDir {
+            path: path.to_owned(),
+            reason: "it is not a regular file".into(),
+            help: "move it away; maqet will create a new, empty store".into(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("cannot set the mode of", path, e))?;
+    }
+    Ok(())
+}
+
+fn copy_private(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
+    let mut src = File::open(from).map_err(|e| Error::io("cannot read", from, e))?;
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(|e| Error::io("cannot create", to, e))?;
+    io::copy(&mut src, &mut dst).map_err(|e| Error::io("cannot copy the store to", to, e))?;
+    dst.sync_all().map_err(|e| Error::io("cannot flush", to, e))
+}
+
+fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {
+    let e: redb::Error = e.into();
+    match e {
+        redb::Error::Io(io) => Error::io("cannot use the store", path, io),
+        other => Error::StoreDamaged {
+            path: path.to_owned(),
+            detail: other.to_string(),
+        },
+    }
+}

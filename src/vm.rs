@@ -1,0 +1,189 @@
+//! What the store keeps about a VM.
+
+use std::fmt;
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Name, VmConfig};
+use crate::error::{Error, Result};
+
+/// A VM id: 128 random bits as 32 lowercase hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VmId(String);
+
+impl VmId {
+    pub const LEN: usize = 32;
+    /// The shortest prefix accepted in place of a full id.
+    pub const MIN_PREFIX: usize = 4;
+    /// How many characters tables show.
+    pub const SHORT: usize = 12;
+
+    pub fn random() -> Result<VmId> {
+        let mut bytes = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| Error::io("read random bytes from", "/dev/urandom", e))?;
+        Ok(VmId(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// Accept a full id as stored (lowercase hex), for lookups.
+    pub fn parse(text: &str) -> Option<VmId> {
+        let ok = text.len() == Self::LEN && text.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| VmId(text.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn short(&self) -> &str {
+        &self.0[..Self::SHORT]
+    }
+}
+
+impl fmt::Display for VmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Defined, never started.
+    Created,
+    Running,
+    Stopped,
+    Crashed,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Created,
+        Status::Running,
+        Status::Stopped,
+        Status::Crashed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::Crashed => "crashed",
+        }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!("`{s}` is not a status: use created, running, stopped or crashed")
+            })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Seconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Timestamp(secs)
+    }
+
+    /// RFC 3339, e.g. `2026-11-28T18:01:51Z`.
+    pub fn rfc3339(self) -> String {
+        let secs = self.0;
+        let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 to a Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// How to reach a running VM; written by `start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    pub pid: i32,
+    /// Field 22 of /proc/<pid>/stat at spawn: with the pid, names the process.
+    pub start_ticks: u64,
+    pub qmp_socket: Utf8PathBuf,
+    pub console_socket: Utf8PathBuf,
+    pub started: Timestamp,
+}
+
+/// A VM as maqet knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vm {
+    pub id: VmId,
+    pub name: Name,
+    pub config: VmConfig,
+    /// The config files it was built from, oldest first, as absolute paths.
+    pub sources: Vec<Utf8PathBuf>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    pub status: Status,
+    pub runtime: Option<Runtime>,
+}
+
+/// The stored form of a VM. postcard is not self-describing, so a stored
+/// layout never changes: a new layout is a new variant, and older ones are
+/// converted when read.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum VmRecord {
+    V1(Vm),
+}
+
+impl VmRecord {
+    pub fn encode(vm: &Vm) -> Result<Vec<u8>, postcard::Error> {
+        #[derive(Serialize)]
+        enum Borrowed<'a> {
+            V1(&'a Vm),
+        }
+        postcard::to_stdvec(&Borrowed::V1(vm))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Vm, postcard::Error> {
+        match postcard::from_bytes(bytes)? {
+            VmRecord::V1(vm) => Ok(vm),
+        }
+    }
+}
