@@ -162,12 +162,20 @@ fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result
     options.from_str::<Layer>(src).map_err(|err| {
         let failure = CONTEXT.with_borrow_mut(|slot| slot.as_mut().and_then(|c| c.failure.take()));
         let span = span_of_ron(src, &err.span);
-        let (label, help, refused) = match &failure {
-            Some(path_err) => ("refused here", path_err.help(), path_err.is_refusal()),
-            None => ("here", help_for(&err.code), false),
+        let (message, label, help, refused) = match &failure {
+            Some(path_err) => (
+                err.code.to_string(),
+                "refused here",
+                path_err.help(),
+                path_err.is_refusal(),
+            ),
+            None => {
+                let (message, help) = describe(&err.code);
+                (message, "here", help, false)
+            }
         };
         Problem {
-            message: err.code.to_string(),
+            message,
             span,
             label: label.into(),
             help,
@@ -176,20 +184,66 @@ fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result
     })
 }
 
-fn help_for(code: &ron::Error) -> String {
+/// ron's message for the error, in the user's words rather than our type
+/// names, and a hint that says what to write instead.
+fn describe(code: &ron::Error) -> (String, String) {
     match code {
-        ron::Error::NoSuchStructField { expected, .. } => {
-            format!("the fields allowed here are: {}", expected.join(", "))
-        }
-        ron::Error::NoSuchEnumVariant { expected, .. } => {
-            format!("write one of: {}", expected.join(", "))
-        }
-        ron::Error::MissingStructField { field, .. } => format!("add `{field}: ...` here"),
-        ron::Error::DuplicateStructField { field, .. } => {
-            format!("remove one of the `{field}` fields")
-        }
-        _ => "see docs/config.md for the format, and examples/full.ron for every field".into(),
+        ron::Error::NoSuchStructField {
+            expected, found, ..
+        } => (
+            format!("unknown field `{found}`"),
+            match closest(found, expected) {
+                Some(near) => format!("did you mean `{near}`? Fields allowed here: {}", expected.join(", ")),
+                None => format!("fields allowed here: {}", expected.join(", ")),
+            },
+        ),
+        ron::Error::NoSuchEnumVariant {
+            expected, found, ..
+        } => (
+            format!("`{found}` is not one of the choices here"),
+            match closest(found, expected) {
+                Some(near) => format!("did you mean `{near}`? Choices: {}", expected.join(", ")),
+                None => format!("choices: {}", expected.join(", ")),
+            },
+        ),
+        ron::Error::MissingStructField { field, .. } => (
+            format!("missing field `{field}`"),
+            format!("add `{field}: ...` here"),
+        ),
+        ron::Error::DuplicateStructField { field, .. } => (
+            format!("field `{field}` is given twice"),
+            format!("remove one of the `{field}` fields"),
+        ),
+        other => (
+            other.to_string(),
+            "see docs/config.md for the format, and examples/full.ron for every field".into(),
+        ),
     }
+}
+
+/// The expected word nearest to a misspelling, if one is near enough.
+fn closest<'a>(found: &str, expected: &[&'a str]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|e| (edit_distance(found, e), *e))
+        .filter(|(d, e)| *d <= (e.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, e)| e)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != cb);
+            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// A config error before it is tied to its file.
