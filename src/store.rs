@@ -38,9 +38,26 @@ pub type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
 /// Upgrades from older schemas: `MIGRATIONS[i]` takes schema `i + 1` to `i + 2`.
 const MIGRATIONS: &[Migration] = &[];
 
+/// The database, opened read-only when nothing needs writing: a read-only
+/// open never modifies the file, so a command that only reads (or a store
+/// that must be refused) leaves it byte for byte as it was.
+enum Db {
+    ReadOnly(redb::ReadOnlyDatabase),
+    ReadWrite(Database),
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::ReadOnly(db) => db.begin_read(),
+            Db::ReadWrite(db) => db.begin_read(),
+        }
+    }
+}
+
 /// An open store. Holds the lock until dropped.
 pub struct Store {
-    db: Database,
+    db: Db,
     path: Utf8PathBuf,
     // Dropped after `db` (fields drop in order), so the lock outlives the
     // database handle.
@@ -55,9 +72,21 @@ impl Store {
         let lock = lock(&dirs.lock_file(), lock_wait())?;
         let path = dirs.database();
         prepare_db_file(&path)?;
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+            // Refuse a newer store before opening it for writing, which
+            // would already touch the file.
+            let peek = peek(&path)?;
+            if let Some(v) = peek.version.filter(|v| *v > SCHEMA_VERSION) {
+                return Err(too_new(&path, v));
+            }
+        }
+        Store::writable(path, lock)
+    }
+
+    fn writable(path: Utf8PathBuf, lock: Flock<File>) -> Result<Store> {
         let db = Database::create(&path).map_err(|e| db_error(&path, e))?;
         let store = Store {
-            db,
+            db: Db::ReadWrite(db),
             path,
             _lock: lock,
         };
@@ -79,42 +108,32 @@ impl Store {
         }
         check_private_dir(&dirs.data)?;
         let lock = lock(&dirs.lock_file(), lock_wait())?;
-        let db = Database::open(&path).map_err(|e| db_error(&path, e))?;
-        let store = Store {
-            db,
-            path,
-            _lock: lock,
-        };
-        // A store whose first transaction never committed has no version
-        // and no tables: it reads as empty, and the first write stamps it.
-        if store.schema_version()?.is_some() {
-            store.check_schema(MIGRATIONS)?;
+        let peek = peek(&path)?;
+        match (peek.db, peek.version) {
+            (Some(_), Some(v)) if v > SCHEMA_VERSION => Err(too_new(&path, v)),
+            // Current, or a store whose first transaction never committed
+            // (no version, no tables: it reads as empty).
+            (Some(db), Some(SCHEMA_VERSION) | None) => Ok(Some(Store {
+                db: Db::ReadOnly(db),
+                path,
+                _lock: lock,
+            })),
+            // Older (to migrate), or left unclean by a killed writer (to
+            // repair): both need a writable open, as the next write would.
+            (db, _) => {
+                drop(db);
+                Store::writable(path, lock).map(Some)
+            }
         }
-        Ok(Some(store))
     }
 
     pub fn path(&self) -> &Utf8Path {
         &self.path
     }
 
-    fn too_new(&self, found: u64) -> Error {
-        Error::StoreTooNew {
-            path: self.path.clone(),
-            found,
-            supported: SCHEMA_VERSION,
-        }
-    }
-
     fn schema_version(&self) -> Result<Option<u64>> {
         let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
-        match txn.open_table(META) {
-            Ok(table) => Ok(table
-                .get(SCHEMA_KEY)
-                .map_err(|e| self.damaged(e))?
-                .map(|v| v.value())),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(self.damaged(e)),
-        }
+        version_in(&txn).map_err(|e| self.damaged(e))
     }
 
     /// Stamp a new store, refuse a newer one untouched, and upgrade an older
@@ -123,7 +142,7 @@ impl Store {
         let target = migrations.len() as u64 + 1;
         match self.schema_version()? {
             Some(v) if v == target => Ok(()),
-            Some(v) if v > target => Err(self.too_new(v)),
+            Some(v) if v > target => Err(too_new(&self.path, v)),
             Some(v) => self.upgrade(v, target, migrations),
             None => self.write(|tx| tx.set_schema(target)),
         }
@@ -146,7 +165,13 @@ impl Store {
 
     /// Run `f` in one write transaction, committed only if `f` succeeds.
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_write().map_err(|e| self.damaged(e))?;
+        let Db::ReadWrite(db) = &self.db else {
+            return Err(Error::StoreDamaged {
+                path: self.path.clone(),
+                detail: "internal error: a write on a store opened for reading".into(),
+            });
+        };
+        let txn = db.begin_write().map_err(|e| self.damaged(e))?;
         let mut tx = WriteTx { txn, store: self };
         let value = f(&mut tx)?;
         tx.txn.commit().map_err(|e| self.damaged(e))?;
@@ -379,6 +404,49 @@ fn find_in(
     }
 }
 
+/// A first, read-only look at a database file.
+struct Peek {
+    /// None when the file needs a repair, which only a writable open does.
+    db: Option<redb::ReadOnlyDatabase>,
+    version: Option<u64>,
+}
+
+fn peek(path: &Utf8Path) -> Result<Peek> {
+    let db = match redb::Builder::new().open_read_only(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::RepairAborted) => {
+            return Ok(Peek {
+                db: None,
+                version: None,
+            });
+        }
+        Err(e) => return Err(db_error(path, e)),
+    };
+    let txn = db.begin_read().map_err(|e| db_error(path, e))?;
+    let version = version_in(&txn).map_err(|e| db_error(path, e))?;
+    drop(txn);
+    Ok(Peek {
+        db: Some(db),
+        version,
+    })
+}
+
+fn version_in(txn: &redb::ReadTransaction) -> Result<Option<u64>, redb::Error> {
+    match txn.open_table(META) {
+        Ok(table) => Ok(table.get(SCHEMA_KEY)?.map(|v| v.value())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn too_new(path: &Utf8Path, found: u64) -> Error {
+    Error::StoreTooNew {
+        path: path.to_owned(),
+        found,
+        supported: SCHEMA_VERSION,
+    }
+}
+
 fn lock_wait() -> Duration {
     // Tests shorten the wait to see the busy error without sitting out 10 s.
     std::env::var("MAQET_LOCK_TIMEOUT_MS")
@@ -475,5 +543,77 @@ fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {
             path: path.to_owned(),
             detail: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(root: &Utf8Path) -> Dirs {
+        Dirs {
+            data: root.join("data"),
+            runtime: root.join("run"),
+        }
+    }
+
+    fn tempdir() -> (tempfile::TempDir, Utf8PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).expect("utf-8 tempdir");
+        (dir, path)
+    }
+
+    const EXTRA: TableDefinition<&str, u64> = TableDefinition::new("migrated");
+
+    fn add_marker(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        txn.open_table(EXTRA)?.insert("marker", 7)?;
+        Ok(())
+    }
+
+    fn marker(store: &Store) -> Option<u64> {
+        let txn = store.db.begin_read().ok()?;
+        let table = txn.open_table(EXTRA).ok()?;
+        table.get("marker").ok()?.map(|v| v.value())
+    }
+
+    #[test]
+    fn a_new_store_is_stamped_with_the_current_schema() {
+        let (_guard, root) = tempdir();
+        let store = Store::open(&dirs(&root)).expect("open");
+        assert_eq!(store.schema_version().expect("read"), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn an_older_store_is_migrated_once_after_a_backup() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        drop(Store::open(&dirs).expect("create at schema 1"));
+        let store = Store::open(&dirs).expect("reopen");
+        // Pretend this maqet knows schema 2, reached by one migration.
+        store.check_schema(&[add_marker]).expect("upgrade");
+        assert_eq!(store.schema_version().expect("read"), Some(2));
+        assert_eq!(marker(&store), Some(7));
+        let backup = Utf8PathBuf::from(format!("{}.schema1.bak", store.path()));
+        let mode = std::fs::metadata(&backup).expect("backup kept").mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Running the upgrade again is a no-op: the schema is already 2.
+        store.check_schema(&[add_marker]).expect("second check");
+        assert_eq!(store.schema_version().expect("read"), Some(2));
+    }
+
+    #[test]
+    fn a_newer_store_is_refused_and_left_untouched() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        {
+            let store = Store::open(&dirs).expect("create");
+            store.write(|tx| tx.set_schema(SCHEMA_VERSION + 1)).expect("stamp newer");
+        }
+        let before = std::fs::read(dirs.database()).expect("read db");
+        let err = Store::open(&dirs).err().expect("must refuse");
+        assert!(matches!(err, Error::StoreTooNew { found, .. } if found == SCHEMA_VERSION + 1));
+        let err = Store::open_existing(&dirs).err().expect("must refuse reads too");
+        assert!(matches!(err, Error::StoreTooNew { .. }));
+        assert_eq!(std::fs::read(dirs.database()).expect("read db"), before);
     }
 }
