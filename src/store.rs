@@ -38,6 +38,12 @@ pub type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
 /// Upgrades from older schemas: `MIGRATIONS[i]` takes schema `i + 1` to `i + 2`.
 const MIGRATIONS: &[Migration] = &[];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 /// The database, opened read-only when nothing needs writing: a read-only
 /// open never modifies the file, so a command that only reads (or a store
 /// that must be refused) leaves it byte for byte as it was.
@@ -94,9 +100,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Open the store for reading. A store that does not exist yet is empty,
-    /// and nothing is created for it.
-    pub fn open_existing(dirs: &Dirs) -> Result<Option<Store>> {
+    /// Open the store if it exists, for reading or for changing it. A store
+    /// that does not exist yet is empty, and nothing is created for it.
+    pub fn open_existing(dirs: &Dirs, access: Access) -> Result<Option<Store>> {
         let path = dirs.database();
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -113,13 +119,13 @@ impl Store {
             (Some(_), Some(v)) if v > SCHEMA_VERSION => Err(too_new(&path, v)),
             // Current, or a store whose first transaction never committed
             // (no version, no tables: it reads as empty).
-            (Some(db), Some(SCHEMA_VERSION) | None) => Ok(Some(Store {
+            (Some(db), Some(SCHEMA_VERSION) | None) if access == Access::Read => Ok(Some(Store {
                 db: Db::ReadOnly(db),
                 path,
                 _lock: lock,
             })),
-            // Older (to migrate), or left unclean by a killed writer (to
-            // repair): both need a writable open, as the next write would.
+            // To be written, older (to migrate), or left unclean by a killed
+            // writer (to repair): all need a writable open.
             (db, _) => {
                 drop(db);
                 Store::writable(path, lock).map(Some)
@@ -612,7 +618,7 @@ mod tests {
         let before = std::fs::read(dirs.database()).expect("read db");
         let err = Store::open(&dirs).err().expect("must refuse");
         assert!(matches!(err, Error::StoreTooNew { found, .. } if found == SCHEMA_VERSION + 1));
-        let err = Store::open_existing(&dirs).err().expect("must refuse reads too");
+        let err = Store::open_existing(&dirs, Access::Read).err().expect("must refuse reads too");
         assert!(matches!(err, Error::StoreTooNew { .. }));
         assert_eq!(std::fs::read(dirs.database()).expect("read db"), before);
     }

@@ -1,5 +1,5 @@
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Access, Store};
 use crate::vm::{Status, Vm};
 
 use super::Env;
@@ -12,7 +12,7 @@ pub enum Target {
 /// Remove VMs from the registry, in one transaction: either every named VM
 /// goes or none does. Returns what was removed.
 pub fn remove(env: &Env, target: &Target, force: bool) -> Result<Vec<Vm>> {
-    let Some(store) = Store::open_existing(&env.dirs)? else {
+    let Some(store) = Store::open_existing(&env.dirs, Access::Write)? else {
         return match target {
             Target::One(query) => Err(Error::VmNotFound {
                 query: query.clone(),
