@@ -163,11 +163,16 @@ impl PathPolicy {
 
 /// A home or temp directory of `/`, `/usr` or `/var` would exempt a whole
 /// system tree; such a setting is ignored rather than trusted.
+///
+/// `dir` is already resolved, so each system directory is compared resolved
+/// too: on a merged-/usr system `/bin` is `/usr/bin`, and a home of `/bin`
+/// (Debian's `bin` and `sync` users) must not exempt `/usr/bin`.
 fn is_reasonable_exemption(dir: &Path) -> bool {
     dir != Path::new("/")
-        && !SYSTEM_DIRS
-            .iter()
-            .any(|s| dir == Path::new(s) && *s != "/root")
+        && !SYSTEM_DIRS.iter().filter(|s| **s != "/root").any(|s| {
+            let system = Path::new(s);
+            dir == system || resolve(system).is_ok_and(|real| dir == real)
+        })
 }
 
 fn lossy(raw: &OsStr) -> String {

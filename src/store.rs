@@ -613,12 +613,16 @@ mod tests {
         let dirs = dirs(&root);
         {
             let store = Store::open(&dirs).expect("create");
-            store.write(|tx| tx.set_schema(SCHEMA_VERSION + 1)).expect("stamp newer");
+            store
+                .write(|tx| tx.set_schema(SCHEMA_VERSION + 1))
+                .expect("stamp newer");
         }
         let before = std::fs::read(dirs.database()).expect("read db");
         let err = Store::open(&dirs).err().expect("must refuse");
         assert!(matches!(err, Error::StoreTooNew { found, .. } if found == SCHEMA_VERSION + 1));
-        let err = Store::open_existing(&dirs, Access::Read).err().expect("must refuse reads too");
+        let err = Store::open_existing(&dirs, Access::Read)
+            .err()
+            .expect("must refuse reads too");
         assert!(matches!(err, Error::StoreTooNew { .. }));
         assert_eq!(std::fs::read(dirs.database()).expect("read db"), before);
     }

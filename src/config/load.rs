@@ -193,7 +193,10 @@ fn describe(code: &ron::Error) -> (String, String) {
         } => (
             format!("unknown field `{found}`"),
             match closest(found, expected) {
-                Some(near) => format!("did you mean `{near}`? Fields allowed here: {}", expected.join(", ")),
+                Some(near) => format!(
+                    "did you mean `{near}`? Fields allowed here: {}",
+                    expected.join(", ")
+                ),
                 None => format!("fields allowed here: {}", expected.join(", ")),
             },
         ),

@@ -146,10 +146,25 @@ pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> 
 }
 
 /// True when a word names one of maqet's ids: `id=maqet-qmp`,
-/// `chardev:maqet-console`, or a bare `maqet-...`.
+/// `chardev=maqet-console`, `chardev:maqet-console`.
 fn uses_reserved_id(word: &str) -> bool {
+    const ID_KEYS: [&str; 7] = [
+        "id",
+        "chardev",
+        "netdev",
+        "drive",
+        "node-name",
+        "fsdev",
+        "mon",
+    ];
     word.split(',').any(|part| {
-        let value = part.rsplit(['=', ':']).next().unwrap_or(part);
-        value.starts_with(RESERVED_ID_PREFIX)
+        let names_id = match part.split_once('=') {
+            Some((key, value)) => ID_KEYS.contains(&key) && value.starts_with(RESERVED_ID_PREFIX),
+            None => false,
+        };
+        names_id || part.contains(&format!("chardev:{RESERVED_ID_PREFIX}"))
     })
 }
+
+#[cfg(test)]
+mod tests;

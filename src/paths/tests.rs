@@ -22,7 +22,12 @@ impl Scratch {
 
     /// Under `/var/tmp`, i.e. inside the system directory `/var`.
     fn under_var() -> Scratch {
-        Scratch::from(tempfile::Builder::new().prefix("maqet-").tempdir_in("/var/tmp").unwrap())
+        Scratch::from(
+            tempfile::Builder::new()
+                .prefix("maqet-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
+        )
     }
 
     fn from(dir: TempDir) -> Scratch {
@@ -152,8 +157,16 @@ fn dev_shm_is_allowed() {
 
 #[test]
 fn the_rest_of_dev_is_still_refused() {
-    assert_refused(check(&strict(), "/dev/sda").unwrap_err(), "/dev/sda", "/dev");
-    assert_refused(check(&strict(), "/dev/shmem").unwrap_err(), "/dev/shmem", "/dev");
+    assert_refused(
+        check(&strict(), "/dev/sda").unwrap_err(),
+        "/dev/sda",
+        "/dev",
+    );
+    assert_refused(
+        check(&strict(), "/dev/shmem").unwrap_err(),
+        "/dev/shmem",
+        "/dev",
+    );
 }
 
 // --- `..` -------------------------------------------------------------------
@@ -287,7 +300,12 @@ fn a_symlink_loop_is_reported_not_refused() {
     tmp.link("b", "a");
     let raw = a.join("disk.qcow2");
     let err = check(&strict(), &raw).unwrap_err();
-    assert_eq!(err, PathError::SymlinkLoop { path: raw.to_string() });
+    assert_eq!(
+        err,
+        PathError::SymlinkLoop {
+            path: raw.to_string()
+        }
+    );
     assert!(!err.is_refusal());
 }
 
@@ -296,7 +314,12 @@ fn a_symlink_to_itself_is_a_loop() {
     let tmp = Scratch::new();
     let me = tmp.link("me", "me");
     let err = check(&strict(), &me).unwrap_err();
-    assert_eq!(err, PathError::SymlinkLoop { path: me.to_string() });
+    assert_eq!(
+        err,
+        PathError::SymlinkLoop {
+            path: me.to_string()
+        }
+    );
 }
 
 #[test]
@@ -324,8 +347,14 @@ fn a_home_under_var_lets_its_own_files_through() {
     let var = Scratch::under_var();
     let home = var.mkdir("home");
     let policy = with_home(&home);
-    assert_eq!(check(&policy, home.join("disk.qcow2")).unwrap(), home.join("disk.qcow2"));
-    assert_eq!(check(&policy, "~/disk.qcow2").unwrap(), home.join("disk.qcow2"));
+    assert_eq!(
+        check(&policy, home.join("disk.qcow2")).unwrap(),
+        home.join("disk.qcow2")
+    );
+    assert_eq!(
+        check(&policy, "~/disk.qcow2").unwrap(),
+        home.join("disk.qcow2")
+    );
     assert_eq!(check(&policy, "~").unwrap(), home);
 }
 
@@ -374,7 +403,10 @@ fn a_home_reached_through_a_symlink_into_var_is_exempt_by_its_real_path() {
 fn a_temp_dir_under_var_lets_its_own_files_through() {
     let var = Scratch::under_var();
     let policy = PathPolicy::new(None, Some(var.path.clone().into()));
-    assert_eq!(check(&policy, var.path.join("x.img")).unwrap(), var.path.join("x.img"));
+    assert_eq!(
+        check(&policy, var.path.join("x.img")).unwrap(),
+        var.path.join("x.img")
+    );
     let err = check(&policy, "/var/lib/x.img").unwrap_err();
     assert_refused(err, "/var/lib/x.img", "/var");
 }
@@ -383,8 +415,14 @@ fn a_temp_dir_under_var_lets_its_own_files_through() {
 fn roots_home_is_allowed_when_home_is_root() {
     let (root, _) = on_this_machine("/root");
     let policy = with_home("/root");
-    assert_eq!(check(&policy, "/root/disk.qcow2").unwrap(), format!("{root}/disk.qcow2"));
-    assert_eq!(check(&policy, "~/disk.qcow2").unwrap(), format!("{root}/disk.qcow2"));
+    assert_eq!(
+        check(&policy, "/root/disk.qcow2").unwrap(),
+        format!("{root}/disk.qcow2")
+    );
+    assert_eq!(
+        check(&policy, "~/disk.qcow2").unwrap(),
+        format!("{root}/disk.qcow2")
+    );
     assert_eq!(check(&policy, "~").unwrap(), root);
 }
 
@@ -407,8 +445,15 @@ fn roots_home_is_refused_for_anyone_else() {
 #[test]
 fn a_home_or_temp_of_the_root_exempts_nothing() {
     let policy = PathPolicy::new(Some("/".into()), Some("/".into()));
-    assert_refused(check(&policy, "/etc/passwd").unwrap_err(), "/etc/passwd", "/etc");
-    assert_eq!(check(&policy, "~").unwrap_err(), PathError::Root("~".into()));
+    assert_refused(
+        check(&policy, "/etc/passwd").unwrap_err(),
+        "/etc/passwd",
+        "/etc",
+    );
+    assert_eq!(
+        check(&policy, "~").unwrap_err(),
+        PathError::Root("~".into())
+    );
 }
 
 #[test]
@@ -454,9 +499,13 @@ fn a_relative_path_is_resolved_against_the_config_dir() {
     let base = tmp.mkdir("config");
     let got = strict().check(OsStr::new("disk.qcow2"), &base).unwrap();
     assert_eq!(got, base.join("disk.qcow2"));
-    let got = strict().check(OsStr::new("./images/../disk.qcow2"), &base).unwrap();
+    let got = strict()
+        .check(OsStr::new("./images/../disk.qcow2"), &base)
+        .unwrap();
     assert_eq!(got, base.join("disk.qcow2"));
-    let got = strict().check(OsStr::new("../shared/seed.iso"), &base).unwrap();
+    let got = strict()
+        .check(OsStr::new("../shared/seed.iso"), &base)
+        .unwrap();
     assert_eq!(got, tmp.path.join("shared/seed.iso"));
 }
 
@@ -482,14 +531,19 @@ fn tilde_is_the_home_dir() {
     let policy = with_home(&home.path);
     assert_eq!(check(&policy, "~").unwrap(), home.path);
     assert_eq!(check(&policy, "~/").unwrap(), home.path);
-    assert_eq!(check(&policy, "~/vms/disk.qcow2").unwrap(), home.path.join("vms/disk.qcow2"));
+    assert_eq!(
+        check(&policy, "~/vms/disk.qcow2").unwrap(),
+        home.path.join("vms/disk.qcow2")
+    );
 }
 
 #[test]
 fn tilde_ignores_the_config_dir() {
     let home = Scratch::new();
     let policy = with_home(&home.path);
-    let got = policy.check(OsStr::new("~/x.img"), Utf8Path::new("/elsewhere")).unwrap();
+    let got = policy
+        .check(OsStr::new("~/x.img"), Utf8Path::new("/elsewhere"))
+        .unwrap();
     assert_eq!(got, home.path.join("x.img"));
 }
 
