@@ -85,9 +85,10 @@ pub struct PathPolicy {
 impl PathPolicy {
     /// The policy for this process: `$HOME` and the temp directory.
     pub fn from_env() -> PathPolicy {
+        // A relative $HOME cannot anchor `~`; treat it as unset.
         let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from);
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute());
         PathPolicy::new(home, Some(std::env::temp_dir()))
     }
 

@@ -458,8 +458,8 @@ fn a_home_or_temp_of_the_root_exempts_nothing() {
 
 #[test]
 fn a_home_or_temp_set_to_a_system_dir_exempts_nothing() {
-    // Real accounts have such homes: Debian's `bin` and `sync` use /bin,
-    // `sys` uses /dev, `daemon` /usr/sbin.
+    // Real accounts have such homes: Debian's `bin` and `sync` use /bin
+    // (which is /usr/bin on a merged-/usr system), `sys` uses /dev.
     for dir in SYSTEM_DIRS.iter().filter(|d| **d != "/root") {
         let policy = PathPolicy::new(Some(dir.into()), Some(dir.into()));
         let (real_dir, top) = on_this_machine(dir);
