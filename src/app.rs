@@ -4,7 +4,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::{Cli, Command};
-use crate::commands::{self, ConfigInput, Env, Target};
+use std::time::Duration;
+
+use crate::commands::{
+    self, ConfigInput, Env, Note, StartOptions, StartOutcome, StopOptions, Target,
+};
 use crate::config::{Overrides, Program};
 use crate::error::{Error, Result};
 use crate::render::Report;
@@ -65,8 +69,39 @@ pub fn run(cli: Cli) -> Result<Report> {
             if matches!(target, Target::All) && !args.force {
                 confirm("Remove every VM from the registry?")?;
             }
-            commands::remove(&env, &target, args.force).map(Report::Removed)
+            commands::remove(&env, &target, args.force, &mut notify).map(Report::Removed)
         }
+        Command::Start(args) => {
+            let opts = StartOptions {
+                timeout: Duration::from_secs(args.timeout),
+                wait_for: args.wait_for,
+                dry_run: args.dry_run,
+            };
+            match commands::start(&env, &args.vm, &opts, &mut notify)? {
+                StartOutcome::DryRun { argv, .. } => Ok(Report::DryRun(argv)),
+                StartOutcome::Started { vm, run_state } => Ok(Report::Started { vm, run_state }),
+            }
+        }
+        Command::Stop(args) => {
+            let opts = StopOptions {
+                timeout: Duration::from_secs(args.timeout),
+                force: args.force,
+            };
+            commands::stop(&env, &args.vm, &opts, &mut notify).map(Report::Stopped)
+        }
+        Command::Status(args) => commands::status(&env, &args.vm).map(|s| Report::Status(Box::new(s))),
+        Command::Inspect(args) => {
+            commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
+        }
+    }
+}
+
+/// Warnings always reach stderr; progress only when a person is watching.
+fn notify(note: Note<'_>) {
+    match note {
+        Note::Warning(text) => eprintln!("maqet: warning: {text}"),
+        Note::Progress(text) if std::io::stderr().is_terminal() => eprintln!("maqet: {text}"),
+        Note::Progress(text) => crate::log::info(format_args!("{text}")),
     }
 }
 

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use argh::{ArgsInfo, FromArgs};
 use camino::Utf8PathBuf;
 
+use crate::commands::WaitFor;
 use crate::config::{Cpus, Memory, Name};
 use crate::vm::Status;
 
@@ -65,6 +66,10 @@ pub enum Command {
     Ls(LsArgs),
     Info(InfoArgs),
     Rm(RmArgs),
+    Start(StartArgs),
+    Stop(StopArgs),
+    Status(StatusArgs),
+    Inspect(InspectArgs),
 }
 
 /// Define a new VM from RON config files; prints its id.
@@ -172,6 +177,75 @@ pub struct RmArgs {
     /// never ask; remove VMs that are running
     #[argh(switch)]
     pub force: bool,
+}
+
+/// Start a VM in the background; returns once it is ready.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "start",
+    note = "The VM keeps running after you log out. Conditions for --wait-for: qmp (the default:\n\
+            QMP answers), console:REGEX (the guest printed a matching line), port:N (127.0.0.1:N\n\
+            accepts connections), file:PATH (the file exists).",
+    example = "maqet start web\nmaqet start web --wait-for 'console:login:' --timeout 120\nmaqet start web --dry-run"
+)]
+pub struct StartArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// seconds to wait for the VM to be ready (default 60)
+    #[argh(option, default = "60")]
+    pub timeout: u64,
+
+    /// what "ready" means: qmp, console:REGEX, port:N or file:PATH
+    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
+    pub wait_for: WaitFor,
+
+    /// print the QEMU command line instead of running it
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
+/// Stop a VM: ACPI power button, then QMP quit, then SIGKILL.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "stop",
+    note = "Stopping a stopped VM succeeds. Logs are kept for `status`.",
+    example = "maqet stop web\nmaqet stop web --force"
+)]
+pub struct StopArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// seconds the guest gets to power off (default 30)
+    #[argh(option, default = "30")]
+    pub timeout: u64,
+
+    /// do not ask the guest: quit QEMU at once (SIGKILL if it hangs)
+    #[argh(switch)]
+    pub force: bool,
+}
+
+/// Show whether a VM runs: state, pid, uptime, QEMU's run state.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "status")]
+pub struct StatusArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+}
+
+/// Show a VM's status plus its command line, sockets, process figures and
+/// what QEMU reports.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "inspect")]
+pub struct InspectArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
 }
 
 /// How parsing ended when it did not produce a [`Cli`].

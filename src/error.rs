@@ -158,6 +158,34 @@ pub enum Error {
         help: String,
     },
 
+    #[error("QMP: {source}")]
+    #[diagnostic(code(maqet::qmp))]
+    Qmp {
+        #[source]
+        source: crate::qmp::QmpError,
+        #[help]
+        help: String,
+    },
+
+    #[error("QEMU exited while starting `{name}`{}", log_excerpt(log_tail))]
+    #[diagnostic(code(maqet::qemu::exited))]
+    QemuExited {
+        name: String,
+        log_tail: Vec<String>,
+        #[help]
+        help: String,
+    },
+
+    #[error("timed out after {seconds} s waiting for {what}{}", last_seen.as_ref().map(|l| format!("; last seen: {l}")).unwrap_or_default())]
+    #[diagnostic(code(maqet::timeout))]
+    TimedOut {
+        what: String,
+        seconds: u64,
+        last_seen: Option<String>,
+        #[help]
+        help: String,
+    },
+
     #[error("interrupted")]
     #[diagnostic(code(maqet::interrupted))]
     Interrupted,
@@ -198,7 +226,13 @@ impl Error {
             | Error::Refused { .. }
             | Error::UnsafeDir { .. }
             | Error::StoreTooNew { .. } => exit::REFUSED,
-            Error::Busy { .. } => exit::TIMED_OUT,
+            Error::Busy { .. } | Error::TimedOut { .. } => exit::TIMED_OUT,
+            Error::Qmp { source, .. } => match source {
+                crate::qmp::QmpError::Timeout { .. } => exit::TIMED_OUT,
+                crate::qmp::QmpError::NotOurs { .. } => exit::REFUSED,
+                _ => exit::FAILED,
+            },
+            Error::QemuExited { .. } => exit::FAILED,
             Error::StoreDamaged { .. } | Error::Io { .. } => exit::FAILED,
             Error::Interrupted => exit::INTERRUPTED,
         }
@@ -235,5 +269,29 @@ impl Error {
     pub fn path(source: PathError) -> Error {
         let help = source.help();
         Error::Path { source, help }
+    }
+}
+
+fn log_excerpt(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(":\n  {}", lines.join("\n  "))
+    }
+}
+
+impl From<crate::qmp::QmpError> for Error {
+    fn from(source: crate::qmp::QmpError) -> Error {
+        use crate::qmp::QmpError;
+        let help = match &source {
+            QmpError::Command { .. } => "see the QMP reference for the command's arguments".into(),
+            QmpError::NotOurs { .. } => "the socket is not maqet's; check the runtime directory".into(),
+            QmpError::Timeout { .. } => "QEMU did not answer in time; is the VM overloaded or stuck?".into(),
+            QmpError::Closed { .. } | QmpError::Connect { .. } => {
+                "the VM may have stopped; `maqet status VM` shows what happened".into()
+            }
+            _ => "this is unexpected; run with -vvv and report it".into(),
+        };
+        Error::Qmp { source, help }
     }
 }

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
+use crate::commands::{Inspection, StopOutcome, VmStatus};
+use crate::qemu::argv::shell_line;
 use crate::vm::Vm;
 
 /// A command's result, ready to render.
@@ -18,6 +20,11 @@ pub enum Report {
     List(Vec<Vm>),
     Info(Box<Vm>),
     Removed(Vec<Vm>),
+    DryRun(Vec<String>),
+    Started { vm: Box<Vm>, run_state: String },
+    Stopped(StopOutcome),
+    Status(Box<VmStatus>),
+    Inspect(Box<Inspection>),
 }
 
 pub fn render(report: &Report, json: bool) -> String {
@@ -40,7 +47,121 @@ pub fn render(report: &Report, json: bool) -> String {
             .iter()
             .map(|vm| format!("removed {} ({})\n", vm.name, vm.id.short()))
             .collect(),
+        Report::DryRun(argv) => format!("{}\n", shell_line(argv)),
+        Report::Started { vm, .. } => {
+            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+            format!("started {} (pid {pid})\n", vm.name)
+        }
+        Report::Stopped(StopOutcome::AlreadyStopped(vm)) => {
+            format!("{} is not running ({})\n", vm.name, vm.status)
+        }
+        Report::Stopped(StopOutcome::Stopped { vm, how }) => {
+            format!("stopped {}: {how}\n", vm.name)
+        }
+        Report::Status(status) => key_values(&status_rows(status)),
+        Report::Inspect(inspection) => inspect_text(inspection),
     }
+}
+
+fn key_values(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    rows.iter()
+        .map(|(key, value)| {
+            let label = if key.is_empty() { String::new() } else { format!("{key}:") };
+            format!("{label:<width$} {value}\n")
+        })
+        .collect()
+}
+
+fn status_rows(s: &VmStatus) -> Vec<(&'static str, String)> {
+    let mut rows = vec![
+        ("name", s.vm.name.to_string()),
+        ("id", s.vm.id.to_string()),
+        ("state", s.state.clone()),
+    ];
+    if let Some(pid) = s.pid {
+        rows.push(("pid", pid.to_string()));
+    }
+    if let Some(up) = s.uptime_seconds {
+        rows.push(("uptime", duration_text(up)));
+    }
+    if let Some(rt) = &s.vm.runtime {
+        rows.push(("accel", rt.accel.clone()));
+    }
+    if let Some(word) = &s.run_state {
+        rows.push(("qmp", word.clone()));
+    }
+    if let Some(why) = &s.unreachable {
+        rows.push(("unreachable", why.clone()));
+    }
+    if s.vm.runtime.is_none()
+        && let Some(exit) = &s.vm.last_exit
+    {
+        rows.push(("ended", exit.at.rfc3339()));
+        rows.push(("reason", exit.reason.clone()));
+        for (i, line) in exit.log_tail.iter().enumerate() {
+            rows.push((if i == 0 { "log" } else { "" }, line.clone()));
+        }
+    }
+    rows
+}
+
+fn duration_text(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s:02}s"),
+        (0, _, _) => format!("{h}h{m:02}m"),
+        _ => format!("{d}d{h:02}h"),
+    }
+}
+
+fn inspect_text(i: &Inspection) -> String {
+    let mut rows = status_rows(&i.status);
+    if let Some(rt) = &i.status.vm.runtime {
+        rows.push(("runtime dir", rt.dir.to_string()));
+        rows.push(("qmp socket", rt.qmp_socket.to_string()));
+        rows.push(("console", rt.console_socket.to_string()));
+        rows.push(("started", rt.started.rfc3339()));
+        rows.push(("command", shell_line(&rt.argv)));
+    }
+    if let Some(kib) = i.rss_kib {
+        rows.push(("rss", format!("{} MiB", kib / 1024)));
+    }
+    if let Some(cpu) = i.cpu_seconds {
+        rows.push(("cpu time", format!("{cpu:.2}s")));
+    }
+    if let Some(t) = i.threads {
+        rows.push(("threads", t.to_string()));
+    }
+    if let Some(kvm) = &i.query_kvm {
+        let on = kvm["enabled"].as_bool().unwrap_or(false);
+        rows.push(("kvm", if on { "enabled".into() } else { "disabled".into() }));
+    }
+    if let Some(Value::Array(devices)) = &i.block {
+        for (n, dev) in devices.iter().enumerate() {
+            let name = dev["qdev"].as_str().or(dev["device"].as_str()).unwrap_or("?");
+            let file = dev["inserted"]["file"].as_str().unwrap_or("(no media)");
+            let fmt = dev["inserted"]["drv"].as_str().unwrap_or("");
+            rows.push((if n == 0 { "block" } else { "" }, format!("{name} {fmt} {file}")));
+        }
+    }
+    let forwards: Vec<String> = i
+        .status
+        .vm
+        .config
+        .network
+        .iter()
+        .flat_map(|Network::User(n)| {
+            n.forwards.iter().map(|f| {
+                format!("{} {}:{} -> {}", protocol_name(f), f.bind, f.host.0, f.guest.0)
+            })
+        })
+        .collect();
+    for (n, fwd) in forwards.into_iter().enumerate() {
+        rows.push((if n == 0 { "forwards" } else { "" }, fwd));
+    }
+    key_values(&rows)
 }
 
 fn to_json(report: &Report) -> Value {
@@ -59,7 +180,70 @@ fn to_json(report: &Report) -> Value {
                 .map(|vm| json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }))
                 .collect(),
         ),
+        Report::DryRun(argv) => json!(argv),
+        Report::Started { vm, run_state } => {
+            let rt = vm.runtime.as_ref();
+            json!({
+                "id": vm.id.as_str(),
+                "name": vm.name.as_str(),
+                "pid": rt.map(|r| r.pid),
+                "accel": rt.map(|r| r.accel.as_str()),
+                "qmp_socket": rt.map(|r| r.qmp_socket.as_str()),
+                "console_socket": rt.map(|r| r.console_socket.as_str()),
+                "run_state": run_state,
+            })
+        }
+        Report::Stopped(outcome) => {
+            let (vm, how) = match outcome {
+                StopOutcome::AlreadyStopped(vm) => (vm, None),
+                StopOutcome::Stopped { vm, how } => (vm, Some(*how)),
+            };
+            json!({
+                "id": vm.id.as_str(),
+                "name": vm.name.as_str(),
+                "was_running": how.is_some(),
+                "how": how,
+                "status": vm.status.as_str(),
+            })
+        }
+        Report::Status(status) => status_json(status),
+        Report::Inspect(i) => {
+            let mut value = status_json(&i.status);
+            let rt = i.status.vm.runtime.as_ref();
+            value["runtime_dir"] = json!(rt.map(|r| r.dir.as_str()));
+            value["qmp_socket"] = json!(rt.map(|r| r.qmp_socket.as_str()));
+            value["console_socket"] = json!(rt.map(|r| r.console_socket.as_str()));
+            value["started"] = json!(rt.map(|r| r.started.rfc3339()));
+            value["argv"] = json!(rt.map(|r| &r.argv));
+            value["rss_kib"] = json!(i.rss_kib);
+            value["cpu_seconds"] = json!(i.cpu_seconds);
+            value["threads"] = json!(i.threads);
+            value["query_status"] = i.query_status.clone().unwrap_or(Value::Null);
+            value["query_kvm"] = i.query_kvm.clone().unwrap_or(Value::Null);
+            value["block"] = i.block.clone().unwrap_or(Value::Null);
+            value["network"] = Value::Array(i.status.vm.config.network.iter().map(network_json).collect());
+            value
+        }
     }
+}
+
+fn status_json(s: &VmStatus) -> Value {
+    let exit = s.vm.last_exit.as_ref().filter(|_| s.vm.runtime.is_none());
+    json!({
+        "id": s.vm.id.as_str(),
+        "name": s.vm.name.as_str(),
+        "state": s.state,
+        "pid": s.pid,
+        "uptime_seconds": s.uptime_seconds,
+        "accel": s.vm.runtime.as_ref().map(|r| r.accel.as_str()),
+        "run_state": s.run_state,
+        "unreachable": s.unreachable,
+        "last_exit": exit.map(|e| json!({
+            "at": e.at.rfc3339(),
+            "reason": e.reason,
+            "log_tail": e.log_tail,
+        })),
+    })
 }
 
 fn table(vms: &[Vm]) -> String {

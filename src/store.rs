@@ -8,10 +8,9 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::config::Name;
@@ -27,9 +26,6 @@ const SCHEMA_KEY: &str = "schema_version";
 
 /// The table layout this maqet reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
-
-/// How long to wait for another maqet to release the store.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// A step that turns a store of schema `n` into one of schema `n + 1`,
 /// inside the upgrade's single write transaction.
@@ -75,8 +71,11 @@ impl Store {
     /// directory and database privately if they do not exist.
     pub fn open(dirs: &Dirs) -> Result<Store> {
         ensure_private_dir(&dirs.data)?;
-        let lock = lock(&dirs.lock_file(), lock_wait())?;
+        let lock = crate::lock::exclusive(&dirs.lock_file())?;
         let path = dirs.database();
+        if std::fs::symlink_metadata(&path).is_err() {
+            create_beside(&path)?;
+        }
         prepare_db_file(&path)?;
         if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
             // Refuse a newer store before opening it for writing, which
@@ -113,7 +112,7 @@ impl Store {
             Ok(_) => {}
         }
         check_private_dir(&dirs.data)?;
-        let lock = lock(&dirs.lock_file(), lock_wait())?;
+        let lock = crate::lock::exclusive(&dirs.lock_file())?;
         let peek = peek(&path)?;
         match (peek.db, peek.version) {
             (Some(_), Some(v)) if v > SCHEMA_VERSION => Err(too_new(&path, v)),
@@ -453,50 +452,30 @@ fn too_new(path: &Utf8Path, found: u64) -> Error {
     }
 }
 
-fn lock_wait() -> Duration {
-    // Tests shorten the wait to see the busy error without sitting out 10 s.
-    std::env::var("MAQET_LOCK_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(LOCK_WAIT, Duration::from_millis)
-}
-
-/// Take the exclusive lock on `path`, waiting at most `wait`.
-fn lock(path: &Utf8Path, wait: Duration) -> Result<Flock<File>> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io("cannot open the lock file", path, e))?;
-    let deadline = Instant::now() + wait;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                file = f;
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                return Err(Error::Busy {
-                    lock: path.to_owned(),
-                    seconds: wait.as_secs().max(1),
-                });
-            }
-            Err((_, errno)) => {
-                return Err(Error::io(
-                    "cannot lock",
-                    path,
-                    io::Error::from_raw_os_error(errno as i32),
-                ));
-            }
+/// Create a new, empty database at `path` without ever leaving a half-made
+/// one there. redb writes its magic number last while initialising a file,
+/// and then refuses any non-empty file without it ("magic number mismatch"):
+/// a first `add` killed at that moment would leave a store no command can
+/// open. So the file is initialised beside `path` and renamed into place.
+/// The caller holds the store lock.
+fn create_beside(path: &Utf8Path) -> Result<()> {
+    let fresh = Utf8PathBuf::from(format!("{path}.new"));
+    // Left behind by a maqet killed here before; never renamed, so unused.
+    match std::fs::remove_file(&fresh) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(Error::io("cannot remove", fresh, e));
         }
+        _ => {}
     }
+    prepare_db_file(&fresh)?;
+    drop(Database::create(&fresh).map_err(|e| db_error(&fresh, e))?);
+    std::fs::rename(&fresh, path).map_err(|e| Error::io("cannot create the database", path, e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("cannot flush", dir, e))?;
+    }
+    Ok(())
 }
 
 /// Make sure the database file exists with mode 0600 before redb opens it:

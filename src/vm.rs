@@ -145,9 +145,25 @@ pub struct Runtime {
     pub pid: i32,
     /// Field 22 of /proc/<pid>/stat at spawn: with the pid, names the process.
     pub start_ticks: u64,
+    /// `<runtime root>/<vm-id>`: sockets, pidfile, logs.
+    pub dir: Utf8PathBuf,
     pub qmp_socket: Utf8PathBuf,
     pub console_socket: Utf8PathBuf,
+    pub pidfile: Utf8PathBuf,
     pub started: Timestamp,
+    /// `kvm` or `tcg`.
+    pub accel: String,
+    /// The command line QEMU was started with.
+    pub argv: Vec<String>,
+}
+
+/// How a VM's last run ended, kept for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub at: Timestamp,
+    pub reason: String,
+    /// The last lines of qemu.log when the end was noticed.
+    pub log_tail: Vec<String>,
 }
 
 /// A VM as maqet knows it.
@@ -162,6 +178,7 @@ pub struct Vm {
     pub updated: Timestamp,
     pub status: Status,
     pub runtime: Option<Runtime>,
+    pub last_exit: Option<ExitInfo>,
 }
 
 /// The stored form of a VM. postcard is not self-describing, so a stored

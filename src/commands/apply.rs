@@ -56,6 +56,7 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                 updated: now,
                 status: Status::Created,
                 runtime: None,
+                last_exit: None,
             };
             tx.put(&vm)?;
             Ok(Applied { vm, created: true })

@@ -1,4 +1,5 @@
 use crate::error::{Error, Result};
+use crate::reconcile::reconcile;
 use crate::store::{Access, Store};
 use crate::vm::Vm;
 
@@ -6,10 +7,11 @@ use super::Env;
 
 /// One VM, by name, id or id prefix.
 pub fn info(env: &Env, query: &str) -> Result<Vm> {
-    match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => store.find(query),
-        None => Err(Error::VmNotFound {
-            query: query.into(),
-        }),
-    }
+    let store = Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
+        query: query.into(),
+    })?;
+    let mut vms = vec![store.find(query)?];
+    drop(store);
+    reconcile(&env.dirs, &mut vms)?;
+    Ok(vms.remove(0))
 }

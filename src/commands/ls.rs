@@ -1,4 +1,5 @@
 use crate::error::Result;
+use crate::reconcile::reconcile;
 use crate::store::{Access, Store};
 use crate::vm::{Status, Vm};
 
@@ -10,6 +11,8 @@ pub fn list(env: &Env, status: Option<Status>) -> Result<Vec<Vm>> {
         return Ok(Vec::new());
     };
     let mut vms = store.list()?;
+    drop(store);
+    reconcile(&env.dirs, &mut vms)?;
     if let Some(wanted) = status {
         vms.retain(|vm| vm.status == wanted);
     }

@@ -6,12 +6,18 @@ mod apply;
 mod info;
 mod ls;
 mod rm;
+mod start;
+mod status;
+mod stop;
 
 pub use add::add;
 pub use apply::{Applied, apply};
 pub use info::info;
 pub use ls::list;
 pub use rm::{Target, remove};
+pub use start::{StartOptions, StartOutcome, WaitFor, start};
+pub use status::{Inspection, VmStatus, inspect, status};
+pub use stop::{StopOptions, StopOutcome, stop};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
@@ -19,6 +25,15 @@ use crate::config::{Layer, Overrides, load_file};
 use crate::dirs::{Dirs, DirsEnv};
 use crate::error::{Error, Result};
 use crate::paths::PathPolicy;
+
+/// Something a long-running command tells the user while it works: the
+/// caller decides how (stderr, only on a terminal, ...).
+pub enum Note<'a> {
+    /// Always shown.
+    Warning(&'a str),
+    /// Shown on a terminal.
+    Progress(&'a str),
+}
 
 /// Where a command runs: its directories, working directory and path policy.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use ron::extensions::Extensions;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::schema::{Layer, Storage};
+use super::schema::{Interface, Layer, Storage};
 use crate::error::{ConfigError, Error, Result};
 use crate::paths::{PathError, PathPolicy};
 
@@ -423,6 +423,12 @@ fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
             }
         }
         Storage::Cdrom(d) => {
+            if d.interface == Interface::Virtio {
+                return Err((
+                    format!("cdrom `{name}` cannot use the Virtio interface"),
+                    "QEMU has no virtio CD-ROM: use `interface: Sata`, `Ide` or `Scsi`".into(),
+                ));
+            }
             if !d.file.as_path().is_file() {
                 return Err((
                     format!("cdrom `{name}`: {} does not exist", d.file.as_path()),

@@ -1,0 +1,353 @@
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::Child;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use camino::Utf8PathBuf;
+use nix::sys::signal::Signal;
+
+use super::{Env, Note};
+use crate::dirs::ensure_private_dir;
+use crate::error::{Error, Result};
+use crate::qemu::argv::{self, Plan, RuntimePaths};
+use crate::qemu::process::{Liveness, Pidfd, ProcStat};
+use crate::qemu::spawn::{bind_private, check_socket_path, private_file, spawn, tail};
+use crate::qemu::{choose_accel, find_program, logind_warning};
+use crate::qmp::{Qmp, QmpError};
+use crate::reconcile::{LOG_TAIL, observe, settle, settle_gone};
+use crate::store::{Access, Store};
+use crate::vm::{Runtime, Status, Timestamp, Vm};
+
+/// What `start` waits for before it returns.
+#[derive(Debug, Clone)]
+pub enum WaitFor {
+    /// QMP answers `qmp_capabilities` and `query-status`.
+    Qmp,
+    /// The guest printed a line matching the pattern on its serial console.
+    Console(regex_lite::Regex),
+    /// A host TCP port on 127.0.0.1 accepts connections.
+    Port(u16),
+    /// A file exists.
+    File(Utf8PathBuf),
+}
+
+impl FromStr for WaitFor {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        match kind {
+            "qmp" if arg.is_empty() => Ok(WaitFor::Qmp),
+            "console" if !arg.is_empty() => regex_lite::Regex::new(arg)
+                .map(WaitFor::Console)
+                .map_err(|e| format!("`{arg}` is not a valid pattern: {e}")),
+            "port" => arg
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(WaitFor::Port)
+                .ok_or_else(|| format!("`{arg}` is not a port: give 1 to 65535")),
+            "file" if !arg.is_empty() => Ok(WaitFor::File(arg.into())),
+            _ => Err(format!(
+                "`{s}` is not a condition: use qmp, console:REGEX, port:N or file:PATH"
+            )),
+        }
+    }
+}
+
+impl WaitFor {
+    pub fn describe(&self) -> String {
+        match self {
+            WaitFor::Qmp => "QMP".into(),
+            WaitFor::Console(re) => format!("a console line matching /{}/", re.as_str()),
+            WaitFor::Port(port) => format!("127.0.0.1:{port} to accept connections"),
+            WaitFor::File(path) => format!("{path} to exist"),
+        }
+    }
+}
+
+pub struct StartOptions {
+    pub timeout: Duration,
+    pub wait_for: WaitFor,
+    pub dry_run: bool,
+}
+
+pub enum StartOutcome {
+    /// `--dry-run`: the command line that would run.
+    DryRun { vm: Box<Vm>, argv: Vec<String> },
+    Started { vm: Box<Vm>, run_state: String },
+}
+
+/// Start a VM's QEMU detached, and wait until it is ready.
+pub fn start(
+    env: &Env,
+    query: &str,
+    opts: &StartOptions,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<StartOutcome> {
+    let vm = read(env, query)?;
+    let accel = choose_accel(vm.config.accel)?;
+    let paths = RuntimePaths::new(env.dirs.runtime.join(vm.id.as_str()));
+    let disks_dir = env.dirs.data.join("disks").join(vm.id.as_str());
+    let mut argv = argv::build(&Plan {
+        name: vm.name.as_str(),
+        config: &vm.config,
+        accel,
+        runtime: &paths,
+        disks_dir: &disks_dir,
+    });
+    if opts.dry_run {
+        return Ok(StartOutcome::DryRun {
+            vm: Box::new(vm),
+            argv,
+        });
+    }
+    check_socket_path(&paths.qmp_socket)?;
+    check_socket_path(&paths.console_socket)?;
+    argv[0] = find_program(&vm.config.binary)?.into_string();
+    let mut wait_for = opts.wait_for.clone();
+    if let WaitFor::File(path) = &wait_for {
+        let checked = env
+            .policy
+            .check(path.as_os_str(), &env.cwd)
+            .map_err(Error::path)?;
+        wait_for = WaitFor::File(checked);
+    }
+
+    ensure_private_dir(&env.dirs.runtime)?;
+    // One start or stop of a VM at a time: two concurrent starts must not
+    // give two QEMUs on the same disks.
+    let _vm_lock = crate::lock::exclusive(&env.dirs.runtime.join(format!("{}.lock", vm.id)))?;
+    let mut vm = read(env, vm.id.as_str())?;
+    match observe(&vm) {
+        Some(Liveness::Running | Liveness::Orphaned) => {
+            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+            return Err(Error::VmActive {
+                name: vm.name.to_string(),
+                status: format!("already running (pid {pid})"),
+                help: format!("`maqet stop {}` stops it", vm.name),
+            });
+        }
+        Some(Liveness::Gone { clean }) => settle_gone(&mut vm, clean),
+        None => {}
+    }
+
+    if let Some(warning) = logind_warning() {
+        note(Note::Warning(&warning));
+    }
+    ensure_private_dir(&paths.dir)?;
+    let _ = std::fs::remove_file(&paths.pidfile);
+    private_file(&paths.console_log, false)?;
+    let qmp_listener = bind_private(&paths.qmp_socket)?;
+    let console_listener = bind_private(&paths.console_socket)?;
+    crate::log::debug(format_args!("starting {}", argv::shell_line(&argv)));
+    let mut child = spawn(&argv, &paths, qmp_listener, console_listener)?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let deadline = Instant::now() + opts.timeout;
+
+    // Recorded before waiting: if this maqet is killed while QEMU boots, the
+    // next command finds the process through the record instead of losing it.
+    let start_ticks = match ProcStat::read(pid) {
+        Ok(stat) => stat.start_ticks,
+        Err(_) => return Err(exited_early(env, &mut vm, &mut child, &paths)),
+    };
+    vm.status = Status::Running;
+    vm.last_exit = None;
+    vm.runtime = Some(Runtime {
+        pid,
+        start_ticks,
+        dir: paths.dir.clone(),
+        qmp_socket: paths.qmp_socket.clone(),
+        console_socket: paths.console_socket.clone(),
+        pidfile: paths.pidfile.clone(),
+        started: Timestamp::now(),
+        accel: accel.as_str().into(),
+        argv,
+    });
+    save(env, &vm)?;
+
+    note(Note::Progress("waiting for QMP"));
+    let mut qmp = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(exited_early(env, &mut vm, &mut child, &paths));
+        }
+        if Instant::now() >= deadline {
+            return Err(abandon(env, &mut vm, &mut child, opts.timeout, "QMP".into(), None));
+        }
+        match Qmp::connect(&paths.qmp_socket, Duration::from_secs(1)) {
+            Ok(qmp) => break qmp,
+            Err(err @ QmpError::NotOurs { .. }) => {
+                kill(&mut child);
+                settle(&mut vm, Status::Stopped, "the QMP socket failed maqet's checks".into());
+                let _ = save(env, &vm);
+                return Err(err.into());
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let run_state = match qmp.execute("query-status", None) {
+        Ok(status) => status["status"].as_str().unwrap_or("unknown").to_owned(),
+        Err(_) => return Err(exited_early(env, &mut vm, &mut child, &paths)),
+    };
+    drop(qmp);
+
+    if !matches!(wait_for, WaitFor::Qmp) {
+        note(Note::Progress(&format!("waiting for {}", wait_for.describe())));
+        let mut console = ConsoleTail::new(paths.console_log.clone());
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Err(exited_early(env, &mut vm, &mut child, &paths));
+            }
+            let met = match &wait_for {
+                WaitFor::Qmp => true,
+                WaitFor::Console(re) => console.poll_match(re),
+                WaitFor::Port(port) => TcpStream::connect_timeout(
+                    &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
+                    Duration::from_millis(200),
+                )
+                .is_ok(),
+                WaitFor::File(path) => path.exists(),
+            };
+            if met {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // The VM stays up: it started, only the condition was not met.
+                return Err(Error::TimedOut {
+                    what: wait_for.describe(),
+                    seconds: opts.timeout.as_secs(),
+                    last_seen: console.last_line(),
+                    help: format!(
+                        "the VM is running; `maqet console {0} --log` shows what it printed, `maqet stop {0}` stops it",
+                        vm.name
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(StartOutcome::Started {
+        vm: Box::new(vm),
+        run_state,
+    })
+}
+
+fn read(env: &Env, query: &str) -> Result<Vm> {
+    match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.find(query),
+        None => Err(Error::VmNotFound {
+            query: query.into(),
+        }),
+    }
+}
+
+fn save(env: &Env, vm: &Vm) -> Result<()> {
+    Store::open(&env.dirs)?.write(|tx| tx.put(vm))
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// QEMU exited before it was ready: reap it, record why, report its log.
+fn exited_early(env: &Env, vm: &mut Vm, child: &mut Child, paths: &RuntimePaths) -> Error {
+    let status = child.wait().ok();
+    let log_tail = tail(&paths.qemu_log, LOG_TAIL);
+    let reason = match status.and_then(|s| s.code()) {
+        Some(code) => format!("QEMU exited with status {code} while starting"),
+        None => "QEMU was killed while starting".into(),
+    };
+    settle(vm, Status::Stopped, reason);
+    let _ = save(env, vm);
+    Error::QemuExited {
+        name: vm.name.to_string(),
+        log_tail,
+        help: format!(
+            "fix what QEMU reported above (`maqet status {}` shows it again); the VM was left stopped",
+            vm.name
+        ),
+    }
+}
+
+/// Give up on a QEMU that did not become ready in time.
+fn abandon(
+    env: &Env,
+    vm: &mut Vm,
+    child: &mut Child,
+    timeout: Duration,
+    what: String,
+    last_seen: Option<String>,
+) -> Error {
+    if let Some(rt) = &vm.runtime
+        && let Ok(fd) = Pidfd::open_checked(rt.pid, rt.start_ticks)
+    {
+        let _ = fd.signal(Signal::SIGKILL);
+    }
+    let _ = child.wait();
+    settle(
+        vm,
+        Status::Stopped,
+        format!("QEMU did not answer within {} s and was killed", timeout.as_secs()),
+    );
+    let _ = save(env, vm);
+    Error::TimedOut {
+        what,
+        seconds: timeout.as_secs(),
+        last_seen,
+        help: "QEMU was stopped again; try a longer --timeout, or check the VM's config".into(),
+    }
+}
+
+/// Follows console.log as QEMU appends to it.
+struct ConsoleTail {
+    path: Utf8PathBuf,
+    offset: u64,
+    pending: String,
+    last: Option<String>,
+}
+
+impl ConsoleTail {
+    fn new(path: Utf8PathBuf) -> ConsoleTail {
+        // Only what this run prints counts: console.log keeps earlier runs.
+        let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+        ConsoleTail {
+            path,
+            offset,
+            pending: String::new(),
+            last: None,
+        }
+    }
+
+    /// Read what was added and test each line (and the unfinished last
+    /// one, for prompts) against `re`.
+    fn poll_match(&mut self, re: &regex_lite::Regex) -> bool {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return false;
+        }
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_err() {
+            return false;
+        }
+        self.offset += bytes.len() as u64;
+        self.pending.push_str(&String::from_utf8_lossy(&bytes));
+        let mut matched = false;
+        while let Some(end) = self.pending.find('\n') {
+            let line: String = self.pending.drain(..=end).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if !line.trim().is_empty() {
+                self.last = Some(line.to_owned());
+            }
+            matched |= re.is_match(line);
+        }
+        matched || (!self.pending.is_empty() && re.is_match(&self.pending))
+    }
+
+    fn last_line(&self) -> Option<String> {
+        self.last.clone()
+    }
+}

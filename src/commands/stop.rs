@@ -1,0 +1,128 @@
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::{Env, Note};
+use crate::error::{Error, Result};
+use crate::qemu::process::{Liveness, Pidfd};
+use crate::qmp::Qmp;
+use crate::reconcile::{observe, settle, settle_gone};
+use crate::store::{Access, Store};
+use crate::vm::{Status, Vm};
+
+pub struct StopOptions {
+    /// How long the guest gets to power off after the ACPI button.
+    pub timeout: Duration,
+    /// Skip the guest: `quit`, then SIGKILL.
+    pub force: bool,
+}
+
+pub enum StopOutcome {
+    /// It was not running (`status` says why, if it had crashed).
+    AlreadyStopped(Box<Vm>),
+    Stopped { vm: Box<Vm>, how: &'static str },
+}
+
+/// How long QEMU gets to exit after `quit`, and after SIGKILL.
+const QUIT_WAIT: Duration = Duration::from_secs(5);
+const QMP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Stop a VM: ACPI power button, then QMP `quit`, then SIGKILL through a
+/// pidfd after the identity check. Stopping a stopped VM succeeds.
+pub fn stop(
+    env: &Env,
+    query: &str,
+    opts: &StopOptions,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<StopOutcome> {
+    let vm = read(env, query)?;
+    crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
+    let _vm_lock = crate::lock::exclusive(&env.dirs.runtime.join(format!("{}.lock", vm.id)))?;
+    let mut vm = read(env, vm.id.as_str())?;
+    let Some(rt) = vm.runtime.clone() else {
+        return Ok(StopOutcome::AlreadyStopped(Box::new(vm)));
+    };
+    match observe(&vm) {
+        None => return Ok(StopOutcome::AlreadyStopped(Box::new(vm))),
+        Some(Liveness::Gone { clean }) => {
+            settle_gone(&mut vm, clean);
+            save(env, &vm)?;
+            return Ok(StopOutcome::AlreadyStopped(Box::new(vm)));
+        }
+        Some(Liveness::Running | Liveness::Orphaned) => {}
+    }
+    let process = match Pidfd::open_checked(rt.pid, rt.start_ticks) {
+        Ok(fd) => fd,
+        Err(_) => {
+            settle_gone(&mut vm, !rt.pidfile.exists());
+            save(env, &vm)?;
+            return Ok(StopOutcome::AlreadyStopped(Box::new(vm)));
+        }
+    };
+
+    let mut how = None;
+    if !opts.force {
+        match Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT) {
+            Ok(mut qmp) => {
+                qmp.execute("system_powerdown", None)?;
+                note(Note::Progress(&format!(
+                    "asked the guest to power off; waiting up to {} s",
+                    opts.timeout.as_secs()
+                )));
+                if process.wait_exit(opts.timeout) {
+                    how = Some("the guest powered off");
+                }
+            }
+            Err(err) => note(Note::Warning(&format!(
+                "cannot reach QMP ({err}); stopping QEMU without the guest"
+            ))),
+        }
+    }
+    if how.is_none() {
+        if let Ok(mut qmp) = Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT) {
+            // The reply may never come: QEMU can close the socket as it quits.
+            let _ = qmp.execute("quit", None);
+        }
+        if process.wait_exit(QUIT_WAIT) {
+            how = Some(if opts.force {
+                "QEMU quit"
+            } else {
+                "the guest did not power off in time; QEMU quit"
+            });
+        }
+    }
+    if how.is_none() {
+        process
+            .signal(Signal::SIGKILL)
+            .map_err(|e| Error::io("cannot kill QEMU", format!("pid {}", rt.pid), e))?;
+        if !process.wait_exit(QUIT_WAIT) {
+            return Err(Error::TimedOut {
+                what: format!("QEMU (pid {}) to die after SIGKILL", rt.pid),
+                seconds: QUIT_WAIT.as_secs(),
+                last_seen: None,
+                help: "the process may be stuck in the kernel (e.g. on a hung disk); check `ps`".into(),
+            });
+        }
+        how = Some("QEMU was killed");
+    }
+    let how = how.unwrap_or("stopped");
+    settle(&mut vm, Status::Stopped, format!("stopped by maqet: {how}"));
+    save(env, &vm)?;
+    Ok(StopOutcome::Stopped {
+        vm: Box::new(vm),
+        how,
+    })
+}
+
+fn read(env: &Env, query: &str) -> Result<Vm> {
+    match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.find(query),
+        None => Err(Error::VmNotFound {
+            query: query.into(),
+        }),
+    }
+}
+
+fn save(env: &Env, vm: &Vm) -> Result<()> {
+    Store::open(&env.dirs)?.write(|tx| tx.put(vm))
+}

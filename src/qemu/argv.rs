@@ -1,0 +1,324 @@
+//! The one place a QEMU command line is built (DESIGN.md §4).
+//!
+//! Building never spawns anything, so tests and `start --dry-run` see exactly
+//! what would run. User text reaches QEMU in only three shapes:
+//! - inside JSON (`-blockdev`, `-device`), where no value can become a key;
+//! - as the value of a `KEY=VALUE,...` option, escaped by [`escape`], never in
+//!   an implied-key position;
+//! - as a whole argv word where QEMU takes it verbatim (`-kernel PATH`,
+//!   `-append LINE`) or the user's own `arguments`.
+
+use std::fmt::Write as _;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::{Value, json};
+
+use crate::config::{
+    Display, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga, VmConfig,
+};
+
+/// The accelerator a start will use, after `Auto` was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accelerator {
+    Kvm,
+    Tcg,
+}
+
+impl Accelerator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accelerator::Kvm => "kvm",
+            Accelerator::Tcg => "tcg",
+        }
+    }
+}
+
+/// Files of one VM's runtime directory (DESIGN.md §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimePaths {
+    pub dir: Utf8PathBuf,
+    pub qmp_socket: Utf8PathBuf,
+    pub console_socket: Utf8PathBuf,
+    pub pidfile: Utf8PathBuf,
+    pub qemu_log: Utf8PathBuf,
+    pub console_log: Utf8PathBuf,
+}
+
+impl RuntimePaths {
+    pub fn new(dir: Utf8PathBuf) -> RuntimePaths {
+        RuntimePaths {
+            qmp_socket: dir.join("qmp.sock"),
+            console_socket: dir.join("console.sock"),
+            pidfile: dir.join("qemu.pid"),
+            qemu_log: dir.join("qemu.log"),
+            console_log: dir.join("console.log"),
+            dir,
+        }
+    }
+}
+
+/// The file descriptors QEMU inherits: the listening sockets maqet bound.
+pub const QMP_FD: i32 = 3;
+pub const CONSOLE_FD: i32 = 4;
+
+/// Ids maqet gives its own objects in QEMU.
+pub const QMP_CHARDEV: &str = "maqet-qmp";
+pub const CONSOLE_CHARDEV: &str = "maqet-console";
+
+/// Everything the command line depends on.
+pub struct Plan<'a> {
+    pub name: &'a str,
+    pub config: &'a VmConfig,
+    pub accel: Accelerator,
+    pub runtime: &'a RuntimePaths,
+    /// Where maqet keeps the images it creates for this VM.
+    pub disks_dir: &'a Utf8Path,
+}
+
+/// Escape a value for QEMU's `KEY=VALUE,...` option syntax: a comma ends the
+/// value unless doubled.
+pub fn escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// The path of a qcow2 drive that has no `file`: maqet's own image.
+pub fn owned_image(disks_dir: &Utf8Path, drive: &str) -> Utf8PathBuf {
+    disks_dir.join(format!("{drive}.qcow2"))
+}
+
+/// The whole argv, program first.
+pub fn build(plan: &Plan<'_>) -> Vec<String> {
+    let c = plan.config;
+    let rt = plan.runtime;
+    let mut argv: Vec<String> = vec![c.binary.as_str().to_owned()];
+    let mut push = |words: &[&str]| argv.extend(words.iter().map(|w| (*w).to_owned()));
+
+    push(&["-name", &format!("guest={},debug-threads=on", escape(plan.name))]);
+    // No default devices or user config files: the VM is what the config says.
+    push(&["-nodefaults", "-no-user-config"]);
+    push(&["-machine", &format!("type={}", escape(c.machine.as_str()))]);
+    push(&["-accel", plan.accel.as_str()]);
+    if plan.accel == Accelerator::Kvm {
+        push(&["-cpu", "host"]);
+    }
+    push(&["-m", &format!("size={}M", c.memory.0.mib())]);
+    push(&["-smp", &format!("cpus={}", c.cpus.0)]);
+    match &c.display {
+        Display::Headless => push(&["-display", "none"]),
+        Display::Gtk => push(&["-display", "gtk"]),
+        Display::Sdl => push(&["-display", "sdl"]),
+        Display::Vnc { display, bind } => {
+            push(&["-display", "none", "-vnc", &format!("{bind}:{display}")]);
+        }
+    }
+    let vga = match c.vga {
+        Vga::Std => "std",
+        Vga::Virtio => "virtio",
+        Vga::Qxl => "qxl",
+        Vga::Cirrus => "cirrus",
+        Vga::Off => "none",
+    };
+    push(&["-vga", vga]);
+
+    // The control and console sockets are bound by maqet and inherited.
+    push(&[
+        "-chardev",
+        &format!("socket,id={QMP_CHARDEV},fd={QMP_FD},server=on,wait=off"),
+        "-mon",
+        &format!("chardev={QMP_CHARDEV},mode=control"),
+        "-chardev",
+        &format!(
+            "socket,id={CONSOLE_CHARDEV},fd={CONSOLE_FD},server=on,wait=off,logfile={},logappend=on",
+            escape(rt.console_log.as_str())
+        ),
+        "-serial",
+        &format!("chardev:{CONSOLE_CHARDEV}"),
+        "-pidfile",
+        rt.pidfile.as_str(),
+    ]);
+
+    let boot = &c.boot;
+    if let Some(kernel) = &boot.kernel {
+        push(&["-kernel", kernel.as_path().as_str()]);
+    }
+    if let Some(initrd) = &boot.initrd {
+        push(&["-initrd", initrd.as_path().as_str()]);
+    }
+    if let Some(append) = &boot.append {
+        push(&["-append", append]);
+    }
+    if let Some(firmware) = &boot.firmware {
+        push(&["-bios", firmware.as_path().as_str()]);
+    }
+
+    argv.extend(storage_args(&c.storage, plan.disks_dir));
+    argv.extend(network_args(&c.network));
+    argv.extend(c.arguments.iter().cloned());
+    argv
+}
+
+fn storage_args(storage: &[Storage], disks_dir: &Utf8Path) -> Vec<String> {
+    let mut args = Vec::new();
+    let needs = |iface: Interface| {
+        storage.iter().any(|d| match d {
+            Storage::Qcow2(q) => q.interface == iface,
+            Storage::Raw(r) => r.interface == iface,
+            Storage::Cdrom(c) => c.interface == iface,
+            Storage::Virtfs(_) => false,
+        })
+    };
+    if needs(Interface::Sata) {
+        json_arg(&mut args, "-device", json!({"driver": "ich9-ahci", "id": "maqet-ahci"}));
+    }
+    if needs(Interface::Scsi) {
+        json_arg(&mut args, "-device", json!({"driver": "virtio-scsi-pci", "id": "maqet-scsi"}));
+    }
+    let mut sata_port = 0;
+    let mut fs_index = 0;
+    for (index, drive) in storage.iter().enumerate() {
+        let (file, format, interface, read_only, cdrom) = match drive {
+            Storage::Qcow2(q) => (
+                q.file
+                    .as_ref()
+                    .map_or_else(|| owned_image(disks_dir, q.name.as_str()), |f| f.as_path().to_owned()),
+                "qcow2",
+                q.interface,
+                q.readonly,
+                false,
+            ),
+            Storage::Raw(r) => (r.file.as_path().to_owned(), "raw", r.interface, r.readonly, false),
+            Storage::Cdrom(c) => (c.file.as_path().to_owned(), "raw", c.interface, true, true),
+            Storage::Virtfs(v) => {
+                let id = format!("maqet-fs{fs_index}");
+                fs_index += 1;
+                let model = match v.security_model {
+                    SecurityModel::MappedXattr => "mapped-xattr",
+                    SecurityModel::MappedFile => "mapped-file",
+                    SecurityModel::Passthrough => "passthrough",
+                };
+                let mut fsdev = format!(
+                    "local,id={id},path={},security_model={model}",
+                    escape(v.path.as_path().as_str())
+                );
+                if v.readonly {
+                    fsdev.push_str(",readonly=on");
+                }
+                push_words(&mut args, &["-fsdev", &fsdev]);
+                json_arg(
+                    &mut args,
+                    "-device",
+                    json!({"driver": "virtio-9p-pci", "fsdev": id, "mount_tag": v.tag(), "id": format!("maqet-share{index}")}),
+                );
+                continue;
+            }
+        };
+        let file_node = format!("maqet-file{index}");
+        let format_node = format!("maqet-drive{index}");
+        // Formats are always named: a probed format lets a guest that writes
+        // a qcow2 header into a raw image take over the host file (CVE-2008-2004).
+        json_arg(
+            &mut args,
+            "-blockdev",
+            json!({
+                "driver": "file",
+                "filename": file.as_str(),
+                "node-name": file_node,
+                "read-only": read_only,
+            }),
+        );
+        json_arg(
+            &mut args,
+            "-blockdev",
+            json!({
+                "driver": format,
+                "file": file_node,
+                "node-name": format_node,
+                "read-only": read_only,
+            }),
+        );
+        let id = format!("maqet-disk{index}");
+        let device = match (interface, cdrom) {
+            (Interface::Virtio, _) => json!({"driver": "virtio-blk-pci", "drive": format_node, "id": id}),
+            (Interface::Sata, _) => {
+                let bus = format!("maqet-ahci.{sata_port}");
+                sata_port += 1;
+                let driver = if cdrom { "ide-cd" } else { "ide-hd" };
+                json!({"driver": driver, "drive": format_node, "bus": bus, "id": id})
+            }
+            (Interface::Ide, false) => json!({"driver": "ide-hd", "drive": format_node, "id": id}),
+            (Interface::Ide, true) => json!({"driver": "ide-cd", "drive": format_node, "id": id}),
+            (Interface::Scsi, false) => {
+                json!({"driver": "scsi-hd", "drive": format_node, "bus": "maqet-scsi.0", "id": id})
+            }
+            (Interface::Scsi, true) => {
+                json!({"driver": "scsi-cd", "drive": format_node, "bus": "maqet-scsi.0", "id": id})
+            }
+        };
+        json_arg(&mut args, "-device", device);
+    }
+    args
+}
+
+fn json_arg(args: &mut Vec<String>, flag: &str, value: Value) {
+    args.push(flag.to_owned());
+    args.push(value.to_string());
+}
+
+fn push_words(args: &mut Vec<String>, words: &[&str]) {
+    args.extend(words.iter().map(|w| (*w).to_owned()));
+}
+
+fn network_args(networks: &[Network]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (index, net) in networks.iter().enumerate() {
+        let Network::User(user) = net;
+        let id = format!("maqet-net{index}");
+        let mut netdev = format!("user,id={id}");
+        for fwd in &user.forwards {
+            let proto = match fwd.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            };
+            let _ = write!(
+                netdev,
+                ",hostfwd={proto}:{}:{}-:{}",
+                fwd.bind, fwd.host.0, fwd.guest.0
+            );
+        }
+        args.push("-netdev".to_owned());
+        args.push(netdev);
+        let driver = match user.model {
+            NicModel::VirtioNet => "virtio-net-pci",
+            NicModel::E1000 => "e1000",
+            NicModel::Rtl8139 => "rtl8139",
+        };
+        let mut device = json!({"driver": driver, "netdev": id, "id": format!("maqet-nic{index}")});
+        if let Some(mac) = &user.mac {
+            device["mac"] = Value::from(mac.as_str());
+        }
+        args.push("-device".to_owned());
+        args.push(device.to_string());
+    }
+    args
+}
+
+/// An argv as one shell-safe line, for `--dry-run` and logs.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests;

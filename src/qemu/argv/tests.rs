@@ -1,0 +1,195 @@
+use super::*;
+use crate::config::{
+    CdromDrive, Forward, Port, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
+};
+
+fn runtime() -> RuntimePaths {
+    RuntimePaths::new("/home/u/.local/state/maqet/run/0123".into())
+}
+
+fn argv_for(config: &VmConfig) -> Vec<String> {
+    let rt = runtime();
+    build(&Plan {
+        name: "web",
+        config,
+        accel: Accelerator::Tcg,
+        runtime: &rt,
+        disks_dir: Utf8Path::new("/home/u/.local/share/maqet/disks/0123"),
+    })
+}
+
+fn raw(name: &str, file: &str) -> Storage {
+    Storage::Raw(RawDrive {
+        name: name.parse().expect("name"),
+        file: UserPath::checked(file.into()),
+        size: None,
+        interface: Interface::Virtio,
+        readonly: false,
+    })
+}
+
+/// The JSON values of every `-blockdev` in an argv.
+fn blockdevs(argv: &[String]) -> Vec<Value> {
+    argv.windows(2)
+        .filter(|w| w[0] == "-blockdev")
+        .map(|w| serde_json::from_str(&w[1]).expect("blockdev is JSON"))
+        .collect()
+}
+
+#[test]
+fn a_diskless_vm_gets_sockets_by_fd_and_no_defaults() {
+    let argv = argv_for(&VmConfig::default());
+    assert_eq!(
+        shell_line(&argv),
+        "qemu-system-x86_64 -name guest=web,debug-threads=on -nodefaults -no-user-config \
+         -machine type=q35 -accel tcg -m size=1024M -smp cpus=1 -display none -vga std \
+         -chardev socket,id=maqet-qmp,fd=3,server=on,wait=off -mon chardev=maqet-qmp,mode=control \
+         -chardev socket,id=maqet-console,fd=4,server=on,wait=off,logfile=/home/u/.local/state/maqet/run/0123/console.log,logappend=on \
+         -serial chardev:maqet-console -pidfile /home/u/.local/state/maqet/run/0123/qemu.pid"
+    );
+    assert!(!argv.iter().any(|a| a == "-drive"), "never -drive");
+}
+
+#[test]
+fn hostile_file_names_stay_single_json_strings() {
+    let names = [
+        "/home/u/a.img,format=raw",
+        "/home/u/b.img,driver=nbd,host=evil",
+        "json:{\"driver\":\"nbd\",\"host\":\"evil\"}",
+        "nbd:evil:10809",
+        "/home/u/\"quoted\".img",
+    ];
+    let mut config = VmConfig::default();
+    config.storage = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| raw(&format!("d{i}"), n))
+        .collect();
+    let nodes = blockdevs(&argv_for(&config));
+    assert_eq!(nodes.len(), 2 * names.len());
+    for (i, name) in names.iter().enumerate() {
+        let file = &nodes[2 * i];
+        assert_eq!(file["driver"], "file", "the protocol is always the file driver");
+        assert_eq!(file["filename"], *name, "the name is one JSON string");
+        let format = &nodes[2 * i + 1];
+        assert_eq!(format["driver"], "raw", "the format is named, never probed");
+        assert_eq!(format["file"], file["node-name"]);
+        assert_eq!(format.as_object().map(|o| o.len()), Some(4), "no extra keys");
+    }
+}
+
+#[test]
+fn commas_in_key_value_options_are_doubled() {
+    let mut config = VmConfig::default();
+    config.storage = vec![Storage::Virtfs(VirtfsShare {
+        name: "share".parse().expect("name"),
+        path: UserPath::checked("/home/u/a,b,security_model=none".into()),
+        mount_tag: None,
+        security_model: SecurityModel::MappedXattr,
+        readonly: true,
+    })];
+    let rt = RuntimePaths::new("/tmp/x,y".into());
+    let argv = build(&Plan {
+        name: "a",
+        config: &config,
+        accel: Accelerator::Tcg,
+        runtime: &rt,
+        disks_dir: Utf8Path::new("/tmp/d"),
+    });
+    let fsdev = argv
+        .windows(2)
+        .find(|w| w[0] == "-fsdev")
+        .map(|w| w[1].clone())
+        .expect("fsdev");
+    assert_eq!(
+        fsdev,
+        "local,id=maqet-fs0,path=/home/u/a,,b,,security_model=none,security_model=mapped-xattr,readonly=on"
+    );
+    assert!(argv.iter().any(|a| a.contains("logfile=/tmp/x,,y/console.log,")));
+}
+
+#[test]
+fn qcow2_without_a_file_lives_in_the_data_dir() {
+    let mut config = VmConfig::default();
+    config.storage = vec![Storage::Qcow2(Qcow2Drive {
+        name: "root".parse().expect("name"),
+        file: None,
+        size: None,
+        interface: Interface::Scsi,
+        backing_file: None,
+        backing_format: None,
+        readonly: false,
+    })];
+    let argv = argv_for(&config);
+    let nodes = blockdevs(&argv);
+    assert_eq!(nodes[0]["filename"], "/home/u/.local/share/maqet/disks/0123/root.qcow2");
+    assert_eq!(nodes[1]["driver"], "qcow2");
+    assert!(argv.iter().any(|a| a.contains("\"virtio-scsi-pci\"")));
+    assert!(argv.iter().any(|a| a.contains("\"scsi-hd\"")));
+}
+
+#[test]
+fn cdroms_are_read_only_cd_devices() {
+    let mut config = VmConfig::default();
+    config.storage = vec![Storage::Cdrom(CdromDrive {
+        name: "iso".parse().expect("name"),
+        file: UserPath::checked("/home/u/d.iso".into()),
+        interface: Interface::Sata,
+    })];
+    let argv = argv_for(&config);
+    let nodes = blockdevs(&argv);
+    assert_eq!(nodes[0]["read-only"], true);
+    assert_eq!(nodes[1]["read-only"], true);
+    assert!(argv.iter().any(|a| a.contains("\"ide-cd\"") && a.contains("maqet-ahci.0")));
+}
+
+#[test]
+fn port_forwards_bind_where_the_config_says() {
+    let mut config = VmConfig::default();
+    config.network = vec![Network::User(UserNetwork {
+        name: "net0".parse().expect("name"),
+        model: NicModel::VirtioNet,
+        mac: None,
+        forwards: vec![
+            Forward {
+                host: Port(2222),
+                guest: Port(22),
+                protocol: Protocol::Tcp,
+                bind: std::net::Ipv4Addr::LOCALHOST,
+            },
+            Forward {
+                host: Port(5353),
+                guest: Port(53),
+                protocol: Protocol::Udp,
+                bind: std::net::Ipv4Addr::UNSPECIFIED,
+            },
+        ],
+    })];
+    let argv = argv_for(&config);
+    let netdev = argv
+        .windows(2)
+        .find(|w| w[0] == "-netdev")
+        .map(|w| w[1].clone())
+        .expect("netdev");
+    assert_eq!(
+        netdev,
+        "user,id=maqet-net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:0.0.0.0:5353-:53"
+    );
+}
+
+#[test]
+fn user_arguments_come_last_and_verbatim() {
+    let mut config = VmConfig::default();
+    config.arguments = vec!["-device".into(), "virtio-rng-pci".into()];
+    let argv = argv_for(&config);
+    assert_eq!(&argv[argv.len() - 2..], ["-device", "virtio-rng-pci"]);
+}
+
+#[test]
+fn shell_line_quotes_what_a_shell_would_split() {
+    let argv: Vec<String> = ["qemu", "-append", "console=ttyS0 quiet", "it's"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    assert_eq!(shell_line(&argv), r"qemu -append 'console=ttyS0 quiet' 'it'\''s'");
+}

@@ -1,0 +1,101 @@
+//! Running QEMU: the command line, the process, and its runtime files.
+
+pub mod argv;
+pub mod process;
+pub mod spawn;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::config::{Accel, Program};
+use crate::error::{Error, Result};
+use argv::Accelerator;
+
+/// True when this user can open /dev/kvm for reading and writing.
+pub fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// Decide `Auto`, and refuse `Kvm` where KVM cannot be used.
+pub fn choose_accel(wanted: Accel) -> Result<Accelerator> {
+    match wanted {
+        Accel::Tcg => Ok(Accelerator::Tcg),
+        Accel::Auto if kvm_usable() => Ok(Accelerator::Kvm),
+        Accel::Auto => Ok(Accelerator::Tcg),
+        Accel::Kvm if kvm_usable() => Ok(Accelerator::Kvm),
+        Accel::Kvm => Err(Error::invalid(
+            "the config asks for KVM, but /dev/kvm cannot be opened",
+            "load the kvm module and join the `kvm` group, or set `accel: Auto` (TCG when KVM is missing)",
+        )),
+    }
+}
+
+/// Where the QEMU program is: a path as configured, or the first match in
+/// PATH.
+pub fn find_program(program: &Program) -> Result<Utf8PathBuf> {
+    let name = program.as_str();
+    let executable = |p: &Utf8Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let path = Utf8PathBuf::from(name);
+        return if executable(&path) {
+            Ok(path)
+        } else {
+            Err(spawn::missing_qemu(name))
+        };
+    }
+    let search = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    search
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Utf8Path::new(dir).join(name))
+        .find(|candidate| executable(candidate))
+        .ok_or_else(|| spawn::missing_qemu(name))
+}
+
+/// When systemd-logind would kill this user's processes at logout, a VM
+/// started over SSH dies with the session. Returns the warning to print.
+pub fn logind_warning() -> Option<String> {
+    if !Utf8Path::new("/run/systemd/system").exists() {
+        return None;
+    }
+    let mut kill = false;
+    let mut files = vec![Utf8PathBuf::from("/etc/systemd/logind.conf")];
+    if let Ok(dir) = std::fs::read_dir("/etc/systemd/logind.conf.d") {
+        let mut extra: Vec<Utf8PathBuf> = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
+            .filter(|p| p.extension() == Some("conf"))
+            .collect();
+        extra.sort();
+        files.extend(extra);
+    }
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(value) = line.trim().strip_prefix("KillUserProcesses=") {
+                kill = matches!(value.trim(), "yes" | "true" | "1" | "on");
+            }
+        }
+    }
+    if !kill {
+        return None;
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten()?;
+    if Utf8Path::new("/var/lib/systemd/linger").join(&user.name).exists() {
+        return None;
+    }
+    Some(format!(
+        "systemd-logind is set to kill your processes when you log out (KillUserProcesses=yes), \
+         and lingering is off for {0}: the VM would stop when this session ends. \
+         Run `loginctl enable-linger {0}` to keep it running.",
+        user.name
+    ))
+}

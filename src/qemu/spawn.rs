@@ -1,0 +1,175 @@
+//! Starting QEMU detached, with sockets maqet bound itself (DESIGN.md §4).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use camino::Utf8Path;
+use nix::sys::stat::{Mode, umask};
+
+use super::argv::{CONSOLE_FD, QMP_FD, RuntimePaths};
+use crate::error::{Error, Result};
+
+/// The longest path a Unix socket address holds (`sun_path` is 108 bytes,
+/// one of them the terminating NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Refuse socket paths the kernel would truncate or reject.
+pub fn check_socket_path(path: &Utf8Path) -> Result<()> {
+    if path.as_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::invalid(
+            format!(
+                "the socket path {path} is {} bytes long; Unix sockets allow at most {MAX_SOCKET_PATH}",
+                path.as_str().len()
+            ),
+            "use a shorter --runtime-dir (or MAQET_RUNTIME_DIR), e.g. under /tmp or /dev/shm",
+        ));
+    }
+    Ok(())
+}
+
+/// Bind a listening socket readable and writable by us alone.
+///
+/// The umask is narrowed around `bind` so the socket never exists with a
+/// wider mode, then the mode is set and checked explicitly: a socket someone
+/// else can connect to is a shell on the guest (QMP can do anything).
+pub fn bind_private(path: &Utf8Path) -> Result<UnixListener> {
+    check_socket_path(path)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|e| Error::io("cannot remove the stale socket", path, e))?;
+        }
+        Ok(_) => {
+            return Err(Error::UnsafeDir {
+                path: path.to_owned(),
+                reason: "something other than a socket is in the way".into(),
+                help: "remove it; maqet creates its sockets itself".into(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("cannot inspect", path, e)),
+    }
+    let old = umask(Mode::from_bits_truncate(0o077));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let listener = bound.map_err(|e| Error::io("cannot bind the socket", path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("cannot set the mode of", path, e))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.file_type().is_socket() || meta.mode() & 0o777 != 0o600 || meta.uid() != me {
+        return Err(Error::UnsafeDir {
+            path: path.to_owned(),
+            reason: format!(
+                "the socket came out with mode {:04o} and owner {}",
+                meta.mode() & 0o777,
+                meta.uid()
+            ),
+            help: "check the runtime directory's file system and permissions".into(),
+        });
+    }
+    Ok(listener)
+}
+
+/// Create (or empty) a private file QEMU writes to.
+pub fn private_file(path: &Utf8Path, truncate: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(!truncate)
+        .truncate(truncate)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("cannot create", path, e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("cannot set the mode of", path, e))?;
+    Ok(file)
+}
+
+/// Fork and exec QEMU, detached from the caller.
+///
+/// The child gets a session of its own (a hangup on the caller's terminal
+/// or SSH session does not reach it), stdin from /dev/null, stdout and stderr
+/// into `qemu.log`, the QMP and console listeners as fds 3 and 4, and a umask
+/// of 077 for the files it creates. Everything else maqet has open is
+/// close-on-exec, as Rust opens every file that way.
+pub fn spawn(
+    argv: &[String],
+    paths: &RuntimePaths,
+    qmp: UnixListener,
+    console: UnixListener,
+) -> Result<Child> {
+    let log = private_file(&paths.qemu_log, true)?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Error::io("cannot duplicate the handle of", &paths.qemu_log, e))?;
+    let qmp_fd: OwnedFd = qmp.into();
+    let console_fd: OwnedFd = console.into();
+    let (qmp_raw, console_raw) = (qmp_fd.as_raw_fd(), console_fd.as_raw_fd());
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .current_dir(&paths.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (setsid, fcntl, dup2, umask).
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            // Move both listeners out of the way first, so placing one on 3
+            // or 4 cannot overwrite the other.
+            let q = nix::libc::fcntl(qmp_raw, nix::libc::F_DUPFD_CLOEXEC, 10);
+            let c = nix::libc::fcntl(console_raw, nix::libc::F_DUPFD_CLOEXEC, 10);
+            if q < 0 || c < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // dup2 clears close-on-exec on the new descriptor.
+            if nix::libc::dup2(q, QMP_FD) < 0 || nix::libc::dup2(c, CONSOLE_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            nix::libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => missing_qemu(&argv[0]),
+        _ => Error::io("cannot start", argv[0].as_str(), e),
+    })?;
+    // maqet's copies of the listeners close here: QEMU holds the only ones,
+    // so once it exits a connect fails at once instead of waiting in the
+    // backlog of a socket nobody serves.
+    drop(qmp_fd);
+    drop(console_fd);
+    Ok(child)
+}
+
+/// QEMU is not installed (or not where the config says).
+pub fn missing_qemu(binary: &str) -> Error {
+    Error::Invalid {
+        message: format!("cannot find the QEMU program `{binary}`"),
+        help: "install QEMU: `apt-get install qemu-system-x86 qemu-utils` (Debian/Ubuntu), \
+               `dnf install qemu-system-x86 qemu-img` (Fedora), `pacman -S qemu-full` (Arch); \
+               or set `binary` in the config"
+            .into(),
+    }
+}
+
+/// The last `n` lines of a log file, for error reports.
+pub fn tail(path: &Utf8Path, n: usize) -> Vec<String> {
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}
