@@ -15,6 +15,7 @@ pub mod qemu;
 pub mod reconcile;
 pub mod qmp;
 pub mod render;
+pub mod storage;
 pub mod store;
 pub mod vm;
 

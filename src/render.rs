@@ -140,7 +140,13 @@ fn inspect_text(i: &Inspection) -> String {
     }
     if let Some(Value::Array(devices)) = &i.block {
         for (n, dev) in devices.iter().enumerate() {
-            let name = dev["qdev"].as_str().or(dev["device"].as_str()).unwrap_or("?");
+            // maqet names its format nodes `maqet-drive<index in storage>`.
+            let node = dev["inserted"]["node-name"].as_str().unwrap_or("");
+            let name = node
+                .strip_prefix("maqet-drive")
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| i.status.vm.config.storage.get(n))
+                .map_or("?", |d| d.name().as_str());
             let file = dev["inserted"]["file"].as_str().unwrap_or("(no media)");
             let fmt = dev["inserted"]["drv"].as_str().unwrap_or("");
             rows.push((if n == 0 { "block" } else { "" }, format!("{name} {fmt} {file}")));

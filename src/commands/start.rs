@@ -16,6 +16,7 @@ use crate::qemu::spawn::{bind_private, check_socket_path, private_file, spawn, t
 use crate::qemu::{choose_accel, find_program, logind_warning};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, observe, settle, settle_gone};
+use crate::storage::{create_image, missing_images};
 use crate::store::{Access, Store};
 use crate::vm::{Runtime, Status, Timestamp, Vm};
 
@@ -133,6 +134,10 @@ pub fn start(
         None => {}
     }
 
+    for image in missing_images(&vm.config, &disks_dir) {
+        note(Note::Progress(&format!("creating {} ({} bytes)", image.path, image.size_bytes)));
+        create_image(&image, &disks_dir)?;
+    }
     if let Some(warning) = logind_warning() {
         note(Note::Warning(&warning));
     }
