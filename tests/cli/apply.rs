@@ -1,0 +1,165 @@
+//! `maqet apply`: merging into an existing VM, or creating it.
+
+use serde_json::json;
+
+use crate::harness::{MINIMAL, Test};
+
+#[test]
+fn apply_merges_into_an_existing_vm() {
+    let mut t = Test::new();
+    t.file("minimal.ron", MINIMAL)
+        .file("more.ron", r#"(memory: "512M", cpus: 2)"#);
+    let id = t.args(["add", "minimal.ron"]).run().stdout;
+    let before = t.args(["--json", "info", "minimal"]).run().json();
+    // Timestamps have one-second resolution.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    t.args(["apply", "minimal", "more.ron"])
+        .stdout(&format!("updated minimal ({})\n", &id[..12]))
+        .run();
+    let after = t.args(["--json", "info", "minimal"]).run().json();
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["config"]["memory"], "512M");
+    assert_eq!(after["config"]["cpus"], 2);
+    assert_eq!(after["created"], before["created"]);
+    assert_ne!(after["updated"], before["updated"]);
+    assert_eq!(
+        after["sources"],
+        json!([t.path("minimal.ron"), t.path("more.ron")])
+    );
+}
+
+#[test]
+fn apply_options_only() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    t.args(["apply", "web", "--cpus", "4"]).run();
+    let vm = t.args(["--json", "info", "web"]).run().json();
+    assert_eq!(vm["config"]["cpus"], 4);
+    assert_eq!(vm["config"]["memory"], "1G");
+    assert_eq!(vm["sources"], json!([]));
+}
+
+#[test]
+fn apply_creates_a_missing_vm() {
+    let mut t = Test::new();
+    let out = t
+        .file("more.ron", r#"(memory: "512M")"#)
+        .args(["apply", "web", "more.ron"])
+        .run();
+    let vms = t.list();
+    assert_eq!(vms.len(), 1);
+    assert_eq!(vms[0]["name"], "web");
+    assert_eq!(vms[0]["memory"], "512M");
+    let id = vms[0]["id"].as_str().expect("id");
+    assert_eq!(out.stdout, format!("created web ({})\n", &id[..12]));
+}
+
+#[test]
+fn apply_as_json() {
+    let mut t = Test::new();
+    let id = t.add_empty("web");
+    let out = t.args(["--json", "apply", "web", "--cpus", "2"]).run();
+    assert_eq!(
+        out.json(),
+        json!({"id": id, "name": "web", "created": false})
+    );
+    let out = t.args(["--json", "apply", "db", "--cpus", "2"]).run();
+    assert_eq!(out.json()["created"], true);
+}
+
+#[test]
+fn a_file_naming_another_vm_is_refused() {
+    let mut t = Test::new();
+    t.file("minimal.ron", MINIMAL);
+    t.add_empty("web");
+    t.args(["apply", "web", "minimal.ron"])
+        .status(3)
+        .stderr_contains("the config names the VM `minimal`, but it is being applied to `web`")
+        .run();
+    let vm = t.args(["--json", "info", "web"]).run().json();
+    assert_eq!(vm["config"]["memory"], "1G");
+    assert_eq!(vm["sources"], json!([]));
+    t.args(["info", "minimal"])
+        .status(3)
+        .stderr_contains("minimal")
+        .run();
+}
+
+#[test]
+fn a_file_naming_the_same_vm_is_fine() {
+    let mut t = Test::new();
+    t.file("minimal.ron", MINIMAL);
+    t.add_empty("minimal");
+    t.args(["apply", "minimal", "minimal.ron"]).run();
+    assert_eq!(t.list()[0]["memory"], "256M");
+}
+
+#[test]
+fn apply_name_renames() {
+    let mut t = Test::new();
+    let id = t.add_empty("web");
+    t.args(["apply", "web", "--name", "www"])
+        .stdout(&format!("updated www ({})\n", &id[..12]))
+        .run();
+    t.args(["info", "web"])
+        .status(3)
+        .stderr_contains("no VM is named or has an id starting with `web`")
+        .run();
+    let vm = t.args(["--json", "info", "www"]).run().json();
+    assert_eq!(vm["id"], id.as_str());
+    // The old name is free again.
+    t.add_empty("web");
+    assert_eq!(t.list().len(), 2);
+}
+
+#[test]
+fn renaming_onto_a_taken_name_is_refused() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    t.add_empty("db");
+    t.args(["apply", "web", "--name", "db"])
+        .status(3)
+        .stderr_contains("a VM named `db` already exists")
+        .run();
+    let names: Vec<_> = t.list().iter().map(|vm| vm["name"].clone()).collect();
+    assert_eq!(names, [json!("db"), json!("web")]);
+}
+
+#[test]
+fn apply_by_id_prefix() {
+    let mut t = Test::new();
+    let id = t.add_empty("web");
+    t.args(["apply", &id[..6], "--cpus", "3"]).run();
+    assert_eq!(t.list()[0]["cpus"], 3);
+}
+
+#[test]
+fn nothing_to_apply_is_a_usage_error() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    let before = t.args(["--json", "info", "web"]).run().json();
+    t.args(["apply", "web"])
+        .status(2)
+        .stderr_contains("nothing to apply to `web`")
+        .run();
+    assert_eq!(t.args(["--json", "info", "web"]).run().json(), before);
+}
+
+#[test]
+fn apply_checks_files_like_add() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    t.file("bad.ron", r#"(arguments: ["-daemonize"])"#)
+        .args(["apply", "web", "bad.ron"])
+        .status(3)
+        .stderr_contains("`-daemonize` is set by maqet")
+        .run();
+    t.file(
+        "bad.ron",
+        r#"(storage: [Raw(name: "root", file: "/etc/shadow")])"#,
+    )
+    .args(["apply", "web", "bad.ron"])
+    .status(4)
+    .run();
+    assert_eq!(t.list()[0]["memory"], "1G");
+}

@@ -1,0 +1,109 @@
+//! Errors for scripts (`--json`) and the exit codes of docs/exit-codes.md.
+
+use serde_json::json;
+
+use crate::harness::Test;
+
+#[test]
+fn json_errors_go_to_stderr_as_one_object() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    let out = t.args(["--json", "info", "nope"]).status(3).run();
+    assert!(out.stderr.ends_with("}\n"), "{:?}", out.stderr);
+    assert_eq!(
+        out.stderr_json(),
+        json!({
+            "error": {
+                "code": "maqet::vm::not_found",
+                "message": "no VM is named or has an id starting with `nope`",
+                "help": "`maqet ls` lists the VMs; ids may be shortened to 4 or more characters",
+                "exit_code": 3,
+            }
+        })
+    );
+}
+
+#[test]
+fn json_errors_carry_each_exit_code() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["--json", "rm"], 2, "maqet::usage"),
+        (
+            &["--json", "add", "--empty", "--name", "web"],
+            3,
+            "maqet::vm::name_taken",
+        ),
+        (&["--json", "rm", "--all"], 4, "maqet::refused"),
+        (&["--json", "add", "/etc/hostname"], 4, "maqet::path"),
+    ];
+    for (args, code, name) in cases {
+        let out = t.args(args).status(code).run();
+        let err = &out.stderr_json()["error"];
+        assert_eq!(err["code"], name, "{args:?}");
+        assert_eq!(err["exit_code"], code, "{args:?}");
+        assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(err["help"].as_str().is_some_and(|h| !h.is_empty()));
+    }
+}
+
+#[test]
+fn config_errors_as_json() {
+    let mut t = Test::new();
+    let out = t
+        .file("vm.ron", r#"(name: "web", memroy: "2G")"#)
+        .args(["--json", "add", "vm.ron"])
+        .status(3)
+        .run();
+    assert_eq!(
+        out.stderr_json(),
+        json!({
+            "error": {
+                "code": "maqet::config::invalid",
+                "message": "vm.ron: unknown field `memroy`",
+                "help": "did you mean `memory`? Fields allowed here: name, binary, machine, \
+                         accel, memory, cpus, display, vga, boot, storage, network, arguments",
+                "exit_code": 3,
+            }
+        })
+    );
+}
+
+/// Exit code 1: the operation failed (here, the store is not a redb file).
+#[test]
+fn a_damaged_store_fails_with_exit_1() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    t.file("data/maqet.redb", "this is not a database");
+    let db = t.data_dir().join("maqet.redb");
+    t.args(["ls"])
+        .status(1)
+        .stderr_contains(db.to_str().expect("UTF-8"))
+        .run();
+    t.args(["add", "--empty", "--name", "db"]).status(1).run();
+    assert_eq!(
+        std::fs::read_to_string(t.data_dir().join("maqet.redb")).expect("read the store"),
+        "this is not a database",
+        "a damaged store must be left as it is"
+    );
+}
+
+#[test]
+fn an_unopenable_log_file_fails_with_exit_1() {
+    Test::new()
+        .args(["--log-file", "no/such/dir/maqet.log", "ls"])
+        .status(1)
+        .stderr_contains("cannot open the log file")
+        .run();
+}
+
+#[test]
+fn a_non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    Test::new()
+        .arg("info")
+        .arg(std::ffi::OsStr::from_bytes(b"web\xff"))
+        .status(2)
+        .stderr_contains("not valid UTF-8")
+        .run();
+}

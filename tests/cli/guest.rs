@@ -1,0 +1,77 @@
+//! What the lifecycle tests need from the machine: QEMU, and the tiny test
+//! guest built by scripts/build-test-guest.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// True when QEMU is installed. Without it the caller skips, loudly — unless
+/// `MAQET_REQUIRE_QEMU=1` (as in CI), where a missing QEMU fails the test.
+pub fn have_qemu(test: &str) -> bool {
+    let found = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("MAQET_REQUIRE_QEMU").is_none_or(|v| v != "1"),
+            "{test}: qemu-system-x86_64 is missing and MAQET_REQUIRE_QEMU=1"
+        );
+        eprintln!("\n!!! SKIPPED {test}: qemu-system-x86_64 is not installed !!!\n");
+    }
+    found
+}
+
+/// The test guest's kernel and initramfs, built once per test run.
+pub struct Guest {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+/// Printed by the guest once it can take commands and the power button.
+pub const READY: &str = "MAQET-GUEST-READY";
+/// Printed by the guest when the ACPI power button made it power off.
+pub const POWEROFF: &str = "MAQET-GUEST-POWEROFF";
+
+pub fn guest() -> &'static Guest {
+    static GUEST: OnceLock<Guest> = OnceLock::new();
+    GUEST.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-test-guest");
+        let out = Command::new(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "build-test-guest failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| panic!("build-test-guest printed no {key}:\n{stdout}"))
+        };
+        Guest {
+            kernel: value("MAQET_TEST_GUEST_KERNEL="),
+            initrd: value("MAQET_TEST_GUEST_INITRD="),
+        }
+    })
+}
+
+/// A RON config that boots the test guest under TCG.
+pub fn guest_config(name: &str) -> String {
+    let g = guest();
+    format!(
+        "(\n    name: \"{name}\",\n    accel: Tcg,\n    memory: \"256M\",\n    boot: (\n        kernel: \"{}\",\n        initrd: \"{}\",\n        append: \"console=ttyS0 panic=-1\",\n    ),\n)\n",
+        g.kernel.display(),
+        g.initrd.display()
+    )
+}
+
+/// A diskless VM with no kernel: SeaBIOS finds nothing to boot and ignores
+/// the ACPI power button — the guest that never shuts down.
+pub fn bios_config(name: &str) -> String {
+    format!("(name: \"{name}\", accel: Tcg, memory: \"64M\")\n")
+}

@@ -1,0 +1,548 @@
+//! A small fluent builder for running the real `maqet` binary, in the style
+//! of casey/just's tests:
+//!
+//! ```ignore
+//! let mut t = Test::new();
+//! t.file("vm.ron", MINIMAL).args(["add", "vm.ron"]).run();
+//! t.args(["ls"]).stdout("NAME ...\n").run();
+//! ```
+//!
+//! Every `Test` owns a temp directory that is the child's working directory
+//! and its `HOME`, with its own data and runtime dirs, so the real user's
+//! store is never touched. The settings of one command (arguments, stdin,
+//! environment, expectations) are cleared by `run`; files and the directory
+//! stay for the next command of the session.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use camino::Utf8PathBuf;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_maqet");
+
+/// examples/minimal.ron, as shipped.
+pub const MINIMAL: &str = include_str!("../../examples/minimal.ron");
+
+pub struct Test {
+    dir: TempDir,
+    /// `dir`, with symlinks resolved: maqet records canonical paths.
+    root: PathBuf,
+    cwd: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    env_remove: Vec<OsString>,
+    stdin: Option<Vec<u8>>,
+    umask: Option<u32>,
+    status: i32,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    stdout_contains: Vec<String>,
+    stderr_contains: Vec<String>,
+}
+
+/// What a command printed, after its expectations held.
+#[derive(Debug)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// stderr parsed as JSON.
+    pub fn stderr_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stderr)
+            .unwrap_or_else(|e| panic!("stderr is not JSON ({e}):\n{}", self.stderr))
+    }
+}
+
+impl Test {
+    pub fn new() -> Test {
+        let dir = tempfile::Builder::new()
+            .prefix("maqet-test-")
+            .tempdir()
+            .expect("create a temp dir");
+        let root = dir
+            .path()
+            .canonicalize()
+            .expect("canonicalize the temp dir");
+        Test {
+            cwd: root.clone(),
+            dir,
+            root,
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: None,
+            umask: None,
+            status: 0,
+            stdout: None,
+            stderr: None,
+            stdout_contains: Vec::new(),
+            stderr_contains: Vec::new(),
+        }
+    }
+
+    /// The temp dir: the child's cwd (unless `.cwd` says otherwise) and HOME.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// `$root/data`, given to the child as `MAQET_DATA_DIR`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// `$root/run`, given to the child as `MAQET_RUNTIME_DIR`.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.path("run")
+    }
+
+    /// Write `contents` to `relative` (parent directories created).
+    pub fn file(&mut self, relative: &str, contents: &str) -> &mut Self {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the file's directory");
+        }
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn arg(&mut self, arg: impl Into<OsString>) -> &mut Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Run in `relative` (created) instead of the temp dir.
+    pub fn cwd(&mut self, relative: &str) -> &mut Self {
+        let dir = self.path(relative);
+        std::fs::create_dir_all(&dir).expect("create the working directory");
+        self.cwd = dir;
+        self
+    }
+
+    pub fn env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> &mut Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Unset `key` in the child, including the variables the harness sets
+    /// (`MAQET_DATA_DIR`, `MAQET_RUNTIME_DIR`, `HOME`).
+    pub fn env_remove(&mut self, key: impl Into<OsString>) -> &mut Self {
+        self.env_remove.push(key.into());
+        self
+    }
+
+    /// Feed this to stdin (by default stdin is /dev/null, never a terminal).
+    pub fn stdin(&mut self, input: &str) -> &mut Self {
+        self.stdin = Some(input.as_bytes().to_vec());
+        self
+    }
+
+    /// Run the child under this umask (through `sh`).
+    pub fn umask(&mut self, mask: u32) -> &mut Self {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// The expected exit code; 0 unless said.
+    pub fn status(&mut self, code: i32) -> &mut Self {
+        self.status = code;
+        self
+    }
+
+    /// Exact stdout. Unless set, a failing command must print nothing on
+    /// stdout (it carries results only).
+    pub fn stdout(&mut self, text: &str) -> &mut Self {
+        self.stdout = Some(text.to_owned());
+        self
+    }
+
+    /// Exact stderr. Unless set (or `stderr_contains` is used), a successful
+    /// command must print nothing on stderr.
+    pub fn stderr(&mut self, text: &str) -> &mut Self {
+        self.stderr = Some(text.to_owned());
+        self
+    }
+
+    pub fn stdout_contains(&mut self, text: &str) -> &mut Self {
+        self.stdout_contains.push(text.to_owned());
+        self
+    }
+
+    pub fn stderr_contains(&mut self, text: &str) -> &mut Self {
+        self.stderr_contains.push(text.to_owned());
+        self
+    }
+
+    /// A `Command` for the binary with this test's environment, for tests
+    /// that need to manage processes themselves (concurrency, kill -9).
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = match self.umask {
+            None => {
+                let mut c = Command::new(BIN);
+                c.args(&args);
+                c
+            }
+            Some(mask) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("umask {mask:03o}; exec \"$0\" \"$@\""))
+                    .arg(BIN)
+                    .args(&args);
+                c
+            }
+        };
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("MAQET_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.current_dir(&self.cwd)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("NO_COLOR")
+            .env("HOME", &self.root)
+            .env("MAQET_DATA_DIR", self.data_dir())
+            .env("MAQET_RUNTIME_DIR", self.runtime_dir())
+            .stdin(Stdio::null());
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        for key in &self.env_remove {
+            cmd.env_remove(key);
+        }
+        cmd
+    }
+
+    /// Run the command, check every expectation, and clear the command's
+    /// settings for the next one.
+    #[track_caller]
+    pub fn run(&mut self) -> Output {
+        let mut cmd = self.command(self.args.clone());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("spawn maqet");
+        if let Some(input) = self.stdin.take() {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            // The child may exit without reading; a broken pipe is fine.
+            let _ = pipe.write_all(&input);
+        }
+        let out = child.wait_with_output().expect("wait for maqet");
+        let output = Output {
+            status: out.status.code().unwrap_or_else(|| {
+                panic!(
+                    "maqet {:?} was killed by a signal: {:?}",
+                    self.args, out.status
+                )
+            }),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        };
+        let problems = self.check(&output);
+        let args = std::mem::take(&mut self.args);
+        self.reset();
+        if !problems.is_empty() {
+            panic!(
+                "maqet {}\n{problems}\n--- stdout ---\n{}--- stderr ---\n{}",
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                output.stdout,
+                output.stderr
+            );
+        }
+        output
+    }
+
+    fn check(&self, out: &Output) -> String {
+        let mut problems = String::new();
+        if out.status != self.status {
+            let _ = writeln!(
+                problems,
+                "exit code: expected {}, got {}",
+                self.status, out.status
+            );
+        }
+        let stdout = match (&self.stdout, self.status) {
+            (Some(s), _) => Some(s.as_str()),
+            (None, 0) => None,
+            (None, _) => Some(""),
+        };
+        if let Some(want) = stdout
+            && out.stdout != want
+        {
+            let _ = writeln!(problems, "stdout differs:\n{}", diff(want, &out.stdout));
+        }
+        let stderr = match &self.stderr {
+            Some(s) => Some(s.as_str()),
+            None if self.status == 0 && self.stderr_contains.is_empty() => Some(""),
+            None => None,
+        };
+        if let Some(want) = stderr
+            && out.stderr != want
+        {
+            let _ = writeln!(problems, "stderr differs:\n{}", diff(want, &out.stderr));
+        }
+        for want in &self.stdout_contains {
+            if !out.stdout.contains(want.as_str()) {
+                let _ = writeln!(problems, "stdout lacks {want:?}");
+            }
+        }
+        for want in &self.stderr_contains {
+            if !out.stderr.contains(want.as_str()) {
+                let _ = writeln!(problems, "stderr lacks {want:?}");
+            }
+        }
+        problems
+    }
+
+    fn reset(&mut self) {
+        self.cwd = self.root.clone();
+        self.env.clear();
+        self.env_remove.clear();
+        self.stdin = None;
+        self.umask = None;
+        self.status = 0;
+        self.stdout = None;
+        self.stderr = None;
+        self.stdout_contains.clear();
+        self.stderr_contains.clear();
+    }
+
+    /// `text` with this test's temp dir written as `[TMP]`, ids as `[ID]`,
+    /// 12-character short ids as `[ short-id ]` and RFC 3339 times as `[TIME]`,
+    /// so it can be snapshotted.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.replace(self.root.to_str().expect("UTF-8 temp dir"), "[TMP]");
+        if let Some(raw) = self.dir.path().to_str() {
+            text = text.replace(raw, "[TMP]");
+        }
+        redact_times(&redact_hex(&text))
+    }
+
+    /// Every VM in the store, via `maqet --json ls`.
+    pub fn list(&mut self) -> Vec<serde_json::Value> {
+        let out = self.args(["--json", "ls"]).run();
+        out.json().as_array().expect("ls prints an array").clone()
+    }
+
+    /// Add a VM with default settings and return its id.
+    pub fn add_empty(&mut self, name: &str) -> String {
+        let out = self.args(["add", "--empty", "--name", name]).run();
+        let id = out.stdout.trim_end().to_owned();
+        assert!(is_id(&id), "add printed {:?}", out.stdout);
+        id
+    }
+
+    /// The data dir as maqet's own type, for seeding a store through the
+    /// library.
+    pub fn dirs(&self) -> maqet::dirs::Dirs {
+        maqet::dirs::Dirs {
+            data: Utf8PathBuf::from_path_buf(self.data_dir()).expect("UTF-8 temp dir"),
+            runtime: Utf8PathBuf::from_path_buf(self.runtime_dir()).expect("UTF-8 temp dir"),
+        }
+    }
+}
+
+/// True for a full VM id: 32 lowercase hex characters.
+pub fn is_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Mode bits (permissions only) of a path, not following symlinks.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .mode()
+        & 0o7777
+}
+
+/// Every path under `dir`, relative and sorted: to show that a command
+/// wrote nothing.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            out.push(
+                path.strip_prefix(base)
+                    .expect("under base")
+                    .display()
+                    .to_string(),
+            );
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Runs of exactly 32 or 12 lowercase hex characters (not part of a longer
+/// word) become `[ID]` and `[ short-id ]`.
+fn redact_hex(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let at_word_start = i == 0 || !is_word(bytes[i - 1]);
+        if at_word_start && bytes[i].is_ascii_alphanumeric() {
+            let end = (i..bytes.len())
+                .find(|&j| !is_word(bytes[j]))
+                .unwrap_or(bytes.len());
+            let word = &text[i..end];
+            let hex = word.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            // A hex word with a digit: `cafe` stays a word, `a1b2...` is an id.
+            let digit = word.bytes().any(|b| b.is_ascii_digit());
+            match word.len() {
+                32 if hex => out.push_str("[ID]"),
+                // As wide as what it replaces, so tables stay aligned.
+                12 if hex && digit => out.push_str("[ short-id ]"),
+                _ => out.push_str(word),
+            }
+            i = end;
+        } else {
+            let ch = text[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// `2026-11-28T18:01:51Z` becomes `[TIME]`.
+fn redact_times(text: &str) -> String {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:ddZ";
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let fits = bytes.len() - i >= SHAPE.len()
+            && SHAPE.iter().zip(&bytes[i..]).all(|(&s, &b)| match s {
+                b'd' => b.is_ascii_digit(),
+                other => other == b,
+            });
+        if fits {
+            out.push_str("[TIME]");
+            i += SHAPE.len();
+        } else {
+            let ch = text[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// A line-by-line diff, enough to see what changed.
+fn diff(want: &str, got: &str) -> String {
+    let want_lines: Vec<&str> = want.lines().collect();
+    let got_lines: Vec<&str> = got.lines().collect();
+    let mut out = String::new();
+    for i in 0..want_lines.len().max(got_lines.len()) {
+        match (want_lines.get(i), got_lines.get(i)) {
+            (Some(w), Some(g)) if w == g => {
+                let _ = writeln!(out, "  {w}");
+            }
+            (w, g) => {
+                if let Some(w) = w {
+                    let _ = writeln!(out, "- {w}");
+                }
+                if let Some(g) = g {
+                    let _ = writeln!(out, "+ {g}");
+                }
+            }
+        }
+    }
+    if want.ends_with('\n') != got.ends_with('\n') {
+        let _ = writeln!(
+            out,
+            "(expected {} final newline, got {})",
+            if want.ends_with('\n') { "a" } else { "no" },
+            if got.ends_with('\n') { "one" } else { "none" }
+        );
+    }
+    out
+}
+
+/// A small xorshift generator for random delays; the seed is printed by the
+/// tests that use it so a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_time() -> Rng {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos());
+        Rng::new(u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(1))
+    }
+
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x % n
+    }
+}
+
+#[test]
+fn redaction_replaces_ids_short_ids_and_times() {
+    let text = "web  0123456789ab  created\nid: 0123456789abcdef0123456789abcdef\n\
+                at 2026-11-28T18:01:51Z; cafe decade deadbeefcafe 0123456789abc";
+    assert_eq!(
+        redact_times(&redact_hex(text)),
+        "web  [ short-id ]  created\nid: [ID]\n\
+         at [TIME]; cafe decade deadbeefcafe 0123456789abc"
+    );
+}

@@ -1,0 +1,489 @@
+//! start, stop, status, inspect on real QEMU (TCG), and the crash, hangup
+//! and pid-reuse cases the liveness check exists for.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::guest::{POWEROFF, READY, bios_config, guest_config, have_qemu};
+use crate::harness::{Test, mode, tree};
+
+/// The runtime directory of the only VM started in `t`.
+fn vm_dir(t: &Test, id: &str) -> PathBuf {
+    t.runtime_dir().join(id)
+}
+
+fn add(t: &mut Test, file: &str, config: &str) -> String {
+    t.file(file, config);
+    let out = t.args(["add", file]).run();
+    out.stdout.trim().to_owned()
+}
+
+fn pid_of(t: &mut Test, vm: &str) -> i32 {
+    let out = t.args(["--json", "status", vm]).run();
+    out.json()["pid"].as_i64().expect("a running VM has a pid") as i32
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 checks existence; a zombie would still "exist", so also look
+    // at its state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill9(pid: i32) {
+    let ok = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -9 {pid}");
+}
+
+#[test]
+fn a_diskless_vm_starts_reports_running_and_stops() {
+    if !have_qemu("a_diskless_vm_starts_reports_running_and_stops") {
+        return;
+    }
+    let mut t = Test::new();
+    let id = add(&mut t, "vm.ron", &bios_config("tiny"));
+    let out = t.args(["start", "tiny"]).run();
+    let pid = pid_of(&mut t, "tiny");
+    assert_eq!(out.stdout, format!("started tiny (pid {pid})\n"));
+    assert!(alive(pid));
+
+    let ls = t.list();
+    assert_eq!(ls[0]["status"], "running");
+    let status = t.args(["--json", "status", "tiny"]).run().json();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["run_state"], "running");
+    assert_eq!(status["accel"], "tcg");
+
+    let inspect = t.args(["--json", "inspect", "tiny"]).run().json();
+    assert_eq!(inspect["query_kvm"]["enabled"], false);
+    assert_eq!(inspect["argv"][0], "/usr/bin/qemu-system-x86_64");
+    assert!(inspect["rss_kib"].as_u64().is_some_and(|k| k > 1024));
+
+    t.args(["stop", "--force", "tiny"])
+        .stdout("stopped tiny: QEMU quit\n")
+        .run();
+    assert!(!alive(pid), "QEMU is gone after stop");
+    t.args(["status", "tiny"])
+        .stdout_contains("state:  stopped\n")
+        .run();
+    // Sockets and pidfile are gone; the logs stay for `status` and `console --log`.
+    assert_eq!(tree(&vm_dir(&t, &id)), ["console.log", "qemu.log"]);
+    // Stopping a stopped VM succeeds.
+    t.args(["stop", "tiny"])
+        .stdout("tiny is not running (stopped)\n")
+        .run();
+}
+
+#[test]
+fn every_runtime_file_is_private_even_under_umask_000() {
+    if !have_qemu("every_runtime_file_is_private_even_under_umask_000") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &bios_config("private"));
+    let id = t
+        .umask(0o000)
+        .args(["add", "vm.ron"])
+        .run()
+        .stdout
+        .trim()
+        .to_owned();
+    t.umask(0o000).args(["start", "private"]).run();
+    let dir = vm_dir(&t, &id);
+    assert_eq!(mode(&t.runtime_dir()), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    for file in [
+        "qmp.sock",
+        "console.sock",
+        "qemu.pid",
+        "qemu.log",
+        "console.log",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&t.data_dir()), 0o700);
+    assert_eq!(mode(&t.data_dir().join("maqet.redb")), 0o600);
+    t.args(["stop", "--force", "private"]).run();
+}
+
+#[test]
+fn the_guest_boots_and_powers_off_through_the_acpi_button() {
+    if !have_qemu("the_guest_boots_and_powers_off_through_the_acpi_button") {
+        return;
+    }
+    let mut t = Test::new();
+    let id = add(&mut t, "guest.ron", &guest_config("guest"));
+    t.args([
+        "start",
+        "guest",
+        "--wait-for",
+        &format!("console:^{READY}$"),
+        "--timeout",
+        "120",
+    ])
+    .run();
+    let pid = pid_of(&mut t, "guest");
+    t.args(["stop", "guest", "--timeout", "60"])
+        .stdout("stopped guest: the guest powered off\n")
+        .run();
+    assert!(!alive(pid));
+    let console =
+        std::fs::read_to_string(vm_dir(&t, &id).join("console.log")).expect("console.log");
+    assert!(
+        console.contains(POWEROFF),
+        "the guest printed its poweroff line:\n{console}"
+    );
+}
+
+#[test]
+fn a_guest_that_ignores_the_button_is_quit_after_the_timeout() {
+    if !have_qemu("a_guest_that_ignores_the_button_is_quit_after_the_timeout") {
+        return;
+    }
+    let mut t = Test::new();
+    add(&mut t, "vm.ron", &bios_config("stubborn"));
+    t.args(["start", "stubborn"]).run();
+    let pid = pid_of(&mut t, "stubborn");
+    let started = Instant::now();
+    t.args(["stop", "stubborn", "--timeout", "1"])
+        .stdout("stopped stubborn: the guest did not power off in time; QEMU quit\n")
+        .run();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for the guest"
+    );
+    assert!(!alive(pid));
+}
+
+#[test]
+fn a_vm_survives_the_hangup_of_the_session_that_started_it() {
+    if !have_qemu("a_vm_survives_the_hangup_of_the_session_that_started_it") {
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("`script` (util-linux) is needed to give the session a terminal");
+    }
+    let mut t = Test::new();
+    add(&mut t, "vm.ron", &bios_config("sticky"));
+    let xdg_runtime = t.path("xdg-runtime");
+    std::fs::create_dir_all(&xdg_runtime).expect("mkdir");
+    // A new session with a pty, like an SSH login: start the VM, then linger.
+    let bin = crate::harness::BIN;
+    // The harness's environment (data and runtime dirs, HOME).
+    let template = t.command(["--version"]);
+    let shell_line = format!("'{bin}' start sticky && sleep 600");
+    let mut session = Command::new("setsid")
+        .args(["script", "-qec", &shell_line, "/dev/null"])
+        .envs(
+            template
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("XDG_RUNTIME_DIR", &xdg_runtime)
+        .current_dir(t.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the session");
+    let leader = session.id() as i32;
+    wait_until("the VM to run", Duration::from_secs(30), || {
+        t.args(["--json", "ls"]).run().json()[0]["status"] == "running"
+    });
+    let pid = pid_of(&mut t, "sticky");
+    // What a dropped SSH connection does: the shell on the terminal (the
+    // pty session's leader, `script`'s child) and its process group get
+    // SIGHUP, and the terminal goes away with whatever held it open.
+    let children = std::fs::read_to_string(format!("/proc/{leader}/task/{leader}/children"))
+        .expect("read the session's children");
+    let shell: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the terminal's shell");
+    let hup = Command::new("kill")
+        .args(["-HUP", &format!("-{shell}")])
+        .status();
+    assert!(
+        hup.is_ok_and(|s| s.success()),
+        "SIGHUP the terminal's session"
+    );
+    let _ = session.kill();
+    let _ = session.wait();
+    wait_until(
+        "the terminal's shell to die",
+        Duration::from_secs(10),
+        || !alive(shell),
+    );
+    // And what the last logout does without lingering.
+    std::fs::remove_dir_all(&xdg_runtime).expect("remove XDG_RUNTIME_DIR");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "QEMU outlived its session");
+    let status = t.args(["--json", "status", "sticky"]).run().json();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["run_state"], "running", "QMP is still reachable");
+    t.args(["stop", "--force", "sticky"]).run();
+}
+
+#[test]
+fn a_killed_qemu_is_reported_crashed_and_starts_again() {
+    if !have_qemu("a_killed_qemu_is_reported_crashed_and_starts_again") {
+        return;
+    }
+    let mut t = Test::new();
+    let id = add(&mut t, "vm.ron", &bios_config("fragile"));
+    t.args(["start", "fragile"]).run();
+    let pid = pid_of(&mut t, "fragile");
+    kill9(pid);
+    wait_until("QEMU to die", Duration::from_secs(10), || !alive(pid));
+    assert_eq!(t.list()[0]["status"], "crashed");
+    let status = t.args(["--json", "status", "fragile"]).run().json();
+    assert_eq!(status["state"], "crashed");
+    assert_eq!(
+        status["last_exit"]["reason"],
+        "QEMU ended without cleaning up (killed, or crashed)"
+    );
+    assert_eq!(
+        tree(&vm_dir(&t, &id)),
+        ["console.log", "qemu.log"],
+        "stale files removed"
+    );
+    t.args(["start", "fragile"]).run();
+    t.args(["stop", "--force", "fragile"]).run();
+}
+
+#[test]
+fn a_pid_reused_by_another_process_is_never_taken_for_the_vm() {
+    if !have_qemu("a_pid_reused_by_another_process_is_never_taken_for_the_vm") {
+        return;
+    }
+    let mut t = Test::new();
+    let id = add(&mut t, "vm.ron", &bios_config("reused"));
+    t.args(["start", "reused"]).run();
+    let pid = pid_of(&mut t, "reused");
+    kill9(pid);
+    wait_until("QEMU to die", Duration::from_secs(10), || !alive(pid));
+    // Point the record at an unrelated process, as if the kernel had given
+    // QEMU's pid to a `sleep`.
+    let mut sleeper = Command::new("sleep").arg("600").spawn().expect("sleep");
+    let dirs = t.dirs();
+    {
+        let store = maqet::store::Store::open(&dirs).expect("open store");
+        store
+            .write(|tx| {
+                let mut vm = tx.find("reused")?;
+                vm.runtime.as_mut().expect("runtime").pid = sleeper.id() as i32;
+                tx.put(&vm)
+            })
+            .expect("rewrite the record");
+    }
+    std::fs::write(
+        vm_dir(&t, &id).join("qemu.pid"),
+        format!("{}\n", sleeper.id()),
+    )
+    .expect("write a stale pidfile");
+    t.args(["stop", "--force", "reused"])
+        .stdout("reused is not running (crashed)\n")
+        .run();
+    assert!(
+        sleeper.try_wait().expect("poll sleep").is_none(),
+        "the unrelated process was not signalled"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+#[test]
+fn a_bad_qemu_argument_fails_fast_with_qemus_message() {
+    if !have_qemu("a_bad_qemu_argument_fails_fast_with_qemus_message") {
+        return;
+    }
+    let mut t = Test::new();
+    add(
+        &mut t,
+        "bad.ron",
+        "(name: \"bad\", accel: Tcg, arguments: [\"-m\", \"banana\"])",
+    );
+    let started = Instant::now();
+    t.args(["start", "bad"])
+        .status(1)
+        .stderr_contains("QEMU exited while starting `bad`")
+        .stderr_contains("-m banana: Parameter 'size' expects a non-negative number")
+        .run();
+    assert!(started.elapsed() < Duration::from_secs(5), "failed fast");
+    let status = t.args(["--json", "status", "bad"]).run().json();
+    assert_eq!(status["state"], "stopped");
+    assert_eq!(
+        status["last_exit"]["reason"],
+        "QEMU exited with status 1 while starting"
+    );
+}
+
+#[test]
+fn a_missing_qemu_binary_says_what_to_install() {
+    let mut t = Test::new();
+    add(
+        &mut t,
+        "vm.ron",
+        "(name: \"nobin\", binary: \"/nonexistent/qemu-system-x86_64\")",
+    );
+    t.args(["start", "nobin"])
+        .status(3)
+        .stderr_contains("cannot find the QEMU program `/nonexistent/qemu-system-x86_64`")
+        .stderr_contains("apt-get install qemu-system-x86 qemu-utils")
+        .run();
+    assert!(!t.runtime_dir().exists(), "nothing was created");
+}
+
+#[test]
+fn a_socket_path_too_long_for_unix_sockets_is_refused_before_anything_starts() {
+    let mut t = Test::new();
+    add(&mut t, "vm.ron", &bios_config("longpath"));
+    let long = t.path(&"r".repeat(90));
+    t.env("MAQET_RUNTIME_DIR", &long)
+        .args(["start", "longpath"])
+        .status(3)
+        .stderr_contains("Unix sockets allow at most 107")
+        .run();
+    assert!(!long.exists(), "nothing was created");
+}
+
+#[test]
+fn two_concurrent_starts_give_exactly_one_qemu() {
+    if !have_qemu("two_concurrent_starts_give_exactly_one_qemu") {
+        return;
+    }
+    let mut t = Test::new();
+    add(&mut t, "vm.ron", &bios_config("once"));
+    let spawn = |t: &Test| {
+        t.command(["start", "once"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn start")
+    };
+    let (a, b) = (spawn(&t), spawn(&t));
+    let codes: Vec<i32> = [a, b]
+        .into_iter()
+        .map(|c| {
+            c.wait_with_output()
+                .expect("wait")
+                .status
+                .code()
+                .unwrap_or(-1)
+        })
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [0, 4],
+        "one start wins, the other is refused: {codes:?}"
+    );
+    let qemus = Command::new("pgrep")
+        .args(["-f", "guest=once,"])
+        .output()
+        .expect("pgrep");
+    let count = String::from_utf8_lossy(&qemus.stdout).lines().count();
+    t.args(["stop", "--force", "once"]).run();
+    assert!(count >= 1, "pgrep found the QEMU");
+    // Other tests may run VMs named differently; this one's name is unique.
+    assert_eq!(count, 1, "exactly one QEMU for the VM");
+}
+
+#[test]
+fn dry_run_prints_the_command_line_and_starts_nothing() {
+    let mut t = Test::new();
+    let id = add(&mut t, "vm.ron", &bios_config("dry"));
+    let out = t.args(["--json", "start", "dry", "--dry-run"]).run().json();
+    let argv: Vec<&str> = out
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_str().expect("a string"))
+        .collect();
+    assert_eq!(argv[0], "qemu-system-x86_64");
+    let pidfile = format!("{}/{id}/qemu.pid", t.runtime_dir().display());
+    assert!(argv.windows(2).any(|w| w == ["-pidfile", pidfile.as_str()]));
+    assert!(argv.windows(2).any(|w| w == ["-accel", "tcg"]));
+    assert!(!t.runtime_dir().exists(), "a dry run creates nothing");
+    assert_eq!(t.list()[0]["status"], "created");
+}
+
+#[test]
+fn rm_force_stops_a_running_vm_first() {
+    if !have_qemu("rm_force_stops_a_running_vm_first") {
+        return;
+    }
+    let mut t = Test::new();
+    let id = add(&mut t, "vm.ron", &bios_config("doomed"));
+    t.args(["start", "doomed"]).run();
+    let pid = pid_of(&mut t, "doomed");
+    t.args(["rm", "doomed"])
+        .status(4)
+        .stderr_contains("VM `doomed` is running")
+        .run();
+    t.args(["rm", "--force", "doomed"])
+        .stdout(&format!("removed doomed ({})\n", &id[..12]))
+        .run();
+    assert!(!alive(pid));
+    assert!(!vm_dir(&t, &id).exists(), "its runtime files went with it");
+}
+
+#[test]
+fn wait_for_a_port_and_a_file_and_time_out_with_the_vm_left_running() {
+    if !have_qemu("wait_for_a_port_and_a_file_and_time_out_with_the_vm_left_running") {
+        return;
+    }
+    let mut t = Test::new();
+    let port = free_port();
+    add(
+        &mut t,
+        "vm.ron",
+        &format!(
+            "(name: \"ported\", accel: Tcg, memory: \"64M\", network: [User(name: \"n\", forwards: [(host: {port}, guest: 22)])])"
+        ),
+    );
+    // slirp listens on the forwarded port as soon as QEMU runs.
+    t.args(["start", "ported", "--wait-for", &format!("port:{port}")])
+        .run();
+    t.args(["stop", "--force", "ported"]).run();
+    t.args([
+        "start",
+        "ported",
+        "--wait-for",
+        "file:never-there",
+        "--timeout",
+        "1",
+    ])
+    .status(5)
+    .stderr_contains("timed out after 1 s waiting for")
+    .stderr_contains("never-there to exist")
+    .run();
+    assert_eq!(t.list()[0]["status"], "running", "the VM itself started");
+    t.args(["stop", "--force", "ported"]).run();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
