@@ -89,7 +89,9 @@ pub fn run(cli: Cli) -> Result<Report> {
             };
             commands::stop(&env, &args.vm, &opts, &mut notify).map(Report::Stopped)
         }
-        Command::Status(args) => commands::status(&env, &args.vm).map(|s| Report::Status(Box::new(s))),
+        Command::Status(args) => {
+            commands::status(&env, &args.vm).map(|s| Report::Status(Box::new(s)))
+        }
         Command::Inspect(args) => {
             commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
         }

@@ -86,19 +86,19 @@ pub struct AddArgs {
     pub configs: Vec<Utf8PathBuf>,
 
     /// the VM's name (wins over the files)
-    #[argh(option)]
+    #[argh(option, arg_name = "NAME")]
     pub name: Option<Name>,
 
     /// guest memory, e.g. 2G (wins over the files)
-    #[argh(option)]
+    #[argh(option, arg_name = "MEMORY")]
     pub memory: Option<Memory>,
 
     /// virtual CPUs (wins over the files)
-    #[argh(option)]
+    #[argh(option, arg_name = "CPUS")]
     pub cpus: Option<Cpus>,
 
     /// QEMU program name or path (wins over the files)
-    #[argh(option)]
+    #[argh(option, arg_name = "BINARY")]
     pub binary: Option<String>,
 
     /// define a VM with no config file, from defaults and options only
@@ -123,19 +123,19 @@ pub struct ApplyArgs {
     pub configs: Vec<Utf8PathBuf>,
 
     /// rename the VM
-    #[argh(option)]
+    #[argh(option, arg_name = "NAME")]
     pub name: Option<Name>,
 
     /// guest memory, e.g. 2G
-    #[argh(option)]
+    #[argh(option, arg_name = "MEMORY")]
     pub memory: Option<Memory>,
 
     /// virtual CPUs
-    #[argh(option)]
+    #[argh(option, arg_name = "CPUS")]
     pub cpus: Option<Cpus>,
 
     /// QEMU program name or path
-    #[argh(option)]
+    #[argh(option, arg_name = "BINARY")]
     pub binary: Option<String>,
 }
 
@@ -144,7 +144,7 @@ pub struct ApplyArgs {
 #[argh(subcommand, name = "ls")]
 pub struct LsArgs {
     /// only VMs in this state: created, running, stopped or crashed
-    #[argh(option)]
+    #[argh(option, arg_name = "STATE")]
     pub status: Option<Status>,
 }
 
@@ -195,7 +195,7 @@ pub struct StartArgs {
     pub vm: String,
 
     /// seconds to wait for the VM to be ready (default 60)
-    #[argh(option, default = "60")]
+    #[argh(option, arg_name = "SECONDS", default = "60")]
     pub timeout: u64,
 
     /// what "ready" means: qmp, console:REGEX, port:N or file:PATH
@@ -221,7 +221,7 @@ pub struct StopArgs {
     pub vm: String,
 
     /// seconds the guest gets to power off (default 30)
-    #[argh(option, default = "30")]
+    #[argh(option, arg_name = "SECONDS", default = "30")]
     pub timeout: u64,
 
     /// do not ask the guest: quit QEMU at once (SIGKILL if it hangs)

@@ -16,6 +16,8 @@ pub mod exit {
     pub const NOT_FOUND_OR_INVALID: u8 = 3;
     pub const REFUSED: u8 = 4;
     pub const TIMED_OUT: u8 = 5;
+    /// Not returned by maqet itself: Ctrl-C ends it by SIGINT, which the
+    /// shell reports as 128 + 2.
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -116,12 +118,12 @@ pub enum Error {
         help: String,
     },
 
-    #[error("the maqet store is busy: another maqet held {lock} for over {seconds} s")]
+    #[error("the maqet store is busy: another maqet held {lock} for over {}", wait_text(*waited_ms))]
     #[diagnostic(
         code(maqet::store::busy),
         help("wait for the other maqet command to finish, then run this one again")
     )]
-    Busy { lock: Utf8PathBuf, seconds: u64 },
+    Busy { lock: Utf8PathBuf, waited_ms: u64 },
 
     #[error(
         "the store {path} was written by a newer maqet (schema {found}; this maqet knows {supported})"
@@ -185,10 +187,6 @@ pub enum Error {
         #[help]
         help: String,
     },
-
-    #[error("interrupted")]
-    #[diagnostic(code(maqet::interrupted))]
-    Interrupted,
 }
 
 /// A config file error, pointing at the offending text.
@@ -234,7 +232,6 @@ impl Error {
             },
             Error::QemuExited { .. } => exit::FAILED,
             Error::StoreDamaged { .. } | Error::Io { .. } => exit::FAILED,
-            Error::Interrupted => exit::INTERRUPTED,
         }
     }
 
@@ -285,13 +282,25 @@ impl From<crate::qmp::QmpError> for Error {
         use crate::qmp::QmpError;
         let help = match &source {
             QmpError::Command { .. } => "see the QMP reference for the command's arguments".into(),
-            QmpError::NotOurs { .. } => "the socket is not maqet's; check the runtime directory".into(),
-            QmpError::Timeout { .. } => "QEMU did not answer in time; is the VM overloaded or stuck?".into(),
+            QmpError::NotOurs { .. } => {
+                "the socket is not maqet's; check the runtime directory".into()
+            }
+            QmpError::Timeout { .. } => {
+                "QEMU did not answer in time; is the VM overloaded or stuck?".into()
+            }
             QmpError::Closed { .. } | QmpError::Connect { .. } => {
                 "the VM may have stopped; `maqet status VM` shows what happened".into()
             }
             _ => "this is unexpected; run with -vvv and report it".into(),
         };
         Error::Qmp { source, help }
+    }
+}
+
+fn wait_text(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
     }
 }

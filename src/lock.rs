@@ -51,7 +51,7 @@ pub fn exclusive(path: &Utf8Path) -> Result<Held> {
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 return Err(Error::Busy {
                     lock: path.to_owned(),
-                    seconds: wait.as_secs().max(1),
+                    waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 });
             }
             Err((_, errno)) => {

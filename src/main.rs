@@ -9,7 +9,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(ParseExit::Help(text)) => return print(&text, exit::SUCCESS),
         Err(ParseExit::Usage(text)) => {
-            eprintln!("{}", text.trim_end());
+            // argh's own message, with the hint every other error carries.
+            eprintln!("maqet: {}", text.trim_end());
+            eprintln!("  help: run `maqet --help`, or `maqet COMMAND --help`");
             return ExitCode::from(exit::USAGE);
         }
     };

@@ -72,6 +72,7 @@ pub struct Qmp {
     /// glued to the next request, so no further request may be sent.
     broken: Option<String>,
     events: VecDeque<Value>,
+    dropped_events: bool,
     next_id: u64,
     timeout: Duration,
     max_reply: usize,
@@ -127,6 +128,7 @@ impl Qmp {
             discarding: false,
             broken: None,
             events: VecDeque::new(),
+            dropped_events: false,
             next_id: 1,
             timeout,
             max_reply: Self::DEFAULT_MAX_REPLY,
@@ -137,14 +139,11 @@ impl Qmp {
         // the listen backlog and then hears nothing until the first leaves.
         // That silence is why the greeting wait needs its deadline.
         let line = qmp.read_line(deadline, "the greeting")?;
-        let greeting = match parse_message(&line)? {
-            Message::Greeting(greeting) => greeting,
-            _ => {
-                return Err(QmpError::Protocol(format!(
-                    "expected the QMP greeting, got {}",
-                    excerpt(&line)
-                )));
-            }
+        let Message::Greeting(greeting) = parse_message(&line)? else {
+            return Err(QmpError::Protocol(format!(
+                "expected the QMP greeting, got {}",
+                excerpt(&line)
+            )));
         };
         qmp.version = greeting_version(&greeting)?;
 
@@ -253,9 +252,13 @@ impl Qmp {
     fn queue_event(&mut self, event: Value) {
         if self.events.len() >= MAX_QUEUED_EVENTS {
             self.events.pop_front();
-            crate::log::warn(format_args!(
-                "QMP: more than {MAX_QUEUED_EVENTS} events unread; dropped the oldest"
-            ));
+            // Once per connection: a flood would otherwise flood stderr too.
+            if !self.dropped_events {
+                self.dropped_events = true;
+                crate::log::warn(format_args!(
+                    "QMP: more than {MAX_QUEUED_EVENTS} events unread; dropping the oldest"
+                ));
+            }
         }
         self.events.push_back(event);
     }
@@ -264,37 +267,7 @@ impl Qmp {
     fn send(&mut self, bytes: &[u8], command: &str, deadline: Instant) -> Result<(), QmpError> {
         let mut sent = 0;
         while sent < bytes.len() {
-            let result = match remaining(deadline) {
-                Some(left) => self
-                    .reader
-                    .get_ref()
-                    .set_write_timeout(Some(left))
-                    .map_err(QmpError::Io)
-                    .and_then(|()| {
-                        // MSG_NOSIGNAL: a QEMU that exited must give us EPIPE,
-                        // not a SIGPIPE that kills maqet whatever its
-                        // disposition.
-                        socket::send(
-                            self.reader.get_ref().as_raw_fd(),
-                            &bytes[sent..],
-                            MsgFlags::MSG_NOSIGNAL,
-                        )
-                        .or_else(|e| match e {
-                            Errno::EINTR => Ok(0),
-                            Errno::EAGAIN => Err(QmpError::Timeout {
-                                what: format!("QEMU to read the {command} request"),
-                            }),
-                            Errno::EPIPE | Errno::ECONNRESET => Err(QmpError::Closed {
-                                during: format!("sending {command}"),
-                            }),
-                            e => Err(QmpError::Io(e.into())),
-                        })
-                    }),
-                None => Err(QmpError::Timeout {
-                    what: format!("QEMU to read the {command} request"),
-                }),
-            };
-            match result {
+            match self.send_some(&bytes[sent..], command, deadline) {
                 Ok(n) => sent += n,
                 Err(e) => {
                     if sent > 0 {
@@ -305,6 +278,27 @@ impl Qmp {
             }
         }
         Ok(())
+    }
+
+    /// One `send()`: as many bytes as the socket takes before `deadline`.
+    fn send_some(&self, bytes: &[u8], command: &str, deadline: Instant) -> Result<usize, QmpError> {
+        let timed_out = || QmpError::Timeout {
+            what: format!("QEMU to read the {command} request"),
+        };
+        let stream = self.reader.get_ref();
+        let left = remaining(deadline).ok_or_else(timed_out)?;
+        stream.set_write_timeout(Some(left)).map_err(QmpError::Io)?;
+        // MSG_NOSIGNAL: a QEMU that exited must give us EPIPE, not a SIGPIPE
+        // that kills maqet if SIGPIPE is at its default disposition.
+        match socket::send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => Ok(n),
+            Err(Errno::EINTR) => Ok(0),
+            Err(Errno::EAGAIN) => Err(timed_out()),
+            Err(Errno::EPIPE | Errno::ECONNRESET) => Err(QmpError::Closed {
+                during: format!("sending {command}"),
+            }),
+            Err(e) => Err(QmpError::Io(e.into())),
+        }
     }
 
     /// One line from QEMU, without its newline, by `deadline`.

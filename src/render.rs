@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::commands::{Inspection, StopOutcome, VmStatus};
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
-use crate::commands::{Inspection, StopOutcome, VmStatus};
 use crate::qemu::argv::shell_line;
 use crate::vm::Vm;
 
@@ -67,7 +67,11 @@ fn key_values(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
         .map(|(key, value)| {
-            let label = if key.is_empty() { String::new() } else { format!("{key}:") };
+            let label = if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}:")
+            };
             format!("{label:<width$} {value}\n")
         })
         .collect()
@@ -136,7 +140,14 @@ fn inspect_text(i: &Inspection) -> String {
     }
     if let Some(kvm) = &i.query_kvm {
         let on = kvm["enabled"].as_bool().unwrap_or(false);
-        rows.push(("kvm", if on { "enabled".into() } else { "disabled".into() }));
+        rows.push((
+            "kvm",
+            if on {
+                "enabled".into()
+            } else {
+                "disabled".into()
+            },
+        ));
     }
     if let Some(Value::Array(devices)) = &i.block {
         for (n, dev) in devices.iter().enumerate() {
@@ -149,7 +160,10 @@ fn inspect_text(i: &Inspection) -> String {
                 .map_or("?", |d| d.name().as_str());
             let file = dev["inserted"]["file"].as_str().unwrap_or("(no media)");
             let fmt = dev["inserted"]["drv"].as_str().unwrap_or("");
-            rows.push((if n == 0 { "block" } else { "" }, format!("{name} {fmt} {file}")));
+            rows.push((
+                if n == 0 { "block" } else { "" },
+                format!("{name} {fmt} {file}"),
+            ));
         }
     }
     let forwards: Vec<String> = i
@@ -160,7 +174,13 @@ fn inspect_text(i: &Inspection) -> String {
         .iter()
         .flat_map(|Network::User(n)| {
             n.forwards.iter().map(|f| {
-                format!("{} {}:{} -> {}", protocol_name(f), f.bind, f.host.0, f.guest.0)
+                format!(
+                    "{} {}:{} -> {}",
+                    protocol_name(f),
+                    f.bind,
+                    f.host.0,
+                    f.guest.0
+                )
             })
         })
         .collect();
@@ -227,7 +247,15 @@ fn to_json(report: &Report) -> Value {
             value["query_status"] = i.query_status.clone().unwrap_or(Value::Null);
             value["query_kvm"] = i.query_kvm.clone().unwrap_or(Value::Null);
             value["block"] = i.block.clone().unwrap_or(Value::Null);
-            value["network"] = Value::Array(i.status.vm.config.network.iter().map(network_json).collect());
+            value["network"] = Value::Array(
+                i.status
+                    .vm
+                    .config
+                    .network
+                    .iter()
+                    .map(network_json)
+                    .collect(),
+            );
             value
         }
     }
@@ -375,7 +403,11 @@ fn storage_line(drive: &Storage) -> String {
                 None => line.push_str(" (maqet creates it)"),
             }
             if let Some(b) = &d.backing_file {
-                let _ = write!(line, " backing {}", b.as_path());
+                let format = match d.backing_format {
+                    Some(crate::config::ImageFormat::Raw) => "raw",
+                    _ => "qcow2",
+                };
+                let _ = write!(line, " backing {} ({format})", b.as_path());
             }
             if d.readonly {
                 line.push_str(" readonly");

@@ -523,6 +523,12 @@ fn copy_private(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
 fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {
     let e: redb::Error = e.into();
     match e {
+        // redb reports a file that is not (or no longer) a redb database as
+        // an I/O error of kind InvalidData.
+        redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => Error::StoreDamaged {
+            path: path.to_owned(),
+            detail: io.to_string(),
+        },
         redb::Error::Io(io) => Error::io("cannot use the store", path, io),
         other => Error::StoreDamaged {
             path: path.to_owned(),

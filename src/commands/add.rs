@@ -41,7 +41,7 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
         updated: now,
         status: Status::Created,
         runtime: None,
-            last_exit: None,
+        last_exit: None,
     };
     let store = Store::open(&env.dirs)?;
     store.write(|tx| tx.put(&vm))?;

@@ -38,6 +38,10 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
             tx.put(&vm)?;
             Ok(Applied { vm, created: false })
         }
+        Err(Error::VmNotFound { .. }) if nothing_given => Err(Error::usage(
+            format!("no VM `{query}`, and nothing to define it from"),
+            "give config files or options, or use `maqet add --empty --name NAME`",
+        )),
         Err(Error::VmNotFound { .. }) => {
             let name = match rename {
                 Some(n) => n,

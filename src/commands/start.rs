@@ -76,8 +76,14 @@ pub struct StartOptions {
 
 pub enum StartOutcome {
     /// `--dry-run`: the command line that would run.
-    DryRun { vm: Box<Vm>, argv: Vec<String> },
-    Started { vm: Box<Vm>, run_state: String },
+    DryRun {
+        vm: Box<Vm>,
+        argv: Vec<String>,
+    },
+    Started {
+        vm: Box<Vm>,
+        run_state: String,
+    },
 }
 
 /// Start a VM's QEMU detached, and wait until it is ready.
@@ -135,7 +141,10 @@ pub fn start(
     }
 
     for image in missing_images(&vm.config, &disks_dir) {
-        note(Note::Progress(&format!("creating {} ({} bytes)", image.path, image.size_bytes)));
+        note(Note::Progress(&format!(
+            "creating {} ({} bytes)",
+            image.path, image.size_bytes
+        )));
         create_image(&image, &disks_dir)?;
     }
     if let Some(warning) = logind_warning() {
@@ -178,13 +187,24 @@ pub fn start(
             return Err(exited_early(env, &mut vm, &mut child, &paths));
         }
         if Instant::now() >= deadline {
-            return Err(abandon(env, &mut vm, &mut child, opts.timeout, "QMP".into(), None));
+            return Err(abandon(
+                env,
+                &mut vm,
+                &mut child,
+                opts.timeout,
+                "QMP".into(),
+                None,
+            ));
         }
         match Qmp::connect(&paths.qmp_socket, Duration::from_secs(1)) {
             Ok(qmp) => break qmp,
             Err(err @ QmpError::NotOurs { .. }) => {
                 kill(&mut child);
-                settle(&mut vm, Status::Stopped, "the QMP socket failed maqet's checks".into());
+                settle(
+                    &mut vm,
+                    Status::Stopped,
+                    "the QMP socket failed maqet's checks".into(),
+                );
                 let _ = save(env, &vm);
                 return Err(err.into());
             }
@@ -198,7 +218,10 @@ pub fn start(
     drop(qmp);
 
     if !matches!(wait_for, WaitFor::Qmp) {
-        note(Note::Progress(&format!("waiting for {}", wait_for.describe())));
+        note(Note::Progress(&format!(
+            "waiting for {}",
+            wait_for.describe()
+        )));
         let mut console = ConsoleTail::new(paths.console_log.clone());
         loop {
             if let Ok(Some(_)) = child.try_wait() {
@@ -294,7 +317,10 @@ fn abandon(
     settle(
         vm,
         Status::Stopped,
-        format!("QEMU did not answer within {} s and was killed", timeout.as_secs()),
+        format!(
+            "QEMU did not answer within {} s and was killed",
+            timeout.as_secs()
+        ),
     );
     let _ = save(env, vm);
     Error::TimedOut {

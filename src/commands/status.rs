@@ -66,9 +66,10 @@ pub fn inspect(env: &Env, query: &str) -> Result<Inspection> {
 
 /// Read the VM, reconcile it, and ask QMP for its run state when it runs.
 fn look(env: &Env, query: &str, keep_qmp: bool) -> Result<(VmStatus, Option<Qmp>)> {
-    let store = Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-        query: query.into(),
-    })?;
+    let store =
+        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
+            query: query.into(),
+        })?;
     let mut vms = vec![store.find(query)?];
     drop(store);
     reconcile(&env.dirs, &mut vms)?;
@@ -102,7 +103,11 @@ fn look(env: &Env, query: &str, keep_qmp: bool) -> Result<(VmStatus, Option<Qmp>
                 Ok(reply) => {
                     let word = reply["status"].as_str().unwrap_or("unknown").to_owned();
                     if status.vm.status == Status::Running && word != "running" {
-                        status.state = if word == "paused" { "paused".into() } else { word.clone() };
+                        status.state = if word == "paused" {
+                            "paused".into()
+                        } else {
+                            word.clone()
+                        };
                     }
                     status.run_state = Some(word);
                 }

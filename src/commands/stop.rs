@@ -20,7 +20,10 @@ pub struct StopOptions {
 pub enum StopOutcome {
     /// It was not running (`status` says why, if it had crashed).
     AlreadyStopped(Box<Vm>),
-    Stopped { vm: Box<Vm>, how: &'static str },
+    Stopped {
+        vm: Box<Vm>,
+        how: &'static str,
+    },
 }
 
 /// How long QEMU gets to exit after `quit`, and after SIGKILL.
@@ -65,6 +68,9 @@ pub fn stop(
         match Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT) {
             Ok(mut qmp) => {
                 qmp.execute("system_powerdown", None)?;
+                // QEMU serves one QMP client at a time: let go, so `status`
+                // can ask while the guest shuts down.
+                drop(qmp);
                 note(Note::Progress(&format!(
                     "asked the guest to power off; waiting up to {} s",
                     opts.timeout.as_secs()
@@ -100,7 +106,8 @@ pub fn stop(
                 what: format!("QEMU (pid {}) to die after SIGKILL", rt.pid),
                 seconds: QUIT_WAIT.as_secs(),
                 last_seen: None,
-                help: "the process may be stuck in the kernel (e.g. on a hung disk); check `ps`".into(),
+                help: "the process may be stuck in the kernel (e.g. on a hung disk); check `ps`"
+                    .into(),
             });
         }
         how = Some("QEMU was killed");

@@ -111,7 +111,14 @@ impl Program {
             }
             None => Utf8PathBuf::from(text),
         };
-        Ok(Program(base.join(expanded).into_string()))
+        // Lexically tidy (`./qemu` → `qemu`), but leave `..` alone: it is
+        // only meaningful after symlinks, which are resolved at start.
+        let joined = base.join(expanded);
+        let tidy: Utf8PathBuf = joined
+            .components()
+            .filter(|c| !matches!(c, camino::Utf8Component::CurDir))
+            .collect();
+        Ok(Program(tidy.into_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -284,8 +291,13 @@ impl Problem {
 
 /// ron positions are 1-based lines and columns counted in characters.
 fn span_of_ron(src: &str, span: &ron::error::Span) -> SourceSpan {
-    let start = offset_of(src, span.start.line, span.start.col);
+    let mut start = offset_of(src, span.start.line, span.start.col);
     let end = offset_of(src, span.end.line, span.end.col).max(start);
+    // For a string value ron's span starts after the opening quote but ends
+    // after the closing one; widen it to cover the whole literal.
+    if start > 0 && src.as_bytes()[start - 1] == b'"' {
+        start -= 1;
+    }
     let len = (end - start).max(usize::from(start < src.len()));
     SourceSpan::new(start.into(), len)
 }

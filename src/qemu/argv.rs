@@ -93,7 +93,10 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
     let mut argv: Vec<String> = vec![c.binary.as_str().to_owned()];
     let mut push = |words: &[&str]| argv.extend(words.iter().map(|w| (*w).to_owned()));
 
-    push(&["-name", &format!("guest={},debug-threads=on", escape(plan.name))]);
+    push(&[
+        "-name",
+        &format!("guest={},debug-threads=on", escape(plan.name)),
+    ]);
     // No default devices or user config files: the VM is what the config says.
     push(&["-nodefaults", "-no-user-config"]);
     push(&["-machine", &format!("type={}", escape(c.machine.as_str()))]);
@@ -168,25 +171,40 @@ fn storage_args(storage: &[Storage], disks_dir: &Utf8Path) -> Vec<String> {
         })
     };
     if needs(Interface::Sata) {
-        json_arg(&mut args, "-device", json!({"driver": "ich9-ahci", "id": "maqet-ahci"}));
+        json_arg(
+            &mut args,
+            "-device",
+            json!({"driver": "ich9-ahci", "id": "maqet-ahci"}),
+        );
     }
     if needs(Interface::Scsi) {
-        json_arg(&mut args, "-device", json!({"driver": "virtio-scsi-pci", "id": "maqet-scsi"}));
+        json_arg(
+            &mut args,
+            "-device",
+            json!({"driver": "virtio-scsi-pci", "id": "maqet-scsi"}),
+        );
     }
     let mut sata_port = 0;
     let mut fs_index = 0;
     for (index, drive) in storage.iter().enumerate() {
         let (file, format, interface, read_only, cdrom) = match drive {
             Storage::Qcow2(q) => (
-                q.file
-                    .as_ref()
-                    .map_or_else(|| owned_image(disks_dir, q.name.as_str()), |f| f.as_path().to_owned()),
+                q.file.as_ref().map_or_else(
+                    || owned_image(disks_dir, q.name.as_str()),
+                    |f| f.as_path().to_owned(),
+                ),
                 "qcow2",
                 q.interface,
                 q.readonly,
                 false,
             ),
-            Storage::Raw(r) => (r.file.as_path().to_owned(), "raw", r.interface, r.readonly, false),
+            Storage::Raw(r) => (
+                r.file.as_path().to_owned(),
+                "raw",
+                r.interface,
+                r.readonly,
+                false,
+            ),
             Storage::Cdrom(c) => (c.file.as_path().to_owned(), "raw", c.interface, true, true),
             Storage::Virtfs(v) => {
                 let id = format!("maqet-fs{fs_index}");
@@ -238,7 +256,9 @@ fn storage_args(storage: &[Storage], disks_dir: &Utf8Path) -> Vec<String> {
         );
         let id = format!("maqet-disk{index}");
         let device = match (interface, cdrom) {
-            (Interface::Virtio, _) => json!({"driver": "virtio-blk-pci", "drive": format_node, "id": id}),
+            (Interface::Virtio, _) => {
+                json!({"driver": "virtio-blk-pci", "drive": format_node, "id": id})
+            }
             (Interface::Sata, _) => {
                 let bus = format!("maqet-ahci.{sata_port}");
                 sata_port += 1;

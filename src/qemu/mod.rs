@@ -88,8 +88,13 @@ pub fn logind_warning() -> Option<String> {
     if !kill {
         return None;
     }
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten()?;
-    if Utf8Path::new("/var/lib/systemd/linger").join(&user.name).exists() {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()?;
+    if Utf8Path::new("/var/lib/systemd/linger")
+        .join(&user.name)
+        .exists()
+    {
         return None;
     }
     Some(format!(

@@ -31,7 +31,10 @@ impl ProcStat {
     pub fn read(pid: i32) -> io::Result<ProcStat> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         ProcStat::parse(&text).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("cannot parse /proc/{pid}/stat"))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot parse /proc/{pid}/stat"),
+            )
         })
     }
 
@@ -192,7 +195,10 @@ impl Pidfd {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [nix::poll::PollFd::new(self.fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = [nix::poll::PollFd::new(
+                self.fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
                 Ok(n) if n > 0 => return true,
                 Ok(_) if Instant::now() >= deadline => return false,
@@ -231,7 +237,9 @@ mod tests {
     #[test]
     fn an_unlocked_or_missing_pidfile_has_no_holder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = Utf8Path::from_path(dir.path()).expect("utf-8").join("qemu.pid");
+        let path = Utf8Path::from_path(dir.path())
+            .expect("utf-8")
+            .join("qemu.pid");
         assert_eq!(pidfile_lock_holder(&path).expect("missing"), None);
         std::fs::write(&path, "1\n").expect("write");
         assert_eq!(pidfile_lock_holder(&path).expect("unlocked"), None);

@@ -41,7 +41,8 @@ pub fn bind_private(path: &Utf8Path) -> Result<UnixListener> {
     check_socket_path(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
-            std::fs::remove_file(path).map_err(|e| Error::io("cannot remove the stale socket", path, e))?;
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io("cannot remove the stale socket", path, e))?;
         }
         Ok(_) => {
             return Err(Error::UnsafeDir {

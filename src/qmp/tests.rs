@@ -262,6 +262,32 @@ fn events_between_replies_are_queued_in_order() {
 }
 
 #[test]
+fn a_flood_of_events_keeps_only_the_newest() {
+    let fake = Fake::new(|mut peer| {
+        peer.handshake();
+        let request = peer.request("cont");
+        let mut flood = String::new();
+        for n in 0..MAX_QUEUED_EVENTS + 100 {
+            flood.push_str(&json!({"event": "RTC_CHANGE", "data": {"n": n}}).to_string());
+            flood.push_str("\r\n");
+        }
+        peer.raw(&flood);
+        peer.reply(&request["id"], json!({}));
+        peer.wait_for_hangup();
+    });
+    let mut qmp = fake.connect().unwrap();
+    qmp.execute("cont", None).unwrap();
+    let mut seen = Vec::new();
+    while let Some(event) = qmp.next_event(Duration::ZERO).unwrap() {
+        seen.push(event["data"]["n"].as_u64().unwrap());
+    }
+    let expected: Vec<u64> = (100..MAX_QUEUED_EVENTS as u64 + 100).collect();
+    assert_eq!(seen, expected);
+    drop(qmp);
+    fake.finish();
+}
+
+#[test]
 fn replies_with_other_ids_are_skipped() {
     let fake = Fake::new(|mut peer| {
         peer.handshake();
@@ -400,7 +426,7 @@ fn an_endless_line_is_too_large_not_out_of_memory() {
     let fake = Fake::new(|mut peer| {
         peer.handshake();
         peer.request("query-status");
-        let chunk = [b'7'; 64 * 1024];
+        let chunk = vec![b'7'; 64 * 1024];
         // Until the client hangs up; 1 GiB if it never does.
         for _ in 0..16 * 1024 {
             if peer.writer.write_all(&chunk).is_err() {
@@ -434,6 +460,18 @@ fn the_peer_closing_mid_reply_is_closed() {
     let err = qmp.next_event(SHORT).unwrap_err();
     assert!(matches!(err, QmpError::Closed { .. }), "{err:?}");
     fake.finish();
+}
+
+#[test]
+fn a_peer_gone_before_a_request_is_closed() {
+    let fake = Fake::new(|mut peer| peer.handshake());
+    let mut qmp = fake.connect().unwrap();
+    fake.finish();
+    let err = qmp.execute("query-status", None).unwrap_err();
+    assert!(
+        matches!(&err, QmpError::Closed { during } if during == "sending query-status"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -538,10 +576,12 @@ fn a_request_qemu_does_not_read_times_out_and_poisons_the_connection() {
         let _ = wait.recv();
     });
     let mut qmp = fake.connect().unwrap();
-    qmp.set_timeout(SHORT);
+    // The timeout covers serializing the request too, so leave room for a
+    // slow debug build on a busy machine.
+    qmp.set_timeout(Duration::from_secs(1));
     // More than a unix socket buffers (about 208 KiB), so the write blocks
-    // part-way; small enough to serialize well within the timeout.
-    let args = json!({"data": "y".repeat(1 << 20)});
+    // part-way.
+    let args = json!({"data": "y".repeat(512 << 10)});
     let err = qmp.execute("guest-file-write", Some(args)).unwrap_err();
     assert!(
         matches!(&err, QmpError::Timeout { what } if what == "QEMU to read the guest-file-write request"),

@@ -60,7 +60,7 @@ fn help_lists_commands_options_and_exit_codes() {
 fn help_of_a_command() {
     let out = Test::new().args(["add", "--help"]).run();
     insta::assert_snapshot!(out.stdout, @"
-    Usage: maqet add [--name <name>] [--memory <memory>] [--cpus <cpus>] [--binary <binary>] [--empty] [--] [<CONFIG...>]
+    Usage: maqet add [--name <NAME>] [--memory <MEMORY>] [--cpus <CPUS>] [--binary <BINARY>] [--empty] [--] [<CONFIG...>]
 
     Define a new VM from RON config files; prints its id.
 
@@ -123,7 +123,10 @@ fn unknown_option_is_a_usage_error() {
         .status(2)
         .stderr_contains("--bogus")
         .run();
-    insta::assert_snapshot!(out.stderr, @"Unrecognized argument: --bogus");
+    insta::assert_snapshot!(out.stderr, @"
+    maqet: Unrecognized argument: --bogus
+      help: run `maqet --help`, or `maqet COMMAND --help`
+    ");
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn info_shows_the_whole_configuration() {
     initrd:    [TMP]/initrd.img
     append:    console=ttyS0 root=/dev/vda1
     storage:   root qcow2 virtio 20G (maqet creates it)
-               work qcow2 virtio 10G [TMP]/work.qcow2 backing [TMP]/base.qcow2
+               work qcow2 virtio 10G [TMP]/work.qcow2 backing [TMP]/base.qcow2 (qcow2)
                data raw sata [TMP]/data.img readonly
                install cdrom sata [TMP]/install.iso
                shared virtfs [TMP]/shared tag=shared mapped-xattr

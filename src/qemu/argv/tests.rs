@@ -59,35 +59,46 @@ fn hostile_file_names_stay_single_json_strings() {
         "nbd:evil:10809",
         "/home/u/\"quoted\".img",
     ];
-    let mut config = VmConfig::default();
-    config.storage = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| raw(&format!("d{i}"), n))
-        .collect();
+    let config = VmConfig {
+        storage: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| raw(&format!("d{i}"), n))
+            .collect(),
+        ..VmConfig::default()
+    };
     let nodes = blockdevs(&argv_for(&config));
     assert_eq!(nodes.len(), 2 * names.len());
     for (i, name) in names.iter().enumerate() {
         let file = &nodes[2 * i];
-        assert_eq!(file["driver"], "file", "the protocol is always the file driver");
+        assert_eq!(
+            file["driver"], "file",
+            "the protocol is always the file driver"
+        );
         assert_eq!(file["filename"], *name, "the name is one JSON string");
         let format = &nodes[2 * i + 1];
         assert_eq!(format["driver"], "raw", "the format is named, never probed");
         assert_eq!(format["file"], file["node-name"]);
-        assert_eq!(format.as_object().map(|o| o.len()), Some(4), "no extra keys");
+        assert_eq!(
+            format.as_object().map(|o| o.len()),
+            Some(4),
+            "no extra keys"
+        );
     }
 }
 
 #[test]
 fn commas_in_key_value_options_are_doubled() {
-    let mut config = VmConfig::default();
-    config.storage = vec![Storage::Virtfs(VirtfsShare {
-        name: "share".parse().expect("name"),
-        path: UserPath::checked("/home/u/a,b,security_model=none".into()),
-        mount_tag: None,
-        security_model: SecurityModel::MappedXattr,
-        readonly: true,
-    })];
+    let config = VmConfig {
+        storage: vec![Storage::Virtfs(VirtfsShare {
+            name: "share".parse().expect("name"),
+            path: UserPath::checked("/home/u/a,b,security_model=none".into()),
+            mount_tag: None,
+            security_model: SecurityModel::MappedXattr,
+            readonly: true,
+        })],
+        ..VmConfig::default()
+    };
     let rt = RuntimePaths::new("/tmp/x,y".into());
     let argv = build(&Plan {
         name: "a",
@@ -105,24 +116,32 @@ fn commas_in_key_value_options_are_doubled() {
         fsdev,
         "local,id=maqet-fs0,path=/home/u/a,,b,,security_model=none,security_model=mapped-xattr,readonly=on"
     );
-    assert!(argv.iter().any(|a| a.contains("logfile=/tmp/x,,y/console.log,")));
+    assert!(
+        argv.iter()
+            .any(|a| a.contains("logfile=/tmp/x,,y/console.log,"))
+    );
 }
 
 #[test]
 fn qcow2_without_a_file_lives_in_the_data_dir() {
-    let mut config = VmConfig::default();
-    config.storage = vec![Storage::Qcow2(Qcow2Drive {
-        name: "root".parse().expect("name"),
-        file: None,
-        size: None,
-        interface: Interface::Scsi,
-        backing_file: None,
-        backing_format: None,
-        readonly: false,
-    })];
+    let config = VmConfig {
+        storage: vec![Storage::Qcow2(Qcow2Drive {
+            name: "root".parse().expect("name"),
+            file: None,
+            size: None,
+            interface: Interface::Scsi,
+            backing_file: None,
+            backing_format: None,
+            readonly: false,
+        })],
+        ..VmConfig::default()
+    };
     let argv = argv_for(&config);
     let nodes = blockdevs(&argv);
-    assert_eq!(nodes[0]["filename"], "/home/u/.local/share/maqet/disks/0123/root.qcow2");
+    assert_eq!(
+        nodes[0]["filename"],
+        "/home/u/.local/share/maqet/disks/0123/root.qcow2"
+    );
     assert_eq!(nodes[1]["driver"], "qcow2");
     assert!(argv.iter().any(|a| a.contains("\"virtio-scsi-pci\"")));
     assert!(argv.iter().any(|a| a.contains("\"scsi-hd\"")));
@@ -130,41 +149,48 @@ fn qcow2_without_a_file_lives_in_the_data_dir() {
 
 #[test]
 fn cdroms_are_read_only_cd_devices() {
-    let mut config = VmConfig::default();
-    config.storage = vec![Storage::Cdrom(CdromDrive {
-        name: "iso".parse().expect("name"),
-        file: UserPath::checked("/home/u/d.iso".into()),
-        interface: Interface::Sata,
-    })];
+    let config = VmConfig {
+        storage: vec![Storage::Cdrom(CdromDrive {
+            name: "iso".parse().expect("name"),
+            file: UserPath::checked("/home/u/d.iso".into()),
+            interface: Interface::Sata,
+        })],
+        ..VmConfig::default()
+    };
     let argv = argv_for(&config);
     let nodes = blockdevs(&argv);
     assert_eq!(nodes[0]["read-only"], true);
     assert_eq!(nodes[1]["read-only"], true);
-    assert!(argv.iter().any(|a| a.contains("\"ide-cd\"") && a.contains("maqet-ahci.0")));
+    assert!(
+        argv.iter()
+            .any(|a| a.contains("\"ide-cd\"") && a.contains("maqet-ahci.0"))
+    );
 }
 
 #[test]
 fn port_forwards_bind_where_the_config_says() {
-    let mut config = VmConfig::default();
-    config.network = vec![Network::User(UserNetwork {
-        name: "net0".parse().expect("name"),
-        model: NicModel::VirtioNet,
-        mac: None,
-        forwards: vec![
-            Forward {
-                host: Port(2222),
-                guest: Port(22),
-                protocol: Protocol::Tcp,
-                bind: std::net::Ipv4Addr::LOCALHOST,
-            },
-            Forward {
-                host: Port(5353),
-                guest: Port(53),
-                protocol: Protocol::Udp,
-                bind: std::net::Ipv4Addr::UNSPECIFIED,
-            },
-        ],
-    })];
+    let config = VmConfig {
+        network: vec![Network::User(UserNetwork {
+            name: "net0".parse().expect("name"),
+            model: NicModel::VirtioNet,
+            mac: None,
+            forwards: vec![
+                Forward {
+                    host: Port(2222),
+                    guest: Port(22),
+                    protocol: Protocol::Tcp,
+                    bind: std::net::Ipv4Addr::LOCALHOST,
+                },
+                Forward {
+                    host: Port(5353),
+                    guest: Port(53),
+                    protocol: Protocol::Udp,
+                    bind: std::net::Ipv4Addr::UNSPECIFIED,
+                },
+            ],
+        })],
+        ..VmConfig::default()
+    };
     let argv = argv_for(&config);
     let netdev = argv
         .windows(2)
@@ -179,8 +205,10 @@ fn port_forwards_bind_where_the_config_says() {
 
 #[test]
 fn user_arguments_come_last_and_verbatim() {
-    let mut config = VmConfig::default();
-    config.arguments = vec!["-device".into(), "virtio-rng-pci".into()];
+    let config = VmConfig {
+        arguments: vec!["-device".into(), "virtio-rng-pci".into()],
+        ..VmConfig::default()
+    };
     let argv = argv_for(&config);
     assert_eq!(&argv[argv.len() - 2..], ["-device", "virtio-rng-pci"]);
 }
@@ -191,5 +219,8 @@ fn shell_line_quotes_what_a_shell_would_split() {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    assert_eq!(shell_line(&argv), r"qemu -append 'console=ttyS0 quiet' 'it'\''s'");
+    assert_eq!(
+        shell_line(&argv),
+        r"qemu -append 'console=ttyS0 quiet' 'it'\''s'"
+    );
 }
