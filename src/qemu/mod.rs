@@ -61,12 +61,19 @@ pub fn find_program(program: &Program) -> Result<Utf8PathBuf> {
 /// When systemd-logind would kill this user's processes at logout, a VM
 /// started over SSH dies with the session. Returns the warning to print.
 pub fn logind_warning() -> Option<String> {
-    if !Utf8Path::new("/run/systemd/system").exists() {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()?;
+    logind_warning_in(Utf8Path::new("/"), &user.name)
+}
+
+/// [`logind_warning`] for a system rooted at `root` (tests use a temp dir).
+pub fn logind_warning_in(root: &Utf8Path, user: &str) -> Option<String> {
+    if !root.join("run/systemd/system").exists() {
         return None;
     }
-    let mut kill = false;
-    let mut files = vec![Utf8PathBuf::from("/etc/systemd/logind.conf")];
-    if let Ok(dir) = std::fs::read_dir("/etc/systemd/logind.conf.d") {
+    let mut files = vec![root.join("etc/systemd/logind.conf")];
+    if let Ok(dir) = std::fs::read_dir(root.join("etc/systemd/logind.conf.d")) {
         let mut extra: Vec<Utf8PathBuf> = dir
             .filter_map(|e| e.ok())
             .filter_map(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
@@ -75,6 +82,8 @@ pub fn logind_warning() -> Option<String> {
         extra.sort();
         files.extend(extra);
     }
+    // Later files override earlier ones, as logind reads them.
+    let mut kill = false;
     for file in files {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
@@ -85,22 +94,61 @@ pub fn logind_warning() -> Option<String> {
             }
         }
     }
-    if !kill {
-        return None;
-    }
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()?;
-    if Utf8Path::new("/var/lib/systemd/linger")
-        .join(&user.name)
-        .exists()
-    {
+    if !kill || root.join("var/lib/systemd/linger").join(user).exists() {
         return None;
     }
     Some(format!(
         "systemd-logind is set to kill your processes when you log out (KillUserProcesses=yes), \
-         and lingering is off for {0}: the VM would stop when this session ends. \
-         Run `loginctl enable-linger {0}` to keep it running.",
-        user.name
+         and lingering is off for {user}: the VM would stop when this session ends. \
+         Run `loginctl enable-linger {user}` to keep it running."
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Utf8Path, path: &str, text: &str) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn logind_killing_user_processes_without_lingering_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Utf8Path::from_path(dir.path()).expect("utf-8");
+        assert_eq!(
+            logind_warning_in(root, "ann"),
+            None,
+            "no systemd: no warning"
+        );
+        std::fs::create_dir_all(root.join("run/systemd/system")).expect("mkdir");
+        assert_eq!(
+            logind_warning_in(root, "ann"),
+            None,
+            "the default keeps processes"
+        );
+        write(
+            root,
+            "etc/systemd/logind.conf",
+            "[Login]\nKillUserProcesses=yes\n",
+        );
+        let warning = logind_warning_in(root, "ann").expect("a warning");
+        assert!(warning.contains("loginctl enable-linger ann"), "{warning}");
+        write(
+            root,
+            "etc/systemd/logind.conf.d/10-keep.conf",
+            "[Login]\nKillUserProcesses=no\n",
+        );
+        assert_eq!(logind_warning_in(root, "ann"), None, "a drop-in overrides");
+        std::fs::remove_file(root.join("etc/systemd/logind.conf.d/10-keep.conf")).expect("rm");
+        write(root, "var/lib/systemd/linger/ann", "");
+        assert_eq!(
+            logind_warning_in(root, "ann"),
+            None,
+            "lingering keeps the VM"
+        );
+        assert!(logind_warning_in(root, "bob").is_some(), "but only for ann");
+    }
 }
