@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, QmpVerb};
 use std::time::Duration;
 
 use crate::commands::{
@@ -94,6 +94,93 @@ pub fn run(cli: Cli) -> Result<Report> {
         }
         Command::Inspect(args) => {
             commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
+        }
+        Command::Qmp(args) => qmp(&env, args.verb),
+        Command::Console(args) => {
+            if args.log {
+                let mut out = std::io::stdout().lock();
+                commands::console_log(&env, &args.vm, args.follow, &mut out)?;
+                return Ok(Report::Silent);
+            }
+            if args.follow {
+                return Err(Error::usage(
+                    "--follow goes with --log",
+                    "maqet console VM --log --follow",
+                ));
+            }
+            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            commands::console_attach(&env, &args.vm, tty, &mut notify)?;
+            Ok(Report::Silent)
+        }
+    }
+}
+
+fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
+    use commands::qmp;
+    let timeout = Duration::from_secs(10);
+    match verb {
+        QmpVerb::Command(a) => {
+            let args = qmp::parse_args(&a.arg, a.args_json.as_deref())?;
+            let value = qmp::raw(
+                env,
+                &a.vm,
+                &a.command,
+                args,
+                a.allow_dangerous,
+                Duration::from_secs(a.timeout),
+            )?;
+            Ok(Report::Json(value))
+        }
+        QmpVerb::Keys(a) => {
+            let n = qmp::send_keys(env, &a.vm, &a.keys, a.hold_time, timeout)?;
+            Ok(Report::Sent(n))
+        }
+        QmpVerb::Type(a) => {
+            // Typing takes hold-time per key; give QEMU that long and more.
+            let n = qmp::type_text(env, &a.vm, &a.text, a.hold_time, timeout)?;
+            Ok(Report::Sent(n))
+        }
+        QmpVerb::Screendump(a) => {
+            let path = qmp::screendump(env, &a.vm, &a.file, a.format, timeout)?;
+            Ok(Report::Written(path))
+        }
+        QmpVerb::Pause(a) => {
+            let state = qmp::set_paused(env, &a.vm, true, timeout)?;
+            Ok(Report::RunState { name: a.vm, state })
+        }
+        QmpVerb::Resume(a) => {
+            let state = qmp::set_paused(env, &a.vm, false, timeout)?;
+            Ok(Report::RunState { name: a.vm, state })
+        }
+        QmpVerb::DeviceAdd(a) => {
+            let props = qmp::parse_args(&a.prop, None)?;
+            qmp::device_add(env, &a.vm, &a.driver, &a.id, props, timeout)?;
+            Ok(Report::Device {
+                id: a.id,
+                added: true,
+            })
+        }
+        QmpVerb::DeviceDel(a) => {
+            qmp::device_del(env, &a.vm, &a.id, Duration::from_secs(a.timeout))?;
+            Ok(Report::Device {
+                id: a.id,
+                added: false,
+            })
+        }
+        QmpVerb::Events(a) => {
+            let mut out = std::io::stdout().lock();
+            let mut print = |event: &serde_json::Value| {
+                writeln!(out, "{event}").and_then(|()| out.flush()).is_ok()
+            };
+            qmp::events(
+                env,
+                &a.vm,
+                &a.filter,
+                a.follow,
+                Duration::from_secs(a.timeout),
+                &mut print,
+            )?;
+            Ok(Report::Silent)
         }
     }
 }

@@ -70,6 +70,8 @@ pub enum Command {
     Stop(StopArgs),
     Status(StatusArgs),
     Inspect(InspectArgs),
+    Qmp(QmpArgs),
+    Console(ConsoleArgs),
 }
 
 /// Define a new VM from RON config files; prints its id.
@@ -248,6 +250,261 @@ pub struct InspectArgs {
     pub vm: String,
 }
 
+/// Drive a running VM over QMP: any command, or a verb.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "qmp",
+    note = "`maqet qmp VM COMMAND ...` is short for `maqet qmp command VM COMMAND ...`\n\
+            (when VM is not also the name of a verb). docs/qmp.md has every verb and key name.",
+    example = "maqet qmp web query-status\nmaqet qmp keys web ctrl alt f2\nmaqet qmp type web 'root\n'\nmaqet qmp screendump web shot.png"
+)]
+pub struct QmpArgs {
+    #[argh(subcommand)]
+    pub verb: QmpVerb,
+}
+
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum QmpVerb {
+    Command(QmpCommandArgs),
+    Keys(QmpKeysArgs),
+    Type(QmpTypeArgs),
+    Screendump(QmpScreendumpArgs),
+    Pause(QmpPauseArgs),
+    Resume(QmpResumeArgs),
+    DeviceAdd(QmpDeviceAddArgs),
+    DeviceDel(QmpDeviceDelArgs),
+    Events(QmpEventsArgs),
+}
+
+/// The names `qmp` takes as verbs; anything else after `qmp` is a VM.
+pub const QMP_VERBS: [&str; 9] = [
+    "command",
+    "keys",
+    "type",
+    "screendump",
+    "pause",
+    "resume",
+    "device-add",
+    "device-del",
+    "events",
+];
+
+/// Run any QMP command; prints its result as JSON.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "command",
+    note = "Values of --arg are typed: numbers, true/false and null become JSON, {{...}} and [...] are\n\
+            parsed as JSON, anything else is a string. Refused without --allow-dangerous: quit,\n\
+            human-monitor-command, migrate, dump-guest-memory, screendump, qmp_capabilities.",
+    example = "maqet qmp command web query-block\nmaqet qmp web query-cpus-fast\nmaqet qmp web set_link --arg name=maqet-nic0 --arg up=false"
+)]
+pub struct QmpCommandArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// the QMP command, e.g. query-status
+    #[argh(positional, arg_name = "COMMAND")]
+    pub command: String,
+
+    /// an argument as key=value (repeatable)
+    #[argh(option, arg_name = "KEY=VALUE")]
+    pub arg: Vec<String>,
+
+    /// all arguments as one JSON object
+    #[argh(option, arg_name = "JSON")]
+    pub args_json: Option<String>,
+
+    /// send commands maqet otherwise refuses (see the note)
+    #[argh(switch)]
+    pub allow_dangerous: bool,
+
+    /// seconds to wait for QEMU (default 10)
+    #[argh(option, arg_name = "SECONDS", default = "10")]
+    pub timeout: u64,
+}
+
+/// Press keys together, by QEMU key name (ctrl, alt, f2, ret, ...).
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "keys",
+    example = "maqet qmp keys web ctrl alt delete"
+)]
+pub struct QmpKeysArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// QEMU key names, held together
+    #[argh(positional, arg_name = "KEY")]
+    pub keys: Vec<String>,
+
+    /// milliseconds the keys stay down (default 100)
+    #[argh(option, arg_name = "MS", default = "100")]
+    pub hold_time: u32,
+}
+
+/// Type text on the VM's keyboard (US layout).
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "type",
+    example = "maqet qmp type web 'root'\nmaqet qmp keys web ret"
+)]
+pub struct QmpTypeArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// the text; \n in it is typed as Enter only if the shell passes a newline
+    #[argh(positional, arg_name = "TEXT")]
+    pub text: String,
+
+    /// milliseconds each key stays down (default 30)
+    #[argh(option, arg_name = "MS", default = "30")]
+    pub hold_time: u32,
+}
+
+/// Save a screenshot of the VM's display.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "screendump",
+    example = "maqet qmp screendump web shot.png"
+)]
+pub struct QmpScreendumpArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// where to write the image
+    #[argh(positional, arg_name = "FILE")]
+    pub file: Utf8PathBuf,
+
+    /// ppm or png (default: png for a .png file, else ppm)
+    #[argh(option, arg_name = "FORMAT")]
+    pub format: Option<crate::commands::qmp::ImageFormat>,
+}
+
+/// Pause the VM's CPUs.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "pause")]
+pub struct QmpPauseArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+}
+
+/// Resume a paused VM.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "resume")]
+pub struct QmpResumeArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+}
+
+/// Hot-plug a device.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "device-add",
+    example = "maqet qmp device-add web virtio-rng-pci --id rng0"
+)]
+pub struct QmpDeviceAddArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// the device driver, e.g. virtio-rng-pci
+    #[argh(positional, arg_name = "DRIVER")]
+    pub driver: String,
+
+    /// the new device's id
+    #[argh(option, arg_name = "ID")]
+    pub id: String,
+
+    /// a device property as key=value (repeatable)
+    #[argh(option, arg_name = "KEY=VALUE")]
+    pub prop: Vec<String>,
+}
+
+/// Unplug a device; returns once QEMU reports it gone.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "device-del",
+    example = "maqet qmp device-del web rng0"
+)]
+pub struct QmpDeviceDelArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// the device's id
+    #[argh(positional, arg_name = "ID")]
+    pub id: String,
+
+    /// seconds to wait for the guest to release it (default 10)
+    #[argh(option, arg_name = "SECONDS", default = "10")]
+    pub timeout: u64,
+}
+
+/// Print QMP events as JSON lines.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "events",
+    note = "Without --follow, waits for the first matching event, prints it and exits.",
+    example = "maqet qmp events web --follow\nmaqet qmp events web --filter SHUTDOWN --timeout 60"
+)]
+pub struct QmpEventsArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// keep printing until interrupted or the VM stops
+    #[argh(switch)]
+    pub follow: bool,
+
+    /// only events with this name (repeatable)
+    #[argh(option, arg_name = "NAME")]
+    pub filter: Vec<String>,
+
+    /// without --follow: seconds to wait for an event (default 30)
+    #[argh(option, arg_name = "SECONDS", default = "30")]
+    pub timeout: u64,
+}
+
+/// Attach to a VM's serial console, or print what it printed.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "console",
+    note = "On a terminal, Ctrl-] detaches. Without a terminal, stdin goes to the guest and its\n\
+            output to stdout; after stdin ends maqet keeps printing until the guest is quiet\n\
+            for 1.5 s. The log keeps everything the guest printed, across runs; at a start it is\n\
+            rotated to console.log.1 once it passes 8 MiB.",
+    example = "maqet console web\necho 'uname -a' | maqet console web\nmaqet console web --log --follow"
+)]
+pub struct ConsoleArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// print the console log instead of attaching
+    #[argh(switch)]
+    pub log: bool,
+
+    /// with --log: keep printing until the VM stops
+    #[argh(switch)]
+    pub follow: bool,
+}
+
 /// How parsing ended when it did not produce a [`Cli`].
 pub enum ParseExit {
     /// `--help`: print to stdout, exit 0.
@@ -270,9 +527,37 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
             }
         }
     }
+    expand_qmp_shorthand(&mut strings);
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
     Cli::from_args(&["maqet"], &refs).map_err(|exit| match exit.status {
         Ok(()) => ParseExit::Help(exit.output),
         Err(()) => ParseExit::Usage(exit.output),
     })
+}
+
+/// `maqet qmp VM COMMAND` means `maqet qmp command VM COMMAND`: insert the
+/// verb when the word after `qmp` is not one.
+fn expand_qmp_shorthand(args: &mut Vec<String>) {
+    const GLOBAL_WITH_VALUE: [&str; 3] = ["--log-file", "--data-dir", "--runtime-dir"];
+    let mut i = 0;
+    while i < args.len() {
+        let word = args[i].as_str();
+        if GLOBAL_WITH_VALUE.contains(&word) {
+            i += 2;
+            continue;
+        }
+        if word.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if word == "qmp"
+            && let Some(next) = args.get(i + 1)
+            && !next.starts_with('-')
+            && next != "help"
+            && !QMP_VERBS.contains(&next.as_str())
+        {
+            args.insert(i + 1, "command".into());
+        }
+        return;
+    }
 }

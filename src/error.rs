@@ -46,22 +46,20 @@ pub enum Error {
         help: String,
     },
 
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     #[diagnostic(
         code(maqet::config::unreadable),
         help("check that the file exists and that you can read it")
     )]
     ConfigUnreadable {
         path: Utf8PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
-    #[error("path refused: {source}")]
+    #[error("path refused: {cause}")]
     #[diagnostic(code(maqet::path))]
     Path {
-        #[source]
-        source: PathError,
+        cause: PathError,
         #[help]
         help: String,
     },
@@ -95,6 +93,15 @@ pub enum Error {
     #[error("VM `{name}` is {status}")]
     #[diagnostic(code(maqet::vm::busy))]
     VmActive {
+        name: String,
+        status: String,
+        #[help]
+        help: String,
+    },
+
+    #[error("VM `{name}` is not running ({status})")]
+    #[diagnostic(code(maqet::vm::not_running))]
+    NotRunning {
         name: String,
         status: String,
         #[help]
@@ -149,22 +156,20 @@ pub enum Error {
     )]
     StoreDamaged { path: Utf8PathBuf, detail: String },
 
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {cause}")]
     #[diagnostic(code(maqet::io))]
     Io {
         action: &'static str,
         path: Utf8PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
         #[help]
         help: String,
     },
 
-    #[error("QMP: {source}")]
+    #[error("QMP: {cause}")]
     #[diagnostic(code(maqet::qmp))]
     Qmp {
-        #[source]
-        source: crate::qmp::QmpError,
+        cause: crate::qmp::QmpError,
         #[help]
         help: String,
     },
@@ -212,7 +217,7 @@ impl Error {
         match self {
             Error::Usage { .. } => exit::USAGE,
             Error::Config(c) if c.refused => exit::REFUSED,
-            Error::Path { source, .. } if source.is_refusal() => exit::REFUSED,
+            Error::Path { cause, .. } if cause.is_refusal() => exit::REFUSED,
             Error::Config(_)
             | Error::Invalid { .. }
             | Error::ConfigUnreadable { .. }
@@ -225,12 +230,12 @@ impl Error {
             | Error::UnsafeDir { .. }
             | Error::StoreTooNew { .. } => exit::REFUSED,
             Error::Busy { .. } | Error::TimedOut { .. } => exit::TIMED_OUT,
-            Error::Qmp { source, .. } => match source {
+            Error::Qmp { cause, .. } => match cause {
                 crate::qmp::QmpError::Timeout { .. } => exit::TIMED_OUT,
                 crate::qmp::QmpError::NotOurs { .. } => exit::REFUSED,
                 _ => exit::FAILED,
             },
-            Error::QemuExited { .. } => exit::FAILED,
+            Error::QemuExited { .. } | Error::NotRunning { .. } => exit::FAILED,
             Error::StoreDamaged { .. } | Error::Io { .. } => exit::FAILED,
         }
     }
@@ -249,8 +254,8 @@ impl Error {
         }
     }
 
-    pub fn io(action: &'static str, path: impl Into<Utf8PathBuf>, source: std::io::Error) -> Error {
-        let help = match source.kind() {
+    pub fn io(action: &'static str, path: impl Into<Utf8PathBuf>, cause: std::io::Error) -> Error {
+        let help = match cause.kind() {
             std::io::ErrorKind::PermissionDenied => "check the permissions of the path".into(),
             std::io::ErrorKind::StorageFull => "free some disk space and try again".into(),
             _ => "check the path and try again".into(),
@@ -258,14 +263,14 @@ impl Error {
         Error::Io {
             action,
             path: path.into(),
-            source,
+            cause,
             help,
         }
     }
 
-    pub fn path(source: PathError) -> Error {
-        let help = source.help();
-        Error::Path { source, help }
+    pub fn path(cause: PathError) -> Error {
+        let help = cause.help();
+        Error::Path { cause, help }
     }
 }
 
@@ -278,9 +283,9 @@ fn log_excerpt(lines: &[String]) -> String {
 }
 
 impl From<crate::qmp::QmpError> for Error {
-    fn from(source: crate::qmp::QmpError) -> Error {
+    fn from(cause: crate::qmp::QmpError) -> Error {
         use crate::qmp::QmpError;
-        let help = match &source {
+        let help = match &cause {
             QmpError::Command { .. } => "see the QMP reference for the command's arguments".into(),
             QmpError::NotOurs { .. } => {
                 "the socket is not maqet's; check the runtime directory".into()
@@ -293,7 +298,7 @@ impl From<crate::qmp::QmpError> for Error {
             }
             _ => "this is unexpected; run with -vvv and report it".into(),
         };
-        Error::Qmp { source, help }
+        Error::Qmp { cause, help }
     }
 }
 

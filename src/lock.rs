@@ -64,3 +64,26 @@ pub fn exclusive(path: &Utf8Path) -> Result<Held> {
         }
     }
 }
+
+/// Take the exclusive lock on `path` if nobody holds it; `None` if someone
+/// does.
+pub fn try_exclusive(path: &Utf8Path) -> Result<Option<Held>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("cannot open the lock file", path, e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(Error::io(
+            "cannot lock",
+            path,
+            io::Error::from_raw_os_error(errno as i32),
+        )),
+    }
+}

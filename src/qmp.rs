@@ -100,27 +100,7 @@ impl Qmp {
     /// then confirms the listener belongs to us as well.
     pub fn connect(path: &Utf8Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let deadline = Instant::now() + timeout;
-        check_ownership(path)?;
-        let stream = connect_socket(path, deadline)?;
-
-        // For a socket bound by maqet and handed to QEMU, SO_PEERCRED names
-        // whoever called listen() — maqet — so only the uid is meaningful.
-        let creds = socket::getsockopt(&stream, sockopt::PeerCredentials).map_err(|e| {
-            QmpError::Connect {
-                path: path.to_owned(),
-                source: e.into(),
-            }
-        })?;
-        let euid = nix::unistd::geteuid().as_raw();
-        if creds.uid() != euid {
-            return Err(QmpError::NotOurs {
-                path: path.to_owned(),
-                reason: format!(
-                    "the process listening on it runs as uid {}, not {euid}",
-                    creds.uid()
-                ),
-            });
-        }
+        let stream = connect_private(path, deadline)?;
 
         let mut qmp = Qmp {
             reader: BufReader::with_capacity(READ_CHUNK, stream),
@@ -414,6 +394,33 @@ fn check_ownership(path: &Utf8Path) -> Result<(), QmpError> {
         )));
     }
     Ok(())
+}
+
+/// Connect to one of maqet's sockets (QMP or the serial console): it must be
+/// ours and sit in a directory only we can write, so nobody can swap it
+/// between the check and the connect; `SO_PEERCRED` then confirms the
+/// listener belongs to us as well.
+pub fn connect_private(path: &Utf8Path, deadline: Instant) -> Result<UnixStream, QmpError> {
+    check_ownership(path)?;
+    let stream = connect_socket(path, deadline)?;
+    // For a socket bound by maqet and handed to QEMU, SO_PEERCRED names
+    // whoever called listen() — maqet — so only the uid is meaningful.
+    let creds =
+        socket::getsockopt(&stream, sockopt::PeerCredentials).map_err(|e| QmpError::Connect {
+            path: path.to_owned(),
+            source: e.into(),
+        })?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if creds.uid() != euid {
+        return Err(QmpError::NotOurs {
+            path: path.to_owned(),
+            reason: format!(
+                "the process listening on it runs as uid {}, not {euid}",
+                creds.uid()
+            ),
+        });
+    }
+    Ok(stream)
 }
 
 /// A blocking connect that gives up at `deadline`.

@@ -25,8 +25,16 @@ pub fn settle(vm: &mut Vm, status: Status, reason: String) {
         return;
     };
     let log_tail = tail(&rt.dir.join("qemu.log"), LOG_TAIL);
-    for stale in [&rt.qmp_socket, &rt.console_socket, &rt.pidfile] {
-        let _ = std::fs::remove_file(stale);
+    for stale in [
+        "qmp.sock",
+        "events.sock",
+        "console.sock",
+        "qemu.pid",
+        "qmp.lock",
+        "events.lock",
+        "console.lock",
+    ] {
+        let _ = std::fs::remove_file(rt.dir.join(stale));
     }
     vm.status = status;
     vm.last_exit = Some(ExitInfo {

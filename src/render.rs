@@ -3,6 +3,7 @@
 //! queries anything.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 
 use serde_json::{Value, json};
 
@@ -16,18 +17,43 @@ use crate::vm::Vm;
 pub enum Report {
     Version,
     Added(Vm),
-    Applied { vm: Vm, created: bool },
+    Applied {
+        vm: Vm,
+        created: bool,
+    },
     List(Vec<Vm>),
     Info(Box<Vm>),
     Removed(Vec<Vm>),
     DryRun(Vec<String>),
-    Started { vm: Box<Vm>, run_state: String },
+    Started {
+        vm: Box<Vm>,
+        run_state: String,
+    },
     Stopped(StopOutcome),
     Status(Box<VmStatus>),
     Inspect(Box<Inspection>),
+    /// The command printed its own output (console, events) or has none.
+    Silent,
+    /// A raw QMP result.
+    Json(Value),
+    /// Key presses sent.
+    Sent(usize),
+    /// A file written (screendump).
+    Written(camino::Utf8PathBuf),
+    RunState {
+        name: String,
+        state: String,
+    },
+    Device {
+        id: String,
+        added: bool,
+    },
 }
 
 pub fn render(report: &Report, json: bool) -> String {
+    if matches!(report, Report::Silent) {
+        return String::new();
+    }
     if json {
         let mut text = serde_json::to_string_pretty(&to_json(report))
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
@@ -60,6 +86,20 @@ pub fn render(report: &Report, json: bool) -> String {
         }
         Report::Status(status) => key_values(&status_rows(status)),
         Report::Inspect(inspection) => inspect_text(inspection),
+        Report::Silent | Report::Sent(_) => String::new(),
+        Report::Json(value) => {
+            // Pretty for people, one line for pipes.
+            let text = if std::io::stdout().is_terminal() {
+                serde_json::to_string_pretty(value)
+            } else {
+                serde_json::to_string(value)
+            };
+            format!("{}\n", text.unwrap_or_default())
+        }
+        Report::Written(path) => format!("{path}\n"),
+        Report::RunState { name, state } => format!("{name}: {state}\n"),
+        Report::Device { id, added: true } => format!("added {id}\n"),
+        Report::Device { id, added: false } => format!("removed {id}\n"),
     }
 }
 
@@ -233,6 +273,12 @@ fn to_json(report: &Report) -> Value {
             })
         }
         Report::Status(status) => status_json(status),
+        Report::Silent => Value::Null,
+        Report::Json(value) => value.clone(),
+        Report::Sent(n) => json!({ "sent": n }),
+        Report::Written(path) => json!({ "file": path.as_str() }),
+        Report::RunState { name, state } => json!({ "name": name, "run_state": state }),
+        Report::Device { id, added } => json!({ "id": id, "added": added }),
         Report::Inspect(i) => {
             let mut value = status_json(&i.status);
             let rt = i.status.vm.runtime.as_ref();

@@ -3,8 +3,10 @@
 
 mod add;
 mod apply;
+mod console;
 mod info;
 mod ls;
+pub mod qmp;
 mod rm;
 mod start;
 mod status;
@@ -12,6 +14,7 @@ mod stop;
 
 pub use add::add;
 pub use apply::{Applied, apply};
+pub use console::{attach as console_attach, print_log as console_log};
 pub use info::info;
 pub use ls::list;
 pub use rm::{Target, remove};

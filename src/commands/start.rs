@@ -12,7 +12,7 @@ use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
 use crate::qemu::argv::{self, Plan, RuntimePaths};
 use crate::qemu::process::{Liveness, Pidfd, ProcStat};
-use crate::qemu::spawn::{bind_private, check_socket_path, private_file, spawn, tail};
+use crate::qemu::spawn::{Listeners, bind_private, check_socket_path, private_file, spawn, tail};
 use crate::qemu::{choose_accel, find_program, logind_warning};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, observe, settle, settle_gone};
@@ -112,6 +112,7 @@ pub fn start(
     }
     check_socket_path(&paths.qmp_socket)?;
     check_socket_path(&paths.console_socket)?;
+    check_socket_path(&paths.events_socket)?;
     argv[0] = find_program(&vm.config.binary)?.into_string();
     let mut wait_for = opts.wait_for.clone();
     if let WaitFor::File(path) = &wait_for {
@@ -152,11 +153,16 @@ pub fn start(
     }
     ensure_private_dir(&paths.dir)?;
     let _ = std::fs::remove_file(&paths.pidfile);
+    crate::console::rotate_log(&paths.console_log)
+        .map_err(|e| Error::io("cannot rotate", paths.console_log.clone(), e))?;
     private_file(&paths.console_log, false)?;
-    let qmp_listener = bind_private(&paths.qmp_socket)?;
-    let console_listener = bind_private(&paths.console_socket)?;
+    let listeners = Listeners {
+        qmp: bind_private(&paths.qmp_socket)?,
+        console: bind_private(&paths.console_socket)?,
+        events: bind_private(&paths.events_socket)?,
+    };
     crate::log::debug(format_args!("starting {}", argv::shell_line(&argv)));
-    let mut child = spawn(&argv, &paths, qmp_listener, console_listener)?;
+    let mut child = spawn(&argv, &paths, listeners)?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     let deadline = Instant::now() + opts.timeout;
 

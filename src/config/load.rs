@@ -147,9 +147,9 @@ pub struct LoadedFile {
 /// relative to `cwd`.
 pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<LoadedFile> {
     let path = policy.check(raw, cwd).map_err(Error::path)?;
-    let src = std::fs::read_to_string(&path).map_err(|source| Error::ConfigUnreadable {
+    let src = std::fs::read_to_string(&path).map_err(|cause| Error::ConfigUnreadable {
         path: path.clone(),
-        source,
+        cause,
     })?;
     let shown = Utf8PathBuf::from(raw.to_string_lossy().into_owned());
     let layer = parse(&src, &path, policy).map_err(|e| e.into_error(&shown, &src))?;

@@ -38,6 +38,9 @@ impl Accelerator {
 pub struct RuntimePaths {
     pub dir: Utf8PathBuf,
     pub qmp_socket: Utf8PathBuf,
+    /// A second QMP monitor, for `qmp events`: QEMU serves one client per
+    /// monitor, so a follower must not hold the one commands use.
+    pub events_socket: Utf8PathBuf,
     pub console_socket: Utf8PathBuf,
     pub pidfile: Utf8PathBuf,
     pub qemu_log: Utf8PathBuf,
@@ -48,6 +51,7 @@ impl RuntimePaths {
     pub fn new(dir: Utf8PathBuf) -> RuntimePaths {
         RuntimePaths {
             qmp_socket: dir.join("qmp.sock"),
+            events_socket: dir.join("events.sock"),
             console_socket: dir.join("console.sock"),
             pidfile: dir.join("qemu.pid"),
             qemu_log: dir.join("qemu.log"),
@@ -60,10 +64,12 @@ impl RuntimePaths {
 /// The file descriptors QEMU inherits: the listening sockets maqet bound.
 pub const QMP_FD: i32 = 3;
 pub const CONSOLE_FD: i32 = 4;
+pub const EVENTS_FD: i32 = 5;
 
 /// Ids maqet gives its own objects in QEMU.
 pub const QMP_CHARDEV: &str = "maqet-qmp";
 pub const CONSOLE_CHARDEV: &str = "maqet-console";
+pub const EVENTS_CHARDEV: &str = "maqet-events";
 
 /// Everything the command line depends on.
 pub struct Plan<'a> {
@@ -129,6 +135,10 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
         &format!("socket,id={QMP_CHARDEV},fd={QMP_FD},server=on,wait=off"),
         "-mon",
         &format!("chardev={QMP_CHARDEV},mode=control"),
+        "-chardev",
+        &format!("socket,id={EVENTS_CHARDEV},fd={EVENTS_FD},server=on,wait=off"),
+        "-mon",
+        &format!("chardev={EVENTS_CHARDEV},mode=control"),
         "-chardev",
         &format!(
             "socket,id={CONSOLE_CHARDEV},fd={CONSOLE_FD},server=on,wait=off,logfile={},logappend=on",

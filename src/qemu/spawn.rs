@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use camino::Utf8Path;
 use nix::sys::stat::{Mode, umask};
 
-use super::argv::{CONSOLE_FD, QMP_FD, RuntimePaths};
+use super::argv::{CONSOLE_FD, EVENTS_FD, QMP_FD, RuntimePaths};
 use crate::error::{Error, Result};
 
 /// The longest path a Unix socket address holds (`sun_path` is 108 bytes,
@@ -96,22 +96,27 @@ pub fn private_file(path: &Utf8Path, truncate: bool) -> Result<File> {
 ///
 /// The child gets a session of its own (a hangup on the caller's terminal
 /// or SSH session does not reach it), stdin from /dev/null, stdout and stderr
-/// into `qemu.log`, the QMP and console listeners as fds 3 and 4, and a umask
+/// into `qemu.log`, the QMP, console and events listeners as fds 3, 4 and 5,
+/// and a umask
 /// of 077 for the files it creates. Everything else maqet has open is
 /// close-on-exec, as Rust opens every file that way.
-pub fn spawn(
-    argv: &[String],
-    paths: &RuntimePaths,
-    qmp: UnixListener,
-    console: UnixListener,
-) -> Result<Child> {
+pub struct Listeners {
+    pub qmp: UnixListener,
+    pub console: UnixListener,
+    pub events: UnixListener,
+}
+
+pub fn spawn(argv: &[String], paths: &RuntimePaths, listeners: Listeners) -> Result<Child> {
     let log = private_file(&paths.qemu_log, true)?;
     let log_err = log
         .try_clone()
         .map_err(|e| Error::io("cannot duplicate the handle of", &paths.qemu_log, e))?;
-    let qmp_fd: OwnedFd = qmp.into();
-    let console_fd: OwnedFd = console.into();
-    let (qmp_raw, console_raw) = (qmp_fd.as_raw_fd(), console_fd.as_raw_fd());
+    let fds: [OwnedFd; 3] = [
+        listeners.qmp.into(),
+        listeners.console.into(),
+        listeners.events.into(),
+    ];
+    let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let mut command = Command::new(&argv[0]);
     command
         .args(&argv[1..])
@@ -124,16 +129,20 @@ pub fn spawn(
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid().map_err(io::Error::from)?;
-            // Move both listeners out of the way first, so placing one on 3
-            // or 4 cannot overwrite the other.
-            let q = nix::libc::fcntl(qmp_raw, nix::libc::F_DUPFD_CLOEXEC, 10);
-            let c = nix::libc::fcntl(console_raw, nix::libc::F_DUPFD_CLOEXEC, 10);
-            if q < 0 || c < 0 {
-                return Err(io::Error::last_os_error());
+            // Move the listeners out of the way first, so placing one on 3,
+            // 4 or 5 cannot overwrite another.
+            let mut moved = [0; 3];
+            for (slot, fd) in moved.iter_mut().zip(raw) {
+                *slot = nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 10);
+                if *slot < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             // dup2 clears close-on-exec on the new descriptor.
-            if nix::libc::dup2(q, QMP_FD) < 0 || nix::libc::dup2(c, CONSOLE_FD) < 0 {
-                return Err(io::Error::last_os_error());
+            for (fd, target) in moved.into_iter().zip([QMP_FD, CONSOLE_FD, EVENTS_FD]) {
+                if nix::libc::dup2(fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             nix::libc::umask(0o077);
             Ok(())
@@ -146,8 +155,7 @@ pub fn spawn(
     // maqet's copies of the listeners close here: QEMU holds the only ones,
     // so once it exits a connect fails at once instead of waiting in the
     // backlog of a socket nobody serves.
-    drop(qmp_fd);
-    drop(console_fd);
+    drop(fds);
     Ok(child)
 }
 

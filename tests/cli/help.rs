@@ -33,6 +33,8 @@ fn help_lists_commands_options_and_exit_codes() {
                         state.
       inspect           Show a VM's status plus its command line, sockets, process
                         figures and what QEMU reports.
+      qmp               Drive a running VM over QMP: any command, or a verb.
+      console           Attach to a VM's serial console, or print what it printed.
 
     Examples:
       maqet add vm.ron

@@ -45,11 +45,12 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn kill9(pid: i32) {
-    let ok = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -9 {pid}");
+    assert!(pid > 1, "refusing to signal pid {pid}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
 }
 
 #[test]
@@ -218,13 +219,12 @@ fn a_vm_survives_the_hangup_of_the_session_that_started_it() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("the terminal's shell");
-    let hup = Command::new("kill")
-        .args(["-HUP", &format!("-{shell}")])
-        .status();
-    assert!(
-        hup.is_ok_and(|s| s.success()),
-        "SIGHUP the terminal's session"
-    );
+    // Never through kill(1): procps reads `kill -HUP -PGID` as options and
+    // signals every process (-1). Checked, then sent to that group alone.
+    assert!(shell > 1, "a real process, not {shell}");
+    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(shell))).expect("getpgid");
+    assert_eq!(pgid.as_raw(), shell, "the shell leads its process group");
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP the session");
     let _ = session.kill();
     let _ = session.wait();
     wait_until(

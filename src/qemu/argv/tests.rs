@@ -44,6 +44,7 @@ fn a_diskless_vm_gets_sockets_by_fd_and_no_defaults() {
         "qemu-system-x86_64 -name guest=web,debug-threads=on -nodefaults -no-user-config \
          -machine type=q35 -accel tcg -m size=1024M -smp cpus=1 -display none -vga std \
          -chardev socket,id=maqet-qmp,fd=3,server=on,wait=off -mon chardev=maqet-qmp,mode=control \
+         -chardev socket,id=maqet-events,fd=5,server=on,wait=off -mon chardev=maqet-events,mode=control \
          -chardev socket,id=maqet-console,fd=4,server=on,wait=off,logfile=/home/u/.local/state/maqet/run/0123/console.log,logappend=on \
          -serial chardev:maqet-console -pidfile /home/u/.local/state/maqet/run/0123/qemu.pid"
     );

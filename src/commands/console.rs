@@ -1,0 +1,88 @@
+use std::io::{Seek, Write};
+use std::time::{Duration, Instant};
+
+use super::qmp::running;
+use super::{Env, Note};
+use crate::console::{self, Ended};
+use crate::error::{Error, Result};
+use crate::qemu::process::{Liveness, liveness};
+use crate::store::{Access, Store};
+
+/// How long a piped session keeps printing after stdin ends, waiting for
+/// the guest's answer to the last line.
+pub const PIPE_LINGER: Duration = Duration::from_millis(1500);
+
+/// Attach to a running VM's serial console. One session at a time per VM.
+pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>)) -> Result<Ended> {
+    let vm = running(env, query)?;
+    let rt = vm.runtime.clone().ok_or_else(|| Error::VmNotFound {
+        query: query.into(),
+    })?;
+    let lock_path = rt.dir.join("console.lock");
+    let Some(mut lock) = crate::lock::try_exclusive(&lock_path)? else {
+        let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+        let holder = holder.trim();
+        return Err(Error::Refused {
+            message: format!(
+                "the console of `{}` is already attached{}",
+                vm.name,
+                if holder.is_empty() { String::new() } else { format!(" (maqet pid {holder})") }
+            ),
+            help: "detach the other session first (Ctrl-]), or read along with `maqet console VM --log --follow`".into(),
+        });
+    };
+    // Say who holds it, for the error above.
+    let _ = lock.set_len(0);
+    let _ = lock.rewind();
+    let _ = writeln!(&mut *lock, "{}", std::process::id());
+    let mut stream =
+        crate::qmp::connect_private(&rt.console_socket, Instant::now() + Duration::from_secs(5))?;
+    if tty {
+        note(Note::Warning(&format!(
+            "connected to the serial console of {}; press Ctrl-] to detach",
+            vm.name
+        )));
+    }
+    let ended = console::attach(&mut stream, tty, PIPE_LINGER)
+        .map_err(|e| Error::io("console session on", rt.console_socket.clone(), e))?;
+    if tty {
+        let why = match ended {
+            Ended::Detached => "detached",
+            Ended::Closed => "the VM closed its console (it stopped?)",
+            Ended::InputDone => "input ended",
+            Ended::Signalled => "interrupted",
+        };
+        // The terminal is back in its normal mode here.
+        note(Note::Warning(&format!("\r\n{why}")));
+    }
+    Ok(ended)
+}
+
+/// Print everything the VM printed on its serial console (this run and
+/// earlier ones); with `follow`, keep printing until the VM stops.
+pub fn print_log(env: &Env, query: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
+    let store =
+        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
+            query: query.into(),
+        })?;
+    let vm = store.find(query)?;
+    drop(store);
+    let path = env.dirs.runtime.join(vm.id.as_str()).join("console.log");
+    if !follow && !path.exists() {
+        return Err(Error::Invalid {
+            message: format!("`{}` has no console log yet", vm.name),
+            help: format!("it appears once the VM has run: `maqet start {}`", vm.name),
+        });
+    }
+    let rt = vm.runtime.clone();
+    let mut still_running = || {
+        rt.as_ref().is_some_and(|rt| {
+            !matches!(
+                liveness(rt.pid, rt.start_ticks, &rt.pidfile),
+                Liveness::Gone { .. }
+            )
+        })
+    };
+    console::print_log(&path, follow, out, &mut still_running)
+        .map_err(|e| Error::io("cannot read the console log", path.clone(), e))
+}

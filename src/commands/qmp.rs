@@ -1,0 +1,433 @@
+//! Driving a running VM over QMP: the raw form and the verbs built on it.
+
+use std::time::{Duration, Instant};
+
+use camino::Utf8PathBuf;
+use serde_json::{Map, Value, json};
+
+use super::Env;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::lock::Held;
+use crate::qemu::process::Liveness;
+use crate::qmp::{Qmp, QmpError};
+use crate::reconcile::{observe, reconcile};
+use crate::store::{Access, Store};
+use crate::vm::{Runtime, Vm};
+
+/// A QMP connection to a running VM, held under the VM's QMP lock so maqet
+/// commands queue for the monitor instead of timing out in its backlog
+/// (QEMU serves one client per monitor).
+pub struct Session {
+    pub vm: Vm,
+    pub qmp: Qmp,
+    _lock: Held,
+}
+
+/// Which of the VM's two monitors to use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Monitor {
+    /// Commands.
+    Control,
+    /// `qmp events`: a follower must not block commands.
+    Events,
+}
+
+/// Find a running VM and connect to one of its monitors.
+pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> Result<Session> {
+    let vm = running(env, query)?;
+    let rt = vm.runtime.clone().ok_or_else(|| not_running(&vm))?;
+    let (socket, lock) = match monitor {
+        Monitor::Control => (rt.qmp_socket.clone(), rt.dir.join("qmp.lock")),
+        Monitor::Events => (rt.dir.join("events.sock"), rt.dir.join("events.lock")),
+    };
+    let lock = crate::lock::exclusive(&lock)?;
+    let qmp = Qmp::connect(&socket, timeout)?;
+    Ok(Session {
+        vm,
+        qmp,
+        _lock: lock,
+    })
+}
+
+/// The VM, reconciled, if it runs and its runtime files are there.
+pub fn running(env: &Env, query: &str) -> Result<Vm> {
+    let store =
+        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
+            query: query.into(),
+        })?;
+    let mut vms = vec![store.find(query)?];
+    drop(store);
+    reconcile(&env.dirs, &mut vms)?;
+    let vm = vms.remove(0);
+    match observe(&vm) {
+        Some(Liveness::Running) => Ok(vm),
+        Some(Liveness::Orphaned) => Err(Error::NotRunning {
+            name: vm.name.to_string(),
+            status: "its QEMU runs, but its runtime files were deleted".into(),
+            help: format!("`maqet stop --force {}` stops it", vm.name),
+        }),
+        _ => Err(not_running(&vm)),
+    }
+}
+
+fn not_running(vm: &Vm) -> Error {
+    Error::NotRunning {
+        name: vm.name.to_string(),
+        status: vm.status.to_string(),
+        help: format!("start it with `maqet start {}`", vm.name),
+    }
+}
+
+/// Commands the raw form refuses unless `--allow-dangerous` (docs/qmp.md):
+/// each either breaks maqet's own bookkeeping or writes host files at a
+/// path QEMU is told, past maqet's path filter.
+const DANGEROUS: [(&str, &str); 6] = [
+    (
+        "quit",
+        "QEMU would exit behind maqet's back; use `maqet stop`",
+    ),
+    (
+        "human-monitor-command",
+        "HMP can do anything, including write host files; use the QMP command itself",
+    ),
+    ("migrate", "an `exec:` migration runs a host command"),
+    (
+        "dump-guest-memory",
+        "it writes a host file past maqet's path filter",
+    ),
+    (
+        "screendump",
+        "it writes a host file past maqet's path filter; use `maqet qmp screendump`",
+    ),
+    ("qmp_capabilities", "maqet negotiates capabilities itself"),
+];
+
+/// Parse `key=value` arguments: numbers, true/false and null as JSON,
+/// `{...}` and `[...]` as JSON, anything else as a string.
+pub fn parse_args(pairs: &[String], json: Option<&str>) -> Result<Map<String, Value>> {
+    let mut args = match json {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(Error::usage(
+                    "--args-json must be a JSON object",
+                    "for example --args-json '{\"device\": \"maqet-disk0\"}'",
+                ));
+            }
+            Err(e) => {
+                return Err(Error::usage(
+                    format!("--args-json is not valid JSON: {e}"),
+                    "quote it for the shell: --args-json '{\"key\": 1}'",
+                ));
+            }
+        },
+        None => Map::new(),
+    };
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            Error::usage(
+                format!("`{pair}` is not KEY=VALUE"),
+                "write arguments as --arg key=value",
+            )
+        })?;
+        args.insert(key.to_owned(), typed(value)?);
+    }
+    Ok(args)
+}
+
+fn typed(value: &str) -> Result<Value> {
+    if value.starts_with('{') || value.starts_with('[') {
+        return serde_json::from_str(value).map_err(|e| {
+            Error::usage(
+                format!("`{value}` looks like JSON but is not: {e}"),
+                "check the brackets and quotes",
+            )
+        });
+    }
+    Ok(match value {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "null" => Value::Null,
+        _ => match (value.parse::<i64>(), value.parse::<f64>()) {
+            (Ok(n), _) => Value::from(n),
+            (_, Ok(f)) if f.is_finite() && !value.is_empty() => Value::from(f),
+            _ => Value::from(value),
+        },
+    })
+}
+
+/// Run any QMP command.
+pub fn raw(
+    env: &Env,
+    query: &str,
+    command: &str,
+    args: Map<String, Value>,
+    allow_dangerous: bool,
+    timeout: Duration,
+) -> Result<Value> {
+    if let Some((_, why)) = DANGEROUS.iter().find(|(name, _)| *name == command)
+        && !allow_dangerous
+    {
+        return Err(Error::Refused {
+            message: format!("maqet does not send `{command}` through the raw form: {why}"),
+            help: "add --allow-dangerous if you really mean it (see docs/qmp.md)".into(),
+        });
+    }
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    let args = (!args.is_empty()).then_some(Value::Object(args));
+    Ok(session.qmp.execute(command, args)?)
+}
+
+/// Press keys together (a chord), e.g. `ctrl alt f2`.
+pub fn send_keys(
+    env: &Env,
+    query: &str,
+    names: &[String],
+    hold_ms: u32,
+    timeout: Duration,
+) -> Result<usize> {
+    if names.is_empty() {
+        return Err(Error::usage(
+            "give at least one key",
+            "for example: maqet qmp keys web ctrl alt f2",
+        ));
+    }
+    let mut codes = Vec::with_capacity(names.len());
+    for name in names {
+        match keys::qcode(name) {
+            Ok(code) => codes.push(code),
+            Err(near) => {
+                let help = if near.is_empty() {
+                    "docs/qmp.md lists QEMU's key names".to_owned()
+                } else {
+                    format!(
+                        "did you mean {}? docs/qmp.md lists every key",
+                        near.join(", ")
+                    )
+                };
+                return Err(Error::usage(
+                    format!("`{name}` is not a QEMU key name"),
+                    help,
+                ));
+            }
+        }
+    }
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    press(&mut session.qmp, &codes, hold_ms)?;
+    Ok(codes.len())
+}
+
+/// Type US-layout text: every character is checked before the first key is
+/// sent, so a bad character leaves the guest untouched.
+pub fn type_text(
+    env: &Env,
+    query: &str,
+    text: &str,
+    hold_ms: u32,
+    timeout: Duration,
+) -> Result<usize> {
+    let chords = keys::chords_for(text).map_err(|(i, c)| {
+        Error::usage(
+            format!(
+                "character {} ({c:?}, U+{:04X}) cannot be typed on a US keyboard",
+                i + 1,
+                c as u32
+            ),
+            "type ASCII text; use `maqet qmp keys` for special keys",
+        )
+    })?;
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    for chord in &chords {
+        press(&mut session.qmp, chord, hold_ms)?;
+    }
+    Ok(chords.len())
+}
+
+fn press(qmp: &mut Qmp, codes: &[&str], hold_ms: u32) -> Result<()> {
+    let keys: Vec<Value> = codes
+        .iter()
+        .map(|c| json!({"type": "qcode", "data": c}))
+        .collect();
+    qmp.execute(
+        "send-key",
+        Some(json!({"keys": keys, "hold-time": hold_ms})),
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Ppm,
+    Png,
+}
+
+impl std::str::FromStr for ImageFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "ppm" => Ok(ImageFormat::Ppm),
+            "png" => Ok(ImageFormat::Png),
+            _ => Err(format!("`{s}` is not a format: use ppm or png")),
+        }
+    }
+}
+
+/// Save the VM's display to a file (through the path filter, made absolute:
+/// QEMU's working directory is not the user's).
+pub fn screendump(
+    env: &Env,
+    query: &str,
+    file: &Utf8PathBuf,
+    format: Option<ImageFormat>,
+    timeout: Duration,
+) -> Result<Utf8PathBuf> {
+    let path = env
+        .policy
+        .check(file.as_os_str(), &env.cwd)
+        .map_err(Error::path)?;
+    let format = format.unwrap_or(if path.extension() == Some("png") {
+        ImageFormat::Png
+    } else {
+        ImageFormat::Ppm
+    });
+    if let Some(dir) = path.parent()
+        && !dir.is_dir()
+    {
+        return Err(Error::invalid(
+            format!("{dir} is not a directory"),
+            "create the directory first, or choose another path",
+        ));
+    }
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    let mut args = json!({"filename": path.as_str()});
+    if format == ImageFormat::Png {
+        args["format"] = json!("png");
+    }
+    match session.qmp.execute("screendump", Some(args)) {
+        Ok(_) => Ok(path),
+        Err(QmpError::Command { desc, .. }) if format == ImageFormat::Png => Err(Error::invalid(
+            format!("this QEMU cannot write PNG screenshots: {desc}"),
+            "use --format ppm (QEMU 7.1 or later built with libpng writes PNG)",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pause (`stop`) or resume (`cont`) the guest's CPUs; returns the new run
+/// state.
+pub fn set_paused(env: &Env, query: &str, paused: bool, timeout: Duration) -> Result<String> {
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    session
+        .qmp
+        .execute(if paused { "stop" } else { "cont" }, None)?;
+    let status = session.qmp.execute("query-status", None)?;
+    Ok(status["status"].as_str().unwrap_or("unknown").to_owned())
+}
+
+/// Hot-plug a device.
+pub fn device_add(
+    env: &Env,
+    query: &str,
+    driver: &str,
+    id: &str,
+    props: Map<String, Value>,
+    timeout: Duration,
+) -> Result<()> {
+    if id.starts_with(crate::config::RESERVED_ID_PREFIX) {
+        return Err(Error::usage(
+            format!(
+                "ids starting with `{}` are maqet's own",
+                crate::config::RESERVED_ID_PREFIX
+            ),
+            "choose another --id",
+        ));
+    }
+    let mut args = props;
+    args.insert("driver".into(), Value::from(driver));
+    args.insert("id".into(), Value::from(id));
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    session
+        .qmp
+        .execute("device_add", Some(Value::Object(args)))?;
+    Ok(())
+}
+
+/// Unplug a device and wait until QEMU reports it gone (`DEVICE_DELETED`):
+/// `device_del` only asks the guest, which may take its time or refuse.
+pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result<()> {
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    session.qmp.execute("device_del", Some(json!({"id": id})))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::TimedOut {
+                what: format!("the guest to release device `{id}`"),
+                seconds: timeout.as_secs(),
+                last_seen: None,
+                help: "the guest must cooperate with unplugging (ACPI hotplug); check it runs an OS that does".into(),
+            });
+        }
+        match session.qmp.next_event(left)? {
+            Some(event) if event["event"] == "DEVICE_DELETED" && event["data"]["device"] == id => {
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Stream events as NDJSON lines to `out` (via the events monitor). Without
+/// `follow`, stop after the first matching event.
+pub fn events(
+    env: &Env,
+    query: &str,
+    filter: &[String],
+    follow: bool,
+    timeout: Duration,
+    out: &mut dyn FnMut(&Value) -> bool,
+) -> Result<usize> {
+    let mut session = connect(env, query, Monitor::Events, Duration::from_secs(5))?;
+    let rt: Runtime = session
+        .vm
+        .runtime
+        .clone()
+        .ok_or_else(|| not_running(&session.vm))?;
+    let wanted =
+        |name: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(name));
+    let deadline = (!follow).then(|| Instant::now() + timeout);
+    let mut count = 0;
+    loop {
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(1),
+        };
+        if deadline.is_some() && wait.is_zero() {
+            return Err(Error::TimedOut {
+                what: "an event".into(),
+                seconds: timeout.as_secs(),
+                last_seen: None,
+                help: "add --follow to keep listening, or a longer --timeout".into(),
+            });
+        }
+        match session.qmp.next_event(wait) {
+            Ok(Some(event)) => {
+                if wanted(event["event"].as_str().unwrap_or("")) {
+                    count += 1;
+                    if !out(&event) || !follow {
+                        return Ok(count);
+                    }
+                }
+            }
+            Ok(None) => {}
+            // QEMU exited: the stream ends with it.
+            Err(QmpError::Closed { .. }) => return Ok(count),
+            Err(e) => return Err(e.into()),
+        }
+        if follow && !rt.pidfile.exists() {
+            return Ok(count);
+        }
+    }
+}

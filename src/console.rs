@@ -1,0 +1,223 @@
+//! The serial console: attaching a terminal (or a pipe) to a VM's
+//! `console.sock`, and reading the log of everything the guest printed.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use camino::Utf8Path;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::termios::{self, SetArg, Termios};
+
+/// Ctrl-] (0x1d), the detach key, as in telnet and `virsh console`.
+pub const DETACH_BYTE: u8 = 0x1d;
+
+/// console.log is rotated to console.log.1 when a VM starts with a log
+/// larger than this.
+pub const LOG_ROTATE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Why an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The user pressed Ctrl-].
+    Detached,
+    /// The VM closed the console (QEMU exited).
+    Closed,
+    /// stdin ended and the guest had nothing more to say.
+    InputDone,
+    /// SIGTERM, SIGHUP or SIGINT arrived.
+    Signalled,
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Catch the signals that end a session, so the terminal is restored before
+/// maqet exits instead of being left raw. No SA_RESTART: poll returns EINTR.
+fn catch_signals() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+    ] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+/// Raw mode on a terminal for as long as it lives; the saved settings come
+/// back on drop, whichever way the session ends.
+struct RawMode<'a> {
+    fd: BorrowedFd<'a>,
+    saved: Termios,
+}
+
+impl<'a> RawMode<'a> {
+    fn enter(fd: BorrowedFd<'a>) -> io::Result<RawMode<'a>> {
+        let saved = termios::tcgetattr(fd)?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSAFLUSH, &raw)?;
+        Ok(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode<'_> {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSAFLUSH, &self.saved);
+    }
+}
+
+/// Connect stdin and stdout to the console stream until the user detaches,
+/// the VM goes away, or (without a terminal) stdin ends and the guest has
+/// been quiet for `linger`.
+pub fn attach(stream: &mut UnixStream, tty: bool, linger: Duration) -> io::Result<Ended> {
+    catch_signals();
+    let stdin = io::stdin();
+    let stdin_fd = stdin.as_fd();
+    let _raw = if tty {
+        Some(RawMode::enter(stdin_fd)?)
+    } else {
+        None
+    };
+    let mut stdout = io::stdout().lock();
+    let mut buf = [0u8; 8192];
+    let mut stdin_open = true;
+    let mut quiet_since = Instant::now();
+    loop {
+        if SIGNALLED.load(Ordering::SeqCst) {
+            return Ok(Ended::Signalled);
+        }
+        let timeout = if stdin_open {
+            PollTimeout::from(500u16)
+        } else {
+            let left = linger.saturating_sub(quiet_since.elapsed());
+            if left.is_zero() {
+                return Ok(Ended::InputDone);
+            }
+            PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX))
+        };
+        let sock_fd = stream.as_fd();
+        let mut fds = vec![PollFd::new(sock_fd, PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready = |f: &PollFd<'_>| {
+            f.revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
+        };
+        let sock_ready = ready(&fds[0]);
+        let stdin_ready = stdin_open && ready(&fds[1]);
+        drop(fds);
+        if sock_ready {
+            let n = match stream.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(Ended::Closed);
+            }
+            stdout.write_all(&buf[..n])?;
+            stdout.flush()?;
+            quiet_since = Instant::now();
+        }
+        if stdin_ready {
+            let n = read_fd(stdin_fd.as_raw_fd(), &mut buf)?;
+            if n == 0 {
+                stdin_open = false;
+                quiet_since = Instant::now();
+                continue;
+            }
+            let chunk = &buf[..n];
+            if tty && let Some(at) = chunk.iter().position(|b| *b == DETACH_BYTE) {
+                stream.write_all(&chunk[..at])?;
+                return Ok(Ended::Detached);
+            }
+            stream.write_all(chunk)?;
+        }
+    }
+}
+
+/// One read(2) on stdin, bypassing std's buffering so poll stays truthful.
+fn read_fd(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(unsafe { BorrowedFd::borrow_raw(fd) }, buf) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => {
+                if SIGNALLED.load(Ordering::SeqCst) {
+                    return Ok(0);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Copy the console log to `out`; with `follow`, keep copying what the guest
+/// prints until `keep_going` says stop (checked every 200 ms) or a signal.
+pub fn print_log(
+    path: &Utf8Path,
+    follow: bool,
+    out: &mut dyn Write,
+    keep_going: &mut dyn FnMut() -> bool,
+) -> io::Result<()> {
+    catch_signals();
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && follow => {
+            // Not started yet: wait for QEMU to create it.
+            loop {
+                if SIGNALLED.load(Ordering::SeqCst) || !keep_going() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                if let Ok(f) = std::fs::File::open(path) {
+                    break f;
+                }
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            continue;
+        }
+        out.flush()?;
+        if !follow || SIGNALLED.load(Ordering::SeqCst) || !keep_going() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Keep one earlier run's log when the current one has grown large.
+pub fn rotate_log(path: &Utf8Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > LOG_ROTATE_BYTES => std::fs::rename(path, format!("{path}.1")),
+        _ => Ok(()),
+    }
+}
