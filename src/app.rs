@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::cli::{Cli, Command, QmpVerb};
+use crate::cli::{Cli, Command, DiskAction, QmpVerb, SnapshotAction, StorageAction};
 use std::time::Duration;
 
 use crate::commands::{
@@ -69,7 +69,8 @@ pub fn run(cli: Cli) -> Result<Report> {
             if matches!(target, Target::All) && !args.force {
                 confirm("Remove every VM from the registry?")?;
             }
-            commands::remove(&env, &target, args.force, &mut notify).map(Report::Removed)
+            commands::remove(&env, &target, args.force, args.clean_storage, &mut notify)
+                .map(Report::Removed)
         }
         Command::Start(args) => {
             let opts = StartOptions {
@@ -96,6 +97,26 @@ pub fn run(cli: Cli) -> Result<Report> {
             commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
         }
         Command::Qmp(args) => qmp(&env, args.verb),
+        Command::Snapshot(args) => snapshot(&env, args.action),
+        Command::Disk(args) => match args.action {
+            DiskAction::Create(a) => {
+                commands::storage::disk_create(&env, &a.vm, &a.drive).map(Report::Written)
+            }
+        },
+        Command::Storage(args) => match args.action {
+            StorageAction::Orphans(a) => {
+                commands::storage::orphans(&env, a.delete).map(|files| Report::Orphans {
+                    files,
+                    deleted: a.delete,
+                })
+            }
+            StorageAction::Verify(a) => {
+                commands::storage::verify(&env, &a.vm).map(|(vm, checks)| Report::Verified {
+                    vm: Box::new(vm),
+                    checks,
+                })
+            }
+        },
         Command::Console(args) => {
             if args.log {
                 let mut out = std::io::stdout().lock();
@@ -113,6 +134,53 @@ pub fn run(cli: Cli) -> Result<Report> {
             Ok(Report::Silent)
         }
     }
+}
+
+fn snapshot(env: &Env, action: SnapshotAction) -> Result<Report> {
+    use commands::snapshot::{Action, Request, snapshot};
+    let (vm, req) = match action {
+        SnapshotAction::Create(a) => (
+            a.vm,
+            Request {
+                action: Action::Create,
+                drive: a.drive,
+                name: Some(a.name),
+                overwrite: a.overwrite,
+                timeout: Duration::from_secs(a.timeout),
+            },
+        ),
+        SnapshotAction::Load(a) => (
+            a.vm,
+            Request {
+                action: Action::Load,
+                drive: a.drive,
+                name: Some(a.name),
+                overwrite: false,
+                timeout: Duration::from_secs(a.timeout),
+            },
+        ),
+        SnapshotAction::Delete(a) => (
+            a.vm,
+            Request {
+                action: Action::Delete,
+                drive: a.drive,
+                name: Some(a.name),
+                overwrite: false,
+                timeout: Duration::from_secs(a.timeout),
+            },
+        ),
+        SnapshotAction::List(a) => (
+            a.vm,
+            Request {
+                action: Action::List,
+                drive: a.drive,
+                name: None,
+                overwrite: false,
+                timeout: Duration::from_secs(60),
+            },
+        ),
+    };
+    snapshot(env, &vm, &req).map(Report::Snapshot)
 }
 
 fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {

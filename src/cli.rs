@@ -72,6 +72,9 @@ pub enum Command {
     Inspect(InspectArgs),
     Qmp(QmpArgs),
     Console(ConsoleArgs),
+    Snapshot(SnapshotArgs),
+    Disk(DiskArgs),
+    Storage(StorageArgs),
 }
 
 /// Define a new VM from RON config files; prints its id.
@@ -179,6 +182,10 @@ pub struct RmArgs {
     /// never ask; remove VMs that are running
     #[argh(switch)]
     pub force: bool,
+
+    /// also delete the disk images maqet created for the VM (never yours)
+    #[argh(switch)]
+    pub clean_storage: bool,
 }
 
 /// Start a VM in the background; returns once it is ready.
@@ -505,6 +512,161 @@ pub struct ConsoleArgs {
     pub follow: bool,
 }
 
+/// Internal qcow2 snapshots: offline with qemu-img, live over QMP.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "snapshot",
+    note = "`maqet snapshot VM create DRIVE NAME` also works (VM before the verb). On a running VM a\n\
+            snapshot holds RAM and device state (in DRIVE) and every writable qcow2 disk; on a\n\
+            stopped VM it holds DRIVE's disk only. See docs/storage.md.",
+    example = "maqet snapshot create web root before-upgrade\nmaqet snapshot list web root\nmaqet snapshot load web root before-upgrade"
+)]
+pub struct SnapshotArgs {
+    #[argh(subcommand)]
+    pub action: SnapshotAction,
+}
+
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum SnapshotAction {
+    Create(SnapshotCreateArgs),
+    Load(SnapshotLoadArgs),
+    List(SnapshotListArgs),
+    Delete(SnapshotDeleteArgs),
+}
+
+/// The verbs `snapshot` takes; `snapshot VM VERB ...` is rewritten to them.
+pub const SNAPSHOT_VERBS: [&str; 4] = ["create", "load", "list", "delete"];
+
+/// Take a snapshot.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "create")]
+pub struct SnapshotCreateArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+    /// the qcow2 drive
+    #[argh(positional, arg_name = "DRIVE")]
+    pub drive: String,
+    /// the snapshot's name
+    #[argh(positional, arg_name = "NAME")]
+    pub name: String,
+    /// replace a snapshot of the same name
+    #[argh(switch)]
+    pub overwrite: bool,
+    /// seconds to wait for a live snapshot (default 300)
+    #[argh(option, arg_name = "SECONDS", default = "300")]
+    pub timeout: u64,
+}
+
+/// Go back to a snapshot.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "load")]
+pub struct SnapshotLoadArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+    /// the qcow2 drive
+    #[argh(positional, arg_name = "DRIVE")]
+    pub drive: String,
+    /// the snapshot's name
+    #[argh(positional, arg_name = "NAME")]
+    pub name: String,
+    /// seconds to wait for a live load (default 300)
+    #[argh(option, arg_name = "SECONDS", default = "300")]
+    pub timeout: u64,
+}
+
+/// List a drive's snapshots.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "list")]
+pub struct SnapshotListArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+    /// the qcow2 drive
+    #[argh(positional, arg_name = "DRIVE")]
+    pub drive: String,
+}
+
+/// Delete a snapshot.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "delete")]
+pub struct SnapshotDeleteArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+    /// the qcow2 drive
+    #[argh(positional, arg_name = "DRIVE")]
+    pub drive: String,
+    /// the snapshot's name
+    #[argh(positional, arg_name = "NAME")]
+    pub name: String,
+    /// seconds to wait for a live delete (default 300)
+    #[argh(option, arg_name = "SECONDS", default = "300")]
+    pub timeout: u64,
+}
+
+/// Disk images of a VM.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "disk")]
+pub struct DiskArgs {
+    #[argh(subcommand)]
+    pub action: DiskAction,
+}
+
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum DiskAction {
+    Create(DiskCreateArgs),
+}
+
+/// Create a drive's image now instead of at start (never overwrites).
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "create", example = "maqet disk create web root")]
+pub struct DiskCreateArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+    /// the drive
+    #[argh(positional, arg_name = "DRIVE")]
+    pub drive: String,
+}
+
+/// The files under the data directory: orphans and checks.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "storage")]
+pub struct StorageArgs {
+    #[argh(subcommand)]
+    pub action: StorageAction,
+}
+
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum StorageAction {
+    Orphans(StorageOrphansArgs),
+    Verify(StorageVerifyArgs),
+}
+
+/// List images under the data directory that no VM uses.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "orphans")]
+pub struct StorageOrphansArgs {
+    /// delete them
+    #[argh(switch)]
+    pub delete: bool,
+}
+
+/// Check that a VM's images exist, are readable and have the configured format.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "verify")]
+pub struct StorageVerifyArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+}
+
 /// How parsing ended when it did not produce a [`Cli`].
 pub enum ParseExit {
     /// `--help`: print to stdout, exit 0.
@@ -527,7 +689,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
             }
         }
     }
-    expand_qmp_shorthand(&mut strings);
+    expand_shorthands(&mut strings);
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
     Cli::from_args(&["maqet"], &refs).map_err(|exit| match exit.status {
         Ok(()) => ParseExit::Help(exit.output),
@@ -535,13 +697,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
     })
 }
 
-/// `maqet qmp VM COMMAND` means `maqet qmp command VM COMMAND`: insert the
-/// verb when the word after `qmp` is not one.
-fn expand_qmp_shorthand(args: &mut Vec<String>) {
+/// `maqet qmp VM COMMAND` means `maqet qmp command VM COMMAND`, and
+/// `maqet snapshot VM VERB` means `maqet snapshot VERB VM`.
+fn expand_shorthands(args: &mut Vec<String>) {
     const GLOBAL_WITH_VALUE: [&str; 3] = ["--log-file", "--data-dir", "--runtime-dir"];
     let mut i = 0;
     while i < args.len() {
-        let word = args[i].as_str();
+        let word = args[i].clone();
+        let word = word.as_str();
         if GLOBAL_WITH_VALUE.contains(&word) {
             i += 2;
             continue;
@@ -557,6 +720,14 @@ fn expand_qmp_shorthand(args: &mut Vec<String>) {
             && !QMP_VERBS.contains(&next.as_str())
         {
             args.insert(i + 1, "command".into());
+        }
+        // `snapshot VM VERB ...` → `snapshot VERB VM ...`
+        if word == "snapshot"
+            && let (Some(first), Some(second)) = (args.get(i + 1), args.get(i + 2))
+            && !SNAPSHOT_VERBS.contains(&first.as_str())
+            && SNAPSHOT_VERBS.contains(&second.as_str())
+        {
+            args.swap(i + 1, i + 2);
         }
         return;
     }

@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 
 use serde_json::{Value, json};
 
-use crate::commands::{Inspection, StopOutcome, VmStatus};
+use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
+use crate::commands::storage::DriveCheck;
+use crate::commands::{Inspection, Removed, StopOutcome, VmStatus};
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
@@ -23,7 +25,7 @@ pub enum Report {
     },
     List(Vec<Vm>),
     Info(Box<Vm>),
-    Removed(Vec<Vm>),
+    Removed(Vec<Removed>),
     DryRun(Vec<String>),
     Started {
         vm: Box<Vm>,
@@ -48,6 +50,15 @@ pub enum Report {
         id: String,
         added: bool,
     },
+    Snapshot(SnapshotOutcome),
+    Orphans {
+        files: Vec<camino::Utf8PathBuf>,
+        deleted: bool,
+    },
+    Verified {
+        vm: Box<Vm>,
+        checks: Vec<DriveCheck>,
+    },
 }
 
 pub fn render(report: &Report, json: bool) -> String {
@@ -69,9 +80,18 @@ pub fn render(report: &Report, json: bool) -> String {
         }
         Report::List(vms) => table(vms),
         Report::Info(vm) => info(vm),
-        Report::Removed(vms) => vms
+        Report::Removed(removed) => removed
             .iter()
-            .map(|vm| format!("removed {} ({})\n", vm.name, vm.id.short()))
+            .map(|r| {
+                let mut text = format!("removed {} ({})\n", r.vm.name, r.vm.id.short());
+                for file in &r.deleted {
+                    let _ = writeln!(text, "  deleted {file}");
+                }
+                for file in &r.kept {
+                    let _ = writeln!(text, "  kept {file} (not created by maqet)");
+                }
+                text
+            })
             .collect(),
         Report::DryRun(argv) => format!("{}\n", shell_line(argv)),
         Report::Started { vm, .. } => {
@@ -100,7 +120,85 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::RunState { name, state } => format!("{name}: {state}\n"),
         Report::Device { id, added: true } => format!("added {id}\n"),
         Report::Device { id, added: false } => format!("removed {id}\n"),
+        Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => {
+            let verb = match action {
+                SnapshotAction::Create => "created",
+                SnapshotAction::Load => "loaded",
+                SnapshotAction::Delete => "deleted",
+                SnapshotAction::List => "listed",
+            };
+            let how = if *live {
+                "live: RAM, devices and every writable qcow2 disk"
+            } else {
+                "offline: this disk"
+            };
+            format!("{verb} snapshot {name} ({how})\n")
+        }
+        Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
+        Report::Orphans { files, deleted } => files
+            .iter()
+            .map(|f| {
+                if *deleted {
+                    format!("deleted {f}\n")
+                } else {
+                    format!("{f}\n")
+                }
+            })
+            .collect(),
+        Report::Verified { checks, .. } => {
+            let rows: Vec<[String; 3]> = checks
+                .iter()
+                .map(|c| {
+                    [
+                        c.drive.clone(),
+                        c.problem.clone().unwrap_or_else(|| "ok".into()),
+                        c.path.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            grid(&["DRIVE", "STATE", "FILE"], &rows)
+        }
     }
+}
+
+fn snapshot_table(snapshots: &[crate::storage::SnapshotInfo]) -> String {
+    let rows: Vec<[String; 4]> = snapshots
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                crate::vm::Timestamp(s.date).rfc3339(),
+                if s.vm_state_size == 0 {
+                    "-".into()
+                } else {
+                    crate::config::Bytes(s.vm_state_size).human_approx()
+                },
+                format!("{}s", s.vm_clock),
+            ]
+        })
+        .collect();
+    grid(&["NAME", "DATE", "VM STATE", "GUEST CLOCK"], &rows)
+}
+
+/// Left-aligned columns two spaces apart, no trailing blanks.
+fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn key_values(rows: &[(&str, String)]) -> String {
@@ -241,9 +339,17 @@ fn to_json(report: &Report) -> Value {
         }),
         Report::List(vms) => Value::Array(vms.iter().map(summary_json).collect()),
         Report::Info(vm) => vm_json(vm),
-        Report::Removed(vms) => Value::Array(
-            vms.iter()
-                .map(|vm| json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }))
+        Report::Removed(removed) => Value::Array(
+            removed
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r.vm.id.as_str(),
+                        "name": r.vm.name.as_str(),
+                        "deleted": r.deleted,
+                        "kept": r.kept,
+                    })
+                })
                 .collect(),
         ),
         Report::DryRun(argv) => json!(argv),
@@ -279,6 +385,38 @@ fn to_json(report: &Report) -> Value {
         Report::Written(path) => json!({ "file": path.as_str() }),
         Report::RunState { name, state } => json!({ "name": name, "run_state": state }),
         Report::Device { id, added } => json!({ "id": id, "added": added }),
+        Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => json!({
+            "action": format!("{action:?}").to_lowercase(),
+            "name": name,
+            "live": live,
+        }),
+        Report::Snapshot(SnapshotOutcome::List {
+            drive,
+            live,
+            snapshots,
+        }) => json!({
+            "drive": drive,
+            "live": live,
+            "snapshots": snapshots.iter().map(|s| json!({
+                "id": s.id,
+                "name": s.name,
+                "date": crate::vm::Timestamp(s.date).rfc3339(),
+                "vm_state_bytes": s.vm_state_size,
+                "guest_clock_seconds": s.vm_clock,
+            })).collect::<Vec<_>>(),
+        }),
+        Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
+        Report::Verified { vm, checks } => json!({
+            "id": vm.id.as_str(),
+            "name": vm.name.as_str(),
+            "ok": checks.iter().all(|c| c.problem.is_none()),
+            "drives": checks.iter().map(|c| json!({
+                "drive": c.drive,
+                "file": c.path,
+                "ok": c.problem.is_none(),
+                "problem": c.problem,
+            })).collect::<Vec<_>>(),
+        }),
         Report::Inspect(i) => {
             let mut value = status_json(&i.status);
             let rt = i.status.vm.runtime.as_ref();

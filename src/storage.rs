@@ -1,6 +1,6 @@
 //! Disk images maqet creates for a VM before it starts.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -9,7 +9,11 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::config::{ImageFormat, Storage, VmConfig};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
+use crate::paths::PathPolicy;
 use crate::qemu::argv::owned_image;
+
+/// Room an image needs besides its data: qcow2 metadata and the first writes.
+const MIN_FREE: u64 = 16 * 1024 * 1024;
 
 /// An image to create: where, in what format, how large, on what base.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,37 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
     if image.path.starts_with(disks_dir) {
         ensure_private_dir(disks_dir)?;
     }
+    let dir = image.path.parent().unwrap_or(Utf8Path::new("/"));
+    let free = nix::sys::statvfs::statvfs(dir.as_std_path())
+        .map(|v| u64::from(v.blocks_available()) * v.fragment_size())
+        .map_err(|e| Error::io("cannot read the free space of", dir, e.into()))?;
+    if free < MIN_FREE {
+        return Err(Error::Invalid {
+            message: format!(
+                "not enough free space to create {}: {} KiB free in {dir}",
+                image.path,
+                free / 1024
+            ),
+            help: "free some space (images grow as the guest writes), or put the image elsewhere with `file`".into(),
+        });
+    }
+    // Claimed exclusively first: qemu-img itself would overwrite a file
+    // that appeared meanwhile.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&image.path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Refused {
+                message: format!(
+                    "{} already exists; maqet never overwrites an image",
+                    image.path
+                ),
+                help: "remove the file yourself, or point `file` at it to use it as it is".into(),
+            },
+            _ => Error::io("cannot create", image.path.clone(), e),
+        })?;
     let mut command = Command::new("qemu-img");
     command.args(["create", "-q", "-f", image.format]);
     if let Some((base, format)) = &image.backing {
@@ -108,4 +143,214 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
     }
     std::fs::set_permissions(&image.path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("cannot set the mode of", image.path.clone(), e))
+}
+
+/// What `qemu-img info` says about one image of a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub filename: String,
+    pub format: String,
+    pub virtual_size: u64,
+    pub actual_size: Option<u64>,
+    /// The backing file as QEMU will open it (`full-backing-filename`).
+    pub backing: Option<String>,
+    /// The backing file's format, as the image's header records it.
+    pub backing_format: Option<String>,
+    /// A qcow2 external data file.
+    pub data_file: Option<String>,
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// An internal snapshot of a qcow2 image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub name: String,
+    /// Bytes of saved RAM and device state; 0 for a disk-only snapshot.
+    pub vm_state_size: u64,
+    /// Seconds since the epoch when it was taken.
+    pub date: u64,
+    /// Guest clock at the snapshot, in seconds.
+    pub vm_clock: u64,
+}
+
+impl SnapshotInfo {
+    pub fn from_json(v: &serde_json::Value) -> SnapshotInfo {
+        SnapshotInfo {
+            id: v["id"].as_str().unwrap_or_default().to_owned(),
+            name: v["name"].as_str().unwrap_or_default().to_owned(),
+            vm_state_size: v["vm-state-size"].as_u64().unwrap_or(0),
+            date: v["date-sec"].as_u64().unwrap_or(0),
+            vm_clock: v["vm-clock-sec"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+/// Run qemu-img with `args`; its stdout on success, its stderr as the error.
+pub fn qemu_img(args: &[&str]) -> Result<String> {
+    let output = Command::new("qemu-img")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => missing_qemu_img(),
+            _ => Error::io("cannot run", "qemu-img", e),
+        })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(Error::invalid(
+            format!(
+                "qemu-img {}: {}",
+                args.first().copied().unwrap_or(""),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            "check the image and its path",
+        ))
+    }
+}
+
+fn missing_qemu_img() -> Error {
+    Error::invalid(
+        "cannot find `qemu-img`, which maqet uses for disk images",
+        "install it: `apt-get install qemu-utils` (Debian/Ubuntu), `dnf install qemu-img` (Fedora), `pacman -S qemu-img` (Arch)",
+    )
+}
+
+/// True when qemu-img can be run at all.
+pub fn have_qemu_img() -> bool {
+    Command::new("qemu-img")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What qemu-img says about one image. The format is given (never probed);
+/// `-U` reads images a running QEMU holds.
+pub fn info(path: &Utf8Path, format: &str) -> Result<ImageInfo> {
+    let text = qemu_img(&[
+        "info",
+        "--output=json",
+        "-U",
+        "-f",
+        format,
+        "--",
+        path.as_str(),
+    ])?;
+    let m: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(format!("qemu-img info gave no JSON: {e}"), "check qemu-img")
+    })?;
+    Ok(ImageInfo {
+        filename: path.to_string(),
+        format: m["format"].as_str().unwrap_or_default().to_owned(),
+        virtual_size: m["virtual-size"].as_u64().unwrap_or(0),
+        actual_size: m["actual-size"].as_u64(),
+        backing: m["full-backing-filename"]
+            .as_str()
+            .or(m["backing-filename"].as_str())
+            .map(str::to_owned),
+        backing_format: m["backing-filename-format"].as_str().map(str::to_owned),
+        data_file: m["format-specific"]["data"]["data-file"]
+            .as_str()
+            .map(str::to_owned),
+        snapshots: m["snapshots"]
+            .as_array()
+            .map(|s| s.iter().map(SnapshotInfo::from_json).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// The top image of a chain (snapshots live there).
+pub fn info_chain(path: &Utf8Path, format: &str) -> Result<Vec<ImageInfo>> {
+    info(path, format).map(|top| vec![top])
+}
+
+/// A file name that QEMU would read as a protocol (`nbd:`, `json:{...}`,
+/// `http://...`) rather than a local file.
+fn is_protocol(name: &str) -> bool {
+    let head = name.split('/').next().unwrap_or("");
+    name.starts_with("json:") || (head.contains(':') && !name.starts_with('/'))
+}
+
+/// Check every file an image will make QEMU open — its backing chain and any
+/// external data file — against the path filter. A qcow2 image names its
+/// backing file itself, so a downloaded image could point at /etc/shadow.
+pub fn check_chain(drive: &str, path: &Utf8Path, format: &str, policy: &PathPolicy) -> Result<()> {
+    // Followed one image at a time, each reference checked before it is
+    // opened: `--backing-chain` would already connect to an `nbd:` backing.
+    const MAX_DEPTH: usize = 64;
+    let mut current = (path.to_owned(), format.to_owned());
+    for _ in 0..MAX_DEPTH {
+        let member = info(&current.0, &current.1)?;
+        let referenced = [
+            ("data file", &member.data_file),
+            ("backing file", &member.backing),
+        ];
+        let mut next = None;
+        for (what, name) in referenced {
+            let Some(name) = name else { continue };
+            let refuse = |why: String, help: String| Error::Refused {
+                message: format!(
+                    "drive `{drive}`: the {what} `{name}` of {} {why}",
+                    member.filename
+                ),
+                help,
+            };
+            if is_protocol(name) {
+                return Err(refuse(
+                    "is not a local file".into(),
+                    "maqet only lets images refer to local files; rebase the image (`qemu-img rebase`)".into(),
+                ));
+            }
+            let base = Utf8Path::new(&member.filename)
+                .parent()
+                .map_or_else(|| Utf8PathBuf::from("/"), Utf8Path::to_owned);
+            let checked = policy
+                .check(std::ffi::OsStr::new(name), &base)
+                .map_err(|e| refuse(format!("is refused: {e}"), e.help()))?;
+            if what == "backing file" {
+                // An image without a recorded backing format has it probed by
+                // QEMU too; qemu-img reads it the same way here.
+                next = Some((
+                    checked,
+                    member
+                        .backing_format
+                        .clone()
+                        .unwrap_or_else(|| "raw".into()),
+                ));
+            }
+        }
+        match next {
+            Some(n) => current = n,
+            None => return Ok(()),
+        }
+    }
+    Err(Error::Refused {
+        message: format!("drive `{drive}`: the backing chain of {path} is deeper than {MAX_DEPTH}"),
+        help: "flatten it with `qemu-img convert`".into(),
+    })
+}
+
+/// Check the chains of every existing qcow2 image a config names, and of
+/// the backing files of images still to be created.
+pub fn check_images(config: &VmConfig, disks_dir: &Utf8Path, policy: &PathPolicy) -> Result<()> {
+    for drive in &config.storage {
+        let Storage::Qcow2(q) = drive else { continue };
+        let path = q.file.as_ref().map_or_else(
+            || owned_image(disks_dir, q.name.as_str()),
+            |f| f.as_path().to_owned(),
+        );
+        if path.exists() {
+            check_chain(q.name.as_str(), &path, "qcow2", policy)?;
+        } else if let Some(base) = &q.backing_file {
+            let format = match q.backing_format.unwrap_or(ImageFormat::Qcow2) {
+                ImageFormat::Qcow2 => "qcow2",
+                ImageFormat::Raw => "raw",
+            };
+            check_chain(q.name.as_str(), base.as_path(), format, policy)?;
+        }
+    }
+    Ok(())
 }

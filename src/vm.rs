@@ -179,6 +179,9 @@ pub struct Vm {
     pub status: Status,
     pub runtime: Option<Runtime>,
     pub last_exit: Option<ExitInfo>,
+    /// Disk images maqet created for this VM (`rm --clean-storage` deletes
+    /// these and nothing else).
+    pub owned: Vec<Utf8PathBuf>,
 }
 
 /// The stored form of a VM. postcard is not self-describing, so a stored

@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::{Status, Timestamp, Vm, VmId};
 
-use super::{ConfigInput, Env, load_files};
+use super::{ConfigInput, Env, check_images, load_files};
 
 /// Define a new VM. `empty` allows doing so without any config file.
 pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
@@ -42,7 +42,9 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
         status: Status::Created,
         runtime: None,
         last_exit: None,
+        owned: Vec::new(),
     };
+    check_images(env, &vm)?;
     let store = Store::open(&env.dirs)?;
     store.write(|tx| tx.put(&vm))?;
     Ok(vm)

@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::{Status, Timestamp, Vm, VmId};
 
-use super::{ConfigInput, Env, load_files};
+use super::{ConfigInput, Env, check_images, load_files};
 
 pub struct Applied {
     pub vm: Vm,
@@ -35,6 +35,7 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
             vm.config = merged(vm.config.clone(), layers, &vm.name)?;
             vm.sources.extend(sources);
             vm.updated = Timestamp::now();
+            check_images(env, &vm)?;
             tx.put(&vm)?;
             Ok(Applied { vm, created: false })
         }
@@ -61,7 +62,9 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                 status: Status::Created,
                 runtime: None,
                 last_exit: None,
+                owned: Vec::new(),
             };
+            check_images(env, &vm)?;
             tx.put(&vm)?;
             Ok(Applied { vm, created: true })
         }

@@ -8,16 +8,18 @@ mod info;
 mod ls;
 pub mod qmp;
 mod rm;
+pub mod snapshot;
 mod start;
 mod status;
 mod stop;
+pub mod storage;
 
 pub use add::add;
 pub use apply::{Applied, apply};
 pub use console::{attach as console_attach, print_log as console_log};
 pub use info::info;
 pub use ls::list;
-pub use rm::{Target, remove};
+pub use rm::{Removed, Target, remove};
 pub use start::{StartOptions, StartOutcome, WaitFor, start};
 pub use status::{Inspection, VmStatus, inspect, status};
 pub use stop::{StopOptions, StopOutcome, stop};
@@ -102,4 +104,23 @@ fn load_files(env: &Env, files: &[Utf8PathBuf]) -> Result<(Vec<Layer>, Vec<Utf8P
         layers.push(loaded.layer);
     }
     Ok((layers, sources))
+}
+
+/// Check the backing chains of a VM's images against the path filter, when
+/// qemu-img is there to read them (`start` checks again, and needs it).
+fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
+    if !crate::storage::have_qemu_img() {
+        crate::log::warn(format_args!(
+            "qemu-img is not installed: backing files are checked at start instead"
+        ));
+        return Ok(());
+    }
+    crate::storage::check_images(&vm.config, &env.disks_dir(&vm.id), &env.policy)
+}
+
+impl Env {
+    /// Where maqet keeps the images it creates for a VM.
+    pub fn disks_dir(&self, id: &crate::vm::VmId) -> Utf8PathBuf {
+        self.dirs.data.join("disks").join(id.as_str())
+    }
 }

@@ -11,6 +11,15 @@ pub enum Target {
     All,
 }
 
+/// A removed VM, and with `--clean-storage` what happened to its images.
+pub struct Removed {
+    pub vm: Vm,
+    /// Images maqet had created for it, now deleted.
+    pub deleted: Vec<camino::Utf8PathBuf>,
+    /// Images the user supplied: never deleted.
+    pub kept: Vec<camino::Utf8PathBuf>,
+}
+
 /// Remove VMs from the registry, in one transaction: either every named VM
 /// goes or none does. A running VM is refused, or with `force` stopped
 /// first (at once, without asking the guest). Returns what was removed.
@@ -18,8 +27,9 @@ pub fn remove(
     env: &Env,
     target: &Target,
     force: bool,
+    clean_storage: bool,
     note: &mut dyn FnMut(Note<'_>),
-) -> Result<Vec<Vm>> {
+) -> Result<Vec<Removed>> {
     let mut vms = match Store::open_existing(&env.dirs, Access::Read)? {
         None => match target {
             Target::One(query) => {
@@ -74,10 +84,35 @@ pub fn remove(
         }
         Ok(removed)
     })?;
-    for vm in &removed {
+    let mut report = Vec::with_capacity(removed.len());
+    for vm in removed {
         // Its logs and lock go with it; nothing here is the user's.
         let _ = std::fs::remove_dir_all(env.dirs.runtime.join(vm.id.as_str()));
         let _ = std::fs::remove_file(env.dirs.runtime.join(format!("{}.lock", vm.id)));
+        let disks_dir = env.disks_dir(&vm.id);
+        let mut entry = Removed {
+            deleted: Vec::new(),
+            kept: vm
+                .config
+                .storage
+                .iter()
+                .filter_map(|d| super::storage::image_path(d, &disks_dir))
+                .filter(|p| !vm.owned.contains(p) && p.exists())
+                .collect(),
+            vm,
+        };
+        if clean_storage {
+            for file in &entry.vm.owned {
+                match std::fs::remove_file(file) {
+                    Ok(()) => entry.deleted.push(file.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("cannot delete", file.clone(), e)),
+                }
+            }
+            // Only goes if maqet's files were all that was in it.
+            let _ = std::fs::remove_dir(&disks_dir);
+        }
+        report.push(entry);
     }
-    Ok(removed)
+    Ok(report)
 }

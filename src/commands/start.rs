@@ -16,7 +16,7 @@ use crate::qemu::spawn::{Listeners, bind_private, check_socket_path, private_fil
 use crate::qemu::{choose_accel, find_program, logind_warning};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, observe, settle, settle_gone};
-use crate::storage::{create_image, missing_images};
+use crate::storage::{check_images, create_image, missing_images};
 use crate::store::{Access, Store};
 use crate::vm::{Runtime, Status, Timestamp, Vm};
 
@@ -96,7 +96,7 @@ pub fn start(
     let vm = read(env, query)?;
     let accel = choose_accel(vm.config.accel)?;
     let paths = RuntimePaths::new(env.dirs.runtime.join(vm.id.as_str()));
-    let disks_dir = env.dirs.data.join("disks").join(vm.id.as_str());
+    let disks_dir = env.disks_dir(&vm.id);
     let mut argv = argv::build(&Plan {
         name: vm.name.as_str(),
         config: &vm.config,
@@ -141,12 +141,18 @@ pub fn start(
         None => {}
     }
 
+    check_images(&vm.config, &disks_dir, &env.policy)?;
     for image in missing_images(&vm.config, &disks_dir) {
         note(Note::Progress(&format!(
             "creating {} ({} bytes)",
             image.path, image.size_bytes
         )));
         create_image(&image, &disks_dir)?;
+        if !vm.owned.contains(&image.path) {
+            vm.owned.push(image.path.clone());
+        }
+        // Recorded at once: a start that fails later must not forget it.
+        save(env, &vm)?;
     }
     if let Some(warning) = logind_warning() {
         note(Note::Warning(&warning));

@@ -111,6 +111,18 @@ impl Bytes {
         format!("{n}B")
     }
 
+    /// The size rounded to one decimal in the largest unit it reaches, for
+    /// figures that are not whole units (snapshot state sizes).
+    pub fn human_approx(self) -> String {
+        let n = self.0 as f64;
+        for (unit, mult) in [("T", TIB), ("G", GIB), ("M", MIB), ("K", KIB)] {
+            if self.0 >= mult {
+                return format!("{:.1}{unit}", n / mult as f64);
+            }
+        }
+        format!("{}B", self.0)
+    }
+
     pub fn mib(self) -> u64 {
         self.0 / MIB
     }

@@ -1,0 +1,220 @@
+//! Disk images as files: creating one ahead of `start`, finding images no VM
+//! uses, and checking a VM's images.
+
+use std::collections::BTreeSet;
+
+use camino::Utf8PathBuf;
+
+use super::Env;
+use crate::config::Storage;
+use crate::error::{Error, Result};
+use crate::qemu::argv::owned_image;
+use crate::storage::{create_image, missing_images, qemu_img};
+use crate::store::{Access, Store};
+use crate::vm::Vm;
+
+/// Create the image of one drive now (it is created at start otherwise).
+pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
+    let store =
+        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
+            query: query.into(),
+        })?;
+    let vm = store.find(query)?;
+    drop(store);
+    let disks_dir = env.disks_dir(&vm.id);
+    let Some(entry) = vm
+        .config
+        .storage
+        .iter()
+        .find(|d| d.name().as_str() == drive)
+    else {
+        return Err(Error::Invalid {
+            message: format!("`{}` has no drive named `{drive}`", vm.name),
+            help: format!(
+                "its drives: {}",
+                vm.config
+                    .storage
+                    .iter()
+                    .map(|d| d.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    };
+    let path = image_path(entry, &disks_dir).ok_or_else(|| Error::Invalid {
+        message: format!(
+            "drive `{drive}` is {}, which maqet does not create",
+            entry.kind()
+        ),
+        help: "only qcow2 and raw drives have images".into(),
+    })?;
+    if path.exists() {
+        return Err(Error::Refused {
+            message: format!("{path} already exists; maqet never overwrites an image"),
+            help: "remove it yourself first if you want a fresh one".into(),
+        });
+    }
+    let single = crate::config::VmConfig {
+        storage: vec![entry.clone()],
+        ..vm.config.clone()
+    };
+    let Some(image) = missing_images(&single, &disks_dir).into_iter().next() else {
+        return Err(Error::Invalid {
+            message: format!("drive `{drive}` has no size, so maqet cannot create it"),
+            help: "add `size` to the drive".into(),
+        });
+    };
+    crate::storage::check_images(&single, &disks_dir, &env.policy)?;
+    create_image(&image, &disks_dir)?;
+    let store = Store::open(&env.dirs)?;
+    store.write(|tx| {
+        let mut current = tx.find(vm.id.as_str())?;
+        if !current.owned.contains(&image.path) {
+            current.owned.push(image.path.clone());
+        }
+        tx.put(&current)
+    })?;
+    Ok(image.path)
+}
+
+/// Where a drive's image lives, for qcow2 and raw drives.
+pub fn image_path(drive: &Storage, disks_dir: &camino::Utf8Path) -> Option<Utf8PathBuf> {
+    match drive {
+        Storage::Qcow2(q) => Some(q.file.as_ref().map_or_else(
+            || owned_image(disks_dir, q.name.as_str()),
+            |f| f.as_path().to_owned(),
+        )),
+        Storage::Raw(r) => Some(r.file.as_path().to_owned()),
+        Storage::Cdrom(c) => Some(c.file.as_path().to_owned()),
+        Storage::Virtfs(_) => None,
+    }
+}
+
+/// Files under `$data_dir/disks` that no VM refers to; with `delete`,
+/// removed (and their empty directories with them).
+pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
+    let root = env.dirs.data.join("disks");
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let vms = match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.list()?,
+        None => Vec::new(),
+    };
+    let mut used: BTreeSet<Utf8PathBuf> = BTreeSet::new();
+    for vm in &vms {
+        used.extend(vm.owned.iter().cloned());
+        let disks_dir = env.disks_dir(&vm.id);
+        used.extend(
+            vm.config
+                .storage
+                .iter()
+                .filter_map(|d| image_path(d, &disks_dir)),
+        );
+    }
+    let mut found = Vec::new();
+    walk(&root, &mut found)?;
+    let orphans: Vec<Utf8PathBuf> = found.into_iter().filter(|f| !used.contains(f)).collect();
+    if delete {
+        for file in &orphans {
+            std::fs::remove_file(file).map_err(|e| Error::io("cannot remove", file.clone(), e))?;
+            if let Some(dir) = file.parent()
+                && dir != root
+            {
+                // Only succeeds when the VM's directory is now empty.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    Ok(orphans)
+}
+
+fn walk(dir: &Utf8PathBuf, out: &mut Vec<Utf8PathBuf>) -> Result<()> {
+    let entries = dir
+        .read_dir_utf8()
+        .map_err(|e| Error::io("cannot list", dir.clone(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir.clone(), e))?;
+        let path = entry.path().to_owned();
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("cannot inspect", path.clone(), e))?;
+        if kind.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(())
+}
+
+/// One drive's check.
+pub struct DriveCheck {
+    pub drive: String,
+    pub path: Option<Utf8PathBuf>,
+    pub problem: Option<String>,
+}
+
+/// Check every file a VM's storage names: there, readable, of the format
+/// the config says (probed here only to compare: QEMU is always told).
+pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
+    let store =
+        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
+            query: query.into(),
+        })?;
+    let vm = store.find(query)?;
+    drop(store);
+    let disks_dir = env.disks_dir(&vm.id);
+    let mut checks = Vec::new();
+    for drive in &vm.config.storage {
+        let name = drive.name().to_string();
+        let (path, expected) = match drive {
+            Storage::Virtfs(v) => {
+                let path = v.path.as_path().to_owned();
+                let problem =
+                    (!path.is_dir()).then(|| "the shared directory is missing".to_owned());
+                checks.push(DriveCheck {
+                    drive: name,
+                    path: Some(path),
+                    problem,
+                });
+                continue;
+            }
+            Storage::Qcow2(_) => (image_path(drive, &disks_dir), "qcow2"),
+            Storage::Raw(_) | Storage::Cdrom(_) => (image_path(drive, &disks_dir), "raw"),
+        };
+        let Some(path) = path else { continue };
+        let problem = if !path.exists() {
+            Some(match drive {
+                Storage::Qcow2(q) if q.size.is_some() => {
+                    "missing (maqet creates it at start)".to_owned()
+                }
+                _ => "missing".to_owned(),
+            })
+        } else if std::fs::File::open(&path).is_err() {
+            Some("not readable".to_owned())
+        } else {
+            probe_format(&path).and_then(|found| {
+                (found != expected).then(|| {
+                    format!(
+                        "the file looks like {found}, but the config says {expected} (it is attached as {expected})"
+                    )
+                })
+            })
+        };
+        checks.push(DriveCheck {
+            drive: name,
+            path: Some(path),
+            problem,
+        });
+    }
+    Ok((vm, checks))
+}
+
+/// What format the file's content suggests, for comparison only.
+fn probe_format(path: &Utf8PathBuf) -> Option<String> {
+    let text = qemu_img(&["info", "--output=json", "-U", "--", path.as_str()]).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["format"].as_str().map(str::to_owned)
+}
