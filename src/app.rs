@@ -7,7 +7,7 @@ use crate::cli::{Cli, Command, DiskAction, QmpVerb, SnapshotAction, StorageActio
 use std::time::Duration;
 
 use crate::commands::{
-    self, ConfigInput, Env, Note, StartOptions, StartOutcome, StopOptions, Target,
+    self, ConfigInput, Env, Note, RunOptions, StartOptions, StartOutcome, StopOptions, Target,
 };
 use crate::config::{Overrides, Program};
 use crate::error::{Error, Result};
@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<Report> {
                 created: a.created,
             })
         }
+        Command::Ls(args) if args.names => commands::names(&env).map(Report::Names),
         Command::Ls(args) => commands::list(&env, args.status).map(Report::List),
         Command::Info(args) => commands::info(&env, &args.vm).map(|vm| Report::Info(Box::new(vm))),
         Command::Rm(args) => {
@@ -97,6 +98,20 @@ pub fn run(cli: Cli) -> Result<Report> {
             commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
         }
         Command::Qmp(args) => qmp(&env, args.verb),
+        Command::Run(args) => {
+            let input = ConfigInput {
+                files: args.configs,
+                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
+            };
+            let opts = RunOptions {
+                console: args.console,
+                rm: args.rm,
+                wait_for: args.wait_for,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            commands::run(&env, input, &opts, tty, &mut notify).map(Report::Ran)
+        }
         Command::Snapshot(args) => snapshot(&env, args.action),
         Command::Disk(args) => match args.action {
             DiskAction::Create(a) => {

@@ -72,6 +72,7 @@ pub enum Command {
     Inspect(InspectArgs),
     Qmp(QmpArgs),
     Console(ConsoleArgs),
+    Run(RunArgs),
     Snapshot(SnapshotArgs),
     Disk(DiskArgs),
     Storage(StorageArgs),
@@ -151,6 +152,11 @@ pub struct LsArgs {
     /// only VMs in this state: created, running, stopped or crashed
     #[argh(option, arg_name = "STATE")]
     pub status: Option<Status>,
+
+    /// print names only, one per line, as stored (no liveness check; for
+    /// shell completion)
+    #[argh(switch)]
+    pub names: bool,
 }
 
 /// Show a VM's whole configuration.
@@ -510,6 +516,57 @@ pub struct ConsoleArgs {
     /// with --log: keep printing until the VM stops
     #[argh(switch)]
     pub follow: bool,
+}
+
+/// Add and start a VM in one go: from config files, or the default VM.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "run",
+    note = "Without CONFIG, runs the default VM: diskless, headless, 256M, a serial console, and\n\
+            user networking with the guest's port 22 forwarded from a free port on 127.0.0.1 —\n\
+            enough to check that this host can run VMs. Its name is run-XXXXXX unless --name.\n\
+            --rm removes the VM and the images maqet created for it once it has stopped: at\n\
+            once when it stops while the console is attached or through `maqet stop`, else the\n\
+            next time a maqet command finds it stopped.",
+    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for 'console:login:'"
+)]
+pub struct RunArgs {
+    /// config files (RON)
+    #[argh(positional, arg_name = "CONFIG")]
+    pub configs: Vec<Utf8PathBuf>,
+
+    /// the VM's name (wins over the files)
+    #[argh(option, arg_name = "NAME")]
+    pub name: Option<Name>,
+
+    /// guest memory, e.g. 2G (wins over the files)
+    #[argh(option, arg_name = "MEMORY")]
+    pub memory: Option<Memory>,
+
+    /// virtual CPUs (wins over the files)
+    #[argh(option, arg_name = "CPUS")]
+    pub cpus: Option<Cpus>,
+
+    /// QEMU program name or path (wins over the files)
+    #[argh(option, arg_name = "BINARY")]
+    pub binary: Option<String>,
+
+    /// attach the serial console in the foreground (Ctrl-] detaches)
+    #[argh(switch)]
+    pub console: bool,
+
+    /// remove the VM, and the images maqet created for it, once it stops
+    #[argh(switch)]
+    pub rm: bool,
+
+    /// what "ready" means: qmp, console:REGEX, port:N or file:PATH
+    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
+    pub wait_for: WaitFor,
+
+    /// seconds to wait for the VM to be ready (default 60)
+    #[argh(option, arg_name = "SECONDS", default = "60")]
+    pub timeout: u64,
 }
 
 /// Internal qcow2 snapshots: offline with qemu-img, live over QMP.

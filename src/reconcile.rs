@@ -63,13 +63,23 @@ pub fn settle_gone(vm: &mut Vm, clean: bool) {
 
 /// Reconcile VMs read from the store and write back the ones that changed.
 /// A record is only overwritten if it still names the process that was
-/// found dead: a concurrent `start` may have replaced it meanwhile.
-pub fn reconcile(dirs: &Dirs, vms: &mut [Vm]) -> Result<()> {
+/// found dead: a concurrent `start` may have replaced it meanwhile. VMs
+/// started with `run --rm` are removed instead (with the images maqet made
+/// for them) and dropped from `vms`.
+pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
     let mut changed = Vec::new();
     for (i, vm) in vms.iter_mut().enumerate() {
-        if let Some(Liveness::Gone { clean }) = observe(vm) {
+        let gone = match observe(vm) {
+            Some(Liveness::Gone { clean }) => Some(clean),
+            // Left behind stopped by an earlier command (e.g. `stop`).
+            None if vm.auto_remove && vm.status != Status::Created => Some(true),
+            _ => None,
+        };
+        if let Some(clean) = gone {
             let seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
-            settle_gone(vm, clean);
+            if vm.runtime.is_some() {
+                settle_gone(vm, clean);
+            }
             changed.push((i, seen));
         }
     }
@@ -77,21 +87,52 @@ pub fn reconcile(dirs: &Dirs, vms: &mut [Vm]) -> Result<()> {
         return Ok(());
     }
     let store = Store::open(dirs)?;
-    store.write(|tx| {
+    let removed = store.write(|tx| {
+        let mut removed = Vec::new();
         for (i, seen) in &changed {
             let vm = &vms[*i];
             let Ok(current) = tx.find(vm.id.as_str()) else {
                 continue;
             };
             let still = current.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
-            if still == *seen {
-                let mut updated = current;
-                updated.status = vm.status;
-                updated.runtime = None;
-                updated.last_exit.clone_from(&vm.last_exit);
-                tx.put(&updated)?;
+            if still != *seen {
+                continue;
             }
+            if current.auto_remove {
+                tx.remove(&current)?;
+                removed.push(current);
+                continue;
+            }
+            let mut updated = current;
+            updated.status = vm.status;
+            updated.runtime = None;
+            updated.last_exit.clone_from(&vm.last_exit);
+            tx.put(&updated)?;
         }
-        Ok(())
-    })
+        Ok(removed)
+    })?;
+    drop(store);
+    for vm in &removed {
+        forget_files(dirs, vm);
+    }
+    vms.retain(|vm| !removed.iter().any(|r| r.id == vm.id));
+    Ok(())
+}
+
+/// Delete what maqet made for a removed VM: its runtime directory, its lock,
+/// and the images it created (never the user's).
+pub fn forget_files(dirs: &Dirs, vm: &Vm) {
+    let _ = std::fs::remove_dir_all(dirs.runtime.join(vm.id.as_str()));
+    let _ = std::fs::remove_file(dirs.runtime.join(format!("{}.lock", vm.id)));
+    for file in &vm.owned {
+        let _ = std::fs::remove_file(file);
+    }
+    let _ = std::fs::remove_dir(dirs.data.join("disks").join(vm.id.as_str()));
+}
+
+/// Reconcile one VM; `None` when it was removed (`run --rm`).
+pub fn reconcile_one(dirs: &Dirs, vm: Vm) -> Result<Option<Vm>> {
+    let mut vms = vec![vm];
+    reconcile(dirs, &mut vms)?;
+    Ok(vms.pop())
 }

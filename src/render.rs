@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
 use crate::commands::storage::DriveCheck;
-use crate::commands::{Inspection, Removed, StopOutcome, VmStatus};
+use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
@@ -51,6 +51,8 @@ pub enum Report {
         added: bool,
     },
     Snapshot(SnapshotOutcome),
+    Ran(RunOutcome),
+    Names(Vec<String>),
     Orphans {
         files: Vec<camino::Utf8PathBuf>,
         deleted: bool,
@@ -135,6 +137,16 @@ pub fn render(report: &Report, json: bool) -> String {
             format!("{verb} snapshot {name} ({how})\n")
         }
         Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
+        Report::Names(names) => names.iter().map(|n| format!("{n}\n")).collect(),
+        Report::Ran(RunOutcome::Started { vm, ssh_port }) => {
+            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+            let mut text = format!("started {} (pid {pid})\n", vm.name);
+            if let Some(port) = ssh_port {
+                let _ = writeln!(text, "guest ssh: 127.0.0.1:{port}");
+            }
+            text
+        }
+        Report::Ran(RunOutcome::Console { .. }) => String::new(),
         Report::Orphans { files, deleted } => files
             .iter()
             .map(|f| {
@@ -406,6 +418,19 @@ fn to_json(report: &Report) -> Value {
             })).collect::<Vec<_>>(),
         }),
         Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
+        Report::Names(names) => json!(names),
+        Report::Ran(RunOutcome::Started { vm, ssh_port }) => json!({
+            "id": vm.id.as_str(),
+            "name": vm.name.as_str(),
+            "pid": vm.runtime.as_ref().map(|r| r.pid),
+            "ssh_port": ssh_port,
+            "auto_remove": vm.auto_remove,
+        }),
+        Report::Ran(RunOutcome::Console { vm, removed, .. }) => json!({
+            "id": vm.id.as_str(),
+            "name": vm.name.as_str(),
+            "removed": removed,
+        }),
         Report::Verified { vm, checks } => json!({
             "id": vm.id.as_str(),
             "name": vm.name.as_str(),

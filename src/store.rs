@@ -210,6 +210,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Every VM name, sorted, without reading a record (for completion).
+    pub fn names(&self) -> Result<Vec<String>> {
+        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let Some(names) = self.open_read(&txn, NAMES)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in names.iter().map_err(|e| self.damaged(e))? {
+            let (name, _) = entry.map_err(|e| self.damaged(e))?;
+            out.push(name.value().to_owned());
+        }
+        Ok(out)
+    }
+
     fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
         txn: &redb::ReadTransaction,

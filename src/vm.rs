@@ -182,6 +182,9 @@ pub struct Vm {
     /// Disk images maqet created for this VM (`rm --clean-storage` deletes
     /// these and nothing else).
     pub owned: Vec<Utf8PathBuf>,
+    /// `maqet run --rm`: remove the VM (and its owned images) as soon as a
+    /// command finds it stopped.
+    pub auto_remove: bool,
 }
 
 /// The stored form of a VM. postcard is not self-describing, so a stored

@@ -1,4 +1,4 @@
-use crate::config::{self, VmConfig};
+use crate::config::{self, Layer, VmConfig};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::{Status, Timestamp, Vm, VmId};
@@ -24,6 +24,16 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
     }
     let (mut layers, sources) = load_files(env, &input.files)?;
     layers.push(input.overrides.into_layer());
+    define(env, layers, sources, false)
+}
+
+/// Merge layers onto the defaults and store the result as a new VM.
+pub(crate) fn define(
+    env: &Env,
+    layers: Vec<Layer>,
+    sources: Vec<camino::Utf8PathBuf>,
+    auto_remove: bool,
+) -> Result<Vm> {
     let (config, name) = config::merge(VmConfig::default(), layers)?;
     let name = name.ok_or_else(|| {
         Error::invalid(
@@ -43,6 +53,7 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
         runtime: None,
         last_exit: None,
         owned: Vec::new(),
+        auto_remove,
     };
     check_images(env, &vm)?;
     let store = Store::open(&env.dirs)?;

@@ -63,6 +63,7 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                 runtime: None,
                 last_exit: None,
                 owned: Vec::new(),
+                auto_remove: false,
             };
             check_images(env, &vm)?;
             tx.put(&vm)?;

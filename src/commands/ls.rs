@@ -18,3 +18,12 @@ pub fn list(env: &Env, status: Option<Status>) -> Result<Vec<Vm>> {
     }
     Ok(vms)
 }
+
+/// VM names only, as stored: no liveness check, nothing written. Shell
+/// completion calls this on every Tab.
+pub fn names(env: &Env) -> Result<Vec<String>> {
+    match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.names(),
+        None => Ok(Vec::new()),
+    }
+}

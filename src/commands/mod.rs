@@ -8,6 +8,7 @@ mod info;
 mod ls;
 pub mod qmp;
 mod rm;
+mod run;
 pub mod snapshot;
 mod start;
 mod status;
@@ -18,8 +19,9 @@ pub use add::add;
 pub use apply::{Applied, apply};
 pub use console::{attach as console_attach, print_log as console_log};
 pub use info::info;
-pub use ls::list;
+pub use ls::{list, names};
 pub use rm::{Removed, Target, remove};
+pub use run::{RunOptions, RunOutcome, run};
 pub use start::{StartOptions, StartOutcome, WaitFor, start};
 pub use status::{Inspection, VmStatus, inspect, status};
 pub use stop::{StopOptions, StopOutcome, stop};
@@ -123,4 +125,18 @@ impl Env {
     pub fn disks_dir(&self, id: &crate::vm::VmId) -> Utf8PathBuf {
         self.dirs.data.join("disks").join(id.as_str())
     }
+}
+
+/// One VM by name, id or prefix, reconciled with what runs: the truth, not
+/// the last record.
+pub(crate) fn find_reconciled(env: &Env, query: &str) -> Result<crate::vm::Vm> {
+    use crate::store::{Access, Store};
+    let not_found = || Error::VmNotFound {
+        query: query.into(),
+    };
+    let store = Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(not_found)?;
+    let vm = store.find(query)?;
+    drop(store);
+    // A `run --rm` VM found stopped is removed, and so not found.
+    crate::reconcile::reconcile_one(&env.dirs, vm)?.ok_or_else(not_found)
 }

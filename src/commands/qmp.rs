@@ -11,8 +11,8 @@ use crate::keys;
 use crate::lock::Held;
 use crate::qemu::process::Liveness;
 use crate::qmp::{Qmp, QmpError};
-use crate::reconcile::{observe, reconcile};
-use crate::store::{Access, Store};
+use crate::reconcile::observe;
+
 use crate::vm::{Runtime, Vm};
 
 /// A QMP connection to a running VM, held under the VM's QMP lock so maqet
@@ -52,14 +52,7 @@ pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> R
 
 /// The VM, reconciled, if it runs and its runtime files are there.
 pub fn running(env: &Env, query: &str) -> Result<Vm> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let mut vms = vec![store.find(query)?];
-    drop(store);
-    reconcile(&env.dirs, &mut vms)?;
-    let vm = vms.remove(0);
+    let vm = super::find_reconciled(env, query)?;
     match observe(&vm) {
         Some(Liveness::Running) => Ok(vm),
         Some(Liveness::Orphaned) => Err(Error::NotRunning {

@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 use crate::qemu::argv::owned_image;
 use crate::qemu::process::Liveness;
 use crate::qmp::Qmp;
-use crate::reconcile::{observe, reconcile};
+use crate::reconcile::observe;
 use crate::storage::{SnapshotInfo, info_chain, qemu_img};
-use crate::store::{Access, Store};
+
 use crate::vm::Vm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +48,7 @@ pub enum Outcome {
 }
 
 pub fn snapshot(env: &Env, query: &str, req: &Request) -> Result<Outcome> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let mut vms = vec![store.find(query)?];
-    drop(store);
-    reconcile(&env.dirs, &mut vms)?;
-    let vm = vms.remove(0);
+    let vm = super::find_reconciled(env, query)?;
     let image = qcow2_image(env, &vm, &req.drive)?;
     let live = match observe(&vm) {
         Some(Liveness::Running) => true,

@@ -3,11 +3,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Env;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::qemu::process::{Liveness, ProcStat, rss_kib, ticks_per_second, uptime_seconds};
 use crate::qmp::Qmp;
-use crate::reconcile::{observe, reconcile};
-use crate::store::{Access, Store};
+use crate::reconcile::observe;
 use crate::vm::{Status, Vm};
 
 /// How long `status` and `inspect` wait for QMP before reporting the VM as
@@ -66,14 +65,7 @@ pub fn inspect(env: &Env, query: &str) -> Result<Inspection> {
 
 /// Read the VM, reconcile it, and ask QMP for its run state when it runs.
 fn look(env: &Env, query: &str, keep_qmp: bool) -> Result<(VmStatus, Option<Qmp>)> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let mut vms = vec![store.find(query)?];
-    drop(store);
-    reconcile(&env.dirs, &mut vms)?;
-    let vm = vms.remove(0);
+    let vm = super::find_reconciled(env, query)?;
     let mut status = VmStatus {
         state: vm.status.to_string(),
         pid: None,

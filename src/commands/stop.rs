@@ -115,6 +115,10 @@ pub fn stop(
     let how = how.unwrap_or("stopped");
     settle(&mut vm, Status::Stopped, format!("stopped by maqet: {how}"));
     save(env, &vm)?;
+    if vm.auto_remove {
+        // Started with `run --rm`: stopped means gone.
+        crate::reconcile::reconcile_one(&env.dirs, vm.clone())?;
+    }
     Ok(StopOutcome::Stopped {
         vm: Box::new(vm),
         how,
