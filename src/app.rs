@@ -14,7 +14,17 @@ use crate::error::{Error, Result};
 use crate::render::Report;
 
 pub fn run(cli: Cli) -> Result<Report> {
-    crate::log::init(cli.verbose, cli.log_file.as_deref())?;
+    let cwd = Env::current_dir()?;
+    let settings = match &cli.command {
+        // Help-like commands work whatever the settings file says.
+        None => crate::settings::Settings::default(),
+        Some(_) => crate::settings::load(cli.config_dir.as_deref(), &cwd)?,
+    };
+    let verbosity = settings
+        .log_level
+        .map_or(0, |l| l.verbosity())
+        .max(cli.verbose);
+    crate::log::init(verbosity, cli.log_file.as_deref())?;
     if cli.version {
         return Ok(Report::Version);
     }
@@ -24,7 +34,12 @@ pub fn run(cli: Cli) -> Result<Report> {
             "run `maqet --help` to see the commands",
         ));
     };
-    let env = Env::from_process(cli.data_dir.as_deref(), cli.runtime_dir.as_deref())?;
+    let env = Env::from_process(
+        cwd,
+        cli.data_dir.as_deref(),
+        cli.runtime_dir.as_deref(),
+        settings,
+    )?;
     crate::log::debug(format_args!(
         "data dir {}, runtime dir {}",
         env.dirs.data, env.dirs.runtime
@@ -85,8 +100,9 @@ pub fn run(cli: Cli) -> Result<Report> {
             }
         }
         Command::Stop(args) => {
+            let seconds = args.timeout.or(env.settings.stop_timeout).unwrap_or(30);
             let opts = StopOptions {
-                timeout: Duration::from_secs(args.timeout),
+                timeout: Duration::from_secs(seconds),
                 force: args.force,
             };
             commands::stop(&env, &args.vm, &opts, &mut notify).map(Report::Stopped)

@@ -46,6 +46,10 @@ pub struct Cli {
     #[argh(option, arg_name = "DIR")]
     pub runtime_dir: Option<Utf8PathBuf>,
 
+    /// read settings from DIR/maqet.ron
+    #[argh(option, arg_name = "DIR")]
+    pub config_dir: Option<Utf8PathBuf>,
+
     /// print results as JSON
     #[argh(switch)]
     pub json: bool,
@@ -235,9 +239,10 @@ pub struct StopArgs {
     #[argh(positional, arg_name = "VM")]
     pub vm: String,
 
-    /// seconds the guest gets to power off (default 30)
-    #[argh(option, arg_name = "SECONDS", default = "30")]
-    pub timeout: u64,
+    /// seconds the guest gets to power off (default 30, or the settings
+    /// file's stop_timeout)
+    #[argh(option, arg_name = "SECONDS")]
+    pub timeout: Option<u64>,
 
     /// do not ask the guest: quit QEMU at once (SIGKILL if it hangs)
     #[argh(switch)]
@@ -757,7 +762,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
 /// `maqet qmp VM COMMAND` means `maqet qmp command VM COMMAND`, and
 /// `maqet snapshot VM VERB` means `maqet snapshot VERB VM`.
 fn expand_shorthands(args: &mut Vec<String>) {
-    const GLOBAL_WITH_VALUE: [&str; 3] = ["--log-file", "--data-dir", "--runtime-dir"];
+    const GLOBAL_WITH_VALUE: [&str; 4] =
+        ["--log-file", "--data-dir", "--runtime-dir", "--config-dir"];
     let mut i = 0;
     while i < args.len() {
         let word = args[i].clone();

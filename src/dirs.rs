@@ -25,6 +25,9 @@ pub struct DirsEnv {
     pub runtime_flag: Option<OsString>,
     pub maqet_data_dir: Option<OsString>,
     pub maqet_runtime_dir: Option<OsString>,
+    /// From the settings file (between the environment and XDG).
+    pub settings_data_dir: Option<OsString>,
+    pub settings_runtime_dir: Option<OsString>,
     pub xdg_data_home: Option<OsString>,
     pub xdg_state_home: Option<OsString>,
     pub home: Option<OsString>,
@@ -38,6 +41,8 @@ impl DirsEnv {
             runtime_flag,
             maqet_data_dir: var("MAQET_DATA_DIR"),
             maqet_runtime_dir: var("MAQET_RUNTIME_DIR"),
+            settings_data_dir: None,
+            settings_runtime_dir: None,
             xdg_data_home: var("XDG_DATA_HOME"),
             xdg_state_home: var("XDG_STATE_HOME"),
             home: var("HOME"),
@@ -46,9 +51,10 @@ impl DirsEnv {
 }
 
 impl Dirs {
-    /// data = --data-dir > MAQET_DATA_DIR > $XDG_DATA_HOME/maqet > ~/.local/share/maqet;
-    /// runtime = --runtime-dir > MAQET_RUNTIME_DIR > $XDG_STATE_HOME/maqet/run >
-    /// ~/.local/state/maqet/run. Relative XDG values are ignored, as the XDG
+    /// data = --data-dir > MAQET_DATA_DIR > settings `data_dir` >
+    /// $XDG_DATA_HOME/maqet > ~/.local/share/maqet;
+    /// runtime = --runtime-dir > MAQET_RUNTIME_DIR > settings `runtime_dir` >
+    /// $XDG_STATE_HOME/maqet/run > ~/.local/state/maqet/run. Relative XDG values are ignored, as the XDG
     /// spec says.
     pub fn resolve(env: &DirsEnv, cwd: &Utf8Path) -> Result<Dirs> {
         let data = pick(
@@ -56,6 +62,7 @@ impl Dirs {
             [
                 (&env.data_flag, "--data-dir"),
                 (&env.maqet_data_dir, "MAQET_DATA_DIR"),
+                (&env.settings_data_dir, "data_dir in the settings file"),
             ],
             &env.xdg_data_home,
             "maqet",
@@ -67,6 +74,10 @@ impl Dirs {
             [
                 (&env.runtime_flag, "--runtime-dir"),
                 (&env.maqet_runtime_dir, "MAQET_RUNTIME_DIR"),
+                (
+                    &env.settings_runtime_dir,
+                    "runtime_dir in the settings file",
+                ),
             ],
             &env.xdg_state_home,
             "maqet/run",
@@ -87,7 +98,7 @@ impl Dirs {
 
 fn pick(
     cwd: &Utf8Path,
-    explicit: [(&Option<OsString>, &str); 2],
+    explicit: [(&Option<OsString>, &str); 3],
     xdg: &Option<OsString>,
     xdg_tail: &str,
     home: &Option<OsString>,

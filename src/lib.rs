@@ -17,6 +17,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod reconcile;
 pub mod render;
+pub mod settings;
 pub mod storage;
 pub mod store;
 pub mod vm;

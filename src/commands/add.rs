@@ -1,4 +1,4 @@
-use crate::config::{self, Layer, VmConfig};
+use crate::config::{self, Layer};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::{Status, Timestamp, Vm, VmId};
@@ -34,7 +34,7 @@ pub(crate) fn define(
     sources: Vec<camino::Utf8PathBuf>,
     auto_remove: bool,
 ) -> Result<Vm> {
-    let (config, name) = config::merge(VmConfig::default(), layers)?;
+    let (config, name) = config::merge(env.base_config(), layers)?;
     let name = name.ok_or_else(|| {
         Error::invalid(
             "the VM has no name",

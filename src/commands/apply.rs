@@ -50,7 +50,7 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                     Error::invalid(why, "give the new VM a valid name, or --name")
                 })?,
             };
-            let config = merged(VmConfig::default(), layers, &name)?;
+            let config = merged(env.base_config(), layers, &name)?;
             let now = Timestamp::now();
             let vm = Vm {
                 id: VmId::random()?,

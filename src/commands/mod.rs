@@ -48,32 +48,53 @@ pub struct Env {
     pub dirs: Dirs,
     pub cwd: Utf8PathBuf,
     pub policy: PathPolicy,
+    pub settings: crate::settings::Settings,
 }
 
 impl Env {
-    /// The environment of this process, with the global directory flags.
+    /// The environment of this process, with the global directory flags
+    /// and the settings file.
     pub fn from_process(
+        cwd: Utf8PathBuf,
         data_dir: Option<&Utf8Path>,
         runtime_dir: Option<&Utf8Path>,
+        settings: crate::settings::Settings,
     ) -> Result<Env> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| Error::io("cannot read the working directory", ".", e))?;
-        let cwd = Utf8PathBuf::from_path_buf(cwd).map_err(|p| {
-            Error::usage(
-                format!("the working directory {} is not valid UTF-8", p.display()),
-                "run maqet from a directory whose path is valid UTF-8",
-            )
-        })?;
-        let dirs_env = DirsEnv::from_process(
+        let mut dirs_env = DirsEnv::from_process(
             data_dir.map(|p| p.as_os_str().to_owned()),
             runtime_dir.map(|p| p.as_os_str().to_owned()),
         );
+        dirs_env.settings_data_dir = settings.data_dir.clone().map(Into::into);
+        dirs_env.settings_runtime_dir = settings.runtime_dir.clone().map(Into::into);
         let dirs = Dirs::resolve(&dirs_env, &cwd)?;
         Ok(Env {
             dirs,
             cwd,
             policy: PathPolicy::from_env(),
+            settings,
         })
+    }
+
+    /// The working directory, which must be valid UTF-8.
+    pub fn current_dir() -> Result<Utf8PathBuf> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the working directory", ".", e))?;
+        Utf8PathBuf::from_path_buf(cwd).map_err(|p| {
+            Error::usage(
+                format!("the working directory {} is not valid UTF-8", p.display()),
+                "run maqet from a directory whose path is valid UTF-8",
+            )
+        })
+    }
+
+    /// The config every new VM starts from: the defaults, with the settings
+    /// file's QEMU program.
+    pub fn base_config(&self) -> crate::config::VmConfig {
+        let mut config = crate::config::VmConfig::default();
+        if let Some(binary) = &self.settings.binary {
+            config.binary = binary.clone();
+        }
+        config
     }
 }
 

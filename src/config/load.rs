@@ -158,6 +158,25 @@ pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<Loa
 }
 
 fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result<Layer, Problem> {
+    parse_as(src, path, policy)
+}
+
+/// Parse any RON document of maqet's (a VM config, the settings file) with
+/// the same options and errors that point at the text.
+pub fn parse_file<T: serde::de::DeserializeOwned>(
+    src: &str,
+    path: &Utf8Path,
+    shown: &Utf8Path,
+    policy: &PathPolicy,
+) -> Result<T> {
+    parse_as(src, path, policy).map_err(|e| e.into_error(shown, src))
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(
+    src: &str,
+    path: &Utf8Path,
+    policy: &PathPolicy,
+) -> std::result::Result<T, Problem> {
     let base = path.parent().unwrap_or(Utf8Path::new("/")).to_owned();
     let _guard = ContextGuard::set(Context {
         base,
@@ -166,7 +185,7 @@ fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result
     });
     let options = ron::Options::default()
         .with_default_extension(Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES);
-    options.from_str::<Layer>(src).map_err(|err| {
+    options.from_str::<T>(src).map_err(|err| {
         let failure = CONTEXT.with_borrow_mut(|slot| slot.as_mut().and_then(|c| c.failure.take()));
         let span = span_of_ron(src, &err.span);
         let (message, label, help, refused) = match &failure {

@@ -1,0 +1,112 @@
+//! The optional settings file, `maqet.ron`: defaults for one user's maqet.
+//!
+//! Found at `--config-dir DIR/maqet.ron`, else `$MAQET_CONFIG` (a file),
+//! else `$XDG_CONFIG_HOME/maqet/maqet.ron`, else `~/.config/maqet/maqet.ron`.
+//! Flags win over environment variables, which win over this file, which
+//! wins over the built-in defaults.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Deserialize;
+
+use crate::config::{Program, parse_file};
+use crate::error::{Error, Result};
+use crate::paths::PathPolicy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum LogLevel {
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    /// The `-v` count it stands for.
+    pub fn verbosity(self) -> u8 {
+        match self {
+            LogLevel::Warn => 1,
+            LogLevel::Info => 2,
+            LogLevel::Debug => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the database and maqet's images live (below MAQET_DATA_DIR
+    /// and --data-dir, above the XDG default).
+    pub data_dir: Option<String>,
+    /// Where sockets, pidfiles and logs of running VMs live.
+    pub runtime_dir: Option<String>,
+    /// The QEMU program for VMs whose config names none.
+    pub binary: Option<Program>,
+    /// Seconds `stop` gives the guest when `--timeout` is not given.
+    pub stop_timeout: Option<u64>,
+    /// What stderr shows without `-v`.
+    pub log_level: Option<LogLevel>,
+    /// The file these came from.
+    #[serde(skip)]
+    pub source: Option<Utf8PathBuf>,
+}
+
+/// Where the settings file is, and whether the user named it (a named
+/// file must exist; the default one may not).
+pub fn location(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Option<(Utf8PathBuf, bool)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(dir) = config_dir {
+        return Some((cwd.join(dir).join("maqet.ron"), true));
+    }
+    if let Some(file) = var("MAQET_CONFIG") {
+        return Some((cwd.join(file), true));
+    }
+    if let Some(xdg) = var("XDG_CONFIG_HOME").filter(|x| x.starts_with('/')) {
+        return Some((Utf8PathBuf::from(xdg).join("maqet/maqet.ron"), false));
+    }
+    var("HOME").filter(|h| h.starts_with('/')).map(|home| {
+        (
+            Utf8PathBuf::from(home).join(".config/maqet/maqet.ron"),
+            false,
+        )
+    })
+}
+
+/// Read the settings, or the defaults when there is no file.
+pub fn load(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Result<Settings> {
+    let Some((path, named)) = location(config_dir, cwd) else {
+        return Ok(Settings::default());
+    };
+    let src = match std::fs::read_to_string(&path) {
+        Ok(src) => src,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {
+            return Ok(Settings::default());
+        }
+        Err(cause) => return Err(Error::ConfigUnreadable { path, cause }),
+    };
+    let mut settings: Settings = parse_file(&src, &path, &path, &PathPolicy::from_env())?;
+    // Relative directories mean relative to the settings file.
+    let base = path.parent().unwrap_or(Utf8Path::new("/")).to_owned();
+    for dir in [&mut settings.data_dir, &mut settings.runtime_dir]
+        .into_iter()
+        .flatten()
+    {
+        *dir = expand(dir, &base)?;
+    }
+    settings.source = Some(path);
+    Ok(settings)
+}
+
+fn expand(dir: &str, base: &Utf8Path) -> Result<String> {
+    let path = match dir.strip_prefix("~/") {
+        Some(rest) => {
+            let home = std::env::var("HOME").map_err(|_| {
+                Error::invalid(
+                    format!("cannot expand `{dir}`: HOME is not set"),
+                    "write the path out in full",
+                )
+            })?;
+            Utf8PathBuf::from(home).join(rest)
+        }
+        None => base.join(dir),
+    };
+    Ok(path.into_string())
+}
