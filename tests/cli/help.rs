@@ -7,7 +7,7 @@ use crate::harness::{Test, tree};
 fn help_lists_commands_options_and_exit_codes() {
     let out = Test::new().args(["--help"]).run();
     insta::assert_snapshot!(out.stdout, @"
-    Usage: maqet [-v] [--log-file <PATH>] [--data-dir <DIR>] [--runtime-dir <DIR>] [--json] [--version] [<command>] [<args>]
+    Usage: maqet [-v] [--log-file <PATH>] [--data-dir <DIR>] [--runtime-dir <DIR>] [--config-dir <DIR>] [--json] [--version] [<command>] [<args>]
 
     Manage local QEMU virtual machines: one binary, no daemon.
 
@@ -16,6 +16,7 @@ fn help_lists_commands_options_and_exit_codes() {
       --log-file        append a debug log to this file
       --data-dir        directory for the database and the disks maqet creates
       --runtime-dir     directory for VM sockets, pidfiles and logs
+      --config-dir      read settings from DIR/maqet.ron
       --json            print results as JSON
       --version         print the version and exit
       --help, help      display usage information
@@ -35,6 +36,12 @@ fn help_lists_commands_options_and_exit_codes() {
                         figures and what QEMU reports.
       qmp               Drive a running VM over QMP: any command, or a verb.
       console           Attach to a VM's serial console, or print what it printed.
+      run               Add and start a VM in one go: from config files, or the
+                        default VM.
+      snapshot          Internal qcow2 snapshots: offline with qemu-img, live over
+                        QMP.
+      disk              Disk images of a VM.
+      storage           The files under the data directory: orphans and checks.
 
     Examples:
       maqet add vm.ron

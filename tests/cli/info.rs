@@ -9,15 +9,17 @@ use crate::harness::{MINIMAL, Test};
 /// examples/full.ron with every file it names, so all of `info` shows.
 fn full_example(t: &mut Test) {
     t.file("full.ron", include_str!("../../examples/full.ron"));
-    for file in [
-        "vmlinuz",
-        "initrd.img",
-        "base.qcow2",
-        "data.img",
-        "install.iso",
-    ] {
+    for file in ["vmlinuz", "initrd.img", "data.img", "install.iso"] {
         t.file(file, "");
     }
+    // A real qcow2: maqet reads the backing chain of `work` at add time.
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(t.path("base.qcow2"))
+        .arg("1M")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "qemu-img create base.qcow2 (qemu-utils is needed)");
     std::fs::create_dir(t.path("shared")).expect("create shared/");
     t.args(["add", "full.ron"]).run();
 }
@@ -250,6 +252,8 @@ fn seed(t: &Test, vms: &[(&str, &str)]) {
                     status: Status::Created,
                     runtime: None,
                     last_exit: None,
+                    owned: Vec::new(),
+                    auto_remove: false,
                 };
                 tx.put(&vm)?;
             }

@@ -27,7 +27,10 @@ fn rm_by_id_prefix_as_json() {
     let mut t = Test::new();
     let id = t.add_empty("web");
     let out = t.args(["--json", "rm", &id[..5]]).run();
-    assert_eq!(out.json(), serde_json::json!([{"id": id, "name": "web"}]));
+    assert_eq!(
+        out.json(),
+        serde_json::json!([{"id": id, "name": "web", "deleted": [], "kept": []}])
+    );
     assert!(t.list().is_empty());
 }
 
