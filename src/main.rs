@@ -10,14 +10,19 @@ fn main() -> ExitCode {
         Err(ParseExit::Help(text)) => return print(&text, exit::SUCCESS),
         Err(ParseExit::Usage(text)) => {
             // argh's own message, with the hint every other error carries.
-            eprintln!("maqet: {}", text.trim_end());
+            eprintln!("maqet: {}", maqet::terminal::safe(text.trim_end(), false));
             eprintln!("  help: run `maqet --help`, or `maqet COMMAND --help`");
             return ExitCode::from(exit::USAGE);
         }
     };
     let json = cli.json;
     match maqet::app::run(cli) {
-        Ok(report) => print(&maqet::render::render(&report, json), exit::SUCCESS),
+        Ok(report) => {
+            let text = maqet::render::render(&report, json);
+            // JSON escapes control characters itself.
+            let text = if json { text } else { maqet::terminal::safe(&text, false) };
+            print(&text, exit::SUCCESS)
+        }
         Err(err) => {
             if json {
                 eprint!("{}", maqet::render::error_json(&err));
@@ -57,7 +62,7 @@ fn report_error(err: &maqet::Error) {
         .with_links(false)
         .render_report(&mut text, err);
     match rendered {
-        Ok(()) => eprint!("{text}"),
-        Err(_) => eprintln!("maqet: {err}"),
+        Ok(()) => eprint!("{}", maqet::terminal::safe(&text, color)),
+        Err(_) => eprintln!("maqet: {}", maqet::terminal::safe(&err.to_string(), false)),
     }
 }

@@ -1,0 +1,66 @@
+//! Text that is safe to print on a terminal.
+//!
+//! VM names are checked, but paths, QMP replies and whatever a user typed
+//! can carry control characters: an escape sequence in a file name could
+//! move the cursor, rewrite the screen or set the clipboard, and a
+//! right-to-left override can make a path read differently from what it is.
+//! Everything maqet prints for people goes through [`safe`]; JSON output
+//! escapes control characters itself.
+
+/// Replace control characters and bidirectional overrides with visible
+/// stand-ins. With `keep_colour`, the SGR sequences maqet's own error
+/// reports use (`ESC [ digits ; ... m`) are kept.
+pub fn safe(text: &str, keep_colour: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\u{1b}' && keep_colour && let Some(len) = sgr_len(&text[i..]) {
+            out.push_str(&text[i..i + len]);
+            // Skip the rest of the sequence.
+            while chars.peek().is_some_and(|(j, _)| *j < i + len) {
+                chars.next();
+            }
+            continue;
+        }
+        if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The length of an SGR sequence at the start of `s`, if it is one.
+fn sgr_len(s: &str) -> Option<usize> {
+    let rest = s.strip_prefix("\u{1b}[")?;
+    let body = rest.find('m')?;
+    rest[..body]
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b';')
+        .then_some(2 + body + 1)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_become_visible() {
+        assert_eq!(safe("a\u{1b}]52;c;aGk=\u{7}b", false), "a\\u{1b}]52;c;aGk=\\u{7}b");
+        assert_eq!(safe("x\u{1b}[2Jy", true), "x\\u{1b}[2Jy", "only colour survives");
+        assert_eq!(safe("evil\u{202e}gpj.exe", false), "evil\\u{202e}gpj.exe");
+        assert_eq!(safe("line\nnext\tcol", false), "line\nnext\tcol");
+    }
+
+    #[test]
+    fn our_colours_survive_when_asked() {
+        let red = "\u{1b}[31merror\u{1b}[0m";
+        assert_eq!(safe(red, true), red);
+        assert_eq!(safe(red, false), "\\u{1b}[31merror\\u{1b}[0m");
+    }
+}
