@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod render;
 pub mod settings;
 pub mod storage;
+pub mod terminal;
 pub mod store;
 pub mod vm;
 
