@@ -14,6 +14,23 @@ use crate::error::{Error, Result};
 use crate::render::Report;
 
 pub fn run(cli: Cli) -> Result<Report> {
+    // Generated documents need no environment at all.
+    match &cli.command {
+        Some(Command::Completions(args)) => {
+            return Ok(Report::Text(crate::docgen::completion(args.shell)));
+        }
+        Some(Command::Man(args)) => {
+            return crate::docgen::man(args.command.as_deref())
+                .map(Report::Text)
+                .map_err(|pages| {
+                    Error::usage(
+                        format!("no man page `{}`", args.command.as_deref().unwrap_or("")),
+                        pages,
+                    )
+                });
+        }
+        _ => {}
+    }
     let cwd = Env::current_dir()?;
     let settings = match &cli.command {
         // Help-like commands work whatever the settings file says.
@@ -129,6 +146,20 @@ pub fn run(cli: Cli) -> Result<Report> {
             commands::run(&env, input, &opts, tty, &mut notify).map(Report::Ran)
         }
         Command::Snapshot(args) => snapshot(&env, args.action),
+        Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
+        Command::Doctor(args) => {
+            let checks = commands::doctor::doctor(&env, args.fix)?;
+            let failed = checks
+                .iter()
+                .any(|c| c.verdict == commands::doctor::Verdict::Fail);
+            Ok(Report::Doctor { checks, failed })
+        }
+        Command::Cleanup(args) => {
+            commands::doctor::cleanup(&env, args.dry_run).map(|c| Report::Cleanup {
+                cleanup: c,
+                dry_run: args.dry_run,
+            })
+        }
         Command::Disk(args) => match args.action {
             DiskAction::Create(a) => {
                 commands::storage::disk_create(&env, &a.vm, &a.drive).map(Report::Written)
@@ -211,7 +242,7 @@ fn snapshot(env: &Env, action: SnapshotAction) -> Result<Report> {
             },
         ),
     };
-    snapshot(env, &vm, &req).map(Report::Snapshot)
+    snapshot(env, &vm, &req, &mut notify).map(Report::Snapshot)
 }
 
 fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {

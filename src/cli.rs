@@ -80,6 +80,10 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     Disk(DiskArgs),
     Storage(StorageArgs),
+    Doctor(DoctorArgs),
+    Cleanup(CleanupArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
 
 /// Define a new VM from RON config files; prints its id.
@@ -727,6 +731,59 @@ pub struct StorageVerifyArgs {
     /// the VM: name, id or id prefix
     #[argh(positional, arg_name = "VM")]
     pub vm: String,
+}
+
+/// Check that this host can run VMs and that maqet's files are sound.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "doctor",
+    note = "Checks QEMU, qemu-img, KVM, the data and runtime directories, logind lingering, the\n\
+            database, crashed VMs, stale runtime files and orphan disks. --fix repairs what is\n\
+            safe (directory modes, stale runtime files) and says what it left. Exit 1 when a\n\
+            check fails."
+)]
+pub struct DoctorArgs {
+    /// repair what is safe to repair
+    #[argh(switch)]
+    pub fix: bool,
+}
+
+/// Reconcile every VM now and remove stale runtime files.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "cleanup")]
+pub struct CleanupArgs {
+    /// say what would be done, change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
+/// Print a shell completion script.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "completions",
+    example = "maqet completions bash > ~/.local/share/bash-completion/completions/maqet\n\
+               maqet completions zsh > ~/.zfunc/_maqet\n\
+               maqet completions fish > ~/.config/fish/completions/maqet.fish"
+)]
+pub struct CompletionsArgs {
+    /// bash, zsh or fish
+    #[argh(positional, arg_name = "SHELL")]
+    pub shell: crate::docgen::Shell,
+}
+
+/// Print a man page (roff): maqet(1), or one command's.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "man",
+    example = "maqet man | man -l -\nmaqet man start > ~/.local/share/man/man1/maqet-start.1"
+)]
+pub struct ManArgs {
+    /// a command, e.g. start (default: the main page)
+    #[argh(positional, arg_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// How parsing ended when it did not produce a [`Cli`].

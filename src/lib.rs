@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod dirs;
+pub mod docgen;
 pub mod error;
 pub mod keys;
 pub mod lock;
@@ -19,8 +20,8 @@ pub mod reconcile;
 pub mod render;
 pub mod settings;
 pub mod storage;
-pub mod terminal;
 pub mod store;
+pub mod terminal;
 pub mod vm;
 
 pub use error::{Error, Result};

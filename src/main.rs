@@ -20,8 +20,12 @@ fn main() -> ExitCode {
         Ok(report) => {
             let text = maqet::render::render(&report, json);
             // JSON escapes control characters itself.
-            let text = if json { text } else { maqet::terminal::safe(&text, false) };
-            print(&text, exit::SUCCESS)
+            let text = if json {
+                text
+            } else {
+                maqet::terminal::safe(&text, false)
+            };
+            print(&text, report.exit_code())
         }
         Err(err) => {
             if json {

@@ -36,6 +36,8 @@ pub enum Report {
     Inspect(Box<Inspection>),
     /// The command printed its own output (console, events) or has none.
     Silent,
+    /// Text printed as it is (completion scripts, man pages).
+    Text(String),
     /// A raw QMP result.
     Json(Value),
     /// Key presses sent.
@@ -51,6 +53,14 @@ pub enum Report {
         added: bool,
     },
     Snapshot(SnapshotOutcome),
+    Doctor {
+        checks: Vec<crate::commands::doctor::Check>,
+        failed: bool,
+    },
+    Cleanup {
+        cleanup: crate::commands::doctor::Cleanup,
+        dry_run: bool,
+    },
     Ran(RunOutcome),
     Names(Vec<String>),
     Orphans {
@@ -61,6 +71,23 @@ pub enum Report {
         vm: Box<Vm>,
         checks: Vec<DriveCheck>,
     },
+}
+
+impl Report {
+    /// Reports that carry a verdict exit 1 when it is bad: `storage verify`
+    /// with a problem, `doctor` with a failed check.
+    pub fn exit_code(&self) -> u8 {
+        let bad = match self {
+            Report::Verified { checks, .. } => checks.iter().any(|c| c.problem.is_some()),
+            Report::Doctor { failed, .. } => *failed,
+            _ => false,
+        };
+        if bad {
+            crate::error::exit::FAILED
+        } else {
+            crate::error::exit::SUCCESS
+        }
+    }
 }
 
 pub fn render(report: &Report, json: bool) -> String {
@@ -109,6 +136,7 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Status(status) => key_values(&status_rows(status)),
         Report::Inspect(inspection) => inspect_text(inspection),
         Report::Silent | Report::Sent(_) => String::new(),
+        Report::Text(text) => text.clone(),
         Report::Json(value) => {
             // Pretty for people, one line for pipes.
             let text = if std::io::stdout().is_terminal() {
@@ -138,6 +166,33 @@ pub fn render(report: &Report, json: bool) -> String {
         }
         Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
         Report::Names(names) => names.iter().map(|n| format!("{n}\n")).collect(),
+        Report::Doctor { checks, .. } => {
+            let rows: Vec<[String; 3]> = checks
+                .iter()
+                .map(|c| {
+                    let mut detail = c.detail.clone();
+                    if let Some(fixed) = &c.fixed {
+                        let _ = write!(detail, " (fixed: {fixed})");
+                    }
+                    [c.verdict.as_str().to_owned(), c.name.to_owned(), detail]
+                })
+                .collect();
+            grid(&["", "CHECK", "DETAIL"], &rows)
+        }
+        Report::Cleanup { cleanup, dry_run } => {
+            let verb = if *dry_run { "would remove" } else { "removed" };
+            let mut text = String::new();
+            for (name, status) in &cleanup.reconciled {
+                let _ = writeln!(text, "{name}: now {status}");
+            }
+            for path in &cleanup.removed {
+                let _ = writeln!(text, "{verb} {path}");
+            }
+            if text.is_empty() {
+                text.push_str("nothing to clean up\n");
+            }
+            text
+        }
         Report::Ran(RunOutcome::Started { vm, ssh_port }) => {
             let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
             let mut text = format!("started {} (pid {pid})\n", vm.name);
@@ -392,6 +447,7 @@ fn to_json(report: &Report) -> Value {
         }
         Report::Status(status) => status_json(status),
         Report::Silent => Value::Null,
+        Report::Text(text) => Value::from(text.as_str()),
         Report::Json(value) => value.clone(),
         Report::Sent(n) => json!({ "sent": n }),
         Report::Written(path) => json!({ "file": path.as_str() }),
@@ -419,6 +475,20 @@ fn to_json(report: &Report) -> Value {
         }),
         Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
         Report::Names(names) => json!(names),
+        Report::Doctor { checks, failed } => json!({
+            "ok": !failed,
+            "checks": checks.iter().map(|c| json!({
+                "check": c.name,
+                "status": c.verdict.as_str(),
+                "detail": c.detail,
+                "fixed": c.fixed,
+            })).collect::<Vec<_>>(),
+        }),
+        Report::Cleanup { cleanup, dry_run } => json!({
+            "dry_run": dry_run,
+            "reconciled": cleanup.reconciled.iter().map(|(n, s)| json!({"name": n, "status": s.as_str()})).collect::<Vec<_>>(),
+            "removed": cleanup.removed,
+        }),
         Report::Ran(RunOutcome::Started { vm, ssh_port }) => json!({
             "id": vm.id.as_str(),
             "name": vm.name.as_str(),

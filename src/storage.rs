@@ -76,7 +76,7 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
     }
     let dir = image.path.parent().unwrap_or(Utf8Path::new("/"));
     let free = nix::sys::statvfs::statvfs(dir.as_std_path())
-        .map(|v| u64::from(v.blocks_available()) * v.fragment_size())
+        .map(|v| v.blocks_available() * v.fragment_size())
         .map_err(|e| Error::io("cannot read the free space of", dir, e.into()))?;
     if free < MIN_FREE {
         return Err(Error::Invalid {
@@ -351,6 +351,41 @@ pub fn check_images(config: &VmConfig, disks_dir: &Utf8Path, policy: &PathPolicy
             };
             check_chain(q.name.as_str(), base.as_path(), format, policy)?;
         }
+    }
+    Ok(())
+}
+
+/// Put every path a stored config names through the filter again. A path
+/// was checked when the VM was added, but the file there can since have
+/// become a symlink into /etc.
+pub fn recheck_paths(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
+    let boot = &config.boot;
+    let mut paths: Vec<(String, &Utf8Path)> = [
+        ("kernel", &boot.kernel),
+        ("initrd", &boot.initrd),
+        ("firmware", &boot.firmware),
+    ]
+    .into_iter()
+    .filter_map(|(what, p)| p.as_ref().map(|p| (what.to_owned(), p.as_path())))
+    .collect();
+    for drive in &config.storage {
+        let path = match drive {
+            Storage::Qcow2(q) => q.file.as_ref().map(|f| f.as_path()),
+            Storage::Raw(r) => Some(r.file.as_path()),
+            Storage::Cdrom(c) => Some(c.file.as_path()),
+            Storage::Virtfs(v) => Some(v.path.as_path()),
+        };
+        if let Some(path) = path {
+            paths.push((format!("drive `{}`", drive.name()), path));
+        }
+    }
+    for (what, path) in paths {
+        policy
+            .check(path.as_os_str(), Utf8Path::new("/"))
+            .map_err(|e| Error::Refused {
+                message: format!("{what}: {e}"),
+                help: format!("{} (the file changed since the VM was added)", e.help()),
+            })?;
     }
     Ok(())
 }

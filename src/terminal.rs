@@ -14,7 +14,10 @@ pub fn safe(text: &str, keep_colour: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        if c == '\u{1b}' && keep_colour && let Some(len) = sgr_len(&text[i..]) {
+        if c == '\u{1b}'
+            && keep_colour
+            && let Some(len) = sgr_len(&text[i..])
+        {
             out.push_str(&text[i..i + len]);
             // Skip the rest of the sequence.
             while chars.peek().is_some_and(|(j, _)| *j < i + len) {
@@ -51,8 +54,15 @@ mod tests {
 
     #[test]
     fn control_characters_become_visible() {
-        assert_eq!(safe("a\u{1b}]52;c;aGk=\u{7}b", false), "a\\u{1b}]52;c;aGk=\\u{7}b");
-        assert_eq!(safe("x\u{1b}[2Jy", true), "x\\u{1b}[2Jy", "only colour survives");
+        assert_eq!(
+            safe("a\u{1b}]52;c;aGk=\u{7}b", false),
+            "a\\u{1b}]52;c;aGk=\\u{7}b"
+        );
+        assert_eq!(
+            safe("x\u{1b}[2Jy", true),
+            "x\\u{1b}[2Jy",
+            "only colour survives"
+        );
         assert_eq!(safe("evil\u{202e}gpj.exe", false), "evil\\u{202e}gpj.exe");
         assert_eq!(safe("line\nnext\tcol", false), "line\nnext\tcol");
     }

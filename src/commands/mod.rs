@@ -4,6 +4,7 @@
 mod add;
 mod apply;
 mod console;
+pub mod doctor;
 mod info;
 mod ls;
 pub mod qmp;

@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use serde_json::{Value, json};
 
-use super::Env;
 use super::qmp::{Monitor, connect};
+use super::{Env, Note};
 use crate::config::Storage;
 use crate::error::{Error, Result};
 use crate::qemu::argv::owned_image;
 use crate::qemu::process::Liveness;
 use crate::qmp::Qmp;
 use crate::reconcile::observe;
-use crate::storage::{SnapshotInfo, info_chain, qemu_img};
+use crate::storage::{SnapshotInfo, check_chain, info_chain, qemu_img};
 
 use crate::vm::Vm;
 
@@ -47,7 +47,12 @@ pub enum Outcome {
     },
 }
 
-pub fn snapshot(env: &Env, query: &str, req: &Request) -> Result<Outcome> {
+pub fn snapshot(
+    env: &Env,
+    query: &str,
+    req: &Request,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<Outcome> {
     let vm = super::find_reconciled(env, query)?;
     let image = qcow2_image(env, &vm, &req.drive)?;
     let live = match observe(&vm) {
@@ -63,6 +68,14 @@ pub fn snapshot(env: &Env, query: &str, req: &Request) -> Result<Outcome> {
     };
     let name = match (req.action, &req.name) {
         (Action::List, _) => String::new(),
+        // QEMU looks a snapshot up by id before name: `load 1` would load
+        // whichever snapshot has id 1.
+        (_, Some(name)) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(Error::usage(
+                format!("a snapshot name of digits only (`{name}`) would be read as a snapshot id"),
+                "put a letter in the name, e.g. `s1`",
+            ));
+        }
         (_, Some(name)) if !name.is_empty() => name.clone(),
         _ => {
             return Err(Error::usage(
@@ -73,10 +86,25 @@ pub fn snapshot(env: &Env, query: &str, req: &Request) -> Result<Outcome> {
     };
     if live {
         let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
-        live_snapshot(&mut session.qmp, &vm, &image, req, &name)
+        live_snapshot(&mut session.qmp, &vm, &image, req, &name, note)
     } else {
+        // qemu-img opens the backing chain too: check it first.
+        check_chain(&req.drive, &image, "qcow2", &env.policy)?;
+        if req.action != Action::List && drive_readonly(&vm, &req.drive) {
+            return Err(Error::Refused {
+                message: format!("drive `{}` is read-only in the config", req.drive),
+                help: "a snapshot writes into the image; drop `readonly` to allow it".into(),
+            });
+        }
         offline_snapshot(&image, req, &name)
     }
+}
+
+fn drive_readonly(vm: &Vm, drive: &str) -> bool {
+    vm.config.storage.iter().any(|d| match d {
+        Storage::Qcow2(q) => q.name.as_str() == drive && q.readonly,
+        _ => false,
+    })
 }
 
 /// The qcow2 file of drive `drive`, or why there is none.
@@ -219,40 +247,80 @@ fn offline_snapshot(image: &Utf8PathBuf, req: &Request, name: &str) -> Result<Ou
     })
 }
 
-/// The format node QEMU has for `image`, and every writable qcow2 node (a
-/// live snapshot covers all of them, with RAM in the chosen one).
-fn nodes(qmp: &mut Qmp, image: &Utf8PathBuf) -> Result<(String, Vec<String>, Vec<String>)> {
+/// What a live snapshot works with: the format node QEMU has for `image`
+/// (it takes the RAM state), every writable qcow2 node of maqet's (they take
+/// the disk state), maqet's writable raw images (left out), and writable
+/// nodes maqet did not make (a UEFI varstore on pflash, say).
+struct Nodes {
+    target: String,
+    target_readonly: bool,
+    qcow2: Vec<String>,
+    raw: Vec<String>,
+    foreign: Vec<String>,
+    all: Vec<Value>,
+}
+
+fn nodes(qmp: &mut Qmp, image: &Utf8PathBuf) -> Result<Nodes> {
     let list = qmp.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
-    let nodes = list.as_array().cloned().unwrap_or_default();
-    let is_format = |n: &Value| n["drv"] == "qcow2" || n["drv"] == "raw";
-    let maqet_node = |n: &Value| {
+    let all = list.as_array().cloned().unwrap_or_default();
+    let name = |n: &Value| n["node-name"].as_str().unwrap_or_default().to_owned();
+    let ours = |n: &Value| {
+        n["node-name"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("maqet-"))
+    };
+    let maqet_format = |n: &Value| {
         n["node-name"]
             .as_str()
             .is_some_and(|s| s.starts_with("maqet-drive"))
     };
-    let target = nodes
+    let writable = |n: &Value| n["ro"] != true;
+    let target = all
         .iter()
-        .find(|n| maqet_node(n) && n["drv"] == "qcow2" && n["file"].as_str() == Some(image.as_str()))
-        .and_then(|n| n["node-name"].as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| Error::invalid(
-            format!("the running VM has no qcow2 node for {image}"),
-            "the config changed since the VM started; stop and start it, or snapshot it stopped",
-        ))?;
-    let writable = |n: &&Value| maqet_node(n) && is_format(n) && n["ro"] != true;
-    let qcow2: Vec<String> = nodes
-        .iter()
-        .filter(writable)
-        .filter(|n| n["drv"] == "qcow2")
-        .filter_map(|n| n["node-name"].as_str().map(str::to_owned))
-        .collect();
-    let raw: Vec<String> = nodes
-        .iter()
-        .filter(writable)
-        .filter(|n| n["drv"] == "raw")
-        .filter_map(|n| n["file"].as_str().map(str::to_owned))
-        .collect();
-    Ok((target, qcow2, raw))
+        .find(|n| maqet_format(n) && n["drv"] == "qcow2" && n["file"].as_str() == Some(image.as_str()))
+        .ok_or_else(|| {
+            Error::invalid(
+                format!("the running VM has no qcow2 node for {image}"),
+                "the config changed since the VM started; stop and start it, or snapshot it stopped",
+            )
+        })?;
+    // Protocol nodes (`file`, `host_device`) sit under format nodes; the
+    // format nodes are what hold (or cannot hold) snapshots.
+    let protocol = |n: &Value| {
+        matches!(
+            n["drv"].as_str(),
+            Some("file" | "host_device" | "host_cdrom")
+        )
+    };
+    Ok(Nodes {
+        target: name(target),
+        target_readonly: target["ro"] == true,
+        qcow2: all
+            .iter()
+            .filter(|n| maqet_format(n) && writable(n) && n["drv"] == "qcow2")
+            .map(name)
+            .collect(),
+        raw: all
+            .iter()
+            .filter(|n| maqet_format(n) && writable(n) && n["drv"] == "raw")
+            .filter_map(|n| n["file"].as_str().map(str::to_owned))
+            .collect(),
+        foreign: all
+            .iter()
+            .filter(|n| !ours(n) && writable(n) && !protocol(n))
+            .map(|n| format!("{} ({})", name(n), n["file"].as_str().unwrap_or("?")))
+            .collect(),
+        all,
+    })
+}
+
+/// The snapshots a format node holds.
+fn snapshots_of(all: &[Value], node: &str) -> Vec<SnapshotInfo> {
+    all.iter()
+        .find(|n| n["node-name"] == node)
+        .and_then(|n| n["image"]["snapshots"].as_array())
+        .map(|s| s.iter().map(SnapshotInfo::from_json).collect())
+        .unwrap_or_default()
 }
 
 fn live_snapshot(
@@ -261,26 +329,46 @@ fn live_snapshot(
     image: &Utf8PathBuf,
     req: &Request,
     name: &str,
+    note: &mut dyn FnMut(Note<'_>),
 ) -> Result<Outcome> {
-    let (node, devices, raw) = nodes(qmp, image)?;
-    let list = qmp.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
-    let have: Vec<SnapshotInfo> = list
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["node-name"] == node.as_str()))
-        .and_then(|n| n["image"]["snapshots"].as_array())
-        .map(|s| s.iter().map(SnapshotInfo::from_json).collect())
-        .unwrap_or_default();
+    let n = nodes(qmp, image)?;
+    let have = snapshots_of(&n.all, &n.target);
     let exists = have.iter().any(|s| s.name == name);
+    if req.action == Action::List {
+        return Ok(Outcome::List {
+            drive: req.drive.clone(),
+            live: true,
+            snapshots: have,
+        });
+    }
+    if !n.foreign.is_empty() && req.action != Action::Delete {
+        return Err(Error::Refused {
+            message: format!(
+                "`{}` has writable block devices maqet does not manage: {}",
+                vm.name,
+                n.foreign.join(", ")
+            ),
+            help: "a live snapshot must hold every writable device, and these cannot hold one \
+                   (a UEFI varstore on pflash cannot store internal snapshots); stop the VM \
+                   and snapshot its disks offline"
+                .into(),
+        });
+    }
     let job = format!("maqet-snapshot-{}", std::process::id());
+    let devices = n.qcow2.clone();
     let (command, args) = match req.action {
-        Action::List => {
-            return Ok(Outcome::List {
-                drive: req.drive.clone(),
-                live: true,
-                snapshots: have,
-            });
-        }
+        Action::List => unreachable!("answered above"),
         Action::Create => {
+            if n.target_readonly {
+                return Err(Error::Refused {
+                    message: format!(
+                        "drive `{}` is read-only, so it cannot take the VM's state",
+                        req.drive
+                    ),
+                    help: "name a writable qcow2 drive: the RAM and device state are saved into it"
+                        .into(),
+                });
+            }
             if exists && !req.overwrite {
                 return Err(clash(name, &req.drive));
             }
@@ -292,24 +380,39 @@ fn live_snapshot(
                     req.timeout,
                 )?;
             }
-            if !raw.is_empty() {
-                crate::log::warn(format_args!(
-                    "writable raw images are not in the snapshot: {}",
-                    raw.join(", ")
-                ));
+            if !n.raw.is_empty() {
+                note(Note::Warning(&format!(
+                    "writable raw images are not in the snapshot (raw cannot hold one): {}",
+                    n.raw.join(", ")
+                )));
             }
             (
                 "snapshot-save",
-                json!({"job-id": job, "tag": name, "vmstate": node, "devices": devices}),
+                json!({"job-id": job, "tag": name, "vmstate": n.target, "devices": devices}),
             )
         }
         Action::Load => {
             if !exists {
                 return Err(unknown(name, &req.drive, &have));
             }
+            // A load that fails half-way leaves the VM paused in
+            // `restore-vm`: make sure every disk has the snapshot first.
+            let lacking: Vec<&String> = devices
+                .iter()
+                .filter(|d| !snapshots_of(&n.all, d).iter().any(|s| s.name == name))
+                .collect();
+            if !lacking.is_empty() {
+                return Err(Error::Invalid {
+                    message: format!(
+                        "snapshot `{name}` is not on every disk of the running VM (missing on {})",
+                        lacking.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    help: "it was probably taken offline, of one disk: stop the VM and load it offline".into(),
+                });
+            }
             (
                 "snapshot-load",
-                json!({"job-id": job, "tag": name, "vmstate": node, "devices": devices}),
+                json!({"job-id": job, "tag": name, "vmstate": n.target, "devices": devices}),
             )
         }
         Action::Delete => {
@@ -322,7 +425,20 @@ fn live_snapshot(
             )
         }
     };
-    run_job(qmp, command, args, req.timeout).map_err(|e| explain_live_failure(e, vm))?;
+    if let Err(e) = run_job(qmp, command, args, req.timeout) {
+        let paused = qmp
+            .execute("query-status", None)
+            .ok()
+            .and_then(|s| s["status"].as_str().map(str::to_owned))
+            .filter(|s| s != "running");
+        if let Some(state) = paused {
+            note(Note::Warning(&format!(
+                "the VM is left {state}; `maqet qmp resume {}` continues it",
+                vm.name
+            )));
+        }
+        return Err(explain_live_failure(e, vm));
+    }
     Ok(Outcome::Done {
         action: req.action,
         name: name.to_owned(),

@@ -16,7 +16,7 @@ use crate::qemu::spawn::{Listeners, bind_private, check_socket_path, private_fil
 use crate::qemu::{choose_accel, find_program, logind_warning};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, observe, settle, settle_gone};
-use crate::storage::{check_images, create_image, missing_images};
+use crate::storage::{check_images, create_image, missing_images, recheck_paths};
 use crate::store::{Access, Store};
 use crate::vm::{Runtime, Status, Timestamp, Vm};
 
@@ -141,6 +141,7 @@ pub fn start(
         None => {}
     }
 
+    recheck_paths(&vm.config, &env.policy)?;
     check_images(&vm.config, &disks_dir, &env.policy)?;
     for image in missing_images(&vm.config, &disks_dir) {
         note(Note::Progress(&format!(

@@ -41,12 +41,16 @@ pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
             ),
         });
     };
-    let path = image_path(entry, &disks_dir).ok_or_else(|| Error::Invalid {
+    let path = match entry {
+        Storage::Qcow2(_) | Storage::Raw(_) => image_path(entry, &disks_dir),
+        Storage::Cdrom(_) | Storage::Virtfs(_) => None,
+    }
+    .ok_or_else(|| Error::Invalid {
         message: format!(
             "drive `{drive}` is {}, which maqet does not create",
             entry.kind()
         ),
-        help: "only qcow2 and raw drives have images".into(),
+        help: "only qcow2 and raw drives have images maqet can create".into(),
     })?;
     if path.exists() {
         return Err(Error::Refused {

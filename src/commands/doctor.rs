@@ -1,0 +1,313 @@
+//! `doctor`: is this host ready to run VMs, and is maqet's state sound?
+//! `cleanup`: reconcile every VM now and remove stale runtime files.
+
+use std::os::unix::fs::PermissionsExt;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use super::Env;
+use crate::dirs::check_private_dir;
+use crate::error::Result;
+use crate::qemu::{find_program, kvm_usable, logind_warning};
+use crate::reconcile::reconcile;
+use crate::store::{Access, Store};
+use crate::vm::Status;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    /// What `--fix` did about it.
+    pub fixed: Option<String>,
+}
+
+fn check(name: &'static str, verdict: Verdict, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        verdict,
+        detail: detail.into(),
+        fixed: None,
+    }
+}
+
+pub fn doctor(env: &Env, fix: bool) -> Result<Vec<Check>> {
+    let mut checks = vec![program_check(env), qemu_img_check(), kvm_check()];
+    checks.push(dir_check("data dir", &env.dirs.data, fix));
+    checks.push(dir_check("runtime dir", &env.dirs.runtime, fix));
+    checks.push(match logind_warning() {
+        Some(w) => check("lingering", Verdict::Warn, w),
+        None => check("lingering", Verdict::Ok, "VMs outlive your login sessions"),
+    });
+    checks.extend(store_checks(env, fix)?);
+    Ok(checks)
+}
+
+fn first_line(program: &str, arg: &str) -> Option<String> {
+    let out = std::process::Command::new(program).arg(arg).output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+fn program_check(env: &Env) -> Check {
+    let binary = env.base_config().binary;
+    match find_program(&binary) {
+        Ok(path) => match first_line(path.as_str(), "--version") {
+            Some(version) => check("qemu", Verdict::Ok, format!("{path}: {version}")),
+            None => check("qemu", Verdict::Fail, format!("{path} does not run")),
+        },
+        Err(e) => check("qemu", Verdict::Fail, format!("{e}; {}", help_of(&e))),
+    }
+}
+
+fn help_of(e: &crate::Error) -> String {
+    use miette::Diagnostic;
+    e.help().map(|h| h.to_string()).unwrap_or_default()
+}
+
+fn qemu_img_check() -> Check {
+    match first_line("qemu-img", "--version") {
+        Some(version) => check("qemu-img", Verdict::Ok, version),
+        None => check(
+            "qemu-img",
+            Verdict::Warn,
+            "not installed: disks cannot be created or snapshotted (apt-get install qemu-utils)",
+        ),
+    }
+}
+
+fn kvm_check() -> Check {
+    if kvm_usable() {
+        return check(
+            "kvm",
+            Verdict::Ok,
+            "/dev/kvm is usable: VMs run at native speed",
+        );
+    }
+    let why = match std::fs::metadata("/dev/kvm") {
+        Err(_) => {
+            "/dev/kvm does not exist (no virtualisation support, or the kvm module is not loaded)"
+                .to_owned()
+        }
+        Ok(meta) => format!(
+            "/dev/kvm (mode {:04o}) cannot be opened by you: join its group (usually `kvm`)",
+            meta.permissions().mode() & 0o7777
+        ),
+    };
+    check(
+        "kvm",
+        Verdict::Warn,
+        format!("{why}; VMs use TCG, much slower"),
+    )
+}
+
+fn dir_check(name: &'static str, dir: &Utf8Path, fix: bool) -> Check {
+    if !dir.exists() {
+        return check(name, Verdict::Ok, format!("{dir} (not created yet)"));
+    }
+    match check_private_dir(dir) {
+        Ok(()) => check(name, Verdict::Ok, format!("{dir} (0700, yours)")),
+        Err(e) => {
+            let mut c = check(name, Verdict::Fail, e.to_string());
+            // Only the mode is safe to repair: a symlink or another owner
+            // needs a person to decide.
+            let ours = std::fs::symlink_metadata(dir).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw()
+            });
+            if fix
+                && ours
+                && std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+            {
+                c.verdict = Verdict::Ok;
+                c.fixed = Some("set its mode to 0700".into());
+            }
+            c
+        }
+    }
+}
+
+fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let vms = match Store::open_existing(&env.dirs, Access::Read) {
+        Ok(Some(store)) => match store.list() {
+            Ok(vms) => {
+                checks.push(check(
+                    "database",
+                    Verdict::Ok,
+                    format!(
+                        "{} ({} VMs, every record readable)",
+                        store.path(),
+                        vms.len()
+                    ),
+                ));
+                vms
+            }
+            Err(e) => {
+                checks.push(check("database", Verdict::Fail, e.to_string()));
+                return Ok(checks);
+            }
+        },
+        Ok(None) => {
+            checks.push(check("database", Verdict::Ok, "no store yet"));
+            Vec::new()
+        }
+        Err(e) => {
+            checks.push(check("database", Verdict::Fail, e.to_string()));
+            return Ok(checks);
+        }
+    };
+    let mut vms = vms;
+    reconcile(&env.dirs, &mut vms)?;
+    let crashed: Vec<String> = vms
+        .iter()
+        .filter(|vm| vm.status == Status::Crashed)
+        .map(|vm| vm.name.to_string())
+        .collect();
+    checks.push(if crashed.is_empty() {
+        check("crashed VMs", Verdict::Ok, "none")
+    } else {
+        check(
+            "crashed VMs",
+            Verdict::Warn,
+            format!("{} (`maqet status NAME` says why)", crashed.join(", ")),
+        )
+    });
+    let stale = stale_runtime_files(env, &vms);
+    let mut c = if stale.is_empty() {
+        check("runtime files", Verdict::Ok, "no stale files")
+    } else {
+        check(
+            "runtime files",
+            Verdict::Warn,
+            format!("{} stale: {}", stale.len(), join(&stale)),
+        )
+    };
+    if fix && !stale.is_empty() {
+        let removed = remove_all(&stale);
+        c.fixed = Some(format!("removed {removed}"));
+        c.verdict = Verdict::Ok;
+    }
+    checks.push(c);
+    let orphans = super::storage::orphans(env, false)?;
+    checks.push(if orphans.is_empty() {
+        check("orphan disks", Verdict::Ok, "none")
+    } else {
+        check(
+            "orphan disks",
+            Verdict::Warn,
+            format!(
+                "{}; left alone (they are data): `maqet storage orphans --delete` removes them",
+                join(&orphans)
+            ),
+        )
+    });
+    Ok(checks)
+}
+
+fn join(paths: &[Utf8PathBuf]) -> String {
+    paths
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runtime files nothing uses: directories of VMs the store does not know,
+/// and sockets and pidfiles of VMs that do not run.
+fn stale_runtime_files(env: &Env, vms: &[crate::vm::Vm]) -> Vec<Utf8PathBuf> {
+    let Ok(entries) = env.dirs.runtime.read_dir_utf8() else {
+        return Vec::new();
+    };
+    let mut stale = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let id = name.strip_suffix(".lock").unwrap_or(name);
+        let vm = vms.iter().find(|vm| vm.id.as_str() == id);
+        match vm {
+            None => stale.push(entry.path().to_owned()),
+            Some(vm) if vm.runtime.is_none() && entry.path().is_dir() => {
+                for file in ["qmp.sock", "events.sock", "console.sock", "qemu.pid"] {
+                    let path = entry.path().join(file);
+                    if path.exists() {
+                        stale.push(path);
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    stale.sort();
+    stale
+}
+
+fn remove_all(paths: &[Utf8PathBuf]) -> usize {
+    paths
+        .iter()
+        .filter(|p| {
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).is_ok()
+            } else {
+                std::fs::remove_file(p).is_ok()
+            }
+        })
+        .count()
+}
+
+/// What `cleanup` did (or would do, with `dry_run`).
+pub struct Cleanup {
+    pub reconciled: Vec<(String, Status)>,
+    pub removed: Vec<Utf8PathBuf>,
+}
+
+pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
+    let mut vms = match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.list()?,
+        None => Vec::new(),
+    };
+    let before: Vec<(String, Status)> = vms
+        .iter()
+        .map(|vm| (vm.id.to_string(), vm.status))
+        .collect();
+    if !dry_run {
+        reconcile(&env.dirs, &mut vms)?;
+    }
+    let reconciled = vms
+        .iter()
+        .filter(|vm| {
+            before
+                .iter()
+                .any(|(id, st)| *id == vm.id.as_str() && *st != vm.status)
+        })
+        .map(|vm| (vm.name.to_string(), vm.status))
+        .collect();
+    let stale = stale_runtime_files(env, &vms);
+    if !dry_run {
+        remove_all(&stale);
+    }
+    Ok(Cleanup {
+        reconciled,
+        removed: stale,
+    })
+}
