@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::cli::{Cli, Command, DiskAction, QmpVerb, SnapshotAction, StorageAction};
+use crate::cli::{Cli, Command, DiskAction, ManArgs, QmpVerb, SnapshotAction, StorageAction};
 use std::time::Duration;
 
 use crate::commands::{
@@ -18,6 +18,18 @@ pub fn run(cli: Cli) -> Result<Report> {
     match &cli.command {
         Some(Command::Completions(args)) => {
             return Ok(Report::Text(crate::docgen::completion(args.shell)));
+        }
+        Some(Command::Man(ManArgs { dir: Some(dir), .. })) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir.clone(), e))?;
+            let mut written = Vec::new();
+            for (name, text) in crate::docgen::man_pages() {
+                let path = dir.join(&name);
+                std::fs::write(&path, text).map_err(|e| Error::io("cannot write", path.clone(), e))?;
+                written.push(path);
+            }
+            return Ok(Report::Text(
+                written.iter().map(|p| format!("{p}\n")).collect(),
+            ));
         }
         Some(Command::Man(args)) => {
             return crate::docgen::man(args.command.as_deref())

@@ -279,7 +279,7 @@ pub struct InspectArgs {
     name = "qmp",
     note = "`maqet qmp VM COMMAND ...` is short for `maqet qmp command VM COMMAND ...`\n\
             (when VM is not also the name of a verb). docs/qmp.md has every verb and key name.",
-    example = "maqet qmp web query-status\nmaqet qmp keys web ctrl alt f2\nmaqet qmp type web 'root\n'\nmaqet qmp screendump web shot.png"
+    example = "maqet qmp web query-status\nmaqet qmp keys web ctrl alt f2\nmaqet qmp type web root && maqet qmp keys web ret\nmaqet qmp screendump web shot.png"
 )]
 pub struct QmpArgs {
     #[argh(subcommand)]
@@ -778,12 +778,16 @@ pub struct CompletionsArgs {
 #[argh(
     subcommand,
     name = "man",
-    example = "maqet man | man -l -\nmaqet man start > ~/.local/share/man/man1/maqet-start.1"
+    example = "maqet man | man -l -\nmaqet man start | man -l -\nmaqet man --dir ~/.local/share/man/man1"
 )]
 pub struct ManArgs {
     /// a command, e.g. start (default: the main page)
     #[argh(positional, arg_name = "COMMAND")]
     pub command: Option<String>,
+
+    /// write every page (maqet.1, maqet-COMMAND.1) into this directory
+    #[argh(option, arg_name = "DIR")]
+    pub dir: Option<Utf8PathBuf>,
 }
 
 /// How parsing ended when it did not produce a [`Cli`].
