@@ -42,6 +42,11 @@ fn help_lists_commands_options_and_exit_codes() {
                         QMP.
       disk              Disk images of a VM.
       storage           The files under the data directory: orphans and checks.
+      doctor            Check that this host can run VMs and that maqet's files are
+                        sound.
+      cleanup           Reconcile every VM now and remove stale runtime files.
+      completions       Print a shell completion script.
+      man               Print a man page (roff): maqet(1), or one command's.
 
     Examples:
       maqet add vm.ron

@@ -5,15 +5,21 @@
 mod add;
 mod apply;
 mod dirs;
+mod disks;
+mod docgen;
+mod drive;
 mod errors;
 mod guest;
 mod harness;
 mod help;
 mod info;
+mod isolation;
 mod lifecycle;
 mod ls;
 mod rm;
+mod settings;
 mod store;
+mod version;
 
 /// A test file that is not declared here would silently never run.
 #[test]
