@@ -24,7 +24,8 @@ pub fn run(cli: Cli) -> Result<Report> {
             let mut written = Vec::new();
             for (name, text) in crate::docgen::man_pages() {
                 let path = dir.join(&name);
-                std::fs::write(&path, text).map_err(|e| Error::io("cannot write", path.clone(), e))?;
+                std::fs::write(&path, text)
+                    .map_err(|e| Error::io("cannot write", path.clone(), e))?;
                 written.push(path);
             }
             return Ok(Report::Text(
@@ -287,12 +288,12 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
             Ok(Report::Written(path))
         }
         QmpVerb::Pause(a) => {
-            let state = qmp::set_paused(env, &a.vm, true, timeout)?;
-            Ok(Report::RunState { name: a.vm, state })
+            let (name, state) = qmp::set_paused(env, &a.vm, true, timeout)?;
+            Ok(Report::RunState { name, state })
         }
         QmpVerb::Resume(a) => {
-            let state = qmp::set_paused(env, &a.vm, false, timeout)?;
-            Ok(Report::RunState { name: a.vm, state })
+            let (name, state) = qmp::set_paused(env, &a.vm, false, timeout)?;
+            Ok(Report::RunState { name, state })
         }
         QmpVerb::DeviceAdd(a) => {
             let props = qmp::parse_args(&a.prop, None)?;
@@ -331,6 +332,7 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
 fn notify(note: Note<'_>) {
     match note {
         Note::Warning(text) => eprintln!("maqet: warning: {text}"),
+        Note::Status(text) => eprintln!("maqet: {text}"),
         Note::Progress(text) if std::io::stderr().is_terminal() => eprintln!("maqet: {text}"),
         Note::Progress(text) => crate::log::info(format_args!("{text}")),
     }

@@ -207,8 +207,14 @@ pub fn print_log(
             continue;
         }
         out.flush()?;
-        if !follow || SIGNALLED.load(Ordering::SeqCst) || !keep_going() {
+        if !follow || SIGNALLED.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        if !keep_going() {
+            // QEMU may have written its last bytes between the read above
+            // and its exit: read once more.
+            std::io::copy(&mut file, out)?;
+            return out.flush();
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -16,8 +16,8 @@ pub mod exit {
     pub const NOT_FOUND_OR_INVALID: u8 = 3;
     pub const REFUSED: u8 = 4;
     pub const TIMED_OUT: u8 = 5;
-    /// Not returned by maqet itself: Ctrl-C ends it by SIGINT, which the
-    /// shell reports as 128 + 2.
+    /// A console session ended by a signal; elsewhere Ctrl-C ends maqet by
+    /// SIGINT, which the shell reports as the same 128 + 2.
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -125,12 +125,21 @@ pub enum Error {
         help: String,
     },
 
-    #[error("the maqet store is busy: another maqet held {lock} for over {}", wait_text(*waited_ms))]
+    #[error("{what} is busy: another maqet held {lock} for over {}", wait_text(*waited_ms))]
     #[diagnostic(
-        code(maqet::store::busy),
+        code(maqet::busy),
         help("wait for the other maqet command to finish, then run this one again")
     )]
-    Busy { lock: Utf8PathBuf, waited_ms: u64 },
+    Busy {
+        what: String,
+        lock: Utf8PathBuf,
+        waited_ms: u64,
+    },
+
+    /// Ctrl-C or a termination signal ended an attached session.
+    #[error("interrupted")]
+    #[diagnostic(code(maqet::interrupted))]
+    Interrupted,
 
     #[error(
         "the store {path} was written by a newer maqet (schema {found}; this maqet knows {supported})"
@@ -236,6 +245,7 @@ impl Error {
                 _ => exit::FAILED,
             },
             Error::QemuExited { .. } | Error::NotRunning { .. } => exit::FAILED,
+            Error::Interrupted => exit::INTERRUPTED,
             Error::StoreDamaged { .. } | Error::Io { .. } => exit::FAILED,
         }
     }

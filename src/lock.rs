@@ -26,8 +26,9 @@ fn wait() -> Duration {
 }
 
 /// Take the exclusive lock on `path` (created 0600 if missing), waiting at
-/// most 10 s for another maqet to release it.
-pub fn exclusive(path: &Utf8Path) -> Result<Held> {
+/// most 10 s for another maqet to release it. `what` names what the lock
+/// guards, for the busy error.
+pub fn exclusive(path: &Utf8Path, what: &str) -> Result<Held> {
     let wait = wait();
     let mut file = OpenOptions::new()
         .read(true)
@@ -50,6 +51,7 @@ pub fn exclusive(path: &Utf8Path) -> Result<Held> {
             }
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 return Err(Error::Busy {
+                    what: what.to_owned(),
                     lock: path.to_owned(),
                     waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 });

@@ -59,8 +59,8 @@ impl PathError {
     pub fn help(&self) -> String {
         match self {
             PathError::SystemDir { .. } | PathError::Root(_) => {
-                "maqet never points QEMU at system directories; copy the file under your home \
-                 directory, your temp directory or /dev/shm and use that path"
+                "maqet never points QEMU at system directories; use a path under your home \
+                 directory, your temp directory or /dev/shm"
                     .into()
             }
             PathError::NotUtf8(_) => "rename the file so its path is valid UTF-8".into(),
@@ -239,3 +239,6 @@ fn components_of(path: &Path) -> Vec<OsString> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

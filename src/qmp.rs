@@ -540,3 +540,6 @@ fn excerpt(line: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -71,7 +71,7 @@ impl Store {
     /// directory and database privately if they do not exist.
     pub fn open(dirs: &Dirs) -> Result<Store> {
         ensure_private_dir(&dirs.data)?;
-        let lock = crate::lock::exclusive(&dirs.lock_file())?;
+        let lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
         let path = dirs.database();
         if std::fs::symlink_metadata(&path).is_err() {
             create_beside(&path)?;
@@ -112,7 +112,7 @@ impl Store {
             Ok(_) => {}
         }
         check_private_dir(&dirs.data)?;
-        let lock = crate::lock::exclusive(&dirs.lock_file())?;
+        let lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
         let peek = peek(&path)?;
         match (peek.db, peek.version) {
             (Some(_), Some(v)) if v > SCHEMA_VERSION => Err(too_new(&path, v)),
@@ -206,7 +206,9 @@ impl Store {
             let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
             out.push(self.decode(bytes.value())?);
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        // Names are unique, so an unstable sort orders the same, without a
+        // second copy of every record (it halves `ls`'s peak memory).
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 

@@ -38,7 +38,7 @@ pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>))
     let mut stream =
         crate::qmp::connect_private(&rt.console_socket, Instant::now() + Duration::from_secs(5))?;
     if tty {
-        note(Note::Warning(&format!(
+        note(Note::Status(&format!(
             "connected to the serial console of {}; press Ctrl-] to detach",
             vm.name
         )));
@@ -52,8 +52,13 @@ pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>))
             Ended::InputDone => "input ended",
             Ended::Signalled => "interrupted",
         };
-        // The terminal is back in its normal mode here.
-        note(Note::Warning(&format!("\r\n{why}")));
+        // The terminal is back in its normal mode here; start a fresh line
+        // after whatever the guest printed last.
+        eprintln!();
+        note(Note::Status(why));
+    }
+    if ended == Ended::Signalled {
+        return Err(Error::Interrupted);
     }
     Ok(ended)
 }

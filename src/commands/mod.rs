@@ -41,6 +41,8 @@ pub enum Note<'a> {
     Warning(&'a str),
     /// Shown on a terminal.
     Progress(&'a str),
+    /// Always shown, not a warning (console attach and detach).
+    Status(&'a str),
 }
 
 /// Where a command runs: its directories, working directory and path policy.

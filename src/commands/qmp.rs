@@ -41,7 +41,19 @@ pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> R
         Monitor::Control => (rt.qmp_socket.clone(), rt.dir.join("qmp.lock")),
         Monitor::Events => (rt.dir.join("events.sock"), rt.dir.join("events.lock")),
     };
-    let lock = crate::lock::exclusive(&lock)?;
+    let lock = match monitor {
+        Monitor::Control => {
+            crate::lock::exclusive(&lock, &format!("the QMP monitor of `{}`", vm.name))?
+        }
+        // A second follower would wait for the first forever: refuse now.
+        Monitor::Events => crate::lock::try_exclusive(&lock)?.ok_or_else(|| Error::Refused {
+            message: format!(
+                "the events of `{}` are already being followed by another maqet",
+                vm.name
+            ),
+            help: "stop the other `maqet qmp events` first; one follower per VM".into(),
+        })?,
+    };
     let qmp = Qmp::connect(&socket, timeout)?;
     Ok(Session {
         vm,
@@ -75,7 +87,7 @@ fn not_running(vm: &Vm) -> Error {
 /// Commands the raw form refuses unless `--allow-dangerous` (docs/qmp.md):
 /// each either breaks maqet's own bookkeeping or writes host files at a
 /// path QEMU is told, past maqet's path filter.
-const DANGEROUS: [(&str, &str); 6] = [
+const DANGEROUS: [(&str, &str); 16] = [
     (
         "quit",
         "QEMU would exit behind maqet's back; use `maqet stop`",
@@ -94,6 +106,43 @@ const DANGEROUS: [(&str, &str); 6] = [
         "it writes a host file past maqet's path filter; use `maqet qmp screendump`",
     ),
     ("qmp_capabilities", "maqet negotiates capabilities itself"),
+    (
+        "memsave",
+        "it writes guest memory to a host file past maqet's path filter",
+    ),
+    (
+        "pmemsave",
+        "it writes guest memory to a host file past maqet's path filter",
+    ),
+    (
+        "drive-mirror",
+        "its target is a host file past maqet's path filter",
+    ),
+    (
+        "drive-backup",
+        "its target is a host file past maqet's path filter",
+    ),
+    (
+        "blockdev-snapshot-sync",
+        "it creates a host file past maqet's path filter",
+    ),
+    (
+        "blockdev-add",
+        "it opens any host file past maqet's path filter; add disks to the config",
+    ),
+    (
+        "blockdev-create",
+        "it creates host files past maqet's path filter; use `maqet disk create`",
+    ),
+    (
+        "chardev-add",
+        "a file or socket backend opens host paths past maqet's path filter",
+    ),
+    (
+        "object-add",
+        "objects such as memory-backend-file or secret read host files past maqet's path filter",
+    ),
+    ("getfd", "file descriptors are maqet's to pass"),
 ];
 
 /// Parse `key=value` arguments: numbers, true/false and null as JSON,
@@ -310,13 +359,19 @@ pub fn screendump(
 
 /// Pause (`stop`) or resume (`cont`) the guest's CPUs; returns the new run
 /// state.
-pub fn set_paused(env: &Env, query: &str, paused: bool, timeout: Duration) -> Result<String> {
+pub fn set_paused(
+    env: &Env,
+    query: &str,
+    paused: bool,
+    timeout: Duration,
+) -> Result<(String, String)> {
     let mut session = connect(env, query, Monitor::Control, timeout)?;
     session
         .qmp
         .execute(if paused { "stop" } else { "cont" }, None)?;
     let status = session.qmp.execute("query-status", None)?;
-    Ok(status["status"].as_str().unwrap_or("unknown").to_owned())
+    let state = status["status"].as_str().unwrap_or("unknown").to_owned();
+    Ok((session.vm.name.to_string(), state))
 }
 
 /// Hot-plug a device.
@@ -347,28 +402,38 @@ pub fn device_add(
     Ok(())
 }
 
-/// Unplug a device and wait until QEMU reports it gone (`DEVICE_DELETED`):
-/// `device_del` only asks the guest, which may take its time or refuse.
+/// Unplug a device and wait until it is gone. `device_del` only asks the
+/// guest, which may take its time or refuse; the monitor is let go between
+/// checks so other commands on the VM are not held up meanwhile.
 pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result<()> {
-    let mut session = connect(env, query, Monitor::Control, timeout)?;
-    session.qmp.execute("device_del", Some(json!({"id": id})))?;
+    let vm_name = {
+        let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
+        session.qmp.execute("device_del", Some(json!({"id": id})))?;
+        session.vm.name.to_string()
+    };
     let deadline = Instant::now() + timeout;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let present = {
+            let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
+            let devices = session
+                .qmp
+                .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
+            devices
+                .as_array()
+                .is_some_and(|d| d.iter().any(|p| p["name"] == id))
+        };
+        if !present {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
             return Err(Error::TimedOut {
-                what: format!("the guest to release device `{id}`"),
+                what: format!("the guest of `{vm_name}` to release device `{id}`"),
                 seconds: timeout.as_secs(),
                 last_seen: None,
                 help: "the guest must cooperate with unplugging (ACPI hotplug); check it runs an OS that does".into(),
             });
         }
-        match session.qmp.next_event(left)? {
-            Some(event) if event["event"] == "DEVICE_DELETED" && event["data"]["device"] == id => {
-                return Ok(());
-            }
-            _ => {}
-        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

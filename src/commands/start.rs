@@ -126,7 +126,10 @@ pub fn start(
     ensure_private_dir(&env.dirs.runtime)?;
     // One start or stop of a VM at a time: two concurrent starts must not
     // give two QEMUs on the same disks.
-    let _vm_lock = crate::lock::exclusive(&env.dirs.runtime.join(format!("{}.lock", vm.id)))?;
+    let _vm_lock = crate::lock::exclusive(
+        &env.dirs.runtime.join(format!("{}.lock", vm.id)),
+        &format!("VM `{}`", vm.name),
+    )?;
     let mut vm = read(env, vm.id.as_str())?;
     match observe(&vm) {
         Some(Liveness::Running | Liveness::Orphaned) => {

@@ -40,7 +40,10 @@ pub fn stop(
 ) -> Result<StopOutcome> {
     let vm = read(env, query)?;
     crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
-    let _vm_lock = crate::lock::exclusive(&env.dirs.runtime.join(format!("{}.lock", vm.id)))?;
+    let _vm_lock = crate::lock::exclusive(
+        &env.dirs.runtime.join(format!("{}.lock", vm.id)),
+        &format!("VM `{}`", vm.name),
+    )?;
     let mut vm = read(env, vm.id.as_str())?;
     let Some(rt) = vm.runtime.clone() else {
         return Ok(StopOutcome::AlreadyStopped(Box::new(vm)));

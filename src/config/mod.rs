@@ -168,3 +168,6 @@ fn uses_reserved_id(word: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;

@@ -352,3 +352,6 @@ pub fn shell_line(argv: &[String]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
