@@ -833,6 +833,13 @@ fn expand_shorthands(args: &mut Vec<String>) {
             i += 2;
             continue;
         }
+        // argh takes `-v -v -v` but not `-vvv`; people type the latter.
+        if word.len() > 2 && word.starts_with("-v") && word[1..].bytes().all(|b| b == b'v') {
+            let count = word.len() - 1;
+            args.splice(i..=i, std::iter::repeat_n("-v".to_owned(), count));
+            i += count;
+            continue;
+        }
         if word.starts_with('-') {
             i += 1;
             continue;
