@@ -146,24 +146,35 @@ pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> 
 }
 
 /// True when a word names one of maqet's ids: `id=maqet-qmp`,
-/// `chardev=maqet-console`, `chardev:maqet-console`.
+/// `chardev=maqet-console`, `chardev:maqet-console`, a `maqet-` value in a
+/// JSON option (`-device {"chardev": "maqet-console", ...}`), or a `-set` /
+/// `-global` key that reaches into one (`chardev.maqet-qmp.server=off`,
+/// `isa-serial.chardev=maqet-console`).
 fn uses_reserved_id(word: &str) -> bool {
-    const ID_KEYS: [&str; 7] = [
-        "id",
-        "chardev",
-        "netdev",
-        "drive",
-        "node-name",
-        "fsdev",
-        "mon",
-    ];
-    word.split(',').any(|part| {
-        let names_id = match part.split_once('=') {
-            Some((key, value)) => ID_KEYS.contains(&key) && value.starts_with(RESERVED_ID_PREFIX),
-            None => false,
-        };
-        names_id || part.contains(&format!("chardev:{RESERVED_ID_PREFIX}"))
+    const ID_KEYS: [&str; 7] = ["id", "chardev", "netdev", "drive", "node-name", "fsdev", "mon"];
+    if word.trim_start().starts_with('{')
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(word)
+    {
+        return json_names_reserved(&value);
+    }
+    word.split(',').any(|part| match part.split_once('=') {
+        Some((key, value)) => {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            (ID_KEYS.contains(&last) && value.starts_with(RESERVED_ID_PREFIX))
+                || key.split('.').any(|segment| segment.starts_with(RESERVED_ID_PREFIX))
+        }
+        None => part.contains(&format!("chardev:{RESERVED_ID_PREFIX}")),
     })
+}
+
+/// Any string in a JSON option that is one of maqet's ids.
+fn json_names_reserved(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.starts_with(RESERVED_ID_PREFIX),
+        serde_json::Value::Array(items) => items.iter().any(json_names_reserved),
+        serde_json::Value::Object(map) => map.values().any(json_names_reserved),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod apply;
 mod dirs;
 mod disks;
 mod docgen;
+mod doctor;
 mod drive;
 mod errors;
 mod guest;

@@ -1,0 +1,113 @@
+//! `doctor` and `cleanup`.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::guest::{bios_config, have_qemu};
+use crate::harness::{Test, mode};
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == name))
+        .unwrap_or_else(|| panic!("no check `{name}` in {report}"))
+}
+
+#[test]
+fn doctor_reports_every_check_and_fixes_a_loose_data_dir() {
+    if !have_qemu("doctor_reports_every_check_and_fixes_a_loose_data_dir") {
+        return;
+    }
+    let mut t = Test::new();
+    t.add_empty("a");
+    let report = t.args(["--json", "doctor"]).run().json();
+    assert_eq!(report["ok"], true);
+    for name in [
+        "qemu",
+        "qemu-img",
+        "kvm",
+        "data dir",
+        "runtime dir",
+        "lingering",
+        "database",
+        "crashed VMs",
+        "runtime files",
+        "orphan disks",
+    ] {
+        let c = check(&report, name);
+        assert_ne!(c["status"], "fail", "{name}: {c}");
+    }
+    assert!(
+        check(&report, "database")["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("1 VMs")
+    );
+
+    std::fs::set_permissions(t.data_dir(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let report = t
+        .args(["--json", "doctor"])
+        .status(1)
+        .stdout_any()
+        .run()
+        .json();
+    assert_eq!(report["ok"], false);
+    assert_eq!(check(&report, "data dir")["status"], "fail");
+    assert_eq!(mode(&t.data_dir()), 0o777, "doctor alone changes nothing");
+
+    let report = t.args(["--json", "doctor", "--fix"]).run().json();
+    assert_eq!(check(&report, "data dir")["fixed"], "set its mode to 0700");
+    assert_eq!(mode(&t.data_dir()), 0o700);
+}
+
+#[test]
+fn stale_runtime_files_are_found_and_removed() {
+    let mut t = Test::new();
+    t.add_empty("a");
+    let stray = t.runtime_dir().join("0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(&stray).expect("mkdir");
+    std::fs::set_permissions(t.runtime_dir(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    let out = t.args(["cleanup", "--dry-run"]).run();
+    assert_eq!(out.stdout, format!("would remove {}\n", stray.display()));
+    assert!(stray.exists(), "a dry run changes nothing");
+    let out = t.args(["cleanup"]).run();
+    assert_eq!(out.stdout, format!("removed {}\n", stray.display()));
+    assert!(!stray.exists());
+    t.args(["cleanup"]).stdout("nothing to clean up\n").run();
+}
+
+#[test]
+fn cleanup_reconciles_a_vm_whose_qemu_was_killed() {
+    if !have_qemu("cleanup_reconciles_a_vm_whose_qemu_was_killed") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &bios_config("victim"));
+    t.args(["add", "vm.ron"]).run();
+    t.args(["start", "victim"]).run();
+    let pid = t.args(["--json", "status", "victim"]).run().json()["pid"]
+        .as_i64()
+        .expect("pid") as i32;
+    assert!(pid > 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = t.args(["cleanup"]).run();
+    assert!(
+        out.stdout.contains("victim: now crashed\n"),
+        "{}",
+        out.stdout
+    );
+    let report = t.args(["--json", "doctor"]).run().json();
+    assert_eq!(check(&report, "crashed VMs")["status"], "warn");
+}
