@@ -726,7 +726,9 @@ fn unplugging_from_a_guest_that_ignores_it_times_out() {
     .run();
     t.args(["qmp", "device-del", "drv-stuck", "rng0", "--timeout", "2"])
         .status(5)
-        .stderr_contains("timed out after 2 s waiting for the guest to release device `rng0`")
+        .stderr_contains(
+            "timed out after 2 s waiting for the guest of `drv-stuck` to release device `rng0`",
+        )
         .run();
     assert!(pci_ids(&mut t, "drv-stuck").contains(&"rng0".to_owned()));
 }

@@ -29,7 +29,7 @@ fn a_busy_store_times_out_with_exit_5() {
         .stderr_contains("the maqet store is busy")
         .stderr_contains(lock_path.to_str().expect("UTF-8"))
         .run();
-    assert!(out.stderr.contains("maqet::store::busy"), "{}", out.stderr);
+    assert!(out.stderr.contains("maqet::busy"), "{}", out.stderr);
     // Readers wait for the lock as well.
     t.env("MAQET_LOCK_TIMEOUT_MS", "300")
         .args(["ls"])
