@@ -18,6 +18,7 @@ mod isolation;
 mod lifecycle;
 mod ls;
 mod rm;
+mod run;
 mod settings;
 mod store;
 mod version;

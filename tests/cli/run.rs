@@ -1,0 +1,153 @@
+//! `maqet run`: add and start in one go.
+
+use crate::guest::{READY, bios_config, guest_config, have_qemu};
+use crate::harness::Test;
+
+#[test]
+fn run_without_a_config_starts_the_default_vm() {
+    if !have_qemu("run_without_a_config_starts_the_default_vm") {
+        return;
+    }
+    let mut t = Test::new();
+    let out = t.args(["--json", "run", "--name", "dflt"]).run().json();
+    let port = out["ssh_port"].as_u64().expect("an ssh port");
+    assert!(port > 0);
+    assert_eq!(out["auto_remove"], false);
+    let info = t.args(["--json", "info", "dflt"]).run().json();
+    assert_eq!(info["config"]["memory"], "256M");
+    assert_eq!(info["config"]["display"]["kind"], "headless");
+    assert_eq!(info["config"]["network"][0]["forwards"][0]["host"], port);
+    assert_eq!(info["config"]["network"][0]["forwards"][0]["guest"], 22);
+    assert_eq!(
+        info["config"]["network"][0]["forwards"][0]["bind"],
+        "127.0.0.1"
+    );
+    // slirp listens on the forwarded port once QEMU runs.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_ok());
+    t.args(["stop", "--force", "dflt"]).run();
+    assert_eq!(
+        t.list()[0]["status"],
+        "stopped",
+        "without --rm the VM stays"
+    );
+}
+
+#[test]
+fn run_names_the_default_vm_itself() {
+    if !have_qemu("run_names_the_default_vm_itself") {
+        return;
+    }
+    let mut t = Test::new();
+    let out = t.args(["run"]).run();
+    let name = out
+        .stdout
+        .strip_prefix("started ")
+        .and_then(|r| r.split(' ').next())
+        .expect("started NAME (pid N)")
+        .to_owned();
+    assert!(name.starts_with("run-") && name.len() == 10, "{name}");
+    assert!(
+        out.stdout.contains("\nguest ssh: 127.0.0.1:"),
+        "{}",
+        out.stdout
+    );
+    t.args(["stop", "--force", &name]).run();
+}
+
+#[test]
+fn run_rm_removes_the_vm_when_maqet_stops_it() {
+    if !have_qemu("run_rm_removes_the_vm_when_maqet_stops_it") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &bios_config("brief"));
+    let out = t.args(["--json", "run", "vm.ron", "--rm"]).run().json();
+    assert_eq!(out["auto_remove"], true);
+    let id = out["id"].as_str().expect("id").to_owned();
+    assert_eq!(t.list()[0]["status"], "running");
+    t.args(["stop", "--force", "brief"]).run();
+    assert!(t.list().is_empty(), "--rm removed it once stopped");
+    assert!(!t.runtime_dir().join(&id).exists());
+}
+
+#[test]
+fn run_rm_removes_a_vm_whose_guest_powered_off_while_nobody_watched() {
+    if !have_qemu("run_rm_removes_a_vm_whose_guest_powered_off_while_nobody_watched") {
+        return;
+    }
+    let mut t = Test::new();
+    let mut config = guest_config("selfstop");
+    // A disk maqet creates, to see it go too.
+    config = config.replacen(
+        "    memory:",
+        "    storage: [Qcow2(name: \"root\", size: \"16M\")],\n    memory:",
+        1,
+    );
+    t.file("vm.ron", &config);
+    let out = t
+        .args([
+            "--json",
+            "run",
+            "vm.ron",
+            "--rm",
+            "--wait-for",
+            &format!("console:^{READY}$"),
+            "--timeout",
+            "120",
+        ])
+        .run()
+        .json();
+    let id = out["id"].as_str().expect("id").to_owned();
+    let disk = t.data_dir().join("disks").join(&id).join("root.qcow2");
+    assert!(disk.exists());
+    // The guest powers itself off (the ACPI button, pressed through raw QMP
+    // rather than `maqet stop`, so no maqet is there to see it end).
+    t.args(["qmp", "selfstop", "system_powerdown"])
+        .stdout("{}\n")
+        .run();
+    let mut gone = false;
+    for _ in 0..200 {
+        // Any command that looks notices it stopped, and removes it.
+        if t.list().is_empty() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "the VM was removed after its guest powered off");
+    assert!(!disk.exists(), "with the disk maqet created for it");
+}
+
+#[test]
+fn run_with_console_pipes_to_the_guest() {
+    if !have_qemu("run_with_console_pipes_to_the_guest") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &guest_config("chatty"));
+    let out = t
+        .args([
+            "run",
+            "vm.ron",
+            "--console",
+            "--wait-for",
+            &format!("console:^{READY}$"),
+            "--timeout",
+            "120",
+        ])
+        .stdin("echo run-console-works\n")
+        .run();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim_end() == "run-console-works"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        t.list()[0]["status"],
+        "running",
+        "detaching leaves it running"
+    );
+    t.args(["stop", "--force", "chatty"]).run();
+}
