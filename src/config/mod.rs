@@ -151,7 +151,15 @@ pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> 
 /// `-global` key that reaches into one (`chardev.maqet-qmp.server=off`,
 /// `isa-serial.chardev=maqet-console`).
 fn uses_reserved_id(word: &str) -> bool {
-    const ID_KEYS: [&str; 7] = ["id", "chardev", "netdev", "drive", "node-name", "fsdev", "mon"];
+    const ID_KEYS: [&str; 7] = [
+        "id",
+        "chardev",
+        "netdev",
+        "drive",
+        "node-name",
+        "fsdev",
+        "mon",
+    ];
     if word.trim_start().starts_with('{')
         && let Ok(value) = serde_json::from_str::<serde_json::Value>(word)
     {
@@ -161,7 +169,9 @@ fn uses_reserved_id(word: &str) -> bool {
         Some((key, value)) => {
             let last = key.rsplit('.').next().unwrap_or(key);
             (ID_KEYS.contains(&last) && value.starts_with(RESERVED_ID_PREFIX))
-                || key.split('.').any(|segment| segment.starts_with(RESERVED_ID_PREFIX))
+                || key
+                    .split('.')
+                    .any(|segment| segment.starts_with(RESERVED_ID_PREFIX))
         }
         None => part.contains(&format!("chardev:{RESERVED_ID_PREFIX}")),
     })
