@@ -402,7 +402,12 @@ fn detaching_with_ctrl_bracket_restores_the_terminal() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM the session");
-    wait_child(&mut child, "the signalled session", Duration::from_secs(30));
+    let status = wait_child(&mut child, "the signalled session", Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "a signalled session exits 130 (interrupted)"
+    );
     read_until(
         &pty.master,
         &mut seen,
