@@ -62,6 +62,21 @@ pub fn remove(
         };
         stop(env, vm.id.as_str(), &opts, note)?;
     }
+    // Hold each VM's start/stop lock while its record goes, so a `start`
+    // under way cannot write the record back after it was removed. Taken in
+    // id order, as every holder of several takes them.
+    let mut ids: Vec<&crate::vm::VmId> = vms.iter().map(|vm| &vm.id).collect();
+    ids.sort();
+    let mut _vm_locks = Vec::with_capacity(ids.len());
+    if !ids.is_empty() {
+        crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
+    }
+    for id in ids {
+        _vm_locks.push(crate::lock::exclusive(
+            &env.dirs.runtime.join(format!("{id}.lock")),
+            &format!("VM {}", id.short()),
+        )?);
+    }
     let Some(store) = Store::open_existing(&env.dirs, Access::Write)? else {
         return Ok(Vec::new());
     };

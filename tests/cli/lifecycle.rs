@@ -487,3 +487,75 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Concurrent `start`, `stop --force` and `rm --force` of one VM, round
+/// after round: never two QEMUs, never a record that says running without
+/// its process, never a QEMU left behind with no record.
+#[test]
+fn concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus() {
+    if !have_qemu("concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus") {
+        return;
+    }
+    let mut t = Test::new();
+    let marker = format!("guest=race{},", std::process::id());
+    let name = marker
+        .trim_start_matches("guest=")
+        .trim_end_matches(',')
+        .to_owned();
+    let qemus = || {
+        let out = Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+            .filter(|pid| alive(*pid))
+            .count()
+    };
+    for round in 0..6 {
+        if t.list().is_empty() {
+            add(&mut t, "vm.ron", &bios_config(&name));
+        }
+        let verbs: [&[&str]; 6] = [
+            &["start"],
+            &["start"],
+            &["stop", "--force"],
+            &["rm", "--force"],
+            &["start"],
+            &["stop", "--force"],
+        ];
+        let children: Vec<_> = verbs
+            .iter()
+            .map(|verb| {
+                let mut args: Vec<&str> = verb.to_vec();
+                args.push(&name);
+                t.command(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn maqet")
+            })
+            .collect();
+        for mut child in children {
+            let _ = child.wait();
+        }
+        let running = qemus();
+        assert!(running <= 1, "round {round}: {running} QEMUs for one VM");
+        let listed = t.list();
+        match listed.first() {
+            Some(vm) if vm["status"] == "running" => {
+                assert_eq!(
+                    running, 1,
+                    "round {round}: the record says running, but no QEMU"
+                )
+            }
+            Some(_) => assert_eq!(running, 0, "round {round}: a QEMU the record does not know"),
+            None => assert_eq!(running, 0, "round {round}: a QEMU left behind by rm"),
+        }
+    }
+    if !t.list().is_empty() {
+        t.args(["rm", "--force", &name]).run();
+    }
+    assert_eq!(qemus(), 0);
+}
