@@ -559,3 +559,36 @@ fn concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus() {
     }
     assert_eq!(qemus(), 0);
 }
+
+/// The runtime directory deleted under a running VM: maqet still sees the
+/// QEMU (start time matches), says its control socket is gone, and never
+/// starts a second QEMU on the same disks.
+#[test]
+fn a_vm_whose_runtime_dir_was_deleted_is_never_started_twice() {
+    if !have_qemu("a_vm_whose_runtime_dir_was_deleted_is_never_started_twice") {
+        return;
+    }
+    let mut t = Test::new();
+    let id = add(&mut t, "vm.ron", &bios_config("unmoored"));
+    t.args(["start", "unmoored"]).run();
+    let pid = pid_of(&mut t, "unmoored");
+    std::fs::remove_dir_all(vm_dir(&t, &id)).expect("delete the runtime dir");
+    let status = t.args(["--json", "status", "unmoored"]).run().json();
+    assert_eq!(status["state"], "running");
+    assert!(
+        status["unreachable"]
+            .as_str()
+            .is_some_and(|u| u.contains("runtime files")),
+        "{status}"
+    );
+    t.args(["start", "unmoored"])
+        .status(4)
+        .stderr_contains(&format!("already running (pid {pid})"))
+        .run();
+    t.args(["qmp", "unmoored", "query-status"])
+        .status(1)
+        .stderr_contains("runtime files were deleted")
+        .run();
+    t.args(["stop", "--force", "unmoored"]).run();
+    assert!(!alive(pid), "stop still reaches it, through its pid");
+}
