@@ -41,11 +41,9 @@ fn qemu_opts(text: &str, implied: &str) -> Vec<(String, String)> {
         let mut end = text.len();
         let mut chars = text[from..].char_indices().peekable();
         while let Some((i, c)) = chars.next() {
-            if c == ',' {
-                if chars.next_if(|&(_, next)| next == ',').is_none() {
-                    end = from + i;
-                    break;
-                }
+            if c == ',' && chars.next_if(|&(_, next)| next == ',').is_none() {
+                end = from + i;
+                break;
             }
             value.push(c);
         }
