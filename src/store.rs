@@ -70,6 +70,10 @@ impl Store {
     /// Open the store for a command that changes it, creating the data
     /// directory and database privately if they do not exist.
     pub fn open(dirs: &Dirs) -> Result<Store> {
+        shielded(&dirs.database(), || Store::open_inner(dirs))
+    }
+
+    fn open_inner(dirs: &Dirs) -> Result<Store> {
         ensure_private_dir(&dirs.data)?;
         let lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
         let path = dirs.database();
@@ -102,6 +106,10 @@ impl Store {
     /// Open the store if it exists, for reading or for changing it. A store
     /// that does not exist yet is empty, and nothing is created for it.
     pub fn open_existing(dirs: &Dirs, access: Access) -> Result<Option<Store>> {
+        shielded(&dirs.database(), || Store::open_existing_inner(dirs, access))
+    }
+
+    fn open_existing_inner(dirs: &Dirs, access: Access) -> Result<Option<Store>> {
         let path = dirs.database();
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -170,6 +178,10 @@ impl Store {
 
     /// Run `f` in one write transaction, committed only if `f` succeeds.
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {
+        shielded(&self.path, || self.write_inner(f))
+    }
+
+    fn write_inner<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {
         let Db::ReadWrite(db) = &self.db else {
             return Err(Error::StoreDamaged {
                 path: self.path.clone(),
@@ -185,6 +197,10 @@ impl Store {
 
     /// Find one VM by name, full id or unique id prefix.
     pub fn find(&self, query: &str) -> Result<Vm> {
+        shielded(&self.path, || self.find_inner(query))
+    }
+
+    fn find_inner(&self, query: &str) -> Result<Vm> {
         let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
         let (Some(vms), Some(names)) = (self.open_read(&txn, VMS)?, self.open_read(&txn, NAMES)?)
         else {
@@ -197,6 +213,10 @@ impl Store {
 
     /// Every VM, ordered by name.
     pub fn list(&self) -> Result<Vec<Vm>> {
+        shielded(&self.path, || self.list_inner())
+    }
+
+    fn list_inner(&self) -> Result<Vec<Vm>> {
         let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
         let Some(vms) = self.open_read(&txn, VMS)? else {
             return Ok(Vec::new());
@@ -214,6 +234,10 @@ impl Store {
 
     /// Every VM name, sorted, without reading a record (for completion).
     pub fn names(&self) -> Result<Vec<String>> {
+        shielded(&self.path, || self.names_inner())
+    }
+
+    fn names_inner(&self) -> Result<Vec<String>> {
         let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
         let Some(names) = self.open_read(&txn, NAMES)? else {
             return Ok(Vec::new());
@@ -534,6 +558,27 @@ fn copy_private(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
         .map_err(|e| Error::io("cannot create", to, e))?;
     io::copy(&mut src, &mut dst).map_err(|e| Error::io("cannot copy the store to", to, e))?;
     dst.sync_all().map_err(|e| Error::io("cannot flush", to, e))
+}
+
+/// Run `f`, turning a panic into a "damaged" error. redb panics on some
+/// kinds of damage (a malformed allocator state, for one) instead of
+/// returning an error, and a damaged file must be reported, not crash maqet.
+fn shielded<T>(path: &Utf8Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "redb could not read it".into());
+        Err(Error::StoreDamaged {
+            path: path.to_owned(),
+            detail,
+        })
+    })
 }
 
 fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {

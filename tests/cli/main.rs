@@ -10,6 +10,7 @@ mod docgen;
 mod doctor;
 mod drive;
 mod errors;
+mod faults;
 mod guest;
 mod harness;
 mod help;

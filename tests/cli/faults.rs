@@ -1,0 +1,138 @@
+//! Damaged stores, unsafe directories, a missing HOME: clear errors, nothing
+//! re-initialised behind the user's back.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::guest::{bios_config, have_qemu};
+use crate::harness::Test;
+
+#[test]
+fn a_truncated_store_is_reported_damaged_and_left_as_it_is() {
+    let mut t = Test::new();
+    t.add_empty("a");
+    t.add_empty("b");
+    let db = t.data_dir().join("maqet.redb");
+    let bytes = std::fs::read(&db).expect("read the store");
+    std::fs::write(&db, &bytes[..bytes.len() / 2]).expect("truncate");
+    let cut = std::fs::read(&db).expect("read");
+    let out = t.args(["ls"]).status(1).run();
+    assert!(out.stderr.contains("is damaged"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(db.to_str().expect("utf-8")),
+        "names the file"
+    );
+    assert!(out.stderr.contains("restore"), "says what to do");
+    t.args(["add", "--empty", "--name", "c"]).status(1).run();
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        cut,
+        "never re-initialised"
+    );
+}
+
+#[test]
+fn flipped_bytes_never_crash_maqet() {
+    let mut t = Test::new();
+    for name in ["a", "b", "c"] {
+        t.add_empty(name);
+    }
+    let db = t.data_dir().join("maqet.redb");
+    let clean = std::fs::read(&db).expect("read the store");
+    let mut rng = crate::harness::Rng::from_time();
+    for round in 0..40 {
+        let mut bytes = clean.clone();
+        for _ in 0..8 {
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << rng.below(8);
+        }
+        std::fs::write(&db, &bytes).expect("write");
+        let out = t.command(["--json", "ls"]).output().expect("run maqet");
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "seed {} round {round}: exit {code:?} (a panic is 101, a signal None)\n{}",
+            rng.seed(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if code == Some(1) {
+            let err: serde_json::Value =
+                serde_json::from_slice(&out.stderr).expect("a JSON error on stderr");
+            assert!(
+                matches!(
+                    err["error"]["code"].as_str(),
+                    Some("maqet::store::damaged" | "maqet::io")
+                ),
+                "{err}"
+            );
+        }
+    }
+    std::fs::write(&db, &clean).expect("restore");
+    assert_eq!(t.list().len(), 3);
+}
+
+#[test]
+fn a_running_vm_is_unaffected_by_a_damaged_store() {
+    if !have_qemu("a_running_vm_is_unaffected_by_a_damaged_store") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &bios_config("steady"));
+    t.args(["add", "vm.ron"]).run();
+    t.args(["start", "steady"]).run();
+    let pid = t.args(["--json", "status", "steady"]).run().json()["pid"]
+        .as_i64()
+        .expect("pid");
+    let db = t.data_dir().join("maqet.redb");
+    let clean = std::fs::read(&db).expect("read");
+    std::fs::write(&db, b"not a database").expect("damage");
+    t.args(["status", "steady"]).status(1).run();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU keeps running"
+    );
+    std::fs::write(&db, clean).expect("restore");
+    t.args(["stop", "--force", "steady"]).run();
+}
+
+#[test]
+fn an_unsafe_runtime_dir_is_refused_before_anything_starts() {
+    if !have_qemu("an_unsafe_runtime_dir_is_refused_before_anything_starts") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &bios_config("careful"));
+    t.args(["add", "vm.ron"]).run();
+    std::fs::create_dir_all(t.runtime_dir()).expect("mkdir");
+    std::fs::set_permissions(t.runtime_dir(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod");
+    t.args(["start", "careful"])
+        .status(4)
+        .stderr_contains("group or others can get in")
+        .run();
+    std::fs::remove_dir(t.runtime_dir()).expect("rmdir");
+    std::os::unix::fs::symlink(t.path("elsewhere"), t.runtime_dir()).expect("symlink");
+    std::fs::create_dir(t.path("elsewhere")).expect("mkdir");
+    t.args(["start", "careful"])
+        .status(4)
+        .stderr_contains("symbolic link")
+        .run();
+    assert_eq!(t.list()[0]["status"], "created", "nothing started");
+}
+
+#[test]
+fn without_home_maqet_asks_for_a_directory_instead_of_guessing() {
+    let mut t = Test::new();
+    t.env_remove("HOME")
+        .env_remove("MAQET_DATA_DIR")
+        .env_remove("MAQET_RUNTIME_DIR")
+        .args(["ls"])
+        .status(2)
+        .stderr_contains("HOME is not set")
+        .stderr_contains("--data-dir")
+        .run();
+    // With the directories given, HOME is not needed.
+    t.env_remove("HOME")
+        .args(["ls"])
+        .stdout("NAME  ID  STATUS  MEMORY  CPUS\n")
+        .run();
+}
