@@ -106,7 +106,9 @@ impl Store {
     /// Open the store if it exists, for reading or for changing it. A store
     /// that does not exist yet is empty, and nothing is created for it.
     pub fn open_existing(dirs: &Dirs, access: Access) -> Result<Option<Store>> {
-        shielded(&dirs.database(), || Store::open_existing_inner(dirs, access))
+        shielded(&dirs.database(), || {
+            Store::open_existing_inner(dirs, access)
+        })
     }
 
     fn open_existing_inner(dirs: &Dirs, access: Access) -> Result<Option<Store>> {

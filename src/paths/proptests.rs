@@ -5,7 +5,9 @@
 //! whatever it accepts is absolute, symlink-free, and does not really lead
 //! into a system directory outside the exceptions. "Really" is the kernel's
 //! answer: `std::fs::canonicalize` (realpath) of the longest prefix it can
-//! resolve, then the rest of the path applied as written.
+//! resolve, then the rest of the path applied as written — and canonicalized
+//! again wherever a `..` after a missing name climbs back onto something that
+//! exists (`missing/../link`), since the kernel cannot tell us that part.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -105,7 +107,14 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let dir = TempDir::new().expect("temp dir");
+        // Under /var/tmp when it can be: the sandbox is then inside a system
+        // directory, and only its home and temp dir are let through, which
+        // is what a home under /var (Fedora Silverblue) or /root looks like.
+        let dir = tempfile::Builder::new()
+            .prefix("maqet-")
+            .tempdir_in("/var/tmp")
+            .or_else(|_| TempDir::new())
+            .expect("temp dir");
         let root = dir.path().canonicalize().expect("canonical temp dir");
         for sub in ["home", "tmp", "dir/sub"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
@@ -154,24 +163,22 @@ impl Sandbox {
     }
 }
 
-/// Where an absolute `path` really leads.
+/// Where an absolute `path` really leads: one component at a time, each
+/// step canonicalized by the kernel when it exists and kept as written when
+/// it does not.
 fn real_location(path: &Path) -> PathBuf {
-    let parts: Vec<Component> = path
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
-        .collect();
-    let prefix =
-        |n: usize| -> PathBuf { Path::new("/").join(parts[..n].iter().collect::<PathBuf>()) };
-    let (mut real, done) = (0..=parts.len())
-        .rev()
-        .find_map(|n| prefix(n).canonicalize().ok().map(|real| (real, n)))
-        .unwrap_or_else(|| (PathBuf::from("/"), 0));
-    for part in &parts[done..] {
+    let mut real = PathBuf::from("/");
+    for part in path.components() {
         match part {
+            Component::Normal(name) => real.push(name),
+            // `real` is canonical or missing, so its parent is its lexical one.
             Component::ParentDir => {
                 real.pop();
             }
-            other => real.push(other),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+        }
+        if let Ok(canonical) = real.canonicalize() {
+            real = canonical;
         }
     }
     real
@@ -184,6 +191,7 @@ fn the_model_resolves_like_the_kernel() {
     assert_eq!(real("etc/passwd"), Path::new("/etc/passwd"));
     assert_eq!(real("home/out/x"), real_location(Path::new("/etc/x")));
     assert_eq!(real("missing/../file"), s.root.join("file"));
+    assert_eq!(real("missing/../etc/x"), Path::new("/etc/x"));
     assert_eq!(real("dotdot/file"), s.root.join("file"));
     assert_eq!(real("loop_a/x"), s.root.join("loop_a/x"));
     assert!(s.forbidding(&real("proc_root/etc/shadow")).is_some());
