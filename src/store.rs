@@ -142,6 +142,22 @@ impl Store {
         }
     }
 
+    /// redb's own integrity check of every page and checksum. redb needs
+    /// the file open for writing for it. `None` when there is no store.
+    pub fn check_integrity(dirs: &Dirs) -> Result<Option<bool>> {
+        let path = dirs.database();
+        shielded(&path, || {
+            if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
+                return Ok(None);
+            }
+            let _lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
+            let mut db = Database::open(&path).map_err(|e| db_error(&path, e))?;
+            db.check_integrity()
+                .map(Some)
+                .map_err(|e| db_error(&path, e))
+        })
+    }
+
     pub fn path(&self) -> &Utf8Path {
         &self.path
     }

@@ -153,12 +153,23 @@ fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
     let vms = match Store::open_existing(&env.dirs, Access::Read) {
         Ok(Some(store)) => match store.list() {
             Ok(vms) => {
+                let path = store.path().to_owned();
+                drop(store);
+                // redb's own check of every page and checksum.
+                let (verdict, integrity) = match Store::check_integrity(&env.dirs) {
+                    Ok(Some(true)) | Ok(None) => (Verdict::Ok, "integrity check passed".to_owned()),
+                    Ok(Some(false)) => (
+                        Verdict::Fail,
+                        "redb's integrity check found damage (and repaired what it could)"
+                            .to_owned(),
+                    ),
+                    Err(e) => (Verdict::Fail, e.to_string()),
+                };
                 checks.push(check(
                     "database",
-                    Verdict::Ok,
+                    verdict,
                     format!(
-                        "{} ({} VMs, every record readable)",
-                        store.path(),
+                        "{path} ({} VMs, every record readable, {integrity})",
                         vms.len()
                     ),
                 ));
