@@ -187,6 +187,31 @@ pub struct Vm {
     pub auto_remove: bool,
 }
 
+impl Vm {
+    /// A newly defined VM, never started.
+    pub fn new(
+        name: Name,
+        config: VmConfig,
+        sources: Vec<Utf8PathBuf>,
+        auto_remove: bool,
+    ) -> Result<Vm> {
+        let now = Timestamp::now();
+        Ok(Vm {
+            id: VmId::random()?,
+            name,
+            config,
+            sources,
+            created: now,
+            updated: now,
+            status: Status::Created,
+            runtime: None,
+            last_exit: None,
+            owned: Vec::new(),
+            auto_remove,
+        })
+    }
+}
+
 /// The stored form of a VM. postcard is not self-describing, so a stored
 /// layout never changes: a new layout is a new variant, and older ones are
 /// converted when read.

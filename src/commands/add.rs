@@ -1,7 +1,7 @@
 use crate::config::{self, Layer};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::vm::{Status, Timestamp, Vm, VmId};
+use crate::vm::Vm;
 
 use super::{ConfigInput, Env, check_images, load_files};
 
@@ -41,20 +41,7 @@ pub(crate) fn define(
             "add `name: \"...\"` to the config, or give --name",
         )
     })?;
-    let now = Timestamp::now();
-    let vm = Vm {
-        id: VmId::random()?,
-        name,
-        config,
-        sources,
-        created: now,
-        updated: now,
-        status: Status::Created,
-        runtime: None,
-        last_exit: None,
-        owned: Vec::new(),
-        auto_remove,
-    };
+    let vm = Vm::new(name, config, sources, auto_remove)?;
     check_images(env, &vm)?;
     let store = Store::open(&env.dirs)?;
     store.write(|tx| tx.put(&vm))?;

@@ -1,7 +1,7 @@
 use crate::config::{self, Layer, Name, VmConfig};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::vm::{Status, Timestamp, Vm, VmId};
+use crate::vm::{Timestamp, Vm};
 
 use super::{ConfigInput, Env, check_images, load_files};
 
@@ -51,20 +51,7 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                 })?,
             };
             let config = merged(env.base_config(), layers, &name)?;
-            let now = Timestamp::now();
-            let vm = Vm {
-                id: VmId::random()?,
-                name,
-                config,
-                sources,
-                created: now,
-                updated: now,
-                status: Status::Created,
-                runtime: None,
-                last_exit: None,
-                owned: Vec::new(),
-                auto_remove: false,
-            };
+            let vm = Vm::new(name, config, sources, false)?;
             check_images(env, &vm)?;
             tx.put(&vm)?;
             Ok(Applied { vm, created: true })
