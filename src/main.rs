@@ -9,9 +9,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(ParseExit::Help(text)) => return print(&text, exit::SUCCESS),
         Err(ParseExit::Usage(text)) => {
-            // argh's own message, with the hint every other error carries.
-            eprintln!("maqet: {}", maqet::terminal::safe(text.trim_end(), false));
-            eprintln!("  help: run `maqet --help`, or `maqet COMMAND --help`");
+            let help = "run `maqet --help`, or `maqet COMMAND --help`";
+            if wants_json() {
+                let err = maqet::Error::usage(text.trim_end(), help);
+                eprint!(
+                    "{}",
+                    maqet::terminal::safe_json(&maqet::render::error_json(&err))
+                );
+            } else {
+                // argh's own message, with the hint every other error carries.
+                eprintln!("maqet: {}", maqet::terminal::safe(text.trim_end(), false));
+                eprintln!("  help: {help}");
+            }
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -29,13 +38,22 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             if json {
-                eprint!("{}", maqet::render::error_json(&err));
+                eprint!(
+                    "{}",
+                    maqet::terminal::safe_json(&maqet::render::error_json(&err))
+                );
             } else {
                 report_error(&err);
             }
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// True when `--json` was given. Used only when argh could not parse the
+/// command line, so any `--json` counts.
+fn wants_json() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "--json")
 }
 
 /// Write results to stdout; a closed pipe (`maqet ls | head -1`) is success.

@@ -34,6 +34,22 @@ pub fn safe(text: &str, keep_colour: bool) -> String {
     out
 }
 
+/// JSON that is also safe on a terminal: serde_json escapes U+0000–001F
+/// only, so DEL, the C1 controls (U+009B is CSI on some terminals) and bidi
+/// overrides become `\uXXXX` escapes too. They can only occur inside
+/// strings, where the escape means the same character.
+pub fn safe_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) || is_bidi_control(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The length of an SGR sequence at the start of `s`, if it is one.
 fn sgr_len(s: &str) -> Option<usize> {
     let rest = s.strip_prefix("\u{1b}[")?;
@@ -65,6 +81,15 @@ mod tests {
         );
         assert_eq!(safe("evil\u{202e}gpj.exe", false), "evil\\u{202e}gpj.exe");
         assert_eq!(safe("line\nnext\tcol", false), "line\nnext\tcol");
+    }
+
+    #[test]
+    fn json_escapes_what_serde_json_leaves_raw() {
+        let json = serde_json::to_string("a\u{7f}b\u{9b}c\u{202e}d").expect("json");
+        let safe = safe_json(&json);
+        assert_eq!(safe, r#""a\u007fb\u009bc\u202ed""#);
+        let back: String = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back, "a\u{7f}b\u{9b}c\u{202e}d");
     }
 
     #[test]

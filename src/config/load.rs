@@ -136,6 +136,10 @@ impl<'de> Deserialize<'de> for Program {
     }
 }
 
+/// The largest config file maqet reads: a VM config is a few lines, and an
+/// error quoting a huge file would flood the terminal.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// A parsed config file and where it came from.
 #[derive(Debug)]
 pub struct LoadedFile {
@@ -147,10 +151,28 @@ pub struct LoadedFile {
 /// relative to `cwd`.
 pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<LoadedFile> {
     let path = policy.check(raw, cwd).map_err(Error::path)?;
+    if let Ok(meta) = std::fs::metadata(&path)
+        && meta.is_file()
+        && meta.len() > MAX_CONFIG_BYTES
+    {
+        return Err(Error::invalid(
+            format!(
+                "config file {path} is {} bytes; maqet reads configs of up to {} KiB",
+                meta.len(),
+                MAX_CONFIG_BYTES / 1024
+            ),
+            "a VM config is a few lines of RON; check that this is the file you meant",
+        ));
+    }
     let src = std::fs::read_to_string(&path).map_err(|cause| Error::ConfigUnreadable {
         path: path.clone(),
         cause,
     })?;
+    // Editors on some systems start UTF-8 files with a byte-order mark.
+    let src = src
+        .strip_prefix('\u{feff}')
+        .map(str::to_owned)
+        .unwrap_or(src);
     let shown = Utf8PathBuf::from(raw.to_string_lossy().into_owned());
     let layer = parse(&src, &path, policy).map_err(|e| e.into_error(&shown, &src))?;
     check_layer(&layer, &src).map_err(|e| e.into_error(&shown, &src))?;
@@ -296,16 +318,55 @@ impl Problem {
     }
 
     fn into_error(self, shown: &Utf8Path, src: &str) -> Error {
+        let (excerpt, span) = excerpt(src, self.span);
         Error::Config(Box::new(ConfigError {
             file: shown.to_owned(),
-            message: self.message,
-            source_code: NamedSource::new(shown.as_str(), src.to_owned()),
-            span: self.span,
+            message: shorten(&self.message, MAX_MESSAGE_CHARS),
+            source_code: NamedSource::new(shown.as_str(), excerpt),
+            span,
             label: self.label,
-            help: self.help,
+            help: shorten(&self.help, MAX_MESSAGE_CHARS),
             refused: self.refused,
         }))
     }
+}
+
+/// Errors quote what they found; a token of a megabyte must not become a
+/// megabyte of error.
+const MAX_MESSAGE_CHARS: usize = 300;
+/// The longest source line shown whole under an error.
+const MAX_LINE_BYTES: usize = 400;
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The source to show under an error: the whole file when its lines are of
+/// a sane length, else a window around the span (with the span moved into
+/// it), so a one-line junk file does not print itself whole.
+fn excerpt(src: &str, span: SourceSpan) -> (String, SourceSpan) {
+    let at = span.offset().min(src.len());
+    let line_start = src[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = src[at..].find('\n').map_or(src.len(), |i| at + i);
+    if line_end - line_start <= MAX_LINE_BYTES {
+        return (src.to_owned(), span);
+    }
+    let floor = |mut i: usize| {
+        while !src.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let start = floor(at.saturating_sub(MAX_LINE_BYTES / 2).max(line_start));
+    let end = floor((at + MAX_LINE_BYTES / 2).min(line_end));
+    let len = span.len().min(end.saturating_sub(at));
+    (
+        src[start..end].to_owned(),
+        SourceSpan::new((at - start).into(), len),
+    )
 }
 
 /// ron positions are 1-based lines and columns counted in characters.

@@ -14,6 +14,7 @@ mod faults;
 mod guest;
 mod harness;
 mod help;
+mod hostile;
 mod info;
 mod isolation;
 mod lifecycle;
@@ -22,6 +23,7 @@ mod rm;
 mod run;
 mod settings;
 mod store;
+mod stress;
 mod version;
 
 /// A test file that is not declared here would silently never run.
