@@ -28,9 +28,14 @@ fn wait() -> Duration {
 /// Take the exclusive lock on `path` (created 0600 if missing), waiting at
 /// most 10 s for another maqet to release it. `what` names what the lock
 /// guards, for the busy error.
+///
+/// The wait is a blocking `flock`, so the kernel hands the lock to waiters
+/// in turn; polling with a back-off let newcomers overtake a waiter until it
+/// ran out of time under sustained contention. A one-shot interval timer
+/// (SIGALRM, handled without SA_RESTART) interrupts the wait at the bound.
 pub fn exclusive(path: &Utf8Path, what: &str) -> Result<Held> {
     let wait = wait();
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -39,31 +44,94 @@ pub fn exclusive(path: &Utf8Path, what: &str) -> Result<Held> {
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| Error::io("cannot open the lock file", path, e))?;
+    let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => return Ok(lock),
+        Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
+        Err((_, errno)) => return Err(lock_error(path, errno)),
+    };
+    let busy = || Error::Busy {
+        what: what.to_owned(),
+        lock: path.to_owned(),
+        waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+    };
+    if wait.is_zero() {
+        return Err(busy());
+    }
     let deadline = Instant::now() + wait;
-    let mut pause = Duration::from_millis(1);
+    let _timer = AlarmTimer::start(wait);
+    let mut file = file;
     loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        match Flock::lock(file, FlockArg::LockExclusive) {
             Ok(lock) => return Ok(lock),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+            Err((f, nix::errno::Errno::EINTR)) => {
+                if Instant::now() >= deadline {
+                    return Err(busy());
+                }
+                // Some other signal: wait on, for what is left.
                 file = f;
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                return Err(Error::Busy {
-                    what: what.to_owned(),
-                    lock: path.to_owned(),
-                    waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                });
-            }
-            Err((_, errno)) => {
-                return Err(Error::io(
-                    "cannot lock",
-                    path,
-                    io::Error::from_raw_os_error(errno as i32),
-                ));
-            }
+            Err((_, errno)) => return Err(lock_error(path, errno)),
         }
+    }
+}
+
+fn lock_error(path: &Utf8Path, errno: nix::errno::Errno) -> Error {
+    Error::io(
+        "cannot lock",
+        path,
+        io::Error::from_raw_os_error(errno as i32),
+    )
+}
+
+extern "C" fn on_alarm(_: nix::libc::c_int) {}
+
+/// SIGALRM after `after`, to interrupt a blocking call; disarmed (and the
+/// old handler back) when dropped.
+struct AlarmTimer {
+    old: Option<nix::sys::signal::SigAction>,
+}
+
+impl AlarmTimer {
+    fn start(after: Duration) -> AlarmTimer {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let action = SigAction::new(
+            SigHandler::Handler(on_alarm),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing; it exists so the signal
+        // interrupts the wait instead of killing the process.
+        let old = unsafe { sigaction(Signal::SIGALRM, &action) }.ok();
+        set_timer(after);
+        AlarmTimer { old }
+    }
+}
+
+impl Drop for AlarmTimer {
+    fn drop(&mut self) {
+        set_timer(Duration::ZERO);
+        if let Some(old) = &self.old {
+            // SAFETY: restoring the disposition saved above.
+            let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGALRM, old) };
+        }
+    }
+}
+
+fn set_timer(after: Duration) {
+    let value = nix::libc::timeval {
+        tv_sec: nix::libc::time_t::try_from(after.as_secs()).unwrap_or(nix::libc::time_t::MAX),
+        tv_usec: nix::libc::suseconds_t::from(after.subsec_micros()),
+    };
+    let timer = nix::libc::itimerval {
+        it_interval: nix::libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: value,
+    };
+    // SAFETY: setitimer with valid pointers; the old value is not wanted.
+    unsafe {
+        nix::libc::setitimer(nix::libc::ITIMER_REAL, &timer, std::ptr::null_mut());
     }
 }
 

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::qemu::process::{Liveness, liveness};
 use crate::qemu::spawn::tail;
 use crate::store::Store;
-use crate::vm::{ExitInfo, Status, Timestamp, Vm};
+use crate::vm::{ExitInfo, Runtime, Status, Timestamp, Vm};
 
 /// How many lines of qemu.log a stopped or crashed VM keeps for `status`.
 pub const LOG_TAIL: usize = 10;
@@ -30,6 +30,7 @@ pub fn settle(vm: &mut Vm, status: Status, reason: String) {
         "events.sock",
         "console.sock",
         "qemu.pid",
+        "spawn.pid",
         "qmp.lock",
         "events.lock",
         "console.lock",
@@ -69,6 +70,20 @@ pub fn settle_gone(vm: &mut Vm, clean: bool) {
 pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
     let mut changed = Vec::new();
     for (i, vm) in vms.iter_mut().enumerate() {
+        let seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
+        // Recorded just before its QEMU was spawned, by a `start` that did
+        // not get to record the pid: the pidfile lock names the process.
+        if vm.runtime.as_ref().is_some_and(|rt| rt.pid == STARTING) {
+            // A `start` still under way holds the VM's lock: leave it be.
+            let lock = dirs.runtime.join(format!("{}.lock", vm.id));
+            let Ok(Some(_free)) = crate::lock::try_exclusive(&lock) else {
+                continue;
+            };
+            if resolve_starting(vm) {
+                changed.push((i, seen));
+                continue;
+            }
+        }
         let gone = match observe(vm) {
             Some(Liveness::Gone { clean }) => Some(clean),
             // Left behind stopped by an earlier command (e.g. `stop`).
@@ -76,7 +91,6 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
             _ => None,
         };
         if let Some(clean) = gone {
-            let seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
             if vm.runtime.is_some() {
                 settle_gone(vm, clean);
             }
@@ -98,14 +112,14 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
             if still != *seen {
                 continue;
             }
-            if current.auto_remove {
+            if current.auto_remove && vm.runtime.is_none() {
                 tx.remove(&current)?;
                 removed.push(current);
                 continue;
             }
             let mut updated = current;
             updated.status = vm.status;
-            updated.runtime = None;
+            updated.runtime.clone_from(&vm.runtime);
             updated.last_exit.clone_from(&vm.last_exit);
             tx.put(&updated)?;
         }
@@ -135,4 +149,130 @@ pub fn reconcile_one(dirs: &Dirs, vm: Vm) -> Result<Option<Vm>> {
     let mut vms = vec![vm];
     reconcile(dirs, &mut vms)?;
     Ok(vms.pop())
+}
+
+/// The pid recorded between "about to spawn QEMU" and "QEMU spawned".
+pub const STARTING: i32 = 0;
+
+/// The runtime record of a VM whose QEMU is about to be spawned: its pid is
+/// not known yet ([`STARTING`]). Written first, so a `start` killed right
+/// after the spawn leaves a record that leads to the process.
+pub fn placeholder(dir: &camino::Utf8Path) -> Runtime {
+    Runtime {
+        pid: STARTING,
+        start_ticks: 0,
+        dir: dir.to_owned(),
+        qmp_socket: dir.join("qmp.sock"),
+        console_socket: dir.join("console.sock"),
+        pidfile: dir.join("qemu.pid"),
+        started: Timestamp::now(),
+        accel: String::new(),
+        argv: Vec::new(),
+    }
+}
+
+/// Settle a record left at [`STARTING`] by a `start` that was killed (the
+/// caller makes sure no start is under way): the QEMU it spawned is adopted
+/// if it holds the pidfile lock, else the VM is stopped. True when it
+/// changed (it always does).
+pub fn resolve_starting(vm: &mut Vm) -> bool {
+    let Some(rt) = vm.runtime.take_if(|rt| rt.pid == STARTING) else {
+        return false;
+    };
+    if !adopt_orphan(vm, &rt.dir) && !adopt_spawned(vm, &rt.dir) {
+        vm.status = Status::Stopped;
+        vm.last_exit = Some(ExitInfo {
+            at: Timestamp::now(),
+            reason: "the start was interrupted before QEMU ran".into(),
+            log_tail: crate::qemu::spawn::tail(&rt.dir.join("qemu.log"), LOG_TAIL),
+        });
+    }
+    true
+}
+
+/// The child a killed `start` spawned, found through the pid it wrote
+/// before exec — for a QEMU too early in its start to hold its pidfile lock.
+/// It is taken only if its command line names this VM's runtime directory,
+/// so a reused pid is never adopted.
+fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(dir.join(crate::qemu::spawn::SPAWN_PID))
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|p| *p > 1)
+    else {
+        return false;
+    };
+    let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
+        return false;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let ours = cmdline
+        .windows(dir.as_str().len())
+        .any(|w| w == dir.as_str().as_bytes());
+    if stat.state == 'Z' || !ours {
+        return false;
+    }
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    vm.status = Status::Running;
+    vm.last_exit = None;
+    vm.runtime = Some(Runtime {
+        pid,
+        start_ticks: stat.start_ticks,
+        accel: if argv.iter().any(|w| w == "kvm") {
+            "kvm".into()
+        } else {
+            "tcg".into()
+        },
+        argv,
+        ..placeholder(dir)
+    });
+    true
+}
+
+/// A QEMU that holds this VM's pidfile lock although no record says it
+/// runs: its `start` was killed after spawning QEMU and before recording it.
+/// Record it as running, so it is stopped like any other and never joined
+/// by a second QEMU on the same disks. True when one was adopted.
+pub fn adopt_orphan(vm: &mut Vm, runtime_dir: &camino::Utf8Path) -> bool {
+    if vm.runtime.is_some() {
+        return false;
+    }
+    let pidfile = runtime_dir.join("qemu.pid");
+    let Ok(Some(pid)) = crate::qemu::process::pidfile_lock_holder(&pidfile) else {
+        return false;
+    };
+    let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
+        return false;
+    };
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let accel = if argv.iter().any(|w| w == "kvm") {
+        "kvm"
+    } else {
+        "tcg"
+    };
+    vm.status = Status::Running;
+    vm.last_exit = None;
+    vm.runtime = Some(crate::vm::Runtime {
+        pid,
+        start_ticks: stat.start_ticks,
+        dir: runtime_dir.to_owned(),
+        qmp_socket: runtime_dir.join("qmp.sock"),
+        console_socket: runtime_dir.join("console.sock"),
+        pidfile,
+        started: Timestamp::now(),
+        accel: accel.into(),
+        argv,
+    });
+    true
 }

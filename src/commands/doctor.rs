@@ -259,7 +259,13 @@ fn stale_runtime_files(env: &Env, vms: &[crate::vm::Vm]) -> Vec<Utf8PathBuf> {
         match vm {
             None => stale.push(entry.path().to_owned()),
             Some(vm) if vm.runtime.is_none() && entry.path().is_dir() => {
-                for file in ["qmp.sock", "events.sock", "console.sock", "qemu.pid"] {
+                for file in [
+                    "qmp.sock",
+                    "events.sock",
+                    "console.sock",
+                    "qemu.pid",
+                    "spawn.pid",
+                ] {
                     let path = entry.path().join(file);
                     if path.exists() {
                         stale.push(path);

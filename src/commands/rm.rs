@@ -99,6 +99,12 @@ pub fn remove(
         }
         Ok(removed)
     })?;
+    // Removed meanwhile by another `rm`: as if this one had come second.
+    if let (Target::One(query), true) = (target, removed.is_empty()) {
+        return Err(Error::VmNotFound {
+            query: query.clone(),
+        });
+    }
     let mut report = Vec::with_capacity(removed.len());
     for vm in removed {
         // Its logs and lock go with it; nothing here is the user's.

@@ -15,7 +15,7 @@ use crate::qemu::process::{Liveness, Pidfd, ProcStat};
 use crate::qemu::spawn::{Listeners, bind_private, check_socket_path, private_file, spawn, tail};
 use crate::qemu::{choose_accel, find_program, logind_warning};
 use crate::qmp::{Qmp, QmpError};
-use crate::reconcile::{LOG_TAIL, observe, settle, settle_gone};
+use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
 use crate::storage::{check_images, create_image, missing_images, recheck_paths};
 use crate::store::{Access, Store};
 use crate::vm::{Runtime, Status, Timestamp, Vm};
@@ -131,6 +131,11 @@ pub fn start(
         &format!("VM `{}`", vm.name),
     )?;
     let mut vm = read(env, vm.id.as_str())?;
+    // We hold the VM's lock: a record at STARTING, or a QEMU nobody
+    // recorded, is what a killed start left.
+    if crate::reconcile::resolve_starting(&mut vm) || adopt_orphan(&mut vm, &paths.dir) {
+        save(env, &vm)?;
+    }
     match observe(&vm) {
         Some(Liveness::Running | Liveness::Orphaned) => {
             let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
@@ -172,7 +177,21 @@ pub fn start(
         events: bind_private(&paths.events_socket)?,
     };
     crate::log::debug(format_args!("starting {}", argv::shell_line(&argv)));
-    let mut child = spawn(&argv, &paths, listeners)?;
+    // Recorded as starting before the spawn: if this maqet is killed right
+    // after it, the record still leads to the QEMU (through its pidfile).
+    vm.status = Status::Running;
+    vm.last_exit = None;
+    vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
+    save(env, &vm)?;
+    let mut child = match spawn(&argv, &paths, listeners) {
+        Ok(child) => child,
+        Err(e) => {
+            vm.status = Status::Stopped;
+            vm.runtime = None;
+            let _ = save(env, &vm);
+            return Err(e);
+        }
+    };
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     let deadline = Instant::now() + opts.timeout;
 

@@ -45,6 +45,13 @@ pub fn stop(
         &format!("VM `{}`", vm.name),
     )?;
     let mut vm = read(env, vm.id.as_str())?;
+    // A QEMU whose start was interrupted before it was recorded is still
+    // this VM's: stop it too.
+    let dir = env.dirs.runtime.join(vm.id.as_str());
+    if crate::reconcile::resolve_starting(&mut vm) || crate::reconcile::adopt_orphan(&mut vm, &dir)
+    {
+        save(env, &vm)?;
+    }
     let Some(rt) = vm.runtime.clone() else {
         return Ok(StopOutcome::AlreadyStopped(Box::new(vm)));
     };

@@ -14,6 +14,10 @@ use nix::sys::stat::{Mode, umask};
 use super::argv::{CONSOLE_FD, EVENTS_FD, QMP_FD, RuntimePaths};
 use crate::error::{Error, Result};
 
+/// The file in a VM's runtime directory where the spawned child writes its
+/// pid before it becomes QEMU.
+pub const SPAWN_PID: &str = "spawn.pid";
+
 /// The longest path a Unix socket address holds (`sun_path` is 108 bytes,
 /// one of them the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -117,6 +121,11 @@ pub fn spawn(argv: &[String], paths: &RuntimePaths, listeners: Listeners) -> Res
         listeners.events.into(),
     ];
     let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+    // The child writes its own pid here before exec, so a maqet killed
+    // between the fork and recording the pid still leaves a way to the
+    // process (`reconcile::resolve_starting`).
+    let spawn_pid = private_file(&paths.dir.join(SPAWN_PID), true)?;
+    let spawn_pid_fd = spawn_pid.as_raw_fd();
     let mut command = Command::new(&argv[0]);
     command
         .args(&argv[1..])
@@ -125,10 +134,27 @@ pub fn spawn(argv: &[String], paths: &RuntimePaths, listeners: Listeners) -> Res
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err));
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setsid, fcntl, dup2, umask).
+    // async-signal-safe system calls (setsid, getpid, write, fcntl, dup2,
+    // umask), formatting the pid on the stack without allocating.
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid().map_err(io::Error::from)?;
+            let mut digits = [0u8; 12];
+            let mut n = nix::libc::getpid().unsigned_abs();
+            let mut at = digits.len() - 1;
+            digits[at] = b'\n';
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            let bytes = &digits[at..];
+            if nix::libc::write(spawn_pid_fd, bytes.as_ptr().cast(), bytes.len()) < 0 {
+                return Err(io::Error::last_os_error());
+            }
             // Move the listeners out of the way first, so placing one on 3,
             // 4 or 5 cannot overwrite another.
             let mut moved = [0; 3];
@@ -156,6 +182,7 @@ pub fn spawn(argv: &[String], paths: &RuntimePaths, listeners: Listeners) -> Res
     // so once it exits a connect fails at once instead of waiting in the
     // backlog of a socket nobody serves.
     drop(fds);
+    drop(spawn_pid);
     Ok(child)
 }
 
