@@ -13,7 +13,7 @@ use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
-use crate::vm::Vm;
+use crate::vm::{Vm, VmRow};
 
 /// A command's result, ready to render.
 pub enum Report {
@@ -23,7 +23,7 @@ pub enum Report {
         vm: Vm,
         created: bool,
     },
-    List(Vec<Vm>),
+    List(Vec<VmRow>),
     Info(Box<Vm>),
     Removed(Vec<Removed>),
     DryRun(Vec<String>),
@@ -559,7 +559,7 @@ fn status_json(s: &VmStatus) -> Value {
     })
 }
 
-fn table(vms: &[Vm]) -> String {
+fn table(vms: &[VmRow]) -> String {
     let rows: Vec<[String; 5]> = vms
         .iter()
         .map(|vm| {
@@ -567,8 +567,8 @@ fn table(vms: &[Vm]) -> String {
                 vm.name.to_string(),
                 vm.id.short().to_owned(),
                 vm.status.to_string(),
-                vm.config.memory.0.human(),
-                vm.config.cpus.0.to_string(),
+                vm.memory.human(),
+                vm.cpus.to_string(),
             ]
         })
         .collect();
@@ -804,14 +804,14 @@ fn protocol_name(f: &crate::config::Forward) -> &'static str {
     }
 }
 
-fn summary_json(vm: &Vm) -> Value {
+fn summary_json(vm: &VmRow) -> Value {
     json!({
         "name": vm.name.as_str(),
         "id": vm.id.as_str(),
         "status": vm.status.as_str(),
-        "memory": vm.config.memory.0.human(),
-        "memory_bytes": vm.config.memory.0.0,
-        "cpus": vm.config.cpus.0,
+        "memory": vm.memory.human(),
+        "memory_bytes": vm.memory.0,
+        "cpus": vm.cpus,
     })
 }
 

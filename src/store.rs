@@ -250,6 +250,31 @@ impl Store {
         Ok(out)
     }
 
+    /// What `ls` needs: a row per VM, plus the whole record of the VMs that
+    /// reconciling may change (recorded running, or to be removed once
+    /// stopped). Rows are in no particular order.
+    pub fn rows(&self) -> Result<(Vec<crate::vm::VmRow>, Vec<Vm>)> {
+        shielded(&self.path, || self.rows_inner())
+    }
+
+    fn rows_inner(&self) -> Result<(Vec<crate::vm::VmRow>, Vec<Vm>)> {
+        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let Some(vms) = self.open_read(&txn, VMS)? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut rows = Vec::with_capacity(vms.len().map_err(|e| self.damaged(e))? as usize);
+        let mut live = Vec::new();
+        for entry in vms.iter().map_err(|e| self.damaged(e))? {
+            let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
+            let vm = self.decode(bytes.value())?;
+            rows.push(crate::vm::VmRow::from(&vm));
+            if vm.runtime.is_some() || vm.auto_remove {
+                live.push(vm);
+            }
+        }
+        Ok((rows, live))
+    }
+
     /// Every VM name, sorted, without reading a record (for completion).
     pub fn names(&self) -> Result<Vec<String>> {
         shielded(&self.path, || self.names_inner())

@@ -1,22 +1,38 @@
 use crate::error::Result;
 use crate::reconcile::reconcile;
 use crate::store::{Access, Store};
-use crate::vm::{Status, Vm};
+use crate::vm::{Status, VmId, VmRow};
 
 use super::Env;
 
-/// Every VM, ordered by name, optionally only those in one state.
-pub fn list(env: &Env, status: Option<Status>) -> Result<Vec<Vm>> {
+/// Every VM, ordered by name, optionally only those in one state. Only the
+/// VMs recorded as running are checked (no QMP), and only a row of each is
+/// kept: `ls` of a large store stays small.
+pub fn list(env: &Env, status: Option<Status>) -> Result<Vec<VmRow>> {
     let Some(store) = Store::open_existing(&env.dirs, Access::Read)? else {
         return Ok(Vec::new());
     };
-    let mut vms = store.list()?;
+    let (mut rows, mut live) = store.rows()?;
     drop(store);
-    reconcile(&env.dirs, &mut vms)?;
-    if let Some(wanted) = status {
-        vms.retain(|vm| vm.status == wanted);
+    let before: Vec<VmId> = live.iter().map(|vm| vm.id.clone()).collect();
+    reconcile(&env.dirs, &mut live)?;
+    for vm in &live {
+        if let Some(row) = rows.iter_mut().find(|r| r.id == vm.id) {
+            row.status = vm.status;
+        }
     }
-    Ok(vms)
+    // Removed while reconciling (`run --rm` VMs found stopped).
+    let gone: Vec<&VmId> = before
+        .iter()
+        .filter(|id| !live.iter().any(|vm| &vm.id == *id))
+        .collect();
+    rows.retain(|r| !gone.contains(&&r.id));
+    if let Some(wanted) = status {
+        rows.retain(|r| r.status == wanted);
+    }
+    // Names are unique: an unstable sort orders the same.
+    rows.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
 }
 
 /// VM names only, as stored: no liveness check, nothing written. Shell
