@@ -35,15 +35,7 @@ fn wait() -> Duration {
 /// (SIGALRM, handled without SA_RESTART) interrupts the wait at the bound.
 pub fn exclusive(path: &Utf8Path, what: &str) -> Result<Held> {
     let wait = wait();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io("cannot open the lock file", path, e))?;
+    let file = open_lock_file(path)?;
     let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => return Ok(lock),
         Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
@@ -73,6 +65,19 @@ pub fn exclusive(path: &Utf8Path, what: &str) -> Result<Held> {
             Err((_, errno)) => return Err(lock_error(path, errno)),
         }
     }
+}
+
+/// The lock file, created 0600 if missing, never through a symlink.
+fn open_lock_file(path: &Utf8Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("cannot open the lock file", path, e))
 }
 
 fn lock_error(path: &Utf8Path, errno: nix::errno::Errno) -> Error {
@@ -138,22 +143,10 @@ fn set_timer(after: Duration) {
 /// Take the exclusive lock on `path` if nobody holds it; `None` if someone
 /// does.
 pub fn try_exclusive(path: &Utf8Path) -> Result<Option<Held>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io("cannot open the lock file", path, e))?;
+    let file = open_lock_file(path)?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(Error::io(
-            "cannot lock",
-            path,
-            io::Error::from_raw_os_error(errno as i32),
-        )),
+        Err((_, errno)) => Err(lock_error(path, errno)),
     }
 }

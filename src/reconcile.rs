@@ -8,6 +8,18 @@ use crate::qemu::spawn::tail;
 use crate::store::Store;
 use crate::vm::{ExitInfo, Runtime, Status, Timestamp, Vm};
 
+/// What a VM's runtime directory holds only while QEMU runs (the logs stay).
+pub const STALE_FILES: [&str; 8] = [
+    "qmp.sock",
+    "events.sock",
+    "console.sock",
+    "qemu.pid",
+    "spawn.pid",
+    "qmp.lock",
+    "events.lock",
+    "console.lock",
+];
+
 /// How many lines of qemu.log a stopped or crashed VM keeps for `status`.
 pub const LOG_TAIL: usize = 10;
 
@@ -25,16 +37,7 @@ pub fn settle(vm: &mut Vm, status: Status, reason: String) {
         return;
     };
     let log_tail = tail(&rt.dir.join("qemu.log"), LOG_TAIL);
-    for stale in [
-        "qmp.sock",
-        "events.sock",
-        "console.sock",
-        "qemu.pid",
-        "spawn.pid",
-        "qmp.lock",
-        "events.lock",
-        "console.lock",
-    ] {
+    for stale in STALE_FILES {
         let _ = std::fs::remove_file(rt.dir.join(stale));
     }
     vm.status = status;
@@ -212,16 +215,26 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
     if stat.state == 'Z' || !ours {
         return false;
     }
-    let argv: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect();
+    take_over(vm, pid, stat.start_ticks, dir);
+    true
+}
+
+/// Record `pid` as this VM's running QEMU, with its command line as
+/// /proc shows it.
+fn take_over(vm: &mut Vm, pid: i32, start_ticks: u64, dir: &camino::Utf8Path) {
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     vm.status = Status::Running;
     vm.last_exit = None;
     vm.runtime = Some(Runtime {
         pid,
-        start_ticks: stat.start_ticks,
+        start_ticks,
         accel: if argv.iter().any(|w| w == "kvm") {
             "kvm".into()
         } else {
@@ -230,7 +243,6 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
         argv,
         ..placeholder(dir)
     });
-    true
 }
 
 /// A QEMU that holds this VM's pidfile lock although no record says it
@@ -248,31 +260,6 @@ pub fn adopt_orphan(vm: &mut Vm, runtime_dir: &camino::Utf8Path) -> bool {
     let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
         return false;
     };
-    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|w| !w.is_empty())
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let accel = if argv.iter().any(|w| w == "kvm") {
-        "kvm"
-    } else {
-        "tcg"
-    };
-    vm.status = Status::Running;
-    vm.last_exit = None;
-    vm.runtime = Some(crate::vm::Runtime {
-        pid,
-        start_ticks: stat.start_ticks,
-        dir: runtime_dir.to_owned(),
-        qmp_socket: runtime_dir.join("qmp.sock"),
-        console_socket: runtime_dir.join("console.sock"),
-        pidfile,
-        started: Timestamp::now(),
-        accel: accel.into(),
-        argv,
-    });
+    take_over(vm, pid, stat.start_ticks, runtime_dir);
     true
 }

@@ -151,6 +151,23 @@ impl Env {
     }
 }
 
+/// One VM by name, id or prefix, as recorded (`start` and `stop` check
+/// liveness themselves, under the VM's lock).
+pub(crate) fn read(env: &Env, query: &str) -> Result<crate::vm::Vm> {
+    use crate::store::{Access, Store};
+    match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.find(query),
+        None => Err(Error::VmNotFound {
+            query: query.into(),
+        }),
+    }
+}
+
+/// Write one VM's record back.
+pub(crate) fn save(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
+    crate::store::Store::open(&env.dirs)?.write(|tx| tx.put(vm))
+}
+
 /// One VM by name, id or prefix, reconciled with what runs: the truth, not
 /// the last record.
 pub(crate) fn find_reconciled(env: &Env, query: &str) -> Result<crate::vm::Vm> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use nix::sys::signal::Signal;
 
-use super::{Env, Note};
+use super::{Env, Note, read, save};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
 use crate::qemu::argv::{self, Plan, RuntimePaths};
@@ -17,7 +17,6 @@ use crate::qemu::{choose_accel, find_program, logind_warning};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
 use crate::storage::{check_images, create_image, missing_images, recheck_paths};
-use crate::store::{Access, Store};
 use crate::vm::{Runtime, Status, Timestamp, Vm};
 
 /// What `start` waits for before it returns.
@@ -294,19 +293,6 @@ pub fn start(
         vm: Box::new(vm),
         run_state,
     })
-}
-
-fn read(env: &Env, query: &str) -> Result<Vm> {
-    match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => store.find(query),
-        None => Err(Error::VmNotFound {
-            query: query.into(),
-        }),
-    }
-}
-
-fn save(env: &Env, vm: &Vm) -> Result<()> {
-    Store::open(&env.dirs)?.write(|tx| tx.put(vm))
 }
 
 fn kill(child: &mut Child) {

@@ -2,12 +2,11 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::{Env, Note};
+use super::{Env, Note, read, save};
 use crate::error::{Error, Result};
 use crate::qemu::process::{Liveness, Pidfd};
 use crate::qmp::Qmp;
 use crate::reconcile::{observe, settle, settle_gone};
-use crate::store::{Access, Store};
 use crate::vm::{Status, Vm};
 
 pub struct StopOptions {
@@ -133,17 +132,4 @@ pub fn stop(
         vm: Box::new(vm),
         how,
     })
-}
-
-fn read(env: &Env, query: &str) -> Result<Vm> {
-    match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => store.find(query),
-        None => Err(Error::VmNotFound {
-            query: query.into(),
-        }),
-    }
-}
-
-fn save(env: &Env, vm: &Vm) -> Result<()> {
-    Store::open(&env.dirs)?.write(|tx| tx.put(vm))
 }
