@@ -18,6 +18,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod reconcile;
 pub mod render;
+pub mod rows;
 pub mod settings;
 pub mod storage;
 pub mod store;

@@ -27,14 +27,10 @@ fn main() -> ExitCode {
     let json = cli.json;
     match maqet::app::run(cli) {
         Ok(report) => {
-            let text = maqet::render::render(&report, json);
-            // JSON escapes control characters itself.
-            let text = if json {
-                text
-            } else {
-                maqet::terminal::safe(&text, false)
-            };
-            print(&text, report.exit_code())
+            let code = report.exit_code();
+            let mut out = std::io::stdout().lock();
+            let written = maqet::render::write(&report, json, &mut out).and_then(|()| out.flush());
+            finish(written, code)
         }
         Err(err) => {
             if json {
@@ -59,7 +55,14 @@ fn wants_json() -> bool {
 /// Write results to stdout; a closed pipe (`maqet ls | head -1`) is success.
 fn print(text: &str, code: u8) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    finish(
+        out.write_all(text.as_bytes()).and_then(|()| out.flush()),
+        code,
+    )
+}
+
+fn finish(written: std::io::Result<()>, code: u8) -> ExitCode {
+    match written {
         Ok(()) => ExitCode::from(code),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
         Err(e) => {

@@ -3,7 +3,7 @@
 //! queries anything.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write as _};
 
 use serde_json::{Value, json};
 
@@ -13,7 +13,8 @@ use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
-use crate::vm::{Vm, VmRow};
+use crate::rows::{Row, Rows};
+use crate::vm::Vm;
 
 /// A command's result, ready to render.
 pub enum Report {
@@ -23,7 +24,7 @@ pub enum Report {
         vm: Vm,
         created: bool,
     },
-    List(Vec<VmRow>),
+    List(Rows),
     Info(Box<Vm>),
     Removed(Vec<Removed>),
     DryRun(Vec<String>),
@@ -90,7 +91,30 @@ impl Report {
     }
 }
 
+/// Write a report to `out`. A list is written row by row, never built whole
+/// in memory; every other report is rendered first. Text for people has its
+/// control characters made visible; JSON escapes them itself.
+pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    match report {
+        Report::List(rows) if json => write_list_json(rows, out),
+        // Rows hold only validated names, hex ids and numbers.
+        Report::List(rows) => write_table(rows, out),
+        _ if json => out.write_all(render(report, true).as_bytes()),
+        _ => out.write_all(crate::terminal::safe(&render(report, false), false).as_bytes()),
+    }
+}
+
 pub fn render(report: &Report, json: bool) -> String {
+    if let Report::List(rows) = report {
+        let mut out = Vec::new();
+        let written = if json {
+            write_list_json(rows, &mut out)
+        } else {
+            write_table(rows, &mut out)
+        };
+        written.expect("writing to memory cannot fail");
+        return String::from_utf8(out).expect("rows are UTF-8");
+    }
     if matches!(report, Report::Silent) {
         return String::new();
     }
@@ -107,7 +131,7 @@ pub fn render(report: &Report, json: bool) -> String {
             let verb = if *created { "created" } else { "updated" };
             format!("{verb} {} ({})\n", vm.name, vm.id.short())
         }
-        Report::List(vms) => table(vms),
+        Report::List(_) => unreachable!("lists are written above"),
         Report::Info(vm) => info(vm),
         Report::Removed(removed) => removed
             .iter()
@@ -404,7 +428,7 @@ fn to_json(report: &Report) -> Value {
             "name": vm.name.as_str(),
             "created": created,
         }),
-        Report::List(vms) => Value::Array(vms.iter().map(summary_json).collect()),
+        Report::List(rows) => Value::Array(rows.iter().map(summary_json).collect()),
         Report::Info(vm) => vm_json(vm),
         Report::Removed(removed) => Value::Array(
             removed
@@ -559,40 +583,63 @@ fn status_json(s: &VmStatus) -> Value {
     })
 }
 
-fn table(vms: &[VmRow]) -> String {
-    let rows: Vec<[String; 5]> = vms
-        .iter()
-        .map(|vm| {
-            [
-                vm.name.to_string(),
-                vm.id.short().to_owned(),
-                vm.status.to_string(),
-                vm.memory.human(),
-                vm.cpus.to_string(),
-            ]
-        })
-        .collect();
-    let header = ["NAME", "ID", "STATUS", "MEMORY", "CPUS"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+/// `ls`'s table, aligned like [`key_values`] tables, written a row at a
+/// time: only the column widths are worked out first.
+fn write_table(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
+    let header = ["NAME", "ID", "STATUS", "MEMORY", "CPUS"];
+    let mut widths = header.map(str::len);
+    for row in rows.iter() {
+        let cells = [
+            row.name.len(),
+            row.short_id().len(),
+            row.status.as_str().len(),
+            row.memory.human().len(),
+        ];
+        for (w, len) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(len);
         }
     }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<w$}  ");
+    let mut out = io::BufWriter::new(out);
+    let [name, id, status, memory, _] = widths;
+    let [h_name, h_id, h_status, h_memory, h_cpus] = header;
+    writeln!(
+        out,
+        "{h_name:<name$}  {h_id:<id$}  {h_status:<status$}  {h_memory:<memory$}  {h_cpus}"
+    )?;
+    for row in rows.iter() {
+        writeln!(
+            out,
+            "{:<name$}  {:<id$}  {:<status$}  {:<memory$}  {}",
+            row.name,
+            row.short_id(),
+            row.status.as_str(),
+            row.memory.human(),
+            row.cpus
+        )?;
+    }
+    out.flush()
+}
+
+/// `--json ls`: the same text as the whole array pretty-printed at once,
+/// an element at a time.
+fn write_list_json(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
+    if rows.is_empty() {
+        return out.write_all(b"[]\n");
+    }
+    let mut out = io::BufWriter::new(out);
+    out.write_all(b"[")?;
+    for (i, row) in rows.iter().enumerate() {
+        let element = serde_json::to_string_pretty(&summary_json(row))?;
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        for (j, line) in element.lines().enumerate() {
+            if j > 0 {
+                out.write_all(b"\n")?;
             }
+            write!(out, "  {line}")?;
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
     }
-    out
+    out.write_all(b"\n]\n")?;
+    out.flush()
 }
 
 fn info(vm: &Vm) -> String {
@@ -804,10 +851,10 @@ fn protocol_name(f: &crate::config::Forward) -> &'static str {
     }
 }
 
-fn summary_json(vm: &VmRow) -> Value {
+fn summary_json(vm: Row<'_>) -> Value {
     json!({
-        "name": vm.name.as_str(),
-        "id": vm.id.as_str(),
+        "name": vm.name,
+        "id": vm.id(),
         "status": vm.status.as_str(),
         "memory": vm.memory.human(),
         "memory_bytes": vm.memory.0,

@@ -212,29 +212,6 @@ impl Vm {
     }
 }
 
-/// What `ls` shows of a VM: kept instead of the whole record, so listing a
-/// large store holds a few dozen bytes per VM, not its whole config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VmRow {
-    pub name: Name,
-    pub id: VmId,
-    pub status: Status,
-    pub memory: crate::config::Bytes,
-    pub cpus: u32,
-}
-
-impl From<&Vm> for VmRow {
-    fn from(vm: &Vm) -> VmRow {
-        VmRow {
-            name: vm.name.clone(),
-            id: vm.id.clone(),
-            status: vm.status,
-            memory: vm.config.memory.0,
-            cpus: vm.config.cpus.0,
-        }
-    }
-}
-
 /// The stored form of a VM. postcard is not self-describing, so a stored
 /// layout never changes: a new layout is a new variant, and older ones are
 /// converted when read.

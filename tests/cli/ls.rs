@@ -77,6 +77,19 @@ fn ls_as_json() {
     );
 }
 
+/// `--json ls` is written a VM at a time; the text is exactly what
+/// pretty-printing the whole array would give.
+#[test]
+fn ls_json_text_is_the_pretty_printed_array() {
+    let mut t = Test::new();
+    three_vms(&mut t);
+    let out = t.args(["--json", "ls"]).run().stdout;
+    let whole: serde_json::Value = serde_json::from_str(&out).expect("ls prints JSON");
+    let pretty = serde_json::to_string_pretty(&whole).expect("prints");
+    assert_eq!(out, format!("{pretty}\n"));
+    assert_eq!(whole.as_array().map(Vec::len), Some(3));
+}
+
 #[test]
 fn ls_filters_by_status() {
     let mut t = Test::new();
