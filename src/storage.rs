@@ -336,6 +336,20 @@ pub fn check_chain(drive: &str, path: &Utf8Path, format: &str, policy: &PathPoli
 /// Check the chains of every existing qcow2 image a config names, and of
 /// the backing files of images still to be created.
 pub fn check_images(config: &VmConfig, disks_dir: &Utf8Path, policy: &PathPolicy) -> Result<()> {
+    for (name, path, format) in chains_to_check(config, disks_dir) {
+        check_chain(name, &path, format, policy)?;
+    }
+    Ok(())
+}
+
+/// The chains [`check_images`] reads, as (drive, first image, its format):
+/// each qcow2 image that exists, or the base of one still to be created.
+/// Empty when no drive needs qemu-img to be checked.
+pub fn chains_to_check<'c>(
+    config: &'c VmConfig,
+    disks_dir: &Utf8Path,
+) -> Vec<(&'c str, Utf8PathBuf, &'static str)> {
+    let mut chains = Vec::new();
     for drive in &config.storage {
         let Storage::Qcow2(q) = drive else { continue };
         let path = q.file.as_ref().map_or_else(
@@ -343,16 +357,16 @@ pub fn check_images(config: &VmConfig, disks_dir: &Utf8Path, policy: &PathPolicy
             |f| f.as_path().to_owned(),
         );
         if path.exists() {
-            check_chain(q.name.as_str(), &path, "qcow2", policy)?;
+            chains.push((q.name.as_str(), path, "qcow2"));
         } else if let Some(base) = &q.backing_file {
             let format = match q.backing_format.unwrap_or(ImageFormat::Qcow2) {
                 ImageFormat::Qcow2 => "qcow2",
                 ImageFormat::Raw => "raw",
             };
-            check_chain(q.name.as_str(), base.as_path(), format, policy)?;
+            chains.push((q.name.as_str(), base.as_path().to_owned(), format));
         }
     }
-    Ok(())
+    chains
 }
 
 /// Put every path a stored config names through the filter again. A path

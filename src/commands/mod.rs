@@ -134,14 +134,19 @@ fn load_files(env: &Env, files: &[Utf8PathBuf]) -> Result<(Vec<Layer>, Vec<Utf8P
 
 /// Check the backing chains of a VM's images against the path filter, when
 /// qemu-img is there to read them (`start` checks again, and needs it).
+/// A VM without such images is not checked: no qemu-img is run for it.
 fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
+    let disks_dir = env.disks_dir(&vm.id);
+    if crate::storage::chains_to_check(&vm.config, &disks_dir).is_empty() {
+        return Ok(());
+    }
     if !crate::storage::have_qemu_img() {
         crate::log::warn(format_args!(
             "qemu-img is not installed: backing files are checked at start instead"
         ));
         return Ok(());
     }
-    crate::storage::check_images(&vm.config, &env.disks_dir(&vm.id), &env.policy)
+    crate::storage::check_images(&vm.config, &disks_dir, &env.policy)
 }
 
 impl Env {
