@@ -149,6 +149,9 @@ fn utf8(value: &OsString, source: &str) -> Result<Utf8PathBuf> {
 /// group and others.
 pub fn ensure_private_dir(dir: &Utf8Path) -> Result<()> {
     if std::fs::symlink_metadata(dir).is_err() {
+        // Before creating anything: a directory made inside someone else's
+        // would be theirs to replace.
+        check_ancestors(dir)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -162,7 +165,8 @@ pub fn ensure_private_dir(dir: &Utf8Path) -> Result<()> {
     check_private_dir(dir)
 }
 
-/// Refuse a directory that is a symlink, someone else's, or open to others.
+/// Refuse a directory that is a symlink, someone else's, open to others, or
+/// under a directory that lets someone else replace it.
 pub fn check_private_dir(dir: &Utf8Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot inspect", dir, e))?;
     let refuse = |reason: String, help: String| Error::UnsafeDir {
@@ -195,6 +199,68 @@ pub fn check_private_dir(dir: &Utf8Path) -> Result<()> {
             format!("its mode is {mode:04o}: group or others can get in"),
             format!("run `chmod 700 {dir}` and try again"),
         ));
+    }
+    check_ancestors(dir)
+}
+
+/// Refuse `dir` when a directory above it lets another user replace it (and
+/// with it everything maqet keeps there): one that belongs to someone other
+/// than us or root, or one anyone may write to without the sticky bit that
+/// /tmp has. Both the path as given and where its symlinks lead are checked.
+/// Group write is allowed: with per-user groups (Debian, Ubuntu) a umask of
+/// 002 makes `~/.local` group-writable by the user's own group.
+fn check_ancestors(dir: &Utf8Path) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let existing = dir
+        .ancestors()
+        .skip(1)
+        .find(|a| std::fs::symlink_metadata(a).is_ok());
+    let resolved = existing
+        .map(|a| {
+            a.canonicalize_utf8()
+                .map_err(|e| Error::io("cannot resolve", a, e))
+        })
+        .transpose()?;
+    let given = dir.ancestors().skip(1);
+    for above in given.chain(resolved.iter().flat_map(|r| r.ancestors())) {
+        if above.as_str().is_empty() {
+            continue;
+        }
+        let meta = match std::fs::symlink_metadata(above) {
+            Ok(meta) => meta,
+            // Missing: it will be created, privately.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("cannot inspect", above, e)),
+        };
+        // Where a link leads is checked on the resolved path.
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let refuse = |reason: String, help: String| Error::UnsafeDir {
+            path: dir.to_owned(),
+            reason,
+            help,
+        };
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(refuse(
+                format!(
+                    "{above}, a directory above it, belongs to uid {}, not to you (uid {me}) or root: that user could replace it",
+                    meta.uid()
+                ),
+                "give maqet a directory under ones only you or root can change, with --data-dir/--runtime-dir".into(),
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(refuse(
+                format!(
+                    "{above}, a directory above it, has mode {mode:04o}: anyone can write to it, so anyone could replace it"
+                ),
+                format!(
+                    "run `chmod o-w {above}` (or `chmod +t {above}`, as /tmp has) and try again"
+                ),
+            ));
+        }
     }
     Ok(())
 }
