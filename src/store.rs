@@ -113,6 +113,12 @@ impl Store {
     }
 
     fn open_existing_inner(dirs: &Dirs, access: Access) -> Result<Option<Store>> {
+        // The directory first: one that is not ours gets its reason (whose
+        // it is), not a "permission denied" on the file inside it.
+        match std::fs::symlink_metadata(&dirs.data) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => check_private_dir(&dirs.data)?,
+        }
         let path = dirs.database();
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -122,7 +128,6 @@ impl Store {
             Ok(meta) if meta.len() == 0 => return Ok(None),
             Ok(_) => {}
         }
-        check_private_dir(&dirs.data)?;
         let lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
         let peek = peek(&path)?;
         match (peek.db, peek.version) {
