@@ -169,8 +169,9 @@ fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
                     "database",
                     verdict,
                     format!(
-                        "{path} ({} VMs, every record readable, {integrity})",
-                        vms.len()
+                        "{path} ({} VM{}, every record readable, {integrity})",
+                        vms.len(),
+                        if vms.len() == 1 { "" } else { "s" }
                     ),
                 ));
                 vms

@@ -36,11 +36,12 @@ fn doctor_reports_every_check_and_fixes_a_loose_data_dir() {
         let c = check(&report, name);
         assert_ne!(c["status"], "fail", "{name}: {c}");
     }
-    assert!(
-        check(&report, "database")["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("1 VMs")
+    assert_eq!(
+        check(&report, "database")["detail"],
+        format!(
+            "{} (1 VM, every record readable, integrity check passed)",
+            t.data_dir().join("maqet.redb").display()
+        )
     );
 
     std::fs::set_permissions(t.data_dir(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
