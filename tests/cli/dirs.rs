@@ -201,6 +201,18 @@ fn refusal(dir: &Path, message: &str, help: &str) -> String {
     format!("{error}\n")
 }
 
+/// The refusal of `dir` because `parent`, above it, belongs to `nobody`.
+fn refusal_above_of_nobody(dir: &Path, parent: &Path) -> String {
+    refusal(
+        dir,
+        &format!(
+            "{}, a directory above it, belongs to uid 65534, not to you (uid 0) or root: that user could replace it",
+            parent.display()
+        ),
+        "give maqet a directory under ones only you or root can change, with --data-dir/--runtime-dir",
+    )
+}
+
 #[test]
 fn a_data_dir_of_another_user_is_refused() {
     if !as_root("a_data_dir_of_another_user_is_refused") {
@@ -301,14 +313,7 @@ fn a_dir_inside_a_directory_of_another_user_is_refused() {
     std::fs::create_dir(t.path("xdg-data")).expect("mkdir");
     chown_tree(&t.path("xdg-data"), NOBODY);
     let before = state(&t.path("xdg-data"));
-    let refused = refusal(
-        &Way::Xdg.dir(&t, true),
-        &format!(
-            "{}, a directory above it, belongs to uid 65534, not to you (uid 0) or root: that user could replace it",
-            t.path("xdg-data").display()
-        ),
-        "give maqet a directory under ones only you or root can change, with --data-dir/--runtime-dir",
-    );
+    let refused = refusal_above_of_nobody(&Way::Xdg.dir(&t, true), &t.path("xdg-data"));
     Way::Xdg
         .point(&mut t, true)
         .args(["--json", "add", "--empty", "--name", "web"])
@@ -322,14 +327,7 @@ fn a_dir_inside_a_directory_of_another_user_is_refused() {
     std::fs::create_dir_all(t.path("xdg-state/maqet")).expect("mkdir");
     chown_tree(&t.path("xdg-state/maqet"), NOBODY);
     let before = state(&t.path("xdg-state/maqet"));
-    let refused = refusal(
-        &Way::Xdg.dir(&t, false),
-        &format!(
-            "{}, a directory above it, belongs to uid 65534, not to you (uid 0) or root: that user could replace it",
-            t.path("xdg-state/maqet").display()
-        ),
-        "give maqet a directory under ones only you or root can change, with --data-dir/--runtime-dir",
-    );
+    let refused = refusal_above_of_nobody(&Way::Xdg.dir(&t, false), &t.path("xdg-state/maqet"));
     Way::Xdg
         .point(&mut t, false)
         .args(["--json", "stop", "web"])
@@ -352,14 +350,7 @@ fn a_dir_inside_a_directory_of_another_user_is_refused() {
         let parent = dir.parent().expect("a parent");
         std::os::unix::fs::lchown(parent, Some(NOBODY), Some(NOBODY)).expect("chown");
         let before = state(parent);
-        let refused = refusal(
-            &dir,
-            &format!(
-                "{}, a directory above it, belongs to uid 65534, not to you (uid 0) or root: that user could replace it",
-                parent.display()
-            ),
-            "give maqet a directory under ones only you or root can change, with --data-dir/--runtime-dir",
-        );
+        let refused = refusal_above_of_nobody(&dir, parent);
         Way::Xdg
             .point(&mut t, data)
             .arg("--json")
@@ -457,37 +448,23 @@ fn another_user_is_refused_the_dirs_of_root() {
         .run();
     let (data, run) = (state(&t.data_dir()), state(&t.runtime_dir()));
 
-    let out = as_nobody(
-        &t,
+    // `ls` is refused for the same reason as `add`, before it looks inside.
+    let root_owns = refusal(
         &t.data_dir(),
-        &["--json", "add", "--empty", "--name", "db"],
+        "it belongs to uid 0, not to you (uid 65534)",
+        "use a directory you own",
     );
-    assert_eq!(
-        (out.status, out.stdout.as_str(), out.stderr),
-        (
-            4,
-            "",
-            refusal(
-                &t.data_dir(),
-                "it belongs to uid 0, not to you (uid 65534)",
-                "use a directory you own"
-            )
-        )
-    );
-    // `ls` is refused for the same reason, before it looks inside.
-    let out = as_nobody(&t, &t.data_dir(), &["--json", "ls"]);
-    assert_eq!(
-        (out.status, out.stdout.as_str(), out.stderr),
-        (
-            4,
-            "",
-            refusal(
-                &t.data_dir(),
-                "it belongs to uid 0, not to you (uid 65534)",
-                "use a directory you own"
-            )
-        )
-    );
+    for args in [
+        &["--json", "add", "--empty", "--name", "db"][..],
+        &["--json", "ls"],
+    ] {
+        let out = as_nobody(&t, &t.data_dir(), args);
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (4, "", root_owns.as_str()),
+            "{args:?}"
+        );
+    }
 
     // With a store of its own, `nobody` still cannot use root's runtime root.
     std::fs::create_dir(t.path("nobody-data")).expect("mkdir");
