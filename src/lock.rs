@@ -25,6 +25,36 @@ fn wait() -> Duration {
         .map_or(WAIT, Duration::from_millis)
 }
 
+/// Files a command may have open besides its locks: the store, its lock,
+/// sockets, logs, the standard streams.
+const OTHER_FILES: u64 = 64;
+
+/// Make room to hold `locks` locks at once (one open file each): raise the
+/// soft limit on open files towards the hard one when it is too low, and
+/// refuse clearly when even the hard limit is. `rm --all` of a large store
+/// holds a lock per VM; the usual soft limit is 1024.
+pub fn make_room_for(locks: usize) -> Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let needed = locks as u64 + OTHER_FILES;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Ok(());
+    };
+    if needed <= soft {
+        return Ok(());
+    }
+    if needed <= hard && setrlimit(Resource::RLIMIT_NOFILE, needed, hard).is_ok() {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        message: format!(
+            "cannot lock {locks} VMs at once: maqet holds an open file for each while it removes them, and this process may open at most {hard}"
+        ),
+        help:
+            "raise the limit (`ulimit -n`, `LimitNOFILE=`), or remove fewer VMs at a time, by name"
+                .into(),
+    })
+}
+
 /// Take the exclusive lock on `path` (created 0600 if missing), waiting at
 /// most 10 s for another maqet to release it. `what` names what the lock
 /// guards, for the busy error.

@@ -136,7 +136,7 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Removed(removed) => removed
             .iter()
             .map(|r| {
-                let mut text = format!("removed {} ({})\n", r.vm.name, r.vm.id.short());
+                let mut text = format!("removed {} ({})\n", r.name, r.id.short());
                 for file in &r.deleted {
                     let _ = writeln!(text, "  deleted {file}");
                 }
@@ -435,8 +435,8 @@ fn to_json(report: &Report) -> Value {
                 .iter()
                 .map(|r| {
                     json!({
-                        "id": r.vm.id.as_str(),
-                        "name": r.vm.name.as_str(),
+                        "id": r.id.as_str(),
+                        "name": r.name.as_str(),
                         "deleted": r.deleted,
                         "kept": r.kept,
                     })

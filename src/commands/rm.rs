@@ -1,10 +1,11 @@
 use std::time::Duration;
 
 use super::{Env, Note, StopOptions, stop};
+use crate::config::Name;
 use crate::error::{Error, Result};
 use crate::reconcile::reconcile;
 use crate::store::{Access, Store};
-use crate::vm::{Status, Vm};
+use crate::vm::{Status, VmId};
 
 pub enum Target {
     One(String),
@@ -12,8 +13,10 @@ pub enum Target {
 }
 
 /// A removed VM, and with `--clean-storage` what happened to its images.
+/// Only what is reported is kept: `rm --all` of a large store stays small.
 pub struct Removed {
-    pub vm: Vm,
+    pub name: Name,
+    pub id: VmId,
     /// Images maqet had created for it, now deleted.
     pub deleted: Vec<camino::Utf8PathBuf>,
     /// Images the user supplied: never deleted.
@@ -30,7 +33,8 @@ pub fn remove(
     clean_storage: bool,
     note: &mut dyn FnMut(Note<'_>),
 ) -> Result<Vec<Removed>> {
-    let mut vms = match Store::open_existing(&env.dirs, Access::Read)? {
+    // Every id, and the whole record only of the VMs reconciling may change.
+    let (mut ids, mut live) = match Store::open_existing(&env.dirs, Access::Read)? {
         None => match target {
             Target::One(query) => {
                 return Err(Error::VmNotFound {
@@ -40,12 +44,19 @@ pub fn remove(
             Target::All => return Ok(Vec::new()),
         },
         Some(store) => match target {
-            Target::One(query) => vec![store.find(query)?],
-            Target::All => store.list()?,
+            Target::One(query) => {
+                let vm = store.find(query)?;
+                (vec![vm.id.clone()], vec![vm])
+            }
+            Target::All => {
+                let (rows, live) = store.rows()?;
+                let ids: Vec<VmId> = rows.iter().filter_map(|r| VmId::parse(r.id())).collect();
+                (ids, live)
+            }
         },
     };
-    reconcile(&env.dirs, &mut vms)?;
-    for vm in vms.iter().filter(|vm| vm.status == Status::Running) {
+    reconcile(&env.dirs, &mut live)?;
+    for vm in live.iter().filter(|vm| vm.status == Status::Running) {
         if !force {
             return Err(Error::VmActive {
                 name: vm.name.to_string(),
@@ -62,16 +73,17 @@ pub fn remove(
         };
         stop(env, vm.id.as_str(), &opts, note)?;
     }
+    drop(live);
     // Hold each VM's start/stop lock while its record goes, so a `start`
     // under way cannot write the record back after it was removed. Taken in
     // id order, as every holder of several takes them.
-    let mut ids: Vec<&crate::vm::VmId> = vms.iter().map(|vm| &vm.id).collect();
-    ids.sort();
+    ids.sort_unstable();
     let mut _vm_locks = Vec::with_capacity(ids.len());
     if !ids.is_empty() {
         crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
+        crate::lock::make_room_for(ids.len())?;
     }
-    for id in ids {
+    for id in &ids {
         _vm_locks.push(crate::lock::exclusive(
             &env.dirs.runtime.join(format!("{id}.lock")),
             &format!("VM {}", id.short()),
@@ -81,10 +93,11 @@ pub fn remove(
         return Ok(Vec::new());
     };
     let removed = store.write(|tx| {
-        let mut removed = Vec::with_capacity(vms.len());
-        for vm in &vms {
-            // Gone meanwhile (a concurrent rm): nothing left to remove.
-            let Ok(current) = tx.find(vm.id.as_str()) else {
+        let mut removed = Vec::with_capacity(ids.len());
+        for id in &ids {
+            // Gone meanwhile (a concurrent rm, or reconciling a `run --rm`
+            // VM): nothing left to remove.
+            let Ok(current) = tx.find(id.as_str()) else {
                 continue;
             };
             if current.status == Status::Running {
@@ -95,7 +108,14 @@ pub fn remove(
                 });
             }
             tx.remove(&current)?;
-            removed.push(current);
+            let disks_dir = env.disks_dir(&current.id);
+            let images: Vec<_> = current
+                .config
+                .storage
+                .iter()
+                .filter_map(|d| super::storage::image_path(d, &disks_dir))
+                .collect();
+            removed.push((current.name, current.id, current.owned, images));
         }
         Ok(removed)
     })?;
@@ -106,24 +126,21 @@ pub fn remove(
         });
     }
     let mut report = Vec::with_capacity(removed.len());
-    for vm in removed {
+    for (name, id, owned, images) in removed {
         // Its logs and lock go with it; nothing here is the user's.
-        let _ = std::fs::remove_dir_all(env.dirs.runtime.join(vm.id.as_str()));
-        let _ = std::fs::remove_file(env.dirs.runtime.join(format!("{}.lock", vm.id)));
-        let disks_dir = env.disks_dir(&vm.id);
+        let _ = std::fs::remove_dir_all(env.dirs.runtime.join(id.as_str()));
+        let _ = std::fs::remove_file(env.dirs.runtime.join(format!("{id}.lock")));
         let mut entry = Removed {
             deleted: Vec::new(),
-            kept: vm
-                .config
-                .storage
-                .iter()
-                .filter_map(|d| super::storage::image_path(d, &disks_dir))
-                .filter(|p| !vm.owned.contains(p) && p.exists())
+            kept: images
+                .into_iter()
+                .filter(|p| !owned.contains(p) && p.exists())
                 .collect(),
-            vm,
+            name,
+            id,
         };
         if clean_storage {
-            for file in &entry.vm.owned {
+            for file in &owned {
                 match std::fs::remove_file(file) {
                     Ok(()) => entry.deleted.push(file.clone()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -131,9 +148,11 @@ pub fn remove(
                 }
             }
             // Only goes if maqet's files were all that was in it.
-            let _ = std::fs::remove_dir(&disks_dir);
+            let _ = std::fs::remove_dir(env.disks_dir(&entry.id));
         }
         report.push(entry);
     }
+    // Names are unique: an unstable sort orders the same.
+    report.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(report)
 }

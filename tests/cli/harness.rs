@@ -207,6 +207,23 @@ impl Test {
         self
     }
 
+    /// `program PRE... maqet ARGS...` with the environment `command` gives
+    /// maqet: for running it under `sh -c 'ulimit ...; exec "$0" "$@"'`,
+    /// GNU time and the like.
+    pub fn wrapped(&self, program: &str, pre: &[&str], args: &[&str]) -> Command {
+        let base = self.command(args.iter().copied());
+        let mut cmd = Command::new(program);
+        cmd.args(pre).arg(BIN).args(base.get_args());
+        for (key, value) in base.get_envs() {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.current_dir(self.root());
+        cmd
+    }
+
     /// A `Command` for the binary with this test's environment, for tests
     /// that need to manage processes themselves (concurrency, kill -9).
     pub fn command<I, S>(&self, args: I) -> Command

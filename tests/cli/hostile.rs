@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{BIN, Test};
+use crate::harness::Test;
 
 /// One hostile input: what to run, what must come back.
 struct Case {
@@ -402,21 +402,6 @@ fn hostile_config_files_are_refused() {
     assert_no_failures(check_cases(&cases, &fresh, &full));
 }
 
-/// `program PRE... maqet ARGS...` with the environment `t.command` gives maqet.
-fn wrapped(t: &Test, program: &str, pre: &[&str], args: &[&str]) -> Command {
-    let base = t.command(args.iter().copied());
-    let mut cmd = Command::new(program);
-    cmd.args(pre).arg(BIN).args(base.get_args());
-    for (key, value) in base.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
-    cmd.current_dir(t.root());
-    cmd
-}
-
 /// Peak RSS in KiB of `maqet ARGS` via GNU time, and its exit code.
 fn peak_rss(t: &Test, args: &[&str]) -> Option<(i32, u64)> {
     if !Path::new("/usr/bin/time").exists() {
@@ -424,14 +409,10 @@ fn peak_rss(t: &Test, args: &[&str]) -> Option<(i32, u64)> {
     }
     let report = t.path("rss.txt");
     let report_arg = report.to_str().expect("UTF-8");
-    let out = wrapped(
-        t,
-        "/usr/bin/time",
-        &["-q", "-o", report_arg, "-f", "%M"],
-        args,
-    )
-    .output()
-    .expect("run /usr/bin/time");
+    let out = t
+        .wrapped("/usr/bin/time", &["-q", "-o", report_arg, "-f", "%M"], args)
+        .output()
+        .expect("run /usr/bin/time");
     let rss = std::fs::read_to_string(&report).ok()?.trim().parse().ok()?;
     Some((out.status.code().unwrap_or(-1), rss))
 }
@@ -801,7 +782,7 @@ fn a_file_size_limit_never_damages_the_store() {
     let mut t = Test::new();
     t.file(FAT, &fat_config());
     let limited = |t: &Test, args: &[&str]| {
-        wrapped(t, "sh", &["-c", "ulimit -f 16; exec \"$0\" \"$@\""], args)
+        t.wrapped("sh", &["-c", "ulimit -f 16; exec \"$0\" \"$@\""], args)
             .output()
             .expect("run sh")
     };

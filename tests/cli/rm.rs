@@ -67,19 +67,72 @@ fn rm_all_force_removes_everything() {
     let mut t = Test::new();
     let web = t.add_empty("web");
     let db = t.add_empty("db");
-    let out = t.args(["rm", "--all", "--force"]).run();
-    let mut lines: Vec<&str> = out.stdout.lines().collect();
-    lines.sort_unstable();
-    assert_eq!(
-        lines,
-        [
-            format!("removed db ({})", &db[..12]),
-            format!("removed web ({})", &web[..12])
-        ]
-    );
+    t.args(["rm", "--all", "--force"])
+        .stdout(&format!(
+            "removed db ({})\nremoved web ({})\n",
+            &db[..12],
+            &web[..12]
+        ))
+        .run();
     assert!(t.list().is_empty());
     // Nothing left to remove is not an error.
     t.args(["rm", "--all", "--force"]).stdout("").run();
+}
+
+/// `rm --all` holds a lock file per VM while it removes them: more VMs than
+/// the soft limit on open files (1024 on most hosts) raise the limit, and
+/// more than the hard limit are refused before anything is removed.
+#[test]
+fn rm_all_of_more_vms_than_the_open_file_limit() {
+    let mut t = Test::new();
+    {
+        let store = maqet::store::Store::open(&t.dirs()).expect("open the store");
+        store
+            .write(|tx| {
+                for i in 0..100 {
+                    let name = format!("vm-{i:03}").parse().expect("a name");
+                    let vm = maqet::vm::Vm::new(name, Default::default(), Vec::new(), false)?;
+                    tx.put(&vm)?;
+                }
+                Ok(())
+            })
+            .expect("seed 100 VMs");
+    }
+    let limited = |t: &Test, limits: &str| {
+        let script = format!("ulimit {limits}; exec \"$0\" \"$@\"");
+        t.wrapped(
+            "sh",
+            &["-c", &script],
+            &["--json", "rm", "--all", "--force"],
+        )
+        .output()
+        .expect("run maqet")
+    };
+    // Hard limit 80: 100 locks cannot be held. Nothing is removed.
+    let out = limited(&t, "-n 80");
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
+    assert_eq!(
+        (out.status.code(), &err["error"]["message"]),
+        (
+            Some(4),
+            &serde_json::json!(
+                "cannot lock 100 VMs at once: maqet holds an open file for each while it removes them, and this process may open at most 80"
+            )
+        )
+    );
+    assert_eq!(t.list().len(), 100);
+    // Soft limit 40, hard as it is: raised, and every VM goes.
+    let out = limited(&t, "-Sn 40");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(removed.as_array().map(Vec::len), Some(100));
+    assert_eq!(removed[0]["name"], "vm-000");
+    assert!(t.list().is_empty());
 }
 
 #[test]
