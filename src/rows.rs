@@ -117,6 +117,13 @@ impl Rows {
         );
     }
 
+    /// The ids of every row, for many lookups.
+    pub fn ids(&self) -> IdSet {
+        let mut ids: Vec<[u8; 16]> = self.rows.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        IdSet(ids)
+    }
+
     /// Keep only the rows for which `keep` is true. Names of dropped rows
     /// stay in the buffer; rows only point into it.
     pub fn retain(&mut self, mut keep: impl FnMut(Row<'_>) -> bool) {
@@ -141,6 +148,16 @@ impl Rows {
 
     fn name_of(&self, p: &Packed) -> &str {
         name_in(&self.names, p)
+    }
+}
+
+/// A set of VM ids, 16 bytes each.
+#[derive(Debug, Default)]
+pub struct IdSet(Vec<[u8; 16]>);
+
+impl IdSet {
+    pub fn contains(&self, id: &str) -> bool {
+        pack_id(id).is_some_and(|packed| self.0.binary_search(&packed).is_ok())
     }
 }
 
@@ -211,6 +228,9 @@ mod tests {
             rows.push(v).unwrap();
         }
         rows.reconciled([(&a.id, Some(Status::Crashed)), (&c.id, None)]);
+        let ids = rows.ids();
+        assert!(ids.contains(a.id.as_str()) && ids.contains(b.id.as_str()));
+        assert!(!ids.contains(c.id.as_str()) && !ids.contains("not an id"));
         rows.sort_by_name();
         let seen: Vec<(&str, Status, String)> = rows
             .iter()

@@ -6,11 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::Env;
+use super::ls::Survey;
 use crate::dirs::check_private_dir;
 use crate::error::Result;
 use crate::qemu::{find_program, kvm_usable, logind_warning};
-use crate::reconcile::reconcile;
-use crate::store::{Access, Store};
+use crate::reconcile::STALE_FILES;
+use crate::store::Store;
 use crate::vm::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,52 +151,44 @@ fn dir_check(name: &'static str, dir: &Utf8Path, fix: bool) -> Check {
 
 fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    let vms = match Store::open_existing(&env.dirs, Access::Read) {
-        Ok(Some(store)) => match store.list() {
-            Ok(vms) => {
-                let path = store.path().to_owned();
-                drop(store);
-                // redb's own check of every page and checksum.
-                let (verdict, integrity) = match Store::check_integrity(&env.dirs) {
-                    Ok(Some(true)) | Ok(None) => (Verdict::Ok, "integrity check passed".to_owned()),
-                    Ok(Some(false)) => (
-                        Verdict::Fail,
-                        "redb's integrity check found damage (and repaired what it could)"
-                            .to_owned(),
-                    ),
-                    Err(e) => (Verdict::Fail, e.to_string()),
-                };
-                checks.push(check(
-                    "database",
-                    verdict,
-                    format!(
-                        "{path} ({} VM{}, every record readable, {integrity})",
-                        vms.len(),
-                        if vms.len() == 1 { "" } else { "s" }
-                    ),
-                ));
-                vms
-            }
-            Err(e) => {
-                checks.push(check("database", Verdict::Fail, e.to_string()));
-                return Ok(checks);
-            }
-        },
+    // Reading every record is the first check: each must decode.
+    let (survey, stored) = match super::ls::survey(env, true) {
+        Ok(Some(survey)) => (survey, true),
         Ok(None) => {
             checks.push(check("database", Verdict::Ok, "no store yet"));
-            Vec::new()
+            (Survey::default(), false)
         }
         Err(e) => {
             checks.push(check("database", Verdict::Fail, e.to_string()));
             return Ok(checks);
         }
     };
-    let mut vms = vms;
-    reconcile(&env.dirs, &mut vms)?;
-    let crashed: Vec<String> = vms
+    if stored {
+        // redb's own check of every page and checksum.
+        let (verdict, integrity) = match Store::check_integrity(&env.dirs) {
+            Ok(Some(true)) | Ok(None) => (Verdict::Ok, "integrity check passed".to_owned()),
+            Ok(Some(false)) => (
+                Verdict::Fail,
+                "redb's integrity check found damage (and repaired what it could)".to_owned(),
+            ),
+            Err(e) => (Verdict::Fail, e.to_string()),
+        };
+        let n = survey.rows.len();
+        checks.push(check(
+            "database",
+            verdict,
+            format!(
+                "{} ({n} VM{}, every record readable, {integrity})",
+                env.dirs.database(),
+                if n == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    let crashed: Vec<&str> = survey
+        .rows
         .iter()
-        .filter(|vm| vm.status == Status::Crashed)
-        .map(|vm| vm.name.to_string())
+        .filter(|row| row.status == Status::Crashed)
+        .map(|row| row.name)
         .collect();
     checks.push(if crashed.is_empty() {
         check("crashed VMs", Verdict::Ok, "none")
@@ -206,7 +199,7 @@ fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
             format!("{} (`maqet status NAME` says why)", crashed.join(", ")),
         )
     });
-    let stale = stale_runtime_files(env, &vms);
+    let stale = stale_runtime_files(env, &survey);
     let mut c = if stale.is_empty() {
         check("runtime files", Verdict::Ok, "no stale files")
     } else {
@@ -248,32 +241,31 @@ fn join(paths: &[Utf8PathBuf]) -> String {
 
 /// Runtime files nothing uses: directories of VMs the store does not know,
 /// and sockets and pidfiles of VMs that do not run.
-fn stale_runtime_files(env: &Env, vms: &[crate::vm::Vm]) -> Vec<Utf8PathBuf> {
+fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
     let Ok(entries) = env.dirs.runtime.read_dir_utf8() else {
         return Vec::new();
     };
+    let known = survey.rows.ids();
     let mut stale = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let id = name.strip_suffix(".lock").unwrap_or(name);
-        let vm = vms.iter().find(|vm| vm.id.as_str() == id);
-        match vm {
-            None => stale.push(entry.path().to_owned()),
-            Some(vm) if vm.runtime.is_none() && entry.path().is_dir() => {
-                for file in [
-                    "qmp.sock",
-                    "events.sock",
-                    "console.sock",
-                    "qemu.pid",
-                    "spawn.pid",
-                ] {
-                    let path = entry.path().join(file);
-                    if path.exists() {
-                        stale.push(path);
-                    }
+        if !known.contains(id) {
+            stale.push(entry.path().to_owned());
+            continue;
+        }
+        // Only the VMs reconciled may run; any other has no QEMU.
+        let runs = survey
+            .live
+            .iter()
+            .any(|vm| vm.id.as_str() == id && vm.runtime.is_some());
+        if !runs && entry.path().is_dir() {
+            for file in STALE_FILES {
+                let path = entry.path().join(file);
+                if path.exists() {
+                    stale.push(path);
                 }
             }
-            Some(_) => {}
         }
     }
     stale.sort();
@@ -300,32 +292,13 @@ pub struct Cleanup {
 }
 
 pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
-    let mut vms = match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => store.list()?,
-        None => Vec::new(),
-    };
-    let before: Vec<(String, Status)> = vms
-        .iter()
-        .map(|vm| (vm.id.to_string(), vm.status))
-        .collect();
-    if !dry_run {
-        reconcile(&env.dirs, &mut vms)?;
-    }
-    let reconciled = vms
-        .iter()
-        .filter(|vm| {
-            before
-                .iter()
-                .any(|(id, st)| *id == vm.id.as_str() && *st != vm.status)
-        })
-        .map(|vm| (vm.name.to_string(), vm.status))
-        .collect();
-    let stale = stale_runtime_files(env, &vms);
+    let survey = super::ls::survey(env, !dry_run)?.unwrap_or_default();
+    let stale = stale_runtime_files(env, &survey);
     if !dry_run {
         remove_all(&stale);
     }
     Ok(Cleanup {
-        reconciled,
+        reconciled: survey.changed,
         removed: stale,
     })
 }

@@ -6,7 +6,7 @@ mod apply;
 mod console;
 pub mod doctor;
 mod info;
-mod ls;
+pub(crate) mod ls;
 pub mod qmp;
 mod rm;
 mod run;
