@@ -64,7 +64,11 @@ pub fn make_room_for(locks: usize) -> Result<()> {
 /// ran out of time under sustained contention. A one-shot interval timer
 /// (SIGALRM, handled without SA_RESTART) interrupts the wait at the bound.
 pub fn exclusive(path: &Utf8Path, what: &str) -> Result<Held> {
-    let wait = wait();
+    exclusive_within(path, what, wait())
+}
+
+/// [`exclusive`], waiting at most `wait`.
+pub fn exclusive_within(path: &Utf8Path, what: &str, wait: Duration) -> Result<Held> {
     let file = open_lock_file(path)?;
     let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => return Ok(lock),

@@ -1,6 +1,8 @@
 //! Noticing VMs whose QEMU is gone (DESIGN.md §5). Every command that reads
 //! a VM runs this first, so what it shows is the truth, not the last record.
 
+use std::time::Duration;
+
 use crate::dirs::Dirs;
 use crate::error::Result;
 use crate::qemu::process::{Liveness, liveness};
@@ -77,9 +79,11 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
         // Recorded just before its QEMU was spawned, by a `start` that did
         // not get to record the pid: the pidfile lock names the process.
         if vm.runtime.as_ref().is_some_and(|rt| rt.pid == STARTING) {
-            // A `start` still under way holds the VM's lock: leave it be.
+            // A `start` under way holds the VM's lock: wait a moment for it
+            // to record its QEMU, else leave the record be. A killed start's
+            // child also holds it, from its fork until it runs QEMU.
             let lock = dirs.runtime.join(format!("{}.lock", vm.id));
-            let Ok(Some(_free)) = crate::lock::try_exclusive(&lock) else {
+            let Ok(_free) = crate::lock::exclusive_within(&lock, "a start", STARTING_WAIT) else {
                 continue;
             };
             if resolve_starting(vm) {
@@ -156,6 +160,11 @@ pub fn reconcile_one(dirs: &Dirs, vm: Vm) -> Result<Option<Vm>> {
 
 /// The pid recorded between "about to spawn QEMU" and "QEMU spawned".
 pub const STARTING: i32 = 0;
+
+/// How long reading a VM whose record says [`STARTING`] waits for the start
+/// to finish recording its QEMU. Spawning takes milliseconds; a killed
+/// start's child lets go when it runs QEMU.
+const STARTING_WAIT: Duration = Duration::from_millis(250);
 
 /// The runtime record of a VM whose QEMU is about to be spawned: its pid is
 /// not known yet ([`STARTING`]). Written first, so a `start` killed right

@@ -50,13 +50,6 @@ impl Row<'_> {
 pub struct Malformed;
 
 impl Rows {
-    pub fn with_capacity(n: usize) -> Rows {
-        Rows {
-            names: String::with_capacity(n * 12),
-            rows: Vec::with_capacity(n),
-        }
-    }
-
     pub fn push(&mut self, vm: &Vm) -> Result<(), Malformed> {
         let id = pack_id(vm.id.as_str()).ok_or(Malformed)?;
         let name = vm.name.as_str();

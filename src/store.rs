@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use nix::fcntl::Flock;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::config::Name;
 use crate::dirs::{Dirs, check_private_dir, ensure_private_dir};
@@ -237,50 +237,49 @@ impl Store {
 
     /// Every VM, ordered by name.
     pub fn list(&self) -> Result<Vec<Vm>> {
-        shielded(&self.path, || self.list_inner())
-    }
-
-    fn list_inner(&self) -> Result<Vec<Vm>> {
-        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
-        let Some(vms) = self.open_read(&txn, VMS)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity(vms.len().map_err(|e| self.damaged(e))? as usize);
-        for entry in vms.iter().map_err(|e| self.damaged(e))? {
-            let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
-            out.push(self.decode(bytes.value())?);
-        }
+        let mut out = Vec::new();
+        self.each(|vm| {
+            out.push(vm);
+            Ok(())
+        })?;
         // Names are unique, so an unstable sort orders the same, without a
         // second copy of every record (it halves `ls`'s peak memory).
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
+    /// Hand every VM to `visit`, one at a time in id order, keeping none:
+    /// for commands that look at every record of a large store.
+    pub fn each(&self, mut visit: impl FnMut(Vm) -> Result<()>) -> Result<()> {
+        shielded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+            let Some(vms) = self.open_read(&txn, VMS)? else {
+                return Ok(());
+            };
+            for entry in vms.iter().map_err(|e| self.damaged(e))? {
+                let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
+                visit(self.decode(bytes.value())?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// What `ls` needs: a row per VM, plus the whole record of the VMs that
     /// reconciling may change (recorded running, or to be removed once
     /// stopped). Rows are in no particular order.
     pub fn rows(&self) -> Result<(Rows, Vec<Vm>)> {
-        shielded(&self.path, || self.rows_inner())
-    }
-
-    fn rows_inner(&self) -> Result<(Rows, Vec<Vm>)> {
-        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
-        let Some(vms) = self.open_read(&txn, VMS)? else {
-            return Ok((Rows::default(), Vec::new()));
-        };
-        let mut rows = Rows::with_capacity(vms.len().map_err(|e| self.damaged(e))? as usize);
+        let mut rows = Rows::default();
         let mut live = Vec::new();
-        for entry in vms.iter().map_err(|e| self.damaged(e))? {
-            let (key, bytes) = entry.map_err(|e| self.damaged(e))?;
-            let vm = self.decode(bytes.value())?;
+        self.each(|vm| {
             rows.push(&vm).map_err(|_| Error::StoreDamaged {
                 path: self.path.clone(),
-                detail: format!("the record `{}` has a malformed id or name", key.value()),
+                detail: format!("the record of VM `{}` has a malformed id or name", vm.id),
             })?;
             if vm.runtime.is_some() || vm.auto_remove {
                 live.push(vm);
             }
-        }
+            Ok(())
+        })?;
         Ok((rows, live))
     }
 

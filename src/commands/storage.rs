@@ -101,20 +101,20 @@ pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
     if !root.exists() {
         return Ok(Vec::new());
     }
-    let vms = match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => store.list()?,
-        None => Vec::new(),
-    };
+    // Only the paths are kept, not the records: large stores stay small.
     let mut used: BTreeSet<Utf8PathBuf> = BTreeSet::new();
-    for vm in &vms {
-        used.extend(vm.owned.iter().cloned());
-        let disks_dir = env.disks_dir(&vm.id);
-        used.extend(
-            vm.config
-                .storage
-                .iter()
-                .filter_map(|d| image_path(d, &disks_dir)),
-        );
+    if let Some(store) = Store::open_existing(&env.dirs, Access::Read)? {
+        store.each(|vm| {
+            let disks_dir = env.disks_dir(&vm.id);
+            used.extend(
+                vm.config
+                    .storage
+                    .iter()
+                    .filter_map(|d| image_path(d, &disks_dir)),
+            );
+            used.extend(vm.owned);
+            Ok(())
+        })?;
     }
     let mut found = Vec::new();
     walk(&root, &mut found)?;
