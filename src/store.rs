@@ -235,19 +235,6 @@ impl Store {
         find_in(self, &vms, &names, query)
     }
 
-    /// Every VM, ordered by name.
-    pub fn list(&self) -> Result<Vec<Vm>> {
-        let mut out = Vec::new();
-        self.each(|vm| {
-            out.push(vm);
-            Ok(())
-        })?;
-        // Names are unique, so an unstable sort orders the same, without a
-        // second copy of every record (it halves `ls`'s peak memory).
-        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
     /// Hand every VM to `visit`, one at a time in id order, keeping none:
     /// for commands that look at every record of a large store.
     pub fn each(&self, mut visit: impl FnMut(Vm) -> Result<()>) -> Result<()> {
@@ -396,20 +383,6 @@ impl WriteTx<'_> {
             .insert(vm.name.as_str(), vm.id.as_str())
             .map_err(|e| self.store.damaged(e))?;
         Ok(())
-    }
-
-    /// Every VM, ordered by id.
-    pub fn list(&self) -> Result<Vec<Vm>> {
-        let vms = self
-            .txn
-            .open_table(VMS)
-            .map_err(|e| self.store.damaged(e))?;
-        let mut out = Vec::new();
-        for entry in vms.iter().map_err(|e| self.store.damaged(e))? {
-            let (_, bytes) = entry.map_err(|e| self.store.damaged(e))?;
-            out.push(self.store.decode(bytes.value())?);
-        }
-        Ok(out)
     }
 
     /// Remove a VM and its name.
