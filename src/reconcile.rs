@@ -214,18 +214,29 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
     else {
         return false;
     };
-    let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
-        return false;
-    };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let ours = cmdline
-        .windows(dir.as_str().len())
-        .any(|w| w == dir.as_str().as_bytes());
-    if stat.state == 'Z' || !ours {
-        return false;
+    // The child lets go of the VM's lock while it execs QEMU, a moment
+    // before /proc shows QEMU's command line: look again for a little while.
+    let deadline = std::time::Instant::now() + STARTING_WAIT;
+    loop {
+        let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
+            return false;
+        };
+        if stat.state == 'Z' {
+            return false;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = cmdline
+            .windows(dir.as_str().len())
+            .any(|w| w == dir.as_str().as_bytes());
+        if ours {
+            take_over(vm, pid, stat.start_ticks, dir);
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    take_over(vm, pid, stat.start_ticks, dir);
-    true
 }
 
 /// Record `pid` as this VM's running QEMU, with its command line as
