@@ -3,12 +3,54 @@
 //! `kill -9` of `apply`, `rm` and `start` at random points, checked for
 //! whole records, agreeing names and ids, no orphaned QEMU, no stray
 //! runtime dirs, and redb's own integrity check.
+//!
+//! CI runs them as they are. scripts/stress runs them again and again with
+//! two knobs: `MAQET_STRESS_SEED=N` replays a failure's choices (every
+//! failure names its seed; the kill timings are the clock's, so a replay
+//! repeats what was killed, not exactly when), and `MAQET_STRESS_SCALE=N`
+//! multiplies the kill tests' rounds (default 1: 300 and 60). Each test
+//! ends with one `stress-summary:` line of `key=value` figures for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Rng, Test, is_id};
+
+/// The test's random source: `MAQET_STRESS_SEED` if set, else the clock.
+/// The seed is printed first, so even a failure inside the harness (whose
+/// message cannot name it) shows it beside the captured output.
+fn seeded(test: &str) -> Rng {
+    let rng = match std::env::var("MAQET_STRESS_SEED") {
+        Ok(seed) => Rng::new(
+            seed.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("MAQET_STRESS_SEED={seed:?}: {e}")),
+        ),
+        Err(_) => Rng::from_time(),
+    };
+    eprintln!("{test}: seed {}", rng.seed());
+    rng
+}
+
+/// `rounds` times `MAQET_STRESS_SCALE` (a whole number from 1; unset is 1,
+/// what CI runs).
+fn scaled(rounds: usize) -> usize {
+    let Ok(scale) = std::env::var("MAQET_STRESS_SCALE") else {
+        return rounds;
+    };
+    match scale.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => rounds * n,
+        _ => panic!("MAQET_STRESS_SCALE={scale:?}: not a whole number from 1"),
+    }
+}
+
+/// The one line scripts/stress reads:
+/// `stress-summary: TEST seed=N key=value ...`.
+fn summary(test: &str, seed: u64, figures: &[(&str, usize)]) {
+    let figures: String = figures.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+    eprintln!("stress-summary: {test} seed={seed}{figures}");
+}
 
 // ---------------------------------------------------------------------------
 // 1. Mixed concurrency, checked against the history
@@ -183,7 +225,7 @@ fn sustained_contention_never_fails_a_command_as_busy() {
     let mut t = Test::new();
     t.add_empty("n0");
     t.env("MAQET_LOCK_TIMEOUT_MS", "2000");
-    let seed = Rng::from_time().seed();
+    let seed = seeded("sustained_contention_never_fails_a_command_as_busy").seed();
     let epoch = Instant::now();
     let events = run_workers(&t, seed, epoch, Duration::from_secs(6));
     let busy: Vec<String> = events
@@ -197,6 +239,11 @@ fn sustained_contention_never_fails_a_command_as_busy() {
         events.len(),
         busy.len(),
         slowest.as_secs_f64()
+    );
+    summary(
+        "sustained_contention_never_fails_a_command_as_busy",
+        seed,
+        &[("commands", events.len()), ("busy", busy.len())],
     );
     assert!(
         busy.is_empty(),
@@ -231,7 +278,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[test]
 fn mixed_concurrent_commands_equal_a_serial_history() {
     let mut t = Test::new();
-    let seed = Rng::from_time().seed();
+    let seed = seeded("mixed_concurrent_commands_equal_a_serial_history").seed();
     let epoch = Instant::now();
     let mut events = run_workers(&t, seed, epoch, RUN_FOR);
     let wall = epoch.elapsed();
@@ -509,6 +556,11 @@ fn mixed_concurrent_commands_equal_a_serial_history() {
         lives.values().filter(|l| l.removed.is_some()).count(),
         got.len()
     );
+    summary(
+        "mixed_concurrent_commands_equal_a_serial_history",
+        seed,
+        &[("commands", events.len()), ("exited_3", failures)],
+    );
     // The run actually exercised the interesting cases.
     for kind in [Kind::Add, Kind::ApplyMemory, Kind::ApplyCpus, Kind::Rm] {
         assert!(
@@ -638,9 +690,9 @@ fn kill_after(child: &mut std::process::Child, micros: u64) -> bool {
 
 #[test]
 fn apply_and_rm_killed_at_random_points_leave_whole_records() {
-    const ROUNDS: usize = 300;
+    let rounds = scaled(300);
     let mut t = Test::new();
-    let mut rng = Rng::from_time();
+    let mut rng = seeded("apply_and_rm_killed_at_random_points_leave_whole_records");
     let seed = rng.seed();
     let mut known: BTreeMap<String, Known> = BTreeMap::new();
     let mut next = 0;
@@ -673,7 +725,7 @@ fn apply_and_rm_killed_at_random_points_leave_whole_records() {
     });
     let started = Instant::now();
     let (mut killed, mut finished, mut stray_locks) = (0, 0, 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let ctx = format!("seed {seed}, round {round}");
         while known.len() < 3 {
             add(&mut t, &mut known);
@@ -769,13 +821,22 @@ fn apply_and_rm_killed_at_random_points_leave_whole_records() {
     add(&mut t, &mut known);
     check_store(&mut t, &known, &format!("seed {seed}, after"));
     eprintln!(
-        "seed {seed}: {ROUNDS} rounds in {:.1}s (apply {one_apply}µs, rm {one_rm}µs): \
+        "seed {seed}: {rounds} rounds in {:.1}s (apply {one_apply}µs, rm {one_rm}µs): \
          {killed} killed mid-command, {finished} finished; {stray_locks} stray lock files",
         started.elapsed().as_secs_f64()
     );
+    summary(
+        "apply_and_rm_killed_at_random_points_leave_whole_records",
+        seed,
+        &[
+            ("rounds", rounds),
+            ("killed", killed),
+            ("finished", finished),
+        ],
+    );
     assert!(
-        killed >= ROUNDS / 5,
-        "seed {seed}: only {killed} of {ROUNDS} kills landed before the command finished"
+        killed >= rounds / 5,
+        "seed {seed}: only {killed} of {rounds} kills landed before the command finished"
     );
 }
 
@@ -831,9 +892,9 @@ fn start_killed_at_random_points_leaves_no_orphaned_qemu() {
     if !crate::guest::have_qemu("start_killed_at_random_points_leaves_no_orphaned_qemu") {
         return;
     }
-    const ROUNDS: usize = 60;
+    let rounds = scaled(60);
     let mut t = Test::new();
-    let mut rng = Rng::from_time();
+    let mut rng = seeded("start_killed_at_random_points_leaves_no_orphaned_qemu");
     let seed = rng.seed();
     let name = format!("ks{}", std::process::id());
     let marker = format!("guest={name},");
@@ -862,7 +923,7 @@ fn start_killed_at_random_points_leaves_no_orphaned_qemu() {
     let started = Instant::now();
     let (mut killed, mut running_after, mut orphans) = (0, 0, Vec::new());
     let mut tried_second_start = false;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let ctx = format!("seed {seed}, round {round}");
         let mut child = t
             .command(["start", &name])
@@ -936,25 +997,35 @@ fn start_killed_at_random_points_leaves_no_orphaned_qemu() {
     t.args(["rm", &name]).run();
     kill_orphans(&marker);
     eprintln!(
-        "seed {seed}: {ROUNDS} killed starts in {:.1}s (start {one_start}µs): \
+        "seed {seed}: {rounds} killed starts in {:.1}s (start {one_start}µs): \
          {killed} killed mid-command, {running_after} left running",
         started.elapsed().as_secs_f64()
     );
+    summary(
+        "start_killed_at_random_points_leaves_no_orphaned_qemu",
+        seed,
+        &[
+            ("rounds", rounds),
+            ("killed", killed),
+            ("running_after", running_after),
+            ("problems", orphans.len()),
+        ],
+    );
     if !orphans.is_empty() {
         eprintln!(
-            "KNOWN BUG: {} problems in {ROUNDS} rounds:\n{}",
+            "KNOWN BUG: {} problems in {rounds} rounds:\n{}",
             orphans.len(),
             orphans.join("\n")
         );
     }
     assert!(
         orphans.is_empty() || ALLOW_ORPHANS,
-        "{} problems in {ROUNDS} rounds:\n{}",
+        "seed {seed}: {} problems in {rounds} rounds:\n{}",
         orphans.len(),
         orphans.join("\n")
     );
     assert!(
-        killed >= ROUNDS / 3,
-        "seed {seed}: only {killed} of {ROUNDS} kills landed before start finished"
+        killed >= rounds / 3,
+        "seed {seed}: only {killed} of {rounds} kills landed before start finished"
     );
 }
