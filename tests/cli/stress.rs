@@ -201,9 +201,15 @@ fn worker(t: &Test, w: usize, seed: u64, epoch: Instant, run_for: Duration) -> V
 }
 
 /// `WORKERS` threads, each running maqet commands one after another.
-fn run_workers(t: &Test, seed: u64, epoch: Instant, run_for: Duration) -> Vec<Event> {
+fn run_workers(
+    t: &Test,
+    workers: usize,
+    seed: u64,
+    epoch: Instant,
+    run_for: Duration,
+) -> Vec<Event> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..WORKERS)
+        let handles: Vec<_> = (0..workers)
             .map(|w| s.spawn(move || worker(t, w, seed, epoch, run_for)))
             .collect();
         handles
@@ -213,31 +219,43 @@ fn run_workers(t: &Test, seed: u64, epoch: Instant, run_for: Duration) -> Vec<Ev
     })
 }
 
-/// KNOWN BUG (reported): the store lock is taken by polling with a backoff
-/// of up to 50 ms, so a waiter loses the lock to newcomers again and again
-/// and its wait grows with how long the contention lasts, not with how many
-/// wait: 64 writers for 30 s (about 13 ms per command) made 2 of 2289
-/// commands fail with exit 5 "busy" after 10 s, where a fair queue would
-/// wait about 64 × 13 ms. This scaled-down run (a 2 s bound, 6 s of
-/// contention) shows it in seconds.
+/// Waiters for the store lock are served in turn, so under sustained
+/// contention no command waits far longer than the others, and none runs
+/// out of the lock's 10 s bound. Found with the first lock, which polled
+/// with a back-off of up to 50 ms: a waiter lost the lock to newcomers again
+/// and again, so its wait grew with how long the contention lasted (64
+/// writers for 30 s made 2 of 2289 commands fail as busy after 10 s).
+///
+/// Measured on the 2-core development machine with 16 workers for 6 s: the
+/// slowest 1 % of commands took 2.5–3× the median with the blocking lock
+/// (also with both cores otherwise busy), and 70–114× with the polling one,
+/// which this test therefore fails. The ratio, unlike a fixed time bound,
+/// does not move when the machine is loaded: every command slows alike.
 #[test]
 fn sustained_contention_never_fails_a_command_as_busy() {
+    const CONTENDERS: usize = 16;
+    const MAX_P99_OVER_MEDIAN: u32 = 20;
     let mut t = Test::new();
     t.add_empty("n0");
-    t.env("MAQET_LOCK_TIMEOUT_MS", "2000");
     let seed = seeded("sustained_contention_never_fails_a_command_as_busy").seed();
     let epoch = Instant::now();
-    let events = run_workers(&t, seed, epoch, Duration::from_secs(6));
+    let events = run_workers(&t, CONTENDERS, seed, epoch, Duration::from_secs(6));
     let busy: Vec<String> = events
         .iter()
         .filter(|e| e.code == 5)
         .map(Event::describe)
         .collect();
-    let slowest = events.iter().map(|e| e.end - e.start).max().expect("ran");
+    let mut took: Vec<Duration> = events.iter().map(|e| e.end - e.start).collect();
+    took.sort_unstable();
+    let (median, p99) = (percentile(&took, 0.5), percentile(&took, 0.99));
+    let slowest = took.last().copied().expect("ran");
+    let ratio = p99.as_secs_f64() / median.as_secs_f64();
     eprintln!(
-        "seed {seed}: {} commands, {} busy, slowest {:.2}s",
+        "seed {seed}: {} commands, {} busy, median {:.0} ms, p99 {:.0} ms ({ratio:.1}× the median), slowest {:.2}s",
         events.len(),
         busy.len(),
+        median.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
         slowest.as_secs_f64()
     );
     summary(
@@ -247,8 +265,13 @@ fn sustained_contention_never_fails_a_command_as_busy() {
     );
     assert!(
         busy.is_empty(),
-        "seed {seed}: busy after 2 s:\n{}",
+        "seed {seed}: busy after 10 s:\n{}",
         busy.join("\n")
+    );
+    assert!(
+        p99 <= median * MAX_P99_OVER_MEDIAN,
+        "seed {seed}: the slowest 1 % of commands took {ratio:.1}× the median \
+         (at most {MAX_P99_OVER_MEDIAN}×): some waiters are starved"
     );
 }
 
@@ -280,7 +303,7 @@ fn mixed_concurrent_commands_equal_a_serial_history() {
     let mut t = Test::new();
     let seed = seeded("mixed_concurrent_commands_equal_a_serial_history").seed();
     let epoch = Instant::now();
-    let mut events = run_workers(&t, seed, epoch, RUN_FOR);
+    let mut events = run_workers(&t, WORKERS, seed, epoch, RUN_FOR);
     let wall = epoch.elapsed();
     events.sort_by_key(|e| e.start);
     let ctx = format!("seed {seed}");
