@@ -1,6 +1,7 @@
 //! start, stop, status, inspect on real QEMU (TCG), and the crash, hangup
 //! and pid-reuse cases the liveness check exists for.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -190,7 +191,19 @@ fn a_vm_survives_the_hangup_of_the_session_that_started_it() {
     // The harness's environment (data and runtime dirs, HOME).
     let template = t.command(["--version"]);
     let shell_line = format!("'{bin}' start sticky && sleep 600");
-    let mut session = Command::new("setsid")
+    let mut session = Command::new("setsid");
+    // A login starts with SIGHUP at its default; the test may not (under
+    // `nohup`, every process it starts would ignore the hangup).
+    // SAFETY: between fork and exec, only the async-signal-safe sigaction.
+    unsafe {
+        session.pre_exec(|| {
+            use nix::sys::signal::{SigHandler, Signal, signal};
+            signal(Signal::SIGHUP, SigHandler::SigDfl)
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut session = session
         .args(["script", "-qec", &shell_line, "/dev/null"])
         .envs(
             template
