@@ -158,8 +158,13 @@ impl Drop for AlarmTimer {
 
 fn set_timer(after: Duration) {
     let value = nix::libc::timeval {
-        tv_sec: nix::libc::time_t::try_from(after.as_secs()).unwrap_or(nix::libc::time_t::MAX),
-        tv_usec: nix::libc::suseconds_t::from(after.subsec_micros()),
+        // Clamped to fit any time_t (bounds here are seconds, not decades).
+        tv_sec: after
+            .as_secs()
+            .min(i32::MAX as u64)
+            .try_into()
+            .unwrap_or_default(),
+        tv_usec: after.subsec_micros().into(),
     };
     let timer = nix::libc::itimerval {
         it_interval: nix::libc::timeval {
