@@ -112,7 +112,7 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
         let mut removed = Vec::new();
         for (i, seen) in &changed {
             let vm = &vms[*i];
-            let Ok(current) = tx.find(vm.id.as_str()) else {
+            let Ok(current) = tx.get(&vm.id) else {
                 continue;
             };
             let still = current.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));

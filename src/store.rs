@@ -224,6 +224,22 @@ impl Store {
         shielded(&self.path, || self.find_inner(query))
     }
 
+    /// The VM with exactly this id. For maqet's own lookups: [`find`]
+    /// tries names first, and a name may look like another VM's id.
+    ///
+    /// [`find`]: Store::find
+    pub fn get(&self, id: &VmId) -> Result<Vm> {
+        shielded(&self.path, || {
+            let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+            match self.open_read(&txn, VMS)? {
+                Some(vms) => get_in(self, &vms, id),
+                None => Err(Error::VmNotFound {
+                    query: id.to_string(),
+                }),
+            }
+        })
+    }
+
     fn find_inner(&self, query: &str) -> Result<Vm> {
         let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
         let (Some(vms), Some(names)) = (self.open_read(&txn, VMS)?, self.open_read(&txn, NAMES)?)
@@ -319,6 +335,15 @@ pub struct WriteTx<'s> {
 }
 
 impl WriteTx<'_> {
+    /// The VM with exactly this id (see [`Store::get`]).
+    pub fn get(&self, id: &VmId) -> Result<Vm> {
+        let vms = self
+            .txn
+            .open_table(VMS)
+            .map_err(|e| self.store.damaged(e))?;
+        get_in(self.store, &vms, id)
+    }
+
     pub fn find(&self, query: &str) -> Result<Vm> {
         let vms = self
             .txn
@@ -418,6 +443,19 @@ impl WriteTx<'_> {
         meta.insert(SCHEMA_KEY, version)
             .map_err(|e| self.store.damaged(e))?;
         Ok(())
+    }
+}
+
+fn get_in(
+    store: &Store,
+    vms: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &VmId,
+) -> Result<Vm> {
+    match vms.get(id.as_str()).map_err(|e| store.damaged(e))? {
+        Some(bytes) => store.decode(bytes.value()),
+        None => Err(Error::VmNotFound {
+            query: id.to_string(),
+        }),
     }
 }
 

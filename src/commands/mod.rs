@@ -168,6 +168,17 @@ pub(crate) fn read(env: &Env, query: &str) -> Result<crate::vm::Vm> {
     }
 }
 
+/// The VM with exactly this id, as recorded (never one *named* like it).
+pub(crate) fn read_id(env: &Env, id: &crate::vm::VmId) -> Result<crate::vm::Vm> {
+    use crate::store::{Access, Store};
+    match Store::open_existing(&env.dirs, Access::Read)? {
+        Some(store) => store.get(id),
+        None => Err(Error::VmNotFound {
+            query: id.to_string(),
+        }),
+    }
+}
+
 /// Write one VM's record back.
 pub(crate) fn save(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
     crate::store::Store::open(&env.dirs)?.write(|tx| tx.put(vm))

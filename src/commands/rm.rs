@@ -97,7 +97,7 @@ pub fn remove(
         for id in &ids {
             // Gone meanwhile (a concurrent rm, or reconciling a `run --rm`
             // VM): nothing left to remove.
-            let Ok(current) = tx.find(id.as_str()) else {
+            let Ok(current) = tx.get(id) else {
                 continue;
             };
             if current.status == Status::Running {

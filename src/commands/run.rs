@@ -115,7 +115,7 @@ pub fn run(
     }
     let ended = super::console_attach(env, started.id.as_str(), tty, note)?;
     let after = match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => store.find(started.id.as_str()).ok(),
+        Some(store) => store.get(&started.id).ok(),
         None => None,
     };
     // With --rm, a VM that stopped while attached goes now; one still
@@ -134,7 +134,7 @@ pub fn run(
 fn remove_now(env: &Env, vm: &Vm) -> Result<()> {
     let store = Store::open(&env.dirs)?;
     let current = store.write(|tx| {
-        let current = tx.find(vm.id.as_str())?;
+        let current = tx.get(&vm.id)?;
         tx.remove(&current)?;
         Ok(current)
     })?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use nix::sys::signal::Signal;
 
-use super::{Env, Note, read, save};
+use super::{Env, Note, read, read_id, save};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
 use crate::qemu::argv::{self, Plan, RuntimePaths};
@@ -129,7 +129,7 @@ pub fn start(
         &env.dirs.runtime.join(format!("{}.lock", vm.id)),
         &format!("VM `{}`", vm.name),
     )?;
-    let mut vm = read(env, vm.id.as_str())?;
+    let mut vm = read_id(env, &vm.id)?;
     // We hold the VM's lock: a record at STARTING, or a QEMU nobody
     // recorded, is what a killed start left.
     if crate::reconcile::resolve_starting(&mut vm) || adopt_orphan(&mut vm, &paths.dir) {

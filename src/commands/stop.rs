@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::{Env, Note, read, save};
+use super::{Env, Note, read, read_id, save};
 use crate::error::{Error, Result};
 use crate::qemu::process::{Liveness, Pidfd};
 use crate::qmp::Qmp;
@@ -43,7 +43,7 @@ pub fn stop(
         &env.dirs.runtime.join(format!("{}.lock", vm.id)),
         &format!("VM `{}`", vm.name),
     )?;
-    let mut vm = read(env, vm.id.as_str())?;
+    let mut vm = read_id(env, &vm.id)?;
     // A QEMU whose start was interrupted before it was recorded is still
     // this VM's: stop it too.
     let dir = env.dirs.runtime.join(vm.id.as_str());

@@ -72,7 +72,7 @@ pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
     create_image(&image, &disks_dir)?;
     let store = Store::open(&env.dirs)?;
     store.write(|tx| {
-        let mut current = tx.find(vm.id.as_str())?;
+        let mut current = tx.get(&vm.id)?;
         if !current.owned.contains(&image.path) {
             current.owned.push(image.path.clone());
         }

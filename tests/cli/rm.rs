@@ -135,6 +135,24 @@ fn rm_all_of_more_vms_than_the_open_file_limit() {
     assert!(t.list().is_empty());
 }
 
+/// maqet's own lookups go by id: a VM *named* like another VM's id is never
+/// taken for it.
+#[test]
+fn rm_removes_the_vm_asked_for_when_another_is_named_like_its_id() {
+    let mut t = Test::new();
+    let web = t.add_empty("web");
+    let lookalike = t.add_empty(&web);
+    t.args(["rm", "web"])
+        .stdout(&format!("removed web ({})\n", &web[..12]))
+        .run();
+    let left = t.list();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0]["name"].as_str(), left[0]["id"].as_str()),
+        (Some(web.as_str()), Some(lookalike.as_str()))
+    );
+}
+
 #[test]
 fn rm_all_on_a_fresh_data_dir_creates_nothing() {
     let mut t = Test::new();
