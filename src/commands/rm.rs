@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::{Env, Note, StopOptions, stop};
@@ -55,7 +56,23 @@ pub fn remove(
             }
         },
     };
+    let before: Vec<VmId> = live.iter().map(|vm| vm.id.clone()).collect();
     reconcile(&env.dirs, &mut live)?;
+    // Removed while reconciling (`run --rm` VMs found stopped): gone already.
+    let kept: HashSet<&VmId> = live.iter().map(|vm| &vm.id).collect();
+    let gone: HashSet<&VmId> = before.iter().filter(|id| !kept.contains(id)).collect();
+    if !gone.is_empty() {
+        ids.retain(|id| !gone.contains(id));
+    }
+    // Hold each VM's start/stop lock while its record goes, so a `start`
+    // under way cannot write the record back after it was removed. Taken in
+    // id order, as every holder of several takes them, and before any VM is
+    // stopped: refused for want of open files, nothing has changed.
+    ids.sort_unstable();
+    if !ids.is_empty() {
+        crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
+        crate::lock::make_room_for(ids.len())?;
+    }
     for vm in live.iter().filter(|vm| vm.status == Status::Running) {
         if !force {
             return Err(Error::VmActive {
@@ -71,18 +88,11 @@ pub fn remove(
             timeout: Duration::ZERO,
             force: true,
         };
-        stop(env, vm.id.as_str(), &opts, note)?;
+        // By name: names are looked up first and are unique, so it is exact.
+        stop(env, vm.name.as_str(), &opts, note)?;
     }
     drop(live);
-    // Hold each VM's start/stop lock while its record goes, so a `start`
-    // under way cannot write the record back after it was removed. Taken in
-    // id order, as every holder of several takes them.
-    ids.sort_unstable();
     let mut _vm_locks = Vec::with_capacity(ids.len());
-    if !ids.is_empty() {
-        crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
-        crate::lock::make_room_for(ids.len())?;
-    }
     for id in &ids {
         _vm_locks.push(crate::lock::exclusive(
             &env.dirs.runtime.join(format!("{id}.lock")),

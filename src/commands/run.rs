@@ -97,7 +97,8 @@ pub fn run(
         wait_for: opts.wait_for.clone(),
         dry_run: false,
     };
-    let started = match start(env, vm.id.as_str(), &start_opts, note) {
+    // By name: names are looked up first and are unique, so it is exact.
+    let started = match start(env, vm.name.as_str(), &start_opts, note) {
         Ok(StartOutcome::Started { vm, .. }) => vm,
         Ok(StartOutcome::DryRun { vm, .. }) => vm,
         Err(e) => {
@@ -113,7 +114,7 @@ pub fn run(
             ssh_port,
         });
     }
-    let ended = super::console_attach(env, started.id.as_str(), tty, note)?;
+    let ended = super::console_attach(env, started.name.as_str(), tty, note)?;
     let after = match Store::open_existing(&env.dirs, Access::Read)? {
         Some(store) => store.get(&started.id).ok(),
         None => None,

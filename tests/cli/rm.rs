@@ -79,37 +79,67 @@ fn rm_all_force_removes_everything() {
     t.args(["rm", "--all", "--force"]).stdout("").run();
 }
 
+/// Put `n` VMs named vm-000... straight into the store.
+fn seed_vms(t: &Test, n: usize) {
+    let store = maqet::store::Store::open(&t.dirs()).expect("open the store");
+    store
+        .write(|tx| {
+            for i in 0..n {
+                let name = format!("vm-{i:03}").parse().expect("a name");
+                let vm = maqet::vm::Vm::new(name, Default::default(), Vec::new(), false)?;
+                tx.put(&vm)?;
+            }
+            Ok(())
+        })
+        .expect("seed the VMs");
+}
+
+/// `rm --all --force --json` under `ulimit LIMITS`.
+fn rm_all_limited(t: &Test, limits: &str) -> std::process::Output {
+    let script = format!("ulimit {limits}; exec \"$0\" \"$@\"");
+    t.wrapped(
+        "sh",
+        &["-c", &script],
+        &["--json", "rm", "--all", "--force"],
+    )
+    .output()
+    .expect("run maqet")
+}
+
+/// Refused for want of open files, `rm --all --force` has stopped nothing:
+/// the check comes before any running VM is stopped.
+#[test]
+fn rm_all_refused_for_open_files_stops_nothing() {
+    if !crate::guest::have_qemu("rm_all_refused_for_open_files_stops_nothing") {
+        return;
+    }
+    let mut t = Test::new();
+    seed_vms(&t, 100);
+    t.file("live.ron", &crate::guest::bios_config("live"));
+    t.args(["add", "live.ron"]).stdout_any().run();
+    t.args(["start", "live"]).stdout_any().run();
+    let out = rm_all_limited(&t, "-n 80");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = t.args(["--json", "status", "live"]).run().json();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(t.list().len(), 101);
+    t.args(["stop", "--force", "live"]).stdout_any().run();
+}
+
 /// `rm --all` holds a lock file per VM while it removes them: more VMs than
 /// the soft limit on open files (1024 on most hosts) raise the limit, and
 /// more than the hard limit are refused before anything is removed.
 #[test]
 fn rm_all_of_more_vms_than_the_open_file_limit() {
     let mut t = Test::new();
-    {
-        let store = maqet::store::Store::open(&t.dirs()).expect("open the store");
-        store
-            .write(|tx| {
-                for i in 0..100 {
-                    let name = format!("vm-{i:03}").parse().expect("a name");
-                    let vm = maqet::vm::Vm::new(name, Default::default(), Vec::new(), false)?;
-                    tx.put(&vm)?;
-                }
-                Ok(())
-            })
-            .expect("seed 100 VMs");
-    }
-    let limited = |t: &Test, limits: &str| {
-        let script = format!("ulimit {limits}; exec \"$0\" \"$@\"");
-        t.wrapped(
-            "sh",
-            &["-c", &script],
-            &["--json", "rm", "--all", "--force"],
-        )
-        .output()
-        .expect("run maqet")
-    };
+    seed_vms(&t, 100);
     // Hard limit 80: 100 locks cannot be held. Nothing is removed.
-    let out = limited(&t, "-n 80");
+    let out = rm_all_limited(&t, "-n 80");
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
     assert_eq!(
         (out.status.code(), &err["error"]["message"]),
@@ -122,7 +152,7 @@ fn rm_all_of_more_vms_than_the_open_file_limit() {
     );
     assert_eq!(t.list().len(), 100);
     // Soft limit 40, hard as it is: raised, and every VM goes.
-    let out = limited(&t, "-Sn 40");
+    let out = rm_all_limited(&t, "-Sn 40");
     assert_eq!(
         out.status.code(),
         Some(0),
