@@ -148,10 +148,10 @@ fn utf8(value: &OsString, source: &str) -> Result<Utf8PathBuf> {
 /// check that an existing one is safe: a real directory, ours, and closed to
 /// group and others.
 pub fn ensure_private_dir(dir: &Utf8Path) -> Result<()> {
+    // Before creating anything: a directory made inside someone else's
+    // would be theirs to replace.
+    check_ancestors(dir)?;
     if std::fs::symlink_metadata(dir).is_err() {
-        // Before creating anything: a directory made inside someone else's
-        // would be theirs to replace.
-        check_ancestors(dir)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -162,12 +162,19 @@ pub fn ensure_private_dir(dir: &Utf8Path) -> Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io("cannot set the mode of", dir, e))?;
     }
-    check_private_dir(dir)
+    check_dir_itself(dir)
 }
 
 /// Refuse a directory that is a symlink, someone else's, open to others, or
-/// under a directory that lets someone else replace it.
+/// under a directory that lets someone else replace it. The directories
+/// above come first: inside another user's, this one may not even be
+/// visible, and the reason is theirs.
 pub fn check_private_dir(dir: &Utf8Path) -> Result<()> {
+    check_ancestors(dir)?;
+    check_dir_itself(dir)
+}
+
+fn check_dir_itself(dir: &Utf8Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot inspect", dir, e))?;
     let refuse = |reason: String, help: String| Error::UnsafeDir {
         path: dir.to_owned(),
@@ -200,7 +207,7 @@ pub fn check_private_dir(dir: &Utf8Path) -> Result<()> {
             format!("run `chmod 700 {dir}` and try again"),
         ));
     }
-    check_ancestors(dir)
+    Ok(())
 }
 
 /// Refuse `dir` when a directory above it lets another user replace it (and

@@ -433,6 +433,44 @@ fn as_nobody(t: &Test, data_dir: &Path, args: &[&str]) -> Output {
     }
 }
 
+/// Inside a third user's private directory, maqet cannot even look at its
+/// data dir: every command gives the reason of the directory above (exit
+/// 4), reads as well as writes, never a bare "permission denied".
+#[test]
+fn a_data_dir_inside_a_third_users_private_dir_is_refused_alike() {
+    if !as_root("a_data_dir_inside_a_third_users_private_dir_is_refused_alike") {
+        return;
+    }
+    const THIRD: u32 = 1234;
+    let t = Test::new();
+    std::fs::set_permissions(t.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let other = t.path("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    chown_tree(&other, THIRD);
+    let data = other.join("maqet");
+    let refused = refusal(
+        &data,
+        &format!(
+            "{}, a directory above it, belongs to uid {THIRD}, not to you (uid {NOBODY}) or root: that user could replace it",
+            other.display()
+        ),
+        "give maqet a directory under ones only you or root can change, with --data-dir/--runtime-dir",
+    );
+    for args in [
+        &["--json", "ls"][..],
+        &["--json", "info", "web"],
+        &["--json", "add", "--empty", "--name", "web"],
+    ] {
+        let out = as_nobody(&t, &data, args);
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (4, "", refused.as_str()),
+            "{args:?}"
+        );
+    }
+}
+
 #[test]
 fn another_user_is_refused_the_dirs_of_root() {
     if !as_root("another_user_is_refused_the_dirs_of_root") {
