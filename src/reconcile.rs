@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::qemu::process::{Liveness, liveness};
 use crate::qemu::spawn::tail;
 use crate::store::Store;
-use crate::vm::{ExitInfo, Runtime, Status, Timestamp, Vm};
+use crate::vm::{ExitInfo, Runtime, Status, Timestamp, Vm, VmId};
 
 /// What a VM's runtime directory holds only while QEMU runs (the logs stay).
 pub const STALE_FILES: [&str; 8] = [
@@ -74,21 +74,33 @@ pub fn settle_gone(vm: &mut Vm, clean: bool) {
 /// for them) and dropped from `vms`.
 pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
     let mut changed = Vec::new();
+    // One wait for all the VMs caught starting, not one each.
+    let deadline = std::time::Instant::now() + STARTING_WAIT;
     for (i, vm) in vms.iter_mut().enumerate() {
-        let seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
+        let mut seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
         // Recorded just before its QEMU was spawned, by a `start` that did
         // not get to record the pid: the pidfile lock names the process.
         if vm.runtime.as_ref().is_some_and(|rt| rt.pid == STARTING) {
-            // A `start` under way holds the VM's lock: wait a moment for it
-            // to record its QEMU, else leave the record be. A killed start's
+            // A `start` under way holds the VM's lock until it is done; it
+            // records its QEMU's pid right after the spawn. A killed start's
             // child also holds it, from its fork until it runs QEMU.
             let lock = dirs.runtime.join(format!("{}.lock", vm.id));
-            let Ok(_free) = crate::lock::exclusive_within(&lock, "a start", STARTING_WAIT) else {
-                continue;
-            };
-            if resolve_starting(vm) {
-                changed.push((i, seen));
-                continue;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match crate::lock::exclusive_within(&lock, "a start", left) {
+                Ok(_free) => {
+                    if resolve_starting(vm) {
+                        changed.push((i, seen));
+                        continue;
+                    }
+                }
+                // Still starting: read what it has recorded by now.
+                Err(_) => match recorded(dirs, &vm.id) {
+                    Some(now) if now.runtime.as_ref().is_some_and(|rt| rt.pid != STARTING) => {
+                        *vm = now;
+                        seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
+                    }
+                    _ => continue,
+                },
             }
         }
         let gone = match observe(vm) {
@@ -136,8 +148,15 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
     for vm in &removed {
         forget_files(dirs, vm);
     }
-    vms.retain(|vm| !removed.iter().any(|r| r.id == vm.id));
+    let removed: std::collections::HashSet<&VmId> = removed.iter().map(|vm| &vm.id).collect();
+    vms.retain(|vm| !removed.contains(&vm.id));
     Ok(())
+}
+
+/// A VM's record as the store has it now, if it can be read.
+fn recorded(dirs: &Dirs, id: &VmId) -> Option<Vm> {
+    let store = Store::open_existing(dirs, crate::store::Access::Read).ok()??;
+    store.get(id).ok()
 }
 
 /// Delete what maqet made for a removed VM: its runtime directory, its lock,

@@ -1,6 +1,7 @@
 //! `doctor`: is this host ready to run VMs, and is maqet's state sound?
 //! `cleanup`: reconcile every VM now and remove stale runtime files.
 
+use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -11,8 +12,8 @@ use crate::dirs::check_private_dir;
 use crate::error::Result;
 use crate::qemu::{find_program, kvm_usable, logind_warning};
 use crate::reconcile::STALE_FILES;
-use crate::store::Store;
-use crate::vm::Status;
+use crate::store::{Access, Store};
+use crate::vm::{Status, VmId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -149,47 +150,53 @@ fn dir_check(name: &'static str, dir: &Utf8Path, fix: bool) -> Check {
     }
 }
 
+/// The store read whole (`vms` records); now redb's own check of every
+/// page and checksum.
+fn database_check(env: &Env, vms: usize) -> Check {
+    let (verdict, integrity) = match Store::check_integrity(&env.dirs) {
+        Ok(Some(true)) | Ok(None) => (Verdict::Ok, "integrity check passed".to_owned()),
+        Ok(Some(false)) => (
+            Verdict::Fail,
+            "redb's integrity check found damage (and repaired what it could)".to_owned(),
+        ),
+        Err(e) => (Verdict::Fail, e.to_string()),
+    };
+    check(
+        "database",
+        verdict,
+        format!(
+            "{} ({vms} VM{}, every record readable, {integrity})",
+            env.dirs.database(),
+            if vms == 1 { "" } else { "s" }
+        ),
+    )
+}
+
 fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     // Reading every record is the first check: each must decode.
-    let (survey, stored) = match super::ls::survey(env, true) {
-        Ok(Some(survey)) => (survey, true),
+    let mut survey = match super::ls::survey(env) {
+        Ok(Some(survey)) => {
+            checks.push(database_check(env, survey.rows.len()));
+            survey
+        }
         Ok(None) => {
             checks.push(check("database", Verdict::Ok, "no store yet"));
-            (Survey::default(), false)
+            Survey::default()
         }
         Err(e) => {
             checks.push(check("database", Verdict::Fail, e.to_string()));
             return Ok(checks);
         }
     };
-    if stored {
-        // redb's own check of every page and checksum.
-        let (verdict, integrity) = match Store::check_integrity(&env.dirs) {
-            Ok(Some(true)) | Ok(None) => (Verdict::Ok, "integrity check passed".to_owned()),
-            Ok(Some(false)) => (
-                Verdict::Fail,
-                "redb's integrity check found damage (and repaired what it could)".to_owned(),
-            ),
-            Err(e) => (Verdict::Fail, e.to_string()),
-        };
-        let n = survey.rows.len();
-        checks.push(check(
-            "database",
-            verdict,
-            format!(
-                "{} ({n} VM{}, every record readable, {integrity})",
-                env.dirs.database(),
-                if n == 1 { "" } else { "s" }
-            ),
-        ));
-    }
-    let crashed: Vec<&str> = survey
+    survey.reconcile(env)?;
+    let mut crashed: Vec<&str> = survey
         .rows
         .iter()
         .filter(|row| row.status == Status::Crashed)
         .map(|row| row.name)
         .collect();
+    crashed.sort_unstable();
     checks.push(if crashed.is_empty() {
         check("crashed VMs", Verdict::Ok, "none")
     } else {
@@ -246,25 +253,42 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
         return Vec::new();
     };
     let known = survey.rows.ids();
+    // Only the VMs reconciled may run; any other has no QEMU.
+    let running: HashSet<&str> = survey
+        .live
+        .iter()
+        .filter(|vm| vm.runtime.is_some())
+        .map(|vm| vm.id.as_str())
+        .collect();
     let mut stale = Vec::new();
+    let mut unknown = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let id = name.strip_suffix(".lock").unwrap_or(name);
         if !known.contains(id) {
-            stale.push(entry.path().to_owned());
+            unknown.push((id.to_owned(), entry.path().to_owned()));
             continue;
         }
-        // Only the VMs reconciled may run; any other has no QEMU.
-        let runs = survey
-            .live
-            .iter()
-            .any(|vm| vm.id.as_str() == id && vm.runtime.is_some());
-        if !runs && entry.path().is_dir() {
+        if !running.contains(id) && entry.path().is_dir() {
             for file in STALE_FILES {
                 let path = entry.path().join(file);
                 if path.exists() {
                     stale.push(path);
                 }
+            }
+        }
+    }
+    // Added (and perhaps started) since the survey read the store: look
+    // again before calling a VM's files stale.
+    if !unknown.is_empty() {
+        let store = Store::open_existing(&env.dirs, Access::Read).ok().flatten();
+        for (id, path) in unknown {
+            let added = match (&store, VmId::parse(&id)) {
+                (Some(store), Some(id)) => store.get(&id).is_ok(),
+                _ => false,
+            };
+            if !added {
+                stale.push(path);
             }
         }
     }
@@ -292,7 +316,10 @@ pub struct Cleanup {
 }
 
 pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
-    let survey = super::ls::survey(env, !dry_run)?.unwrap_or_default();
+    let mut survey = super::ls::survey(env)?.unwrap_or_default();
+    if !dry_run {
+        survey.reconcile(env)?;
+    }
     let stale = stale_runtime_files(env, &survey);
     if !dry_run {
         remove_all(&stale);

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use crate::error::Result;
 use crate::reconcile::reconcile;
 use crate::rows::Rows;
@@ -19,48 +21,57 @@ pub struct Survey {
     pub changed: Vec<(String, Status)>,
 }
 
-/// Read every VM and, with `reconcile_now`, check the ones recorded as
-/// running (no QMP) and save what changed. Only a row of the others is
-/// kept, so large stores survey in little memory. `None` without a store.
-pub fn survey(env: &Env, reconcile_now: bool) -> Result<Option<Survey>> {
+/// Read every VM: a row of each, and the whole record of those that
+/// reconciling may change. `None` without a store.
+pub fn survey(env: &Env) -> Result<Option<Survey>> {
     let Some(store) = Store::open_existing(&env.dirs, Access::Read)? else {
         return Ok(None);
     };
-    let (mut rows, mut live) = store.rows()?;
-    drop(store);
-    let mut changed = Vec::new();
-    if reconcile_now {
-        let before: Vec<(VmId, Status)> =
-            live.iter().map(|vm| (vm.id.clone(), vm.status)).collect();
-        reconcile(&env.dirs, &mut live)?;
-        // A VM missing after reconciling was removed (`run --rm`, found stopped).
-        rows.reconciled(before.iter().map(|(id, _)| {
-            let now = live.iter().find(|vm| &vm.id == id).map(|vm| vm.status);
-            (id, now)
-        }));
-        for vm in &live {
-            if before
-                .iter()
-                .any(|(id, was)| *id == vm.id && *was != vm.status)
-            {
-                changed.push((vm.name.to_string(), vm.status));
-            }
-        }
-    }
+    let (rows, live) = store.rows()?;
     Ok(Some(Survey {
         rows,
         live,
-        changed,
+        changed: Vec::new(),
     }))
+}
+
+impl Survey {
+    /// Check the VMs recorded as running (no QMP) and save what changed;
+    /// the rows follow.
+    pub fn reconcile(&mut self, env: &Env) -> Result<()> {
+        let before: Vec<(VmId, Status)> = self
+            .live
+            .iter()
+            .map(|vm| (vm.id.clone(), vm.status))
+            .collect();
+        reconcile(&env.dirs, &mut self.live)?;
+        let now: HashMap<&VmId, &Vm> = self.live.iter().map(|vm| (&vm.id, vm)).collect();
+        // A VM missing after reconciling was removed (`run --rm`, found stopped).
+        self.rows.reconciled(
+            before
+                .iter()
+                .map(|(id, _)| (id, now.get(id).map(|vm| vm.status))),
+        );
+        for (id, was) in &before {
+            if let Some(vm) = now.get(id).filter(|vm| vm.status != *was) {
+                self.changed.push((vm.name.to_string(), vm.status));
+            }
+        }
+        // Names are unique: an unstable sort orders the same.
+        self.changed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(())
+    }
 }
 
 /// Every VM, ordered by name, optionally only those in one state. Only the
 /// VMs recorded as running are checked (no QMP), and only a packed row of
 /// each is kept: `ls` of a large store stays small.
 pub fn list(env: &Env, status: Option<Status>) -> Result<Rows> {
-    let Some(Survey { mut rows, .. }) = survey(env, true)? else {
+    let Some(mut survey) = survey(env)? else {
         return Ok(Rows::default());
     };
+    survey.reconcile(env)?;
+    let mut rows = survey.rows;
     if let Some(wanted) = status {
         rows.retain(|row| row.status == wanted);
     }
