@@ -76,13 +76,7 @@ impl Rows {
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Row<'_>> + '_ {
-        self.rows.iter().map(|p| Row {
-            name: self.name_of(p),
-            id: unpack_id(&p.id),
-            status: p.status,
-            memory: Bytes(p.memory),
-            cpus: p.cpus,
-        })
+        self.rows.iter().map(|p| row(&self.names, p))
     }
 
     /// Apply what reconciling found: a new status for a VM, or `None` for
@@ -121,15 +115,7 @@ impl Rows {
     /// stay in the buffer; rows only point into it.
     pub fn retain(&mut self, mut keep: impl FnMut(Row<'_>) -> bool) {
         let names = &self.names;
-        self.rows.retain(|p| {
-            keep(Row {
-                name: name_in(names, p),
-                id: unpack_id(&p.id),
-                status: p.status,
-                memory: Bytes(p.memory),
-                cpus: p.cpus,
-            })
-        });
+        self.rows.retain(|p| keep(row(names, p)));
     }
 
     /// Order by name. Names are unique, so an unstable sort orders the same.
@@ -137,10 +123,6 @@ impl Rows {
         let names = &self.names;
         self.rows
             .sort_unstable_by(|a, b| name_in(names, a).cmp(name_in(names, b)));
-    }
-
-    fn name_of(&self, p: &Packed) -> &str {
-        name_in(&self.names, p)
     }
 }
 
@@ -151,6 +133,16 @@ pub struct IdSet(Vec<[u8; 16]>);
 impl IdSet {
     pub fn contains(&self, id: &str) -> bool {
         pack_id(id).is_some_and(|packed| self.0.binary_search(&packed).is_ok())
+    }
+}
+
+fn row<'a>(names: &'a str, p: &Packed) -> Row<'a> {
+    Row {
+        name: name_in(names, p),
+        id: unpack_id(&p.id),
+        status: p.status,
+        memory: Bytes(p.memory),
+        cpus: p.cpus,
     }
 }
 

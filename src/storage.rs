@@ -336,8 +336,16 @@ pub fn check_chain(drive: &str, path: &Utf8Path, format: &str, policy: &PathPoli
 /// Check the chains of every existing qcow2 image a config names, and of
 /// the backing files of images still to be created.
 pub fn check_images(config: &VmConfig, disks_dir: &Utf8Path, policy: &PathPolicy) -> Result<()> {
-    for (name, path, format) in chains_to_check(config, disks_dir) {
-        check_chain(name, &path, format, policy)?;
+    check_chains(&chains_to_check(config, disks_dir), policy)
+}
+
+/// [`check_images`] of chains already worked out.
+pub fn check_chains(
+    chains: &[(&str, Utf8PathBuf, &'static str)],
+    policy: &PathPolicy,
+) -> Result<()> {
+    for (name, path, format) in chains {
+        check_chain(name, path, format, policy)?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::Env;
-use super::ls::Survey;
+use super::survey::{Survey, survey};
 use crate::dirs::check_private_dir;
 use crate::error::Result;
 use crate::qemu::{find_program, kvm_usable, logind_warning};
@@ -175,7 +175,7 @@ fn database_check(env: &Env, vms: usize) -> Check {
 fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     // Reading every record is the first check: each must decode.
-    let mut survey = match super::ls::survey(env) {
+    let mut survey = match survey(env) {
         Ok(Some(survey)) => {
             checks.push(database_check(env, survey.rows.len()));
             survey
@@ -316,7 +316,7 @@ pub struct Cleanup {
 }
 
 pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
-    let mut survey = super::ls::survey(env)?.unwrap_or_default();
+    let mut survey = survey(env)?.unwrap_or_default();
     if !dry_run {
         survey.reconcile(env)?;
     }

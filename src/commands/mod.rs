@@ -6,7 +6,7 @@ mod apply;
 mod console;
 pub mod doctor;
 mod info;
-pub(crate) mod ls;
+mod ls;
 pub mod qmp;
 mod rm;
 mod run;
@@ -15,6 +15,7 @@ mod start;
 mod status;
 mod stop;
 pub mod storage;
+mod survey;
 
 pub use add::add;
 pub use apply::{Applied, apply};
@@ -136,8 +137,8 @@ fn load_files(env: &Env, files: &[Utf8PathBuf]) -> Result<(Vec<Layer>, Vec<Utf8P
 /// qemu-img is there to read them (`start` checks again, and needs it).
 /// A VM without such images is not checked: no qemu-img is run for it.
 fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
-    let disks_dir = env.disks_dir(&vm.id);
-    if crate::storage::chains_to_check(&vm.config, &disks_dir).is_empty() {
+    let chains = crate::storage::chains_to_check(&vm.config, &env.disks_dir(&vm.id));
+    if chains.is_empty() {
         return Ok(());
     }
     if !crate::storage::have_qemu_img() {
@@ -146,7 +147,7 @@ fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
         ));
         return Ok(());
     }
-    crate::storage::check_images(&vm.config, &disks_dir, &env.policy)
+    crate::storage::check_chains(&chains, &env.policy)
 }
 
 impl Env {

@@ -24,6 +24,16 @@ pub struct Removed {
     pub kept: Vec<camino::Utf8PathBuf>,
 }
 
+/// What a removed record said, for cleaning up after it.
+struct Gone {
+    name: Name,
+    id: VmId,
+    /// Images maqet created for it.
+    owned: Vec<camino::Utf8PathBuf>,
+    /// Every image file its drives name.
+    images: Vec<camino::Utf8PathBuf>,
+}
+
 /// Remove VMs from the registry, in one transaction: either every named VM
 /// goes or none does. A running VM is refused, or with `force` stopped
 /// first (at once, without asking the guest). Returns what was removed.
@@ -125,7 +135,12 @@ pub fn remove(
                 .iter()
                 .filter_map(|d| super::storage::image_path(d, &disks_dir))
                 .collect();
-            removed.push((current.name, current.id, current.owned, images));
+            removed.push(Gone {
+                name: current.name,
+                id: current.id,
+                owned: current.owned,
+                images,
+            });
         }
         Ok(removed)
     })?;
@@ -136,7 +151,13 @@ pub fn remove(
         });
     }
     let mut report = Vec::with_capacity(removed.len());
-    for (name, id, owned, images) in removed {
+    for Gone {
+        name,
+        id,
+        owned,
+        images,
+    } in removed
+    {
         // Its logs and lock go with it; nothing here is the user's.
         let _ = std::fs::remove_dir_all(env.dirs.runtime.join(id.as_str()));
         let _ = std::fs::remove_file(env.dirs.runtime.join(format!("{id}.lock")));
