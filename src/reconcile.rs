@@ -76,6 +76,10 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
     let mut changed = Vec::new();
     // One wait for all the VMs caught starting, not one each.
     let deadline = std::time::Instant::now() + STARTING_WAIT;
+    // The locks of the VMs resolved here, held until what was found is
+    // written: a new `start` must not record its own "starting" in between,
+    // only to have it overwritten.
+    let mut held = Vec::new();
     for (i, vm) in vms.iter_mut().enumerate() {
         let mut seen = vm.runtime.as_ref().map(|rt| (rt.pid, rt.start_ticks));
         // Recorded just before its QEMU was spawned, by a `start` that did
@@ -87,7 +91,8 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
             let lock = dirs.runtime.join(format!("{}.lock", vm.id));
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match crate::lock::exclusive_within(&lock, "a start", left) {
-                Ok(_free) => {
+                Ok(free) => {
+                    held.push(free);
                     if resolve_starting(vm) {
                         changed.push((i, seen));
                         continue;
@@ -145,6 +150,7 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
         Ok(removed)
     })?;
     drop(store);
+    drop(held);
     for vm in &removed {
         forget_files(dirs, vm);
     }
