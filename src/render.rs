@@ -428,7 +428,7 @@ fn to_json(report: &Report) -> Value {
             "name": vm.name.as_str(),
             "created": created,
         }),
-        Report::List(rows) => Value::Array(rows.iter().map(summary_json).collect()),
+        Report::List(_) => unreachable!("lists are written row by row (write_list_json)"),
         Report::Info(vm) => vm_json(vm),
         Report::Removed(removed) => Value::Array(
             removed
