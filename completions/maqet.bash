@@ -168,8 +168,8 @@ _maqet() {
     elif [[ -z $ddash && $cur == -* ]]; then
         case $cmd in
             "") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json --version" ;;
-            "add") _maqet_words "--help --name --memory --cpus --binary --empty" ;;
-            "apply") _maqet_words "--help --name --memory --cpus --binary" ;;
+            "add") _maqet_words "--help --name --memory --cpus --binary --trust --empty" ;;
+            "apply") _maqet_words "--help --name --memory --cpus --binary --trust" ;;
             "ls") _maqet_words "--help --status --names" ;;
             "info") _maqet_words "--help" ;;
             "rm") _maqet_words "--help --all --force --clean-storage" ;;
@@ -188,7 +188,7 @@ _maqet() {
             "qmp device-del") _maqet_words "--help --timeout" ;;
             "qmp events") _maqet_words "--help --follow --filter --timeout" ;;
             "console") _maqet_words "--help --log --follow" ;;
-            "run") _maqet_words "--help --name --memory --cpus --binary --console --rm --wait-for --timeout" ;;
+            "run") _maqet_words "--help --name --memory --cpus --binary --trust --console --rm --wait-for --timeout" ;;
             "snapshot") _maqet_words "--help" ;;
             "snapshot create") _maqet_words "--help --overwrite --timeout" ;;
             "snapshot load") _maqet_words "--help --timeout" ;;

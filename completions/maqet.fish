@@ -157,13 +157,15 @@ function __maqet_complete
                     '--memory' 'guest memory, e.g. 2G (wins over the files)' \
                     '--cpus' 'virtual CPUs (wins over the files)' \
                     '--binary' 'QEMU program name or path (wins over the files)' \
+                    '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them' \
                     '--empty' 'define a VM with no config file, from defaults and options only'
             case 'apply'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--name' 'rename the VM' \
                     '--memory' 'guest memory, e.g. 2G' \
                     '--cpus' 'virtual CPUs' \
-                    '--binary' 'QEMU program name or path'
+                    '--binary' 'QEMU program name or path' \
+                    '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them'
             case 'ls'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--status' 'only VMs in this state: created, running, stopped or crashed' \
@@ -231,6 +233,7 @@ function __maqet_complete
                     '--memory' 'guest memory, e.g. 2G (wins over the files)' \
                     '--cpus' 'virtual CPUs (wins over the files)' \
                     '--binary' 'QEMU program name or path (wins over the files)' \
+                    '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them' \
                     '--console' 'attach the serial console in the foreground (Ctrl-] detaches)' \
                     '--rm' 'remove the VM, and the images maqet created for it, once it stops' \
                     '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N or file:PATH' \

@@ -79,6 +79,7 @@ pub fn run(cli: Cli) -> Result<Report> {
             let input = ConfigInput {
                 files: args.configs,
                 overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
+                trust: args.trust,
             };
             commands::add(&env, input, args.empty).map(Report::Added)
         }
@@ -86,6 +87,7 @@ pub fn run(cli: Cli) -> Result<Report> {
             let input = ConfigInput {
                 files: args.configs,
                 overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
+                trust: args.trust,
             };
             commands::apply(&env, &args.vm, input).map(|a| Report::Applied {
                 vm: a.vm,
@@ -148,6 +150,7 @@ pub fn run(cli: Cli) -> Result<Report> {
             let input = ConfigInput {
                 files: args.configs,
                 overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
+                trust: args.trust,
             };
             let opts = RunOptions {
                 console: args.console,

@@ -115,6 +115,11 @@ pub struct AddArgs {
     #[argh(option, arg_name = "BINARY")]
     pub binary: Option<String>,
 
+    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
+    /// docs/security.md): a config file alone cannot grant them
+    #[argh(switch)]
+    pub trust: bool,
+
     /// define a VM with no config file, from defaults and options only
     #[argh(switch)]
     pub empty: bool,
@@ -151,6 +156,11 @@ pub struct ApplyArgs {
     /// QEMU program name or path
     #[argh(option, arg_name = "BINARY")]
     pub binary: Option<String>,
+
+    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
+    /// docs/security.md): a config file alone cannot grant them
+    #[argh(switch)]
+    pub trust: bool,
 }
 
 /// List VMs.
@@ -560,6 +570,11 @@ pub struct RunArgs {
     /// QEMU program name or path (wins over the files)
     #[argh(option, arg_name = "BINARY")]
     pub binary: Option<String>,
+
+    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
+    /// docs/security.md): a config file alone cannot grant them
+    #[argh(switch)]
+    pub trust: bool,
 
     /// attach the serial console in the foreground (Ctrl-] detaches)
     #[argh(switch)]

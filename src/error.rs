@@ -116,6 +116,13 @@ pub enum Error {
         help: String,
     },
 
+    #[error("{message}")]
+    #[diagnostic(
+        code(maqet::confinement),
+        help("see docs/security.md; `maqet doctor` shows what this kernel offers")
+    )]
+    Confinement { message: String },
+
     #[error("{path} is not safe to use: {reason}")]
     #[diagnostic(code(maqet::dir::unsafe_dir))]
     UnsafeDir {
@@ -236,6 +243,7 @@ impl Error {
             | Error::NameTaken { .. } => exit::NOT_FOUND_OR_INVALID,
             Error::VmActive { .. }
             | Error::Refused { .. }
+            | Error::Confinement { .. }
             | Error::UnsafeDir { .. }
             | Error::StoreTooNew { .. } => exit::REFUSED,
             Error::Busy { .. } | Error::TimedOut { .. } => exit::TIMED_OUT,

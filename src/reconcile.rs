@@ -205,6 +205,8 @@ pub fn placeholder(dir: &camino::Utf8Path) -> Runtime {
         started: Timestamp::now(),
         accel: String::new(),
         argv: Vec::new(),
+        accel_note: None,
+        confinement: crate::vm::Confinement::Unknown,
     }
 }
 

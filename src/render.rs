@@ -320,6 +320,16 @@ fn status_rows(s: &VmStatus) -> Vec<(&'static str, String)> {
     }
     if let Some(rt) = &s.vm.runtime {
         rows.push(("accel", rt.accel.clone()));
+        if let Some(why) = &rt.accel_note {
+            rows.push(("", why.clone()));
+        }
+        rows.push(("confined", rt.confinement.describe()));
+    }
+    if s.vm.trusted {
+        rows.push((
+            "trusted",
+            "yes: raw arguments and binary granted with --trust".into(),
+        ));
     }
     if let Some(word) = &s.run_state {
         rows.push(("qmp", word.clone()));
@@ -451,6 +461,8 @@ fn to_json(report: &Report) -> Value {
                 "name": vm.name.as_str(),
                 "pid": rt.map(|r| r.pid),
                 "accel": rt.map(|r| r.accel.as_str()),
+                "accel_note": rt.and_then(|r| r.accel_note.as_deref()),
+                "confined": rt.map(|r| r.confinement.is_confined()),
                 "qmp_socket": rt.map(|r| r.qmp_socket.as_str()),
                 "console_socket": rt.map(|r| r.console_socket.as_str()),
                 "run_state": run_state,
@@ -573,6 +585,10 @@ fn status_json(s: &VmStatus) -> Value {
         "pid": s.pid,
         "uptime_seconds": s.uptime_seconds,
         "accel": s.vm.runtime.as_ref().map(|r| r.accel.as_str()),
+        "accel_note": s.vm.runtime.as_ref().and_then(|r| r.accel_note.as_deref()),
+        "confined": s.vm.runtime.as_ref().map(|r| r.confinement.is_confined()),
+        "confinement": s.vm.runtime.as_ref().map(|r| r.confinement.describe()),
+        "trusted": s.vm.trusted,
         "run_state": s.run_state,
         "unreachable": s.unreachable,
         "last_exit": exit.map(|e| json!({
@@ -654,6 +670,14 @@ fn info(vm: &Vm) -> String {
     for (i, source) in vm.sources.iter().enumerate() {
         rows.push((if i == 0 { "sources" } else { "" }, source.to_string()));
     }
+    rows.push((
+        "trusted",
+        if vm.trusted {
+            "yes (--trust: raw arguments and binary allowed)".into()
+        } else {
+            "no".into()
+        },
+    ));
     rows.extend([
         ("binary", c.binary.as_str().to_owned()),
         ("machine", c.machine.to_string()),
@@ -870,6 +894,7 @@ fn vm_json(vm: &Vm) -> Value {
         "created": vm.created.rfc3339(),
         "updated": vm.updated.rfc3339(),
         "sources": vm.sources,
+        "trusted": vm.trusted,
         "config": config_json(&vm.config),
     })
 }

@@ -30,6 +30,20 @@ impl LogLevel {
     }
 }
 
+/// Whether a VM's QEMU is confined with Landlock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ConfinementMode {
+    /// Confined when the kernel has Landlock; started anyway, and said so,
+    /// when it has not.
+    #[default]
+    Auto,
+    /// Refuse to start a VM the kernel cannot confine.
+    Required,
+    /// Never confine (for finding out whether confinement is what breaks a
+    /// VM; `status` says so).
+    Off,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -44,6 +58,16 @@ pub struct Settings {
     pub stop_timeout: Option<u64>,
     /// What stderr shows without `-v`.
     pub log_level: Option<LogLevel>,
+    /// Whether QEMU runs under Landlock (docs/security.md).
+    pub confinement: Option<ConfinementMode>,
+    /// Host paths every VM's QEMU may also read (e.g. `/usr/share/OVMF`),
+    /// write, or run. Only this file can grant them; a VM config never can.
+    #[serde(default)]
+    pub allow_read: Vec<String>,
+    #[serde(default)]
+    pub allow_write: Vec<String>,
+    #[serde(default)]
+    pub allow_execute: Vec<String>,
     /// The file these came from.
     #[serde(skip)]
     pub source: Option<Utf8PathBuf>,
@@ -90,6 +114,14 @@ pub fn load(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Result<Settings> {
         .flatten()
     {
         *dir = expand(dir, &base)?;
+    }
+    for path in settings
+        .allow_read
+        .iter_mut()
+        .chain(&mut settings.allow_write)
+        .chain(&mut settings.allow_execute)
+    {
+        *path = expand(path, &base)?;
     }
     settings.source = Some(path);
     Ok(settings)

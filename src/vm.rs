@@ -155,6 +155,47 @@ pub struct Runtime {
     pub accel: String,
     /// The command line QEMU was started with.
     pub argv: Vec<String>,
+    /// Why the accelerator is not the one asked for (KVM that failed).
+    pub accel_note: Option<String>,
+    /// What kept this QEMU from the rest of the host.
+    pub confinement: Confinement,
+}
+
+/// The kernel confinement a QEMU was started under (DESIGN.md §6a).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Confinement {
+    /// A Landlock domain: files always; TCP ports and scoping (abstract
+    /// Unix sockets, signals) when the kernel's ABI has them.
+    Landlock { abi: u8, net: bool, scoped: bool },
+    /// No Landlock domain, and why.
+    None { reason: String },
+    /// A QEMU maqet adopted after a killed start: how it was started is
+    /// not known.
+    Unknown,
+}
+
+impl Confinement {
+    pub fn is_confined(&self) -> bool {
+        matches!(self, Confinement::Landlock { .. })
+    }
+
+    /// One line for `status` and `inspect`.
+    pub fn describe(&self) -> String {
+        match self {
+            Confinement::Landlock { abi, net, scoped } => {
+                let mut parts = vec!["files"];
+                if *net {
+                    parts.push("TCP ports");
+                }
+                if *scoped {
+                    parts.push("signals and abstract sockets");
+                }
+                format!("landlock (ABI {abi}): {}", parts.join(", "))
+            }
+            Confinement::None { reason } => format!("none: {reason}"),
+            Confinement::Unknown => "unknown (adopted after an interrupted start)".into(),
+        }
+    }
 }
 
 /// How a VM's last run ended, kept for `status`.
@@ -185,6 +226,9 @@ pub struct Vm {
     /// `maqet run --rm`: remove the VM (and its owned images) as soon as a
     /// command finds it stopped.
     pub auto_remove: bool,
+    /// Raw `arguments` and a custom `binary` were granted on the command
+    /// line (`--trust`), not by a config file alone (docs/security.md).
+    pub trusted: bool,
 }
 
 impl Vm {
@@ -208,6 +252,7 @@ impl Vm {
             last_exit: None,
             owned: Vec::new(),
             auto_remove,
+            trusted: false,
         })
     }
 }
@@ -217,21 +262,101 @@ impl Vm {
 /// converted when read.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum VmRecord {
-    V1(Vm),
+    V1(legacy::VmV1),
+    V2(Vm),
 }
 
 impl VmRecord {
     pub fn encode(vm: &Vm) -> Result<Vec<u8>, postcard::Error> {
+        // Variants are numbered by position: V1 holds its place, never
+        // written again.
         #[derive(Serialize)]
         enum Borrowed<'a> {
-            V1(&'a Vm),
+            #[allow(dead_code)]
+            V1,
+            V2(&'a Vm),
         }
-        postcard::to_stdvec(&Borrowed::V1(vm))
+        postcard::to_stdvec(&Borrowed::V2(vm))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Vm, postcard::Error> {
         match postcard::from_bytes(bytes)? {
-            VmRecord::V1(vm) => Ok(vm),
+            VmRecord::V1(vm) => Ok(vm.into()),
+            VmRecord::V2(vm) => Ok(vm),
+        }
+    }
+}
+
+/// Stored layouts of earlier versions, frozen, and how they convert.
+pub mod legacy {
+    use camino::Utf8PathBuf;
+    use serde::{Deserialize, Serialize};
+
+    use super::{Confinement, ExitInfo, Runtime, Status, Timestamp, Vm, VmId};
+    use crate::config::{Name, VmConfig};
+
+    /// maqet 0.1.0's VM: no trust flag, no confinement.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VmV1 {
+        pub id: VmId,
+        pub name: Name,
+        pub config: VmConfig,
+        pub sources: Vec<Utf8PathBuf>,
+        pub created: Timestamp,
+        pub updated: Timestamp,
+        pub status: Status,
+        pub runtime: Option<RuntimeV1>,
+        pub last_exit: Option<ExitInfo>,
+        pub owned: Vec<Utf8PathBuf>,
+        pub auto_remove: bool,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RuntimeV1 {
+        pub pid: i32,
+        pub start_ticks: u64,
+        pub dir: Utf8PathBuf,
+        pub qmp_socket: Utf8PathBuf,
+        pub console_socket: Utf8PathBuf,
+        pub pidfile: Utf8PathBuf,
+        pub started: Timestamp,
+        pub accel: String,
+        pub argv: Vec<String>,
+    }
+
+    impl From<VmV1> for Vm {
+        /// A VM from before `--trust` is not trusted: its raw arguments or
+        /// custom binary came from a config file, and starting it says how
+        /// to grant them.
+        fn from(v: VmV1) -> Vm {
+            Vm {
+                id: v.id,
+                name: v.name,
+                config: v.config,
+                sources: v.sources,
+                created: v.created,
+                updated: v.updated,
+                status: v.status,
+                runtime: v.runtime.map(|rt| Runtime {
+                    pid: rt.pid,
+                    start_ticks: rt.start_ticks,
+                    dir: rt.dir,
+                    qmp_socket: rt.qmp_socket,
+                    console_socket: rt.console_socket,
+                    pidfile: rt.pidfile,
+                    started: rt.started,
+                    accel: rt.accel,
+                    argv: rt.argv,
+                    accel_note: None,
+                    confinement: Confinement::None {
+                        reason: "started by an earlier maqet, without confinement".into(),
+                    },
+                }),
+                last_exit: v.last_exit,
+                owned: v.owned,
+                auto_remove: v.auto_remove,
+                trusted: false,
+            }
         }
     }
 }

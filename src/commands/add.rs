@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::Vm;
 
-use super::{ConfigInput, Env, check_images, load_files};
+use super::{ConfigInput, Env, check_images, load_files, needs_trust, untrusted};
 
 /// Define a new VM. `empty` allows doing so without any config file.
 pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
@@ -24,7 +24,7 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
     }
     let (mut layers, sources) = load_files(env, &input.files)?;
     layers.push(input.overrides.into_layer());
-    define(env, layers, sources, false)
+    define(env, layers, sources, false, input.trust)
 }
 
 /// Merge layers onto the defaults and store the result as a new VM.
@@ -33,6 +33,7 @@ pub(crate) fn define(
     layers: Vec<Layer>,
     sources: Vec<camino::Utf8PathBuf>,
     auto_remove: bool,
+    trust: bool,
 ) -> Result<Vm> {
     let (config, name) = config::merge(env.base_config(), layers)?;
     let name = name.ok_or_else(|| {
@@ -41,7 +42,17 @@ pub(crate) fn define(
             "add `name: \"...\"` to the config, or give --name",
         )
     })?;
-    let vm = Vm::new(name, config, sources, auto_remove)?;
+    if let Some(what) = needs_trust(env, &config)
+        && !trust
+    {
+        return Err(untrusted(
+            name.as_str(),
+            what,
+            "add it again with --trust",
+        ));
+    }
+    let mut vm = Vm::new(name, config, sources, auto_remove)?;
+    vm.trusted = trust;
     check_images(env, &vm)?;
     let store = Store::open(&env.dirs)?;
     store.write(|tx| tx.put(&vm))?;

@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::{Timestamp, Vm};
 
-use super::{ConfigInput, Env, check_images, load_files};
+use super::{ConfigInput, Env, check_images, load_files, needs_trust, untrusted};
 
 pub struct Applied {
     pub vm: Vm,
@@ -17,7 +17,8 @@ pub struct Applied {
 pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> {
     let rename = input.overrides.name.take();
     let (mut layers, sources) = load_files(env, &input.files)?;
-    let nothing_given = input.is_empty() && rename.is_none();
+    let nothing_given = input.is_empty() && rename.is_none() && !input.trust;
+    let trust = input.trust;
     layers.push(input.overrides.into_layer());
 
     let store = Store::open(&env.dirs)?;
@@ -32,7 +33,22 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
             if let Some(new_name) = rename {
                 vm.name = new_name;
             }
+            let before = vm.config.clone();
             vm.config = merged(vm.config.clone(), layers, &vm.name)?;
+            // Trust covers the arguments and binary it was given for: a
+            // change to either needs it again.
+            let changed = before.arguments != vm.config.arguments
+                || before.binary != vm.config.binary;
+            vm.trusted = trust || (vm.trusted && !changed);
+            if let Some(what) = needs_trust(env, &vm.config)
+                && !vm.trusted
+            {
+                return Err(untrusted(
+                    vm.name.as_str(),
+                    what,
+                    &format!("apply it with --trust (`maqet apply {} ... --trust`)", vm.name),
+                ));
+            }
             vm.sources.extend(sources);
             vm.updated = Timestamp::now();
             check_images(env, &vm)?;
@@ -51,7 +67,13 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                 })?,
             };
             let config = merged(env.base_config(), layers, &name)?;
-            let vm = Vm::new(name, config, sources, false)?;
+            if let Some(what) = needs_trust(env, &config)
+                && !trust
+            {
+                return Err(untrusted(name.as_str(), what, "apply it with --trust"));
+            }
+            let mut vm = Vm::new(name, config, sources, false)?;
+            vm.trusted = trust;
             check_images(env, &vm)?;
             tx.put(&vm)?;
             Ok(Applied { vm, created: true })

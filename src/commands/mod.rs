@@ -107,6 +107,8 @@ impl Env {
 pub struct ConfigInput {
     pub files: Vec<Utf8PathBuf>,
     pub overrides: Overrides,
+    /// `--trust`: the person grants raw `arguments` and a custom `binary`.
+    pub trust: bool,
 }
 
 impl ConfigInput {
@@ -117,6 +119,31 @@ impl ConfigInput {
             && o.memory.is_none()
             && o.cpus.is_none()
             && o.binary.is_none()
+    }
+}
+
+/// What in a config only `--trust` grants: raw QEMU arguments, and a QEMU
+/// program other than the default (or the settings file's). `None` when
+/// there is nothing.
+pub(crate) fn needs_trust(env: &Env, config: &crate::config::VmConfig) -> Option<&'static str> {
+    let custom_binary = config.binary != env.base_config().binary;
+    match (config.arguments.is_empty(), custom_binary) {
+        (true, false) => None,
+        (false, true) => Some("raw QEMU `arguments` and a custom `binary`"),
+        (false, false) => Some("raw QEMU `arguments`"),
+        (true, true) => Some("a custom `binary`"),
+    }
+}
+
+/// The refusal when a config carries what only `--trust` grants.
+pub(crate) fn untrusted(name: &str, what: &str, command: &str) -> Error {
+    Error::Refused {
+        message: format!(
+            "VM `{name}` has {what}, which run on this host as you; a config file alone cannot grant that"
+        ),
+        help: format!(
+            "read them; if you wrote them and mean them, {command} (see docs/security.md)"
+        ),
     }
 }
 
@@ -147,7 +174,7 @@ fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
         ));
         return Ok(());
     }
-    crate::storage::check_chains(&chains, &env.policy)
+    crate::storage::check_chains(&chains, &env.policy).map(drop)
 }
 
 impl Env {

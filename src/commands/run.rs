@@ -91,7 +91,7 @@ pub fn run(
         ssh_port = Some(port);
     }
     layers.push(input.overrides.into_layer());
-    let vm = define(env, layers, sources, opts.rm)?;
+    let vm = define(env, layers, sources, opts.rm, input.trust)?;
     let start_opts = StartOptions {
         timeout: opts.timeout,
         wait_for: opts.wait_for.clone(),

@@ -4,20 +4,25 @@ use std::process::Child;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use nix::sys::signal::Signal;
 
-use super::{Env, Note, read, read_id, save};
+use super::{Env, Note, needs_trust, read, read_id, save, untrusted};
+use crate::config::{Accel, VmConfig};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
-use crate::qemu::argv::{self, Plan, RuntimePaths};
+use crate::qemu::argv::{self, Accelerator, Plan, RuntimePaths};
+use crate::qemu::confine::{self, Prepared, kernel_abi};
 use crate::qemu::process::{Liveness, Pidfd, ProcStat};
 use crate::qemu::spawn::{Listeners, bind_private, check_socket_path, private_file, spawn, tail};
-use crate::qemu::{choose_accel, find_program, logind_warning};
+use crate::qemu::{
+    choose_accel, find_program, kvm_known_broken, logind_warning, remember_kvm_broken,
+};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
-use crate::storage::{check_images, create_image, missing_images, recheck_paths};
-use crate::vm::{Runtime, Status, Timestamp, Vm};
+use crate::settings::ConfinementMode;
+use crate::storage::{Chains, check_images, create_image, missing_images, recheck_paths};
+use crate::vm::{Confinement, Runtime, Status, Timestamp, Vm};
 
 /// What `start` waits for before it returns.
 #[derive(Debug, Clone)]
@@ -93,17 +98,20 @@ pub fn start(
     note: &mut dyn FnMut(Note<'_>),
 ) -> Result<StartOutcome> {
     let vm = read(env, query)?;
-    let accel = choose_accel(vm.config.accel)?;
+    check_trust(env, &vm)?;
     let paths = RuntimePaths::new(env.dirs.runtime.join(vm.id.as_str()));
     let disks_dir = env.disks_dir(&vm.id);
-    let mut argv = argv::build(&Plan {
-        name: vm.name.as_str(),
-        config: &vm.config,
-        accel,
-        runtime: &paths,
-        disks_dir: &disks_dir,
-    });
     if opts.dry_run {
+        let (accel, _) = decide_accel(env, &vm, None)?;
+        let chains = check_images(&vm.config, &disks_dir, &env.policy)?;
+        let argv = argv::build(&Plan {
+            name: vm.name.as_str(),
+            config: &vm.config,
+            accel,
+            runtime: &paths,
+            disks_dir: &disks_dir,
+            chains: &chains,
+        });
         return Ok(StartOutcome::DryRun {
             vm: Box::new(vm),
             argv,
@@ -112,7 +120,7 @@ pub fn start(
     check_socket_path(&paths.qmp_socket)?;
     check_socket_path(&paths.console_socket)?;
     check_socket_path(&paths.events_socket)?;
-    argv[0] = find_program(&vm.config.binary)?.into_string();
+    let program = find_program(&vm.config.binary)?;
     let mut wait_for = opts.wait_for.clone();
     if let WaitFor::File(path) = &wait_for {
         let checked = env
@@ -130,6 +138,7 @@ pub fn start(
         &format!("VM `{}`", vm.name),
     )?;
     let mut vm = read_id(env, &vm.id)?;
+    check_trust(env, &vm)?;
     // We hold the VM's lock: a record at STARTING, or a QEMU nobody
     // recorded, is what a killed start left.
     if crate::reconcile::resolve_starting(&mut vm) || adopt_orphan(&mut vm, &paths.dir) {
@@ -149,100 +158,65 @@ pub fn start(
     }
 
     recheck_paths(&vm.config, &env.policy)?;
-    check_images(&vm.config, &disks_dir, &env.policy)?;
-    for image in missing_images(&vm.config, &disks_dir) {
+    let mut chains = check_images(&vm.config, &disks_dir, &env.policy)?;
+    let missing = missing_images(&vm.config, &disks_dir);
+    for image in &missing {
         note(Note::Progress(&format!(
             "creating {} ({} bytes)",
             image.path, image.size_bytes
         )));
-        create_image(&image, &disks_dir)?;
+        create_image(image, &disks_dir)?;
         if !vm.owned.contains(&image.path) {
             vm.owned.push(image.path.clone());
         }
         // Recorded at once: a start that fails later must not forget it.
         save(env, &vm)?;
     }
+    if !missing.is_empty() {
+        chains = check_images(&vm.config, &disks_dir, &env.policy)?;
+    }
     if let Some(warning) = logind_warning() {
         note(Note::Warning(&warning));
     }
     ensure_private_dir(&paths.dir)?;
-    let _ = std::fs::remove_file(&paths.pidfile);
-    crate::console::rotate_log(&paths.console_log)
-        .map_err(|e| Error::io("cannot rotate", paths.console_log.clone(), e))?;
-    private_file(&paths.console_log, false)?;
-    let listeners = Listeners {
-        qmp: bind_private(&paths.qmp_socket)?,
-        console: bind_private(&paths.console_socket)?,
-        events: bind_private(&paths.events_socket)?,
-    };
-    crate::log::debug(format_args!("starting {}", argv::shell_line(&argv)));
-    // Recorded as starting before the spawn: if this maqet is killed right
-    // after it, the record still leads to the QEMU (through its pidfile).
-    vm.status = Status::Running;
-    vm.last_exit = None;
-    vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
-    save(env, &vm)?;
-    let mut child = match spawn(&argv, &paths, listeners) {
-        Ok(child) => child,
-        Err(e) => {
-            vm.status = Status::Stopped;
-            vm.runtime = None;
-            let _ = save(env, &vm);
-            return Err(e);
-        }
-    };
-    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let (mut accel, mut accel_note) = decide_accel(env, &vm, Some(&program))?;
     let deadline = Instant::now() + opts.timeout;
-
-    // Recorded before waiting: if this maqet is killed while QEMU boots, the
-    // next command finds the process through the record instead of losing it.
-    let start_ticks = match ProcStat::read(pid) {
-        Ok(stat) => stat.start_ticks,
-        Err(_) => return Err(exited_early(env, &mut vm, &mut child, &paths)),
-    };
-    vm.status = Status::Running;
-    vm.last_exit = None;
-    vm.runtime = Some(Runtime {
-        pid,
-        start_ticks,
-        dir: paths.dir.clone(),
-        qmp_socket: paths.qmp_socket.clone(),
-        console_socket: paths.console_socket.clone(),
-        pidfile: paths.pidfile.clone(),
-        started: Timestamp::now(),
-        accel: accel.as_str().into(),
-        argv,
-    });
-    save(env, &vm)?;
-
-    note(Note::Progress("waiting for QMP"));
-    let mut qmp = loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return Err(exited_early(env, &mut vm, &mut child, &paths));
-        }
-        if Instant::now() >= deadline {
-            return Err(abandon(
-                env,
-                &mut vm,
-                &mut child,
-                opts.timeout,
-                "QMP".into(),
-                None,
-            ));
-        }
-        match Qmp::connect(&paths.qmp_socket, Duration::from_secs(1)) {
-            Ok(qmp) => break qmp,
-            Err(err @ QmpError::NotOurs { .. }) => {
-                kill(&mut child);
-                settle(
-                    &mut vm,
-                    Status::Stopped,
-                    "the QMP socket failed maqet's checks".into(),
-                );
-                let _ = save(env, &vm);
-                return Err(err.into());
+    let (mut child, mut qmp) = loop {
+        let mut argv = argv::build(&Plan {
+            name: vm.name.as_str(),
+            config: &vm.config,
+            accel,
+            runtime: &paths,
+            disks_dir: &disks_dir,
+            chains: &chains,
+        });
+        argv[0] = program.clone().into_string();
+        let attempt = Attempt {
+            ruleset: confine(env, &vm.config, accel, &program, &paths, &disks_dir, &chains)?,
+            argv,
+            accel,
+            accel_note: accel_note.clone(),
+        };
+        match launch(env, &mut vm, attempt, &paths, deadline, opts.timeout, note)? {
+            Launch::Ready(child, qmp) => break (*child, qmp),
+            Launch::Exited(mut child) => {
+                // `accel: Auto` ends with a running VM: KVM that is present
+                // but aborts (nested virtualisation) falls back to TCG.
+                if accel == Accelerator::Kvm && vm.config.accel == Accel::Auto {
+                    let log_tail = tail(&paths.qemu_log, LOG_TAIL);
+                    let _ = child.wait();
+                    let message = log_tail.join(" / ");
+                    remember_kvm_broken(&env.dirs.runtime, &program, &message);
+                    note(Note::Warning(&format!(
+                        "QEMU failed with KVM ({message}); starting `{}` with TCG (software emulation) instead",
+                        vm.name
+                    )));
+                    accel = Accelerator::Tcg;
+                    accel_note = Some(format!("KVM failed at start: {message}"));
+                    continue;
+                }
+                return Err(exited_early(env, &mut vm, &mut child, &paths));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     };
     let run_state = match qmp.execute("query-status", None) {
@@ -293,6 +267,197 @@ pub fn start(
         vm: Box::new(vm),
         run_state,
     })
+}
+
+/// Raw `arguments` and a custom `binary` run only when granted on the
+/// command line (`--trust`): a config file alone cannot give QEMU host
+/// access (docs/security.md).
+fn check_trust(env: &Env, vm: &Vm) -> Result<()> {
+    match needs_trust(env, &vm.config) {
+        Some(what) if !vm.trusted => Err(untrusted(
+            vm.name.as_str(),
+            what,
+            &format!("grant them with `maqet apply {} --trust`", vm.name),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `accel: Auto` is KVM when /dev/kvm opens, unless KVM already failed
+/// with this QEMU in this boot. Also returns why the choice differs from
+/// what was asked.
+fn decide_accel(
+    env: &Env,
+    vm: &Vm,
+    program: Option<&Utf8PathBuf>,
+) -> Result<(Accelerator, Option<String>)> {
+    let accel = choose_accel(vm.config.accel)?;
+    if accel == Accelerator::Kvm
+        && vm.config.accel == Accel::Auto
+        && let Some(program) = program
+        && let Some(message) = kvm_known_broken(&env.dirs.runtime, program)
+    {
+        return Ok((
+            Accelerator::Tcg,
+            Some(format!("KVM failed earlier in this boot: {message}")),
+        ));
+    }
+    Ok((accel, None))
+}
+
+/// The Landlock ruleset for this VM's QEMU, or `None` where the kernel has
+/// none (then `status` says so) or the settings turn it off.
+fn confine(
+    env: &Env,
+    config: &VmConfig,
+    accel: Accelerator,
+    program: &Utf8Path,
+    paths: &RuntimePaths,
+    disks_dir: &Utf8Path,
+    chains: &Chains,
+) -> Result<(Option<Prepared>, Confinement)> {
+    let mode = env.settings.confinement.unwrap_or_default();
+    if mode == ConfinementMode::Off {
+        return Ok((
+            None,
+            Confinement::None {
+                reason: "turned off in the settings (confinement: Off)".into(),
+            },
+        ));
+    }
+    let reason = match kernel_abi() {
+        Ok(_) => None,
+        Err(reason) => Some(reason),
+    };
+    if let Some(reason) = reason {
+        if mode == ConfinementMode::Required {
+            return Err(Error::Confinement {
+                message: format!("the settings require confinement, but {reason}"),
+            });
+        }
+        return Ok((None, Confinement::None { reason }));
+    }
+    let needs = confine::needs(
+        config,
+        accel,
+        program,
+        paths,
+        disks_dir,
+        chains,
+        &env.settings,
+    );
+    let prepared = confine::prepare(&needs, &env.policy)?
+        .ok_or_else(|| Error::Confinement {
+            message: "the kernel stopped offering Landlock".into(),
+        })?;
+    let confinement = prepared.confinement.clone();
+    Ok((Some(prepared), confinement))
+}
+
+/// One try at running QEMU.
+struct Attempt {
+    argv: Vec<String>,
+    accel: Accelerator,
+    accel_note: Option<String>,
+    ruleset: (Option<Prepared>, Confinement),
+}
+
+enum Launch {
+    /// QMP answered.
+    Ready(Box<Child>, Qmp),
+    /// QEMU exited before QMP answered (not yet reaped).
+    Exited(Child),
+}
+
+/// Spawn QEMU with fresh sockets and wait for QMP, recording the VM as it
+/// goes so a killed maqet leaves a record that leads to the process.
+fn launch(
+    env: &Env,
+    vm: &mut Vm,
+    attempt: Attempt,
+    paths: &RuntimePaths,
+    deadline: Instant,
+    timeout: Duration,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<Launch> {
+    let _ = std::fs::remove_file(&paths.pidfile);
+    crate::console::rotate_log(&paths.console_log)
+        .map_err(|e| Error::io("cannot rotate", paths.console_log.clone(), e))?;
+    private_file(&paths.console_log, false)?;
+    let listeners = Listeners {
+        qmp: bind_private(&paths.qmp_socket)?,
+        console: bind_private(&paths.console_socket)?,
+        events: bind_private(&paths.events_socket)?,
+    };
+    let Attempt {
+        argv,
+        accel,
+        accel_note,
+        ruleset: (ruleset, confinement),
+    } = attempt;
+    crate::log::debug(format_args!("starting {}", argv::shell_line(&argv)));
+    // Recorded as starting before the spawn: if this maqet is killed right
+    // after it, the record still leads to the QEMU (through its pidfile).
+    vm.status = Status::Running;
+    vm.last_exit = None;
+    vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
+    save(env, vm)?;
+    let mut child = match spawn(&argv, paths, listeners, ruleset.as_ref()) {
+        Ok(child) => child,
+        Err(e) => {
+            vm.status = Status::Stopped;
+            vm.runtime = None;
+            let _ = save(env, vm);
+            return Err(e);
+        }
+    };
+    drop(ruleset);
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    // Recorded before waiting: if this maqet is killed while QEMU boots, the
+    // next command finds the process through the record instead of losing it.
+    let Ok(stat) = ProcStat::read(pid) else {
+        return Ok(Launch::Exited(child));
+    };
+    vm.status = Status::Running;
+    vm.last_exit = None;
+    vm.runtime = Some(Runtime {
+        pid,
+        start_ticks: stat.start_ticks,
+        dir: paths.dir.clone(),
+        qmp_socket: paths.qmp_socket.clone(),
+        console_socket: paths.console_socket.clone(),
+        pidfile: paths.pidfile.clone(),
+        started: Timestamp::now(),
+        accel: accel.as_str().into(),
+        argv,
+        accel_note,
+        confinement,
+    });
+    save(env, vm)?;
+
+    note(Note::Progress("waiting for QMP"));
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Ok(Launch::Exited(child));
+        }
+        if Instant::now() >= deadline {
+            return Err(abandon(env, vm, &mut child, timeout, "QMP".into(), None));
+        }
+        match Qmp::connect(&paths.qmp_socket, Duration::from_secs(1)) {
+            Ok(qmp) => return Ok(Launch::Ready(Box::new(child), qmp)),
+            Err(err @ QmpError::NotOurs { .. }) => {
+                kill(&mut child);
+                settle(
+                    vm,
+                    Status::Stopped,
+                    "the QMP socket failed maqet's checks".into(),
+                );
+                let _ = save(env, vm);
+                return Err(err.into());
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 fn kill(child: &mut Child) {

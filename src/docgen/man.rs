@@ -64,6 +64,15 @@ pub(super) const ENVIRONMENT: &[(&str, &str)] = &[
          absolute.",
     ),
     (
+        "XDG_RUNTIME_DIR",
+        "A VM with a window (`display: Gtk` or `Sdl`) may use this directory (the display \
+         server's sockets); see docs/security.md.",
+    ),
+    (
+        "XAUTHORITY",
+        "A VM with a window may read this file (X11 authentication).",
+    ),
+    (
         "XDG_CONFIG_HOME",
         "The settings file is `$XDG_CONFIG_HOME/maqet/maqet.ron` by default; ignored unless \
          absolute.",

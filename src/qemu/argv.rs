@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::config::{
     Display, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga, VmConfig,
 };
+use crate::storage::Chains;
 
 /// The accelerator a start will use, after `Auto` was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,10 @@ pub struct Plan<'a> {
     pub runtime: &'a RuntimePaths,
     /// Where maqet keeps the images it creates for this VM.
     pub disks_dir: &'a Utf8Path,
+    /// The backing chains maqet checked, by drive: QEMU is given each
+    /// member as a node of its own and never opens a file by a name an
+    /// image records.
+    pub chains: &'a Chains,
 }
 
 /// Escape a value for QEMU's `KEY=VALUE,...` option syntax: a comma ends the
@@ -164,13 +169,13 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
         push(&["-bios", firmware.as_path().as_str()]);
     }
 
-    argv.extend(storage_args(&c.storage, plan.disks_dir));
+    argv.extend(storage_args(&c.storage, plan.disks_dir, plan.chains));
     argv.extend(network_args(&c.network));
     argv.extend(c.arguments.iter().cloned());
     argv
 }
 
-fn storage_args(storage: &[Storage], disks_dir: &Utf8Path) -> Vec<String> {
+fn storage_args(storage: &[Storage], disks_dir: &Utf8Path, chains: &Chains) -> Vec<String> {
     let mut args = Vec::new();
     let needs = |iface: Interface| {
         storage.iter().any(|d| match d {
@@ -240,6 +245,27 @@ fn storage_args(storage: &[Storage], disks_dir: &Utf8Path) -> Vec<String> {
                 continue;
             }
         };
+        // The backing chain, deepest first, each member read-only and
+        // pointing at the one below; the drive's own node points at the
+        // nearest. A qcow2 drive with no chain known gets `backing: null`
+        // (QEMU then opens no backing file at all).
+        let mut below: Value = Value::Null;
+        if let Some(chain) = chains.get(drive.name().as_str()) {
+            for (depth, (path, member_format)) in chain.backing.iter().enumerate().rev() {
+                let node = format!("maqet-drive{index}-b{depth}");
+                let mut format_node = json!({
+                    "driver": member_format,
+                    "file": {"driver": "file", "filename": path.as_str(), "read-only": true},
+                    "node-name": node,
+                    "read-only": true,
+                });
+                if *member_format == "qcow2" {
+                    format_node["backing"] = below;
+                }
+                json_arg(&mut args, "-blockdev", format_node);
+                below = Value::from(node);
+            }
+        }
         let file_node = format!("maqet-file{index}");
         let format_node = format!("maqet-drive{index}");
         // Formats are always named: a probed format lets a guest that writes
@@ -254,16 +280,16 @@ fn storage_args(storage: &[Storage], disks_dir: &Utf8Path) -> Vec<String> {
                 "read-only": read_only,
             }),
         );
-        json_arg(
-            &mut args,
-            "-blockdev",
-            json!({
-                "driver": format,
-                "file": file_node,
-                "node-name": format_node,
-                "read-only": read_only,
-            }),
-        );
+        let mut top = json!({
+            "driver": format,
+            "file": file_node,
+            "node-name": format_node,
+            "read-only": read_only,
+        });
+        if format == "qcow2" {
+            top["backing"] = below;
+        }
+        json_arg(&mut args, "-blockdev", top);
         let id = format!("maqet-disk{index}");
         let device = match (interface, cdrom) {
             (Interface::Virtio, _) => {

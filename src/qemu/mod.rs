@@ -1,6 +1,7 @@
 //! Running QEMU: the command line, the process, and its runtime files.
 
 pub mod argv;
+pub mod confine;
 pub mod process;
 pub mod spawn;
 
@@ -30,6 +31,46 @@ pub fn choose_accel(wanted: Accel) -> Result<Accelerator> {
             "the config asks for KVM, but /dev/kvm cannot be opened",
             "load the kvm module and join the `kvm` group, or set `accel: Auto` (TCG when KVM is missing)",
         )),
+    }
+}
+
+/// Where maqet remembers, in the runtime root, that KVM failed.
+const KVM_MEMO: &str = "kvm-unusable";
+
+/// What a failed KVM start is remembered by: this boot of the host and this
+/// QEMU program (a reboot, a kernel module change or a new QEMU tries again).
+fn kvm_memo_key(program: &Utf8Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let meta = std::fs::metadata(program).ok()?;
+    Some(format!(
+        "{} {program} {}:{}:{}:{}",
+        boot.trim(),
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime()
+    ))
+}
+
+/// QEMU's message from a KVM start that failed earlier in this boot, with
+/// this program.
+pub fn kvm_known_broken(runtime_root: &Utf8Path, program: &Utf8Path) -> Option<String> {
+    let text = std::fs::read_to_string(runtime_root.join(KVM_MEMO)).ok()?;
+    let (key, message) = text.split_once('\n')?;
+    (Some(key) == kvm_memo_key(program).as_deref()).then(|| message.trim().to_owned())
+}
+
+/// Remember that KVM failed with `program` in this boot, so later starts go
+/// straight to TCG.
+pub fn remember_kvm_broken(runtime_root: &Utf8Path, program: &Utf8Path, message: &str) {
+    let Some(key) = kvm_memo_key(program) else {
+        return;
+    };
+    let path = runtime_root.join(KVM_MEMO);
+    if let Ok(mut file) = spawn::private_file(&path, true) {
+        use std::io::Write;
+        let _ = write!(file, "{key}\n{message}\n");
     }
 }
 

@@ -12,6 +12,7 @@ use camino::Utf8Path;
 use nix::sys::stat::{Mode, umask};
 
 use super::argv::{CONSOLE_FD, EVENTS_FD, QMP_FD, RuntimePaths};
+use super::confine::{self, Prepared};
 use crate::error::{Error, Result};
 
 /// The file in a VM's runtime directory where the spawned child writes its
@@ -110,7 +111,15 @@ pub struct Listeners {
     pub events: UnixListener,
 }
 
-pub fn spawn(argv: &[String], paths: &RuntimePaths, listeners: Listeners) -> Result<Child> {
+/// With a ruleset, the child enforces it last, after everything else it
+/// does needs no file access it might deny.
+pub fn spawn(
+    argv: &[String],
+    paths: &RuntimePaths,
+    listeners: Listeners,
+    ruleset: Option<&Prepared>,
+) -> Result<Child> {
+    let ruleset = ruleset.map(Prepared::raw_fd);
     let log = private_file(&paths.qemu_log, true)?;
     let log_err = log
         .try_clone()
@@ -171,6 +180,9 @@ pub fn spawn(argv: &[String], paths: &RuntimePaths, listeners: Listeners) -> Res
                 }
             }
             nix::libc::umask(0o077);
+            if let Some(fd) = ruleset {
+                confine::enforce(fd)?;
+            }
             Ok(())
         });
     }

@@ -254,6 +254,7 @@ fn seed(t: &Test, vms: &[(&str, &str)]) {
                     last_exit: None,
                     owned: Vec::new(),
                     auto_remove: false,
+                    trusted: false,
                 };
                 tx.put(&vm)?;
             }

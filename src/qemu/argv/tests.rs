@@ -1,4 +1,5 @@
 use super::*;
+use crate::storage::Chains;
 use crate::config::{
     CdromDrive, Forward, Port, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
 };
@@ -15,6 +16,7 @@ fn argv_for(config: &VmConfig) -> Vec<String> {
         accel: Accelerator::Tcg,
         runtime: &rt,
         disks_dir: Utf8Path::new("/home/u/.local/share/maqet/disks/0123"),
+        chains: &Chains::new(),
     })
 }
 
@@ -107,6 +109,7 @@ fn commas_in_key_value_options_are_doubled() {
         accel: Accelerator::Tcg,
         runtime: &rt,
         disks_dir: Utf8Path::new("/tmp/d"),
+        chains: &Chains::new(),
     });
     let fsdev = argv
         .windows(2)
