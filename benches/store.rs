@@ -133,6 +133,7 @@ fn fill(dirs: &Dirs, n: usize) -> BenchResult<Vec<VmId>> {
                     last_exit: None,
                     owned: Vec::new(),
                     auto_remove: false,
+                    trusted: false,
                 };
                 tx.put(&vm)?;
                 ids.push(id);

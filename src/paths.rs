@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
+pub mod dir;
+
 /// Directories whose contents maqet never reads or writes on a user's behalf.
 const SYSTEM_DIRS: [&str; 12] = [
     "/etc", "/sys", "/proc", "/dev", "/boot", "/root", "/var", "/usr", "/bin", "/sbin", "/lib",

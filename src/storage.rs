@@ -278,11 +278,14 @@ fn is_protocol(name: &str) -> bool {
 /// told to open them: QEMU never follows a name an image records itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chain {
-    /// Backing images, nearest first, each with its format (qcow2 or raw).
-    pub backing: Vec<(Utf8PathBuf, &'static str)>,
+    /// Backing images, nearest first.
+    pub backing: Vec<Member>,
     /// External data files of any member (qcow2 `data-file`).
     pub data_files: Vec<Utf8PathBuf>,
 }
+
+/// One image of a chain and its format (qcow2 or raw).
+pub type Member = (Utf8PathBuf, &'static str);
 
 /// The chains of a VM's qcow2 drives, by drive name.
 pub type Chains = std::collections::BTreeMap<String, Chain>;
@@ -306,7 +309,7 @@ pub fn check_chain(
     path: &Utf8Path,
     format: &str,
     policy: &PathPolicy,
-) -> Result<(Vec<(Utf8PathBuf, &'static str)>, Vec<Utf8PathBuf>)> {
+) -> Result<(Vec<Member>, Vec<Utf8PathBuf>)> {
     // Followed one image at a time, each reference checked before it is
     // opened: `--backing-chain` would already connect to an `nbd:` backing.
     const MAX_DEPTH: usize = 64;
@@ -389,7 +392,11 @@ pub fn check_chain(
 
 /// Check the chains of every existing qcow2 image a config names, and of
 /// the backing files of images still to be created; return them by drive.
-pub fn check_images(config: &VmConfig, disks_dir: &Utf8Path, policy: &PathPolicy) -> Result<Chains> {
+pub fn check_images(
+    config: &VmConfig,
+    disks_dir: &Utf8Path,
+    policy: &PathPolicy,
+) -> Result<Chains> {
     check_chains(&chains_to_check(config, disks_dir), policy)
 }
 

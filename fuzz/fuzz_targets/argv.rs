@@ -232,6 +232,7 @@ fuzz_target!(|input: Input| {
         },
         runtime: &runtime,
         disks_dir: &disks_dir,
+        chains: &maqet::storage::Chains::new(),
     };
     let argv = build(&plan);
     if let Err(broken) = maqet_fuzz::argv::check(&plan, &argv) {

@@ -108,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
         accel: Accelerator::Tcg,
         runtime: &runtime,
         disks_dir: &setup.dir.join("disks"),
+        chains: &maqet::storage::Chains::new(),
     };
     let argv = build(&plan);
     if let Err(broken) = maqet_fuzz::argv::check(&plan, &argv) {

@@ -290,9 +290,14 @@ fn check_storage(
         ));
     }
     let file_keys = set(&["driver", "filename", "node-name", "read-only"]);
-    let format_keys = set(&["driver", "file", "node-name", "read-only"]);
     for (pair, (file, format)) in blockdevs.chunks(2).zip(&files) {
         let (file_node, format_node) = (pair[0], pair[1]);
+        // A qcow2 node always names its backing (null without a chain).
+        let format_keys = if *format == "qcow2" {
+            set(&["driver", "file", "node-name", "read-only", "backing"])
+        } else {
+            set(&["driver", "file", "node-name", "read-only"])
+        };
         if json_keys(file_node) != file_keys || json_keys(format_node) != format_keys {
             return Err(format!(
                 "-blockdev keys {:?} / {:?}",

@@ -45,11 +45,7 @@ pub(crate) fn define(
     if let Some(what) = needs_trust(env, &config)
         && !trust
     {
-        return Err(untrusted(
-            name.as_str(),
-            what,
-            "add it again with --trust",
-        ));
+        return Err(untrusted(name.as_str(), what, "add it again with --trust"));
     }
     let mut vm = Vm::new(name, config, sources, auto_remove)?;
     vm.trusted = trust;

@@ -37,8 +37,8 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
             vm.config = merged(vm.config.clone(), layers, &vm.name)?;
             // Trust covers the arguments and binary it was given for: a
             // change to either needs it again.
-            let changed = before.arguments != vm.config.arguments
-                || before.binary != vm.config.binary;
+            let changed =
+                before.arguments != vm.config.arguments || before.binary != vm.config.binary;
             vm.trusted = trust || (vm.trusted && !changed);
             if let Some(what) = needs_trust(env, &vm.config)
                 && !vm.trusted
@@ -46,7 +46,10 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                 return Err(untrusted(
                     vm.name.as_str(),
                     what,
-                    &format!("apply it with --trust (`maqet apply {} ... --trust`)", vm.name),
+                    &format!(
+                        "apply it with --trust (`maqet apply {} ... --trust`)",
+                        vm.name
+                    ),
                 ));
             }
             vm.sources.extend(sources);

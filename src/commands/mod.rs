@@ -139,10 +139,10 @@ pub(crate) fn needs_trust(env: &Env, config: &crate::config::VmConfig) -> Option
 pub(crate) fn untrusted(name: &str, what: &str, command: &str) -> Error {
     Error::Refused {
         message: format!(
-            "VM `{name}` has {what}, which run on this host as you; a config file alone cannot grant that"
+            "VM `{name}` has {what}: these act on the host with your rights, and a config file alone cannot grant that"
         ),
         help: format!(
-            "read them; if you wrote them and mean them, {command} (see docs/security.md)"
+            "read the config; if you wrote it and mean it, {command} (see docs/security.md)"
         ),
     }
 }

@@ -9,6 +9,7 @@ use super::Env;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::lock::Held;
+use crate::paths::dir::CheckedDir;
 use crate::qemu::process::Liveness;
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::observe;
@@ -316,8 +317,10 @@ impl std::str::FromStr for ImageFormat {
     }
 }
 
-/// Save the VM's display to a file (through the path filter, made absolute:
-/// QEMU's working directory is not the user's).
+/// Save the VM's display to a file. QEMU writes the picture into the VM's
+/// own runtime directory (a confined QEMU can write nowhere else); maqet
+/// then puts it at the user's path through a checked directory descriptor,
+/// replacing the name rather than writing through it (docs/security.md).
 pub fn screendump(
     env: &Env,
     query: &str,
@@ -334,27 +337,60 @@ pub fn screendump(
     } else {
         ImageFormat::Ppm
     });
-    if let Some(dir) = path.parent()
-        && !dir.is_dir()
-    {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::invalid(
+            format!("{path} names no file"),
+            "give a file name, e.g. shot.png",
+        ));
+    };
+    if !dir.is_dir() {
         return Err(Error::invalid(
             format!("{dir} is not a directory"),
             "create the directory first, or choose another path",
         ));
     }
+    let dir = CheckedDir::open(dir, &env.policy)?;
     let mut session = connect(env, query, Monitor::Control, timeout)?;
-    let mut args = json!({"filename": path.as_str()});
+    let rt = session
+        .vm
+        .runtime
+        .clone()
+        .ok_or_else(|| not_running(&session.vm))?;
+    // One screendump at a time per VM: the QMP lock is held.
+    let shot = rt.dir.join("screendump.tmp");
+    let _ = std::fs::remove_file(&shot);
+    let mut args = json!({"filename": shot.as_str()});
     if format == ImageFormat::Png {
         args["format"] = json!("png");
     }
     match session.qmp.execute("screendump", Some(args)) {
-        Ok(_) => Ok(path),
-        Err(QmpError::Command { desc, .. }) if format == ImageFormat::Png => Err(Error::invalid(
-            format!("this QEMU cannot write PNG screenshots: {desc}"),
-            "use --format ppm (QEMU 7.1 or later built with libpng writes PNG)",
-        )),
-        Err(e) => Err(e.into()),
+        Ok(_) => {}
+        Err(QmpError::Command { desc, .. }) if format == ImageFormat::Png => {
+            return Err(Error::invalid(
+                format!("this QEMU cannot write PNG screenshots: {desc}"),
+                "use --format ppm (QEMU 7.1 or later built with libpng writes PNG)",
+            ));
+        }
+        Err(e) => return Err(e.into()),
     }
+    drop(session);
+    let bytes = read_private(&shot);
+    let _ = std::fs::remove_file(&shot);
+    dir.replace_file(name, &bytes?)
+}
+
+/// Read a file QEMU wrote in a runtime directory (never through a symlink).
+fn read_private(path: &Utf8PathBuf) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = Vec::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| Error::io("cannot read the screenshot QEMU wrote to", path.clone(), e))?;
+    Ok(bytes)
 }
 
 /// Pause (`stop`) or resume (`cont`) the guest's CPUs; returns the new run

@@ -192,7 +192,9 @@ pub fn start(
         });
         argv[0] = program.clone().into_string();
         let attempt = Attempt {
-            ruleset: confine(env, &vm.config, accel, &program, &paths, &disks_dir, &chains)?,
+            ruleset: confine(
+                env, &vm.config, accel, &program, &paths, &disks_dir, &chains,
+            )?,
             argv,
             accel,
             accel_note: accel_note.clone(),
@@ -325,11 +327,7 @@ fn confine(
             },
         ));
     }
-    let reason = match kernel_abi() {
-        Ok(_) => None,
-        Err(reason) => Some(reason),
-    };
-    if let Some(reason) = reason {
+    if let Err(reason) = kernel_abi() {
         if mode == ConfinementMode::Required {
             return Err(Error::Confinement {
                 message: format!("the settings require confinement, but {reason}"),
@@ -346,10 +344,9 @@ fn confine(
         chains,
         &env.settings,
     );
-    let prepared = confine::prepare(&needs, &env.policy)?
-        .ok_or_else(|| Error::Confinement {
-            message: "the kernel stopped offering Landlock".into(),
-        })?;
+    let prepared = confine::prepare(&needs, &env.policy)?.ok_or_else(|| Error::Confinement {
+        message: "the kernel stopped offering Landlock".into(),
+    })?;
     let confinement = prepared.confinement.clone();
     Ok((Some(prepared), confinement))
 }

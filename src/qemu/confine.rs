@@ -175,9 +175,15 @@ pub fn needs(
             needs.read.push(path);
         }
         if let Some(chain) = chains.get(drive.name().as_str()) {
-            needs.read.extend(chain.backing.iter().map(|(p, _)| p.clone()));
+            needs
+                .read
+                .extend(chain.backing.iter().map(|(p, _)| p.clone()));
             // A data file is written with its image.
-            let target = if writable { &mut needs.write } else { &mut needs.read };
+            let target = if writable {
+                &mut needs.write
+            } else {
+                &mut needs.read
+            };
             target.extend(chain.data_files.iter().cloned());
         }
     }
@@ -220,9 +226,8 @@ fn elf_interpreter(program: &Utf8Path) -> Option<Utf8PathBuf> {
         return None;
     }
     let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
-    let u64_at = |b: &[u8], at: usize| {
-        u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"))
-    };
+    let u64_at =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
     let table = u64_at(&header, 0x20);
     let entry_size = u64::from(u16_at(&header, 0x36));
     let entries = u16_at(&header, 0x38);
@@ -231,7 +236,8 @@ fn elf_interpreter(program: &Utf8Path) -> Option<Utf8PathBuf> {
     }
     for index in 0..u64::from(entries) {
         let mut entry = [0u8; 56];
-        file.seek(SeekFrom::Start(table + index * entry_size)).ok()?;
+        file.seek(SeekFrom::Start(table + index * entry_size))
+            .ok()?;
         file.read_exact(&mut entry).ok()?;
         const PT_INTERP: u32 = 3;
         if u32::from_le_bytes(entry[..4].try_into().expect("four bytes")) != PT_INTERP {
@@ -278,7 +284,9 @@ pub fn kernel_abi() -> std::result::Result<u8, String> {
         return Ok(u8::try_from(abi).unwrap_or(u8::MAX));
     }
     Err(match io::Error::last_os_error().raw_os_error() {
-        Some(nix::libc::ENOSYS) => "this kernel has no Landlock (Linux 5.13 or later has it)".into(),
+        Some(nix::libc::ENOSYS) => {
+            "this kernel has no Landlock (Linux 5.13 or later has it)".into()
+        }
         Some(nix::libc::EOPNOTSUPP) => {
             "Landlock is built in but disabled (add `landlock` to the kernel's lsm= boot option)"
                 .into()
@@ -356,18 +364,16 @@ pub fn prepare(needs: &Needs, policy: &PathPolicy) -> Result<Option<Prepared>> {
     if !needs.unscoped {
         ruleset = ruleset.scope(Scope::from_all(TARGET)).map_err(fail)?;
     }
-    let created = ruleset
-        .create()
-        .map_err(fail)?
-        .add_rules(rules.into_iter().map(Ok::<_, landlock::RulesetError>))
-        .map_err(fail)?
-        .add_rules(
-            needs
-                .bind
-                .iter()
-                .map(|port| Ok::<_, landlock::RulesetError>(NetPort::new(*port, AccessNet::BindTcp))),
-        )
-        .map_err(fail)?;
+    let created =
+        ruleset
+            .create()
+            .map_err(fail)?
+            .add_rules(rules.into_iter().map(Ok::<_, landlock::RulesetError>))
+            .map_err(fail)?
+            .add_rules(needs.bind.iter().map(|port| {
+                Ok::<_, landlock::RulesetError>(NetPort::new(*port, AccessNet::BindTcp))
+            }))
+            .map_err(fail)?;
     let fd = Option::<OwnedFd>::from(created).ok_or_else(|| Error::Confinement {
         message: "the kernel gave no Landlock ruleset".into(),
     })?;

@@ -70,6 +70,7 @@ fn options_win_over_files() {
         "3",
         "--binary",
         "bin/qemu",
+        "--trust",
     ]);
     t.run();
     let vm = t.args(["--json", "info", "web"]).run().json();
@@ -114,7 +115,7 @@ fn later_files_win_and_named_entries_merge() {
                 arguments: ["-device", "virtio-balloon"],
             )"#,
         );
-    t.args(["add", "base.ron", "big.ron"]).run();
+    t.args(["add", "--trust", "base.ron", "big.ron"]).run();
     let vm = t.args(["--json", "info", "web"]).run().json();
     let c = &vm["config"];
     assert_eq!(c["memory"], "4G");

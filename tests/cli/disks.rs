@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::guest::{READY, bios_config, guest_config, have_qemu};
-use crate::harness::{Test, mode, tree};
+use crate::harness::{Test, mode, tree, trust};
 
 /// True when qemu-img and qemu-io (package qemu-utils) are installed. Without
 /// them the caller skips, loudly — unless `MAQET_REQUIRE_QEMU=1`.
@@ -47,7 +47,12 @@ fn with_storage(config: &str, storage: &str) -> String {
 fn add(t: &mut Test, name: &str, config: &str) -> String {
     let file = format!("{name}.ron");
     t.file(&file, config);
-    t.args(["add", &file]).run().stdout.trim_end().to_owned()
+    t.args(["add", &file])
+        .args(trust(config))
+        .run()
+        .stdout
+        .trim_end()
+        .to_owned()
 }
 
 /// `path` as a string, for building expected output.
@@ -823,7 +828,18 @@ fn a_live_snapshot_of_a_uefi_guest_with_a_writable_varstore_is_explained() {
     );
     add(&mut t, "uefi", &config);
     let _stop = stopper(&t, "uefi");
-    t.args(["start", "uefi"]).run();
+    // Raw `-drive` arguments open files only the settings file can allow a
+    // confined QEMU (docs/security.md).
+    let settings = format!(
+        "(allow_read: [\"{}\"], allow_write: [\"{}\"])",
+        s(&t.path("code.fd")),
+        s(&t.path("vars.fd"))
+    );
+    t.file("settings/maqet.ron", &settings);
+    let settings = t.path("settings/maqet.ron");
+    t.env("MAQET_CONFIG", &settings)
+        .args(["start", "uefi"])
+        .run();
     let (message, help) = fails(&mut t, &["snapshot", "uefi", "create", "root", "u1"], 4);
     assert!(
         format!("{message} {help}").contains("pflash"),

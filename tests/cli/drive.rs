@@ -11,7 +11,7 @@ use nix::sys::termios::{LocalFlags, Termios, tcgetattr};
 use serde_json::Value;
 
 use crate::guest::{POWEROFF, READY, bios_config, guest, guest_config, have_qemu};
-use crate::harness::{Rng, Test, mode};
+use crate::harness::{Rng, Test, mode, trust};
 
 /// Stops the VM when the test ends, however it ends, so a failed assertion
 /// leaves no QEMU behind.
@@ -31,7 +31,10 @@ fn stopper(t: &Test, vm: &str) -> Stopper {
 /// guest's READY line on its console.
 fn start(t: &mut Test, name: &str, config: &str, ready: bool) -> Stopper {
     let file = format!("{name}.ron");
-    t.file(&file, config).args(["add", &file]).run();
+    t.file(&file, config)
+        .args(["add", &file])
+        .args(trust(config))
+        .run();
     let guard = stopper(t, name);
     if ready {
         let wait = format!("console:^{READY}$");
@@ -567,8 +570,8 @@ fn pause_and_resume_show_in_status() {
         .stdout("drv-pause: paused\n")
         .run();
     t.args(["status", "drv-pause"])
-        .stdout_contains("state:  paused\n")
-        .stdout_contains("qmp:    paused\n")
+        .stdout_contains("state:    paused\n")
+        .stdout_contains("qmp:      paused\n")
         .run();
     let status = t.args(["--json", "status", "drv-pause"]).run().json();
     assert_eq!(status["state"], "paused");

@@ -43,7 +43,22 @@ pub struct Test {
     stdout_contains: Vec<String>,
     stderr_contains: Vec<String>,
     stdout_any: bool,
+    kvm_fallback_ok: bool,
 }
+
+/// `--trust` when a config carries what only it grants (raw `arguments`, a
+/// custom `binary`), for tests that are not about trust.
+pub fn trust(config: &str) -> &'static [&'static str] {
+    if config.contains("arguments:") || config.contains("binary:") {
+        &["--trust"]
+    } else {
+        &[]
+    }
+}
+
+/// The warning `start` prints when KVM failed and it used TCG instead
+/// (hosts with nested KVM that aborts).
+pub const KVM_FALLBACK: &str = "maqet: warning: QEMU failed with KVM";
 
 /// What a command printed, after its expectations held.
 #[derive(Debug)]
@@ -92,6 +107,7 @@ impl Test {
             stdout_contains: Vec::new(),
             stderr_contains: Vec::new(),
             stdout_any: false,
+            kvm_fallback_ok: false,
         }
     }
 
@@ -339,10 +355,19 @@ impl Test {
             None if self.status == 0 && self.stderr_contains.is_empty() => Some(""),
             None => None,
         };
+        let seen: String = if self.kvm_fallback_ok {
+            out.stderr
+                .lines()
+                .filter(|l| !l.starts_with(KVM_FALLBACK))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            out.stderr.clone()
+        };
         if let Some(want) = stderr
-            && out.stderr != want
+            && seen != want
         {
-            let _ = writeln!(problems, "stderr differs:\n{}", diff(want, &out.stderr));
+            let _ = writeln!(problems, "stderr differs:\n{}", diff(want, &seen));
         }
         for want in &self.stdout_contains {
             if !out.stdout.contains(want.as_str()) {
@@ -369,6 +394,14 @@ impl Test {
         self.stdout_contains.clear();
         self.stderr_contains.clear();
         self.stdout_any = false;
+        self.kvm_fallback_ok = false;
+    }
+
+    /// Accept the KVM fallback warning on stderr: a default (`accel:
+    /// Auto`) VM on a host whose KVM aborts runs with TCG and says so.
+    pub fn kvm_fallback_ok(&mut self) -> &mut Self {
+        self.kvm_fallback_ok = true;
+        self
     }
 
     /// `text` with this test's temp dir written as `[TMP]`, ids as `[ID]`,

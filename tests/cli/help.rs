@@ -74,7 +74,7 @@ fn help_lists_commands_options_and_exit_codes() {
 fn help_of_a_command() {
     let out = Test::new().args(["add", "--help"]).run();
     insta::assert_snapshot!(out.stdout, @"
-    Usage: maqet add [--name <NAME>] [--memory <MEMORY>] [--cpus <CPUS>] [--binary <BINARY>] [--empty] [--] [<CONFIG...>]
+    Usage: maqet add [--name <NAME>] [--memory <MEMORY>] [--cpus <CPUS>] [--binary <BINARY>] [--trust] [--empty] [--] [<CONFIG...>]
 
     Define a new VM from RON config files; prints its id.
 
@@ -86,6 +86,9 @@ fn help_of_a_command() {
       --memory          guest memory, e.g. 2G (wins over the files)
       --cpus            virtual CPUs (wins over the files)
       --binary          QEMU program name or path (wins over the files)
+      --trust           allow this VM's raw QEMU `arguments` and custom `binary`
+                        (see docs/security.md): a config file alone cannot grant
+                        them
       --empty           define a VM with no config file, from defaults and options
                         only
       --help, help      display usage information

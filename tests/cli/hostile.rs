@@ -715,7 +715,7 @@ fn a_full_disk_fails_the_add_and_keeps_the_store() {
     t.args(["--data-dir", &data, "add", "--empty", "--name", "a"])
         .stdout_any()
         .run();
-    t.args(["--data-dir", &data, "add", "--name", "b", FAT])
+    t.args(["--data-dir", &data, "add", "--trust", "--name", "b", FAT])
         .stdout_any()
         .run();
     let before = t.args(["--data-dir", &data, "--json", "ls"]).run().stdout;
@@ -724,7 +724,7 @@ fn a_full_disk_fails_the_add_and_keeps_the_store() {
     for i in 0..50 {
         let name = format!("f{i}");
         let out = t
-            .command(["--data-dir", &data, "add", "--name", &name, FAT])
+            .command(["--data-dir", &data, "add", "--trust", "--name", &name, FAT])
             .output()
             .expect("run maqet");
         if !out.status.success() {
@@ -744,7 +744,16 @@ fn a_full_disk_fails_the_add_and_keeps_the_store() {
     assert!(stderr.contains("maqet.redb"), "names the store: {stderr}");
     // The same failure as JSON.
     let json = t
-        .command(["--data-dir", &data, "--json", "add", "--name", &name, FAT])
+        .command([
+            "--data-dir",
+            &data,
+            "--json",
+            "add",
+            "--trust",
+            "--name",
+            &name,
+            FAT,
+        ])
         .output()
         .expect("run");
     assert_eq!(json.status.code(), Some(1));
@@ -766,7 +775,7 @@ fn a_full_disk_fails_the_add_and_keeps_the_store() {
         .run();
     // Space returns: the next add works.
     std::fs::remove_file(t.path("small/filler")).expect("remove the filler");
-    t.args(["--data-dir", &data, "add", "--name", &name, FAT])
+    t.args(["--data-dir", &data, "add", "--trust", "--name", &name, FAT])
         .stdout_any()
         .run();
     let after: Vec<serde_json::Value> =
@@ -798,7 +807,7 @@ fn a_file_size_limit_never_damages_the_store() {
     t.add_empty("a");
     let mut before = t.list();
     for args in [
-        &["add", "--name", "big", FAT][..],
+        &["add", "--trust", "--name", "big", FAT][..],
         &["add", "--empty", "--name", "small"][..],
         &["rm", "a"][..],
     ] {
@@ -817,7 +826,9 @@ fn a_file_size_limit_never_damages_the_store() {
         }
     }
     // Without the limit everything works again.
-    t.args(["add", "--name", "big2", FAT]).stdout_any().run();
+    t.args(["add", "--trust", "--name", "big2", FAT])
+        .stdout_any()
+        .run();
     t.args(["rm", "big2"]).stdout_any().run();
     assert_eq!(t.list(), before);
 }

@@ -21,7 +21,7 @@ fn full_example(t: &mut Test) {
         .is_ok_and(|s| s.success());
     assert!(made, "qemu-img create base.qcow2 (qemu-utils is needed)");
     std::fs::create_dir(t.path("shared")).expect("create shared/");
-    t.args(["add", "full.ron"]).run();
+    t.args(["add", "--trust", "full.ron"]).run();
 }
 
 #[test]
@@ -36,6 +36,7 @@ fn info_shows_the_whole_configuration() {
     created:   [TIME]
     updated:   [TIME]
     sources:   [TMP]/full.ron
+    trusted:   yes (--trust: raw arguments and binary allowed)
     binary:    qemu-system-x86_64
     machine:   q35
     accel:     auto
@@ -72,6 +73,7 @@ fn info_of_a_minimal_vm() {
     created: [TIME]
     updated: [TIME]
     sources: [TMP]/minimal.ron
+    trusted: no
     binary:  qemu-system-x86_64
     machine: q35
     accel:   auto
@@ -190,6 +192,7 @@ fn info_as_json() {
         "[TMP]/full.ron"
       ],
       "status": "created",
+      "trusted": true,
       "updated": "[TIME]"
     }
     "#);

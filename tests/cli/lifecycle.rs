@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::guest::{POWEROFF, READY, bios_config, guest_config, have_qemu};
-use crate::harness::{Test, mode, tree};
+use crate::harness::{Test, mode, tree, trust};
 
 /// The runtime directory of the only VM started in `t`.
 fn vm_dir(t: &Test, id: &str) -> PathBuf {
@@ -16,7 +16,7 @@ fn vm_dir(t: &Test, id: &str) -> PathBuf {
 
 fn add(t: &mut Test, file: &str, config: &str) -> String {
     t.file(file, config);
-    let out = t.args(["add", file]).run();
+    let out = t.args(["add", file]).args(trust(config)).run();
     out.stdout.trim().to_owned()
 }
 

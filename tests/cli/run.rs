@@ -9,7 +9,11 @@ fn run_without_a_config_starts_the_default_vm() {
         return;
     }
     let mut t = Test::new();
-    let out = t.args(["--json", "run", "--name", "dflt"]).run().json();
+    let out = t
+        .args(["--json", "run", "--name", "dflt"])
+        .kvm_fallback_ok()
+        .run()
+        .json();
     let port = out["ssh_port"].as_u64().expect("an ssh port");
     assert!(port > 0);
     assert_eq!(out["auto_remove"], false);
@@ -38,7 +42,7 @@ fn run_names_the_default_vm_itself() {
         return;
     }
     let mut t = Test::new();
-    let out = t.args(["run"]).run();
+    let out = t.args(["run"]).kvm_fallback_ok().run();
     let name = out
         .stdout
         .strip_prefix("started ")

@@ -49,7 +49,9 @@ fn config_dir_and_maqet_config_choose_the_file() {
     assert_eq!(info["config"]["binary"], "qemu-other");
     // A VM's own config still wins over the settings file's default.
     t.file("vm.ron", "(name: \"c\", binary: \"qemu-mine\")");
-    t.env("MAQET_CONFIG", &file).args(["add", "vm.ron"]).run();
+    t.env("MAQET_CONFIG", &file)
+        .args(["add", "--trust", "vm.ron"])
+        .run();
     let info = t.args(["--json", "info", "c"]).run().json();
     assert_eq!(info["config"]["binary"], "qemu-mine");
 }

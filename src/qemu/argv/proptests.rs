@@ -12,11 +12,11 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use super::*;
-use crate::storage::Chains;
 use crate::config::{
     Boot, Bytes, CdromDrive, Cpus, Forward, ImageFormat, Mac, Memory, MountTag, Name, Port,
     Program, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
 };
+use crate::storage::Chains;
 
 /// QEMU's split of a `KEY=VALUE,...` option (`get_opt_name_value` in
 /// util/qemu-option.c): a key runs to `=` or `,`; a value to the next comma

@@ -1,8 +1,8 @@
 use super::*;
-use crate::storage::Chains;
 use crate::config::{
     CdromDrive, Forward, Port, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
 };
+use crate::storage::Chains;
 
 fn runtime() -> RuntimePaths {
     RuntimePaths::new("/home/u/.local/state/maqet/run/0123".into())

@@ -1,0 +1,104 @@
+//! A directory checked once and then used by descriptor (DESIGN.md §6).
+//!
+//! A name can change between maqet's check and its use: another user who
+//! owns a directory on the path can swap a component for a symlink. So what
+//! maqet writes or deletes on a user's behalf goes through a descriptor of
+//! the directory, opened first and then checked where it really is; later
+//! swaps of the names above it change nothing.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fstatat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use super::PathPolicy;
+use crate::error::{Error, Result};
+
+/// An open directory that passed the path filter where it really is.
+#[derive(Debug)]
+pub struct CheckedDir {
+    fd: OwnedFd,
+    path: Utf8PathBuf,
+}
+
+impl CheckedDir {
+    /// Open `dir` (already through the filter) and check it again by where
+    /// the opened directory is: a swap before the open is caught, one after
+    /// it cannot redirect anything done through the descriptor.
+    pub fn open(dir: &Utf8Path, policy: &PathPolicy) -> Result<CheckedDir> {
+        let fd = nix::fcntl::open(
+            dir.as_std_path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("cannot open the directory", dir, e.into()))?;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| Error::io("cannot see where it is:", dir, e))?;
+        let checked = policy
+            .check(real.as_os_str(), Utf8Path::new("/"))
+            .map_err(Error::path)?;
+        if checked.as_std_path() != real || checked != dir {
+            return Err(Error::Refused {
+                message: format!("{dir} changed while maqet opened it (it now leads to {checked})"),
+                help: "someone is changing the directories above it; check who can write there"
+                    .into(),
+            });
+        }
+        Ok(CheckedDir {
+            fd,
+            path: dir.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+
+    /// Put `bytes` at `name` in this directory: written to a new private
+    /// file (exclusive, never through a symlink) and renamed over the name,
+    /// so an existing file or symlink there is replaced, never written
+    /// through.
+    pub fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<Utf8PathBuf> {
+        let target = self.path.join(name);
+        let temp = format!(".{name}.maqet-{}", std::process::id());
+        let fd = openat(
+            &self.fd,
+            temp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::io("cannot create", self.path.join(&temp), e.into()))?;
+        let mut file = File::from(fd);
+        let renamed = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| {
+                renameat(&self.fd, temp.as_str(), &self.fd, name).map_err(std::io::Error::from)
+            });
+        if let Err(e) = renamed {
+            let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(Error::io("cannot write", target, e));
+        }
+        Ok(target)
+    }
+
+    /// Delete `name` in this directory if it is still the file maqet means
+    /// (same device and inode); false when it is gone or is another file.
+    pub fn remove_if_same(&self, name: &str, dev: u64, ino: u64) -> Result<bool> {
+        let stat = match fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(nix::Error::ENOENT) => return Ok(false),
+            Err(e) => return Err(Error::io("cannot inspect", self.path.join(name), e.into())),
+        };
+        if stat.st_dev != dev || stat.st_ino != ino {
+            return Ok(false);
+        }
+        unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| Error::io("cannot remove", self.path.join(name), e.into()))?;
+        Ok(true)
+    }
+}
