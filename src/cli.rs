@@ -329,8 +329,9 @@ pub const QMP_VERBS: [&str; 9] = [
     subcommand,
     name = "command",
     note = "Values of --arg are typed: numbers, true/false and null become JSON, {{...}} and [...] are\n\
-            parsed as JSON, anything else is a string. Refused without --allow-dangerous: quit,\n\
-            human-monitor-command, migrate, dump-guest-memory, screendump, qmp_capabilities.",
+            parsed as JSON, anything else is a string. Sent without --allow-dangerous: query-*,\n\
+            x-query-* and commands that cannot open host files, run programs or listen\n\
+            (docs/qmp.md lists them); anything else is refused.",
     example = "maqet qmp command web query-block\nmaqet qmp web query-cpus-fast\nmaqet qmp web set_link --arg name=maqet-nic0 --arg up=false"
 )]
 pub struct QmpCommandArgs {

@@ -106,6 +106,20 @@ impl PathPolicy {
         PathPolicy { home, exempt }
     }
 
+    /// Also let paths in under `dirs`: the settings file's `allow_write`
+    /// (e.g. `/var/lib/libvirt/images`), which only the user's own settings
+    /// can name. `/` itself is never exempted.
+    pub fn allowing(mut self, dirs: &[String]) -> PathPolicy {
+        self.exempt.extend(
+            dirs.iter()
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .filter_map(|p| resolve(&p).ok())
+                .filter(|p| p != Path::new("/")),
+        );
+        self
+    }
+
     /// Resolve `raw` (relative paths against `base`) and check it.
     ///
     /// Returns the absolute, symlink-free path that QEMU should be given.

@@ -171,7 +171,7 @@ pub fn forget_files(dirs: &Dirs, vm: &Vm) {
     let _ = std::fs::remove_dir_all(dirs.runtime.join(vm.id.as_str()));
     let _ = std::fs::remove_file(dirs.runtime.join(format!("{}.lock", vm.id)));
     for file in &vm.owned {
-        let _ = std::fs::remove_file(file);
+        let _ = crate::paths::dir::remove_own_file(file);
     }
     let _ = std::fs::remove_dir(dirs.data.join("disks").join(vm.id.as_str()));
 }

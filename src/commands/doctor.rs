@@ -50,7 +50,12 @@ fn check(name: &'static str, verdict: Verdict, detail: impl Into<String>) -> Che
 }
 
 pub fn doctor(env: &Env, fix: bool) -> Result<Vec<Check>> {
-    let mut checks = vec![program_check(env), qemu_img_check(), kvm_check()];
+    let mut checks = vec![
+        program_check(env),
+        qemu_img_check(),
+        kvm_check(env),
+        confinement_check(env),
+    ];
     checks.push(dir_check("data dir", &env.dirs.data, fix));
     checks.push(dir_check("runtime dir", &env.dirs.runtime, fix));
     checks.push(match logind_warning() {
@@ -99,7 +104,62 @@ fn qemu_img_check() -> Check {
     }
 }
 
-fn kvm_check() -> Check {
+/// What kernel confinement VMs started now would get (docs/security.md).
+fn confinement_check(env: &Env) -> Check {
+    use crate::settings::ConfinementMode;
+    let mode = env.settings.confinement.unwrap_or_default();
+    if mode == ConfinementMode::Off {
+        return check(
+            "confinement",
+            Verdict::Warn,
+            "turned off in the settings (confinement: Off): QEMU can reach whatever you can",
+        );
+    }
+    match crate::qemu::confine::kernel_abi() {
+        Ok(abi) => {
+            let mut parts = vec!["files"];
+            if abi >= 4 {
+                parts.push("TCP ports");
+            }
+            if abi >= 6 {
+                parts.push("signals and abstract sockets");
+            }
+            check(
+                "confinement",
+                Verdict::Ok,
+                format!(
+                    "Landlock (ABI {abi}): each VM's QEMU reaches only its own {}",
+                    parts.join(", ")
+                ),
+            )
+        }
+        Err(why) if mode == ConfinementMode::Required => check(
+            "confinement",
+            Verdict::Fail,
+            format!("{why}; the settings require confinement, so VMs will not start"),
+        ),
+        Err(why) => check(
+            "confinement",
+            Verdict::Warn,
+            format!("{why}; VMs start unconfined (only maqet's own checks stand)"),
+        ),
+    }
+}
+
+fn kvm_check(env: &Env) -> Check {
+    let program = find_program(&env.base_config().binary).ok();
+    if let Some(message) = program
+        .as_ref()
+        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.runtime, p))
+    {
+        return check(
+            "kvm",
+            Verdict::Warn,
+            format!(
+                "/dev/kvm is present, but QEMU failed with it in this boot ({message}); VMs use TCG"
+            ),
+        );
+    }
     if kvm_usable() {
         return check(
             "kvm",

@@ -74,7 +74,7 @@ impl Env {
         Ok(Env {
             dirs,
             cwd,
-            policy: PathPolicy::from_env(),
+            policy: PathPolicy::from_env().allowing(&settings.allow_write),
             settings,
         })
     }

@@ -4,6 +4,7 @@ use std::time::Duration;
 use super::{Env, Note, StopOptions, stop};
 use crate::config::Name;
 use crate::error::{Error, Result};
+use crate::paths::dir::remove_own_file;
 use crate::reconcile::reconcile;
 use crate::store::{Access, Store};
 use crate::vm::{Status, VmId};
@@ -172,10 +173,11 @@ pub fn remove(
         };
         if clean_storage {
             for file in &owned {
-                match std::fs::remove_file(file) {
-                    Ok(()) => entry.deleted.push(file.clone()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("cannot delete", file.clone(), e)),
+                // By descriptor of the directory it was made in: a parent
+                // swapped for a symlink since then cannot send this
+                // delete elsewhere.
+                if remove_own_file(file)? {
+                    entry.deleted.push(file.clone());
                 }
             }
             // Only goes if maqet's files were all that was in it.

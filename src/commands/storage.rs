@@ -121,7 +121,7 @@ pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
     let orphans: Vec<Utf8PathBuf> = found.into_iter().filter(|f| !used.contains(f)).collect();
     if delete {
         for file in &orphans {
-            std::fs::remove_file(file).map_err(|e| Error::io("cannot remove", file.clone(), e))?;
+            crate::paths::dir::remove_own_file(file)?;
             if let Some(dir) = file.parent()
                 && dir != root
             {

@@ -26,10 +26,12 @@ pub struct CheckedDir {
 }
 
 impl CheckedDir {
-    /// Open `dir` (already through the filter) and check it again by where
-    /// the opened directory is: a swap before the open is caught, one after
-    /// it cannot redirect anything done through the descriptor.
-    pub fn open(dir: &Utf8Path, policy: &PathPolicy) -> Result<CheckedDir> {
+    /// Open `dir` (already through the filter, so canonical) and check by
+    /// where the opened directory really is that it is still `dir`, and with
+    /// a policy that it still passes the filter: a swap before the open is
+    /// caught, one after it cannot redirect anything done through the
+    /// descriptor.
+    pub fn open(dir: &Utf8Path, policy: Option<&PathPolicy>) -> Result<CheckedDir> {
         let fd = nix::fcntl::open(
             dir.as_std_path(),
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -38,12 +40,17 @@ impl CheckedDir {
         .map_err(|e| Error::io("cannot open the directory", dir, e.into()))?;
         let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(|e| Error::io("cannot see where it is:", dir, e))?;
-        let checked = policy
-            .check(real.as_os_str(), Utf8Path::new("/"))
-            .map_err(Error::path)?;
-        if checked.as_std_path() != real || checked != dir {
+        if let Some(policy) = policy {
+            policy
+                .check(real.as_os_str(), Utf8Path::new("/"))
+                .map_err(Error::path)?;
+        }
+        if real != dir.as_std_path() {
             return Err(Error::Refused {
-                message: format!("{dir} changed while maqet opened it (it now leads to {checked})"),
+                message: format!(
+                    "{dir} changed while maqet used it (it now leads to {})",
+                    real.display()
+                ),
                 help: "someone is changing the directories above it; check who can write there"
                     .into(),
             });
@@ -86,19 +93,39 @@ impl CheckedDir {
         Ok(target)
     }
 
-    /// Delete `name` in this directory if it is still the file maqet means
-    /// (same device and inode); false when it is gone or is another file.
-    pub fn remove_if_same(&self, name: &str, dev: u64, ino: u64) -> Result<bool> {
+    /// Delete `name` in this directory if it is a regular file of ours:
+    /// never through a symlink, and never a file someone else put there.
+    /// False when it is gone or is not ours.
+    pub fn remove_own_file(&self, name: &str) -> Result<bool> {
         let stat = match fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
             Err(nix::Error::ENOENT) => return Ok(false),
             Err(e) => return Err(Error::io("cannot inspect", self.path.join(name), e.into())),
         };
-        if stat.st_dev != dev || stat.st_ino != ino {
+        let regular = stat.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
+        if !regular || stat.st_uid != nix::unistd::geteuid().as_raw() {
             return Ok(false);
         }
         unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
             .map_err(|e| Error::io("cannot remove", self.path.join(name), e.into()))?;
         Ok(true)
+    }
+}
+
+/// Delete a file maqet made, by descriptor of its directory as recorded
+/// (see [`CheckedDir::remove_own_file`]). False when it was not there, or
+/// was no longer a file of ours; an error when its directory moved.
+pub fn remove_own_file(path: &Utf8Path) -> Result<bool> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    match CheckedDir::open(dir, None) {
+        Ok(dir) => dir.remove_own_file(name),
+        Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e @ Error::Refused { .. }) => {
+            crate::log::warn(format_args!("kept {path}: {e}"));
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }

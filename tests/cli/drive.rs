@@ -759,12 +759,12 @@ fn raw_qmp_commands_print_one_json_line() {
         .stdout(&line)
         .run();
 
-    t.args(["qmp", "drv-raw", "bogus-command"])
+    t.args(["qmp", "drv-raw", "query-bogus"])
         .status(1)
-        .stderr_contains("QMP: CommandNotFound: The command bogus-command has not been found")
+        .stderr_contains("QMP: CommandNotFound: The command query-bogus has not been found")
         .run();
     let err = t
-        .args(["--json", "qmp", "drv-raw", "bogus-command"])
+        .args(["--json", "qmp", "drv-raw", "query-bogus"])
         .status(1)
         .run()
         .stderr_json();

@@ -4,6 +4,7 @@
 
 mod add;
 mod apply;
+mod confinement;
 mod dirs;
 mod disks;
 mod docgen;

@@ -1,0 +1,672 @@
+//! Attacks on the host through a VM, as docs/security.md lists them: a
+//! config with raw arguments, raw QMP commands, a screenshot path that is
+//! a symlink, a crafted backing chain, a swapped directory. Each is tried
+//! with Landlock in force and, where maqet's own defence does not depend on
+//! it, with confinement turned off in the settings.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::guest::{bios_config, have_qemu};
+use crate::harness::Test;
+
+/// True when the kernel has Landlock; otherwise the caller skips, loudly —
+/// unless `MAQET_REQUIRE_LANDLOCK=1` (CI sets it), where that fails.
+fn have_landlock(test: &str) -> bool {
+    if !have_qemu(test) {
+        return false;
+    }
+    let found = maqet::qemu::confine::kernel_abi().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("MAQET_REQUIRE_LANDLOCK").is_none_or(|v| v != "1"),
+            "{test}: this kernel has no Landlock and MAQET_REQUIRE_LANDLOCK=1"
+        );
+        eprintln!("\n!!! SKIPPED {test}: this kernel has no Landlock !!!\n");
+    }
+    found
+}
+
+/// Stops the VM when the test ends, however it ends.
+struct Stopper(Command);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+fn s(path: &Path) -> String {
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+/// Run maqet with `--json` expecting exit `code`; the error's message and
+/// help, unwrapped.
+fn fails(t: &mut Test, args: &[&str], code: i32) -> (String, String) {
+    let out = t.arg("--json").args(args).status(code).run();
+    let error = &out.stderr_json()["error"];
+    assert_eq!(error["exit_code"], code, "{error}");
+    (
+        error["message"].as_str().expect("a message").to_owned(),
+        error["help"].as_str().expect("a help line").to_owned(),
+    )
+}
+
+/// A host file the VM has no business with, and its contents.
+fn secret(t: &mut Test) -> (String, &'static str) {
+    const TEXT: &str = "the host's secret\n";
+    t.file("host/secret", TEXT);
+    (s(&t.path("host/secret")), TEXT)
+}
+
+/// Settings turning confinement off, for the defences that must hold
+/// without Landlock; pass as `MAQET_CONFIG`.
+fn unconfined(t: &mut Test) -> String {
+    t.file("off/maqet.ron", "(confinement: Off)\n");
+    s(&t.path("off/maqet.ron"))
+}
+
+#[test]
+fn raw_arguments_cannot_reach_host_files_in_a_confined_qemu() {
+    let test = "raw_arguments_cannot_reach_host_files_in_a_confined_qemu";
+    if !have_landlock(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let (secret, _) = secret(&mut t);
+    t.file("host/rc.cfg", "[chardev \"x\"]\n  backend = \"null\"\n");
+    let rc = s(&t.path("host/rc.cfg"));
+    let log = s(&t.path("host/qemu-debug.log"));
+    let attacks: [(&[&str], String); 5] = [
+        (
+            &["-drive", &format!("file={secret},format=raw,if=virtio")],
+            format!("Could not open '{secret}': Permission denied"),
+        ),
+        (
+            &["-fw_cfg", &format!("name=opt/x,file={secret}")],
+            format!("Failed to open file “{secret}”: Permission denied"),
+        ),
+        (
+            &["-kernel", &secret],
+            format!("could not open kernel file '{secret}': Permission denied"),
+        ),
+        (
+            &["-D", &log],
+            format!("Error opening logfile {log}: Permission denied"),
+        ),
+        (&["-readconfig", &rc], "Permission denied".into()),
+    ];
+    for (i, (arguments, error)) in attacks.iter().enumerate() {
+        let name = format!("arg{i}");
+        let list = arguments
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.file(
+            &format!("{name}.ron"),
+            &format!("(name: \"{name}\", accel: Tcg, memory: \"64M\", arguments: [{list}])\n"),
+        );
+        t.args(["add", "--trust", &format!("{name}.ron")])
+            .stdout_any()
+            .run();
+        let _stop = Stopper(t.command(["stop", "--force", &name]));
+        let (message, _) = fails(&mut t, &["start", &name], 1);
+        assert!(
+            message.starts_with(&format!("QEMU exited while starting `{name}`"))
+                && message.contains(error.as_str()),
+            "{message}"
+        );
+    }
+    assert!(
+        !t.path("host/qemu-debug.log").exists(),
+        "-D created a host file"
+    );
+}
+
+#[test]
+fn a_config_alone_cannot_bring_raw_arguments_or_a_program() {
+    if !have_qemu("a_config_alone_cannot_bring_raw_arguments_or_a_program") {
+        return;
+    }
+    let mut t = Test::new();
+    let off = unconfined(&mut t);
+    t.file("evil.sh", "#!/bin/sh\ntouch \"$0.ran\"\n");
+    t.file(
+        "args.ron",
+        "(name: \"args\", arguments: [\"-netdev\", \"tap,id=t0,script=./evil.sh\"])\n",
+    )
+    .file("prog.ron", "(name: \"prog\", binary: \"./evil.sh\")\n");
+    for (file, what) in [
+        ("args.ron", "raw QEMU `arguments`"),
+        ("prog.ron", "a custom `binary`"),
+    ] {
+        t.env("MAQET_CONFIG", &off);
+        let (message, help) = fails(&mut t, &["add", file], 4);
+        assert_eq!(
+            message,
+            format!(
+                "VM `{}` has {what}: these act on the host with your rights, and a config file alone cannot grant that",
+                file.trim_end_matches(".ron")
+            )
+        );
+        assert!(help.contains("add it again with --trust"), "{help}");
+    }
+    assert!(t.list().is_empty(), "nothing was added");
+    // Trusted on the command line, the VM records it; changing the
+    // arguments by `apply` without --trust is refused and changes nothing.
+    t.args(["add", "--trust", "args.ron"]).stdout_any().run();
+    let info = t.args(["--json", "info", "args"]).run().json();
+    assert_eq!(info["trusted"], true);
+    t.file(
+        "more.ron",
+        "(arguments: [\"-device\", \"virtio-rng-pci\"])\n",
+    );
+    let (_, help) = fails(&mut t, &["apply", "args", "more.ron"], 4);
+    assert!(help.contains("apply it with --trust"), "{help}");
+    let after = t.args(["--json", "info", "args"]).run().json();
+    assert_eq!(after, info, "a refused apply changes nothing");
+    assert!(!t.path("evil.sh.ran").exists());
+}
+
+#[test]
+fn raw_qmp_sends_only_the_allow_list() {
+    let test = "raw_qmp_sends_only_the_allow_list";
+    if !have_qemu(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let off = unconfined(&mut t);
+    let (secret, text) = secret(&mut t);
+    t.file("q.ron", &bios_config("q"))
+        .args(["add", "q.ron"])
+        .stdout_any()
+        .run();
+    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    // Unconfined: the refusal alone must stop these.
+    t.env("MAQET_CONFIG", &off)
+        .args(["start", "q"])
+        .stdout_any()
+        .run();
+    let attacks: [(&str, String); 7] = [
+        (
+            "netdev_add",
+            r#"{"type":"tap","id":"t0","script":"/bin/true","downscript":"no"}"#.into(),
+        ),
+        (
+            "chardev-change",
+            format!(
+                r#"{{"id":"maqet-console","backend":{{"type":"file","data":{{"out":"{secret}"}}}}}}"#
+            ),
+        ),
+        (
+            "xen-save-devices-state",
+            format!(r#"{{"filename":"{secret}"}}"#),
+        ),
+        (
+            "blockdev-change-medium",
+            format!(r#"{{"id":"x","filename":"{secret}"}}"#),
+        ),
+        (
+            "block-export-add",
+            format!(r#"{{"type":"fuse","id":"e","node-name":"x","mountpoint":"{secret}"}}"#),
+        ),
+        (
+            "nbd-server-start",
+            r#"{"addr":{"type":"inet","data":{"host":"127.0.0.1","port":"10809"}}}"#.into(),
+        ),
+        (
+            "blockdev-add",
+            format!(r#"{{"driver":"file","filename":"{secret}","node-name":"x"}}"#),
+        ),
+    ];
+    for (command, args) in &attacks {
+        let (message, help) = fails(&mut t, &["qmp", "q", command, "--args-json", args], 4);
+        assert!(
+            message.starts_with(&format!(
+                "maqet does not send `{command}` through the raw form: "
+            )),
+            "{message}"
+        );
+        assert!(help.contains("--allow-dangerous"), "{help}");
+    }
+    t.args(["qmp", "q", "query-status"]).stdout_any().run();
+    let (message, _) = fails(
+        &mut t,
+        &["qmp", "q", "device_add", "--arg", "driver=virtio-rng-pci"],
+        4,
+    );
+    assert!(
+        message
+            .ends_with("properties such as `romfile` open host files; use `maqet qmp device-add`"),
+        "{message}"
+    );
+    let romfile = format!("romfile={secret}");
+    let (message, _) = fails(
+        &mut t,
+        &[
+            "qmp",
+            "device-add",
+            "q",
+            "virtio-net-pci",
+            "--id",
+            "n1",
+            "--prop",
+            &romfile,
+        ],
+        4,
+    );
+    assert_eq!(message, "the device property `romfile` names a host file");
+    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
+}
+
+#[test]
+fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
+    let test = "a_confined_qemu_refuses_dangerous_qmp_commands_too";
+    if !have_landlock(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let (secret, text) = secret(&mut t);
+    let saved = s(&t.path("host/saved"));
+    t.file("q.ron", &bios_config("q"))
+        .args(["add", "q.ron"])
+        .stdout_any()
+        .run();
+    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    t.args(["start", "q"]).stdout_any().run();
+    let status = t.args(["--json", "status", "q"]).run().json();
+    assert_eq!(status["confined"], true, "{status}");
+    assert!(
+        status["confinement"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("landlock (ABI ")),
+        "{status}"
+    );
+    let attacks: [(&str, String, &str); 5] = [
+        (
+            "blockdev-add",
+            format!(r#"{{"driver":"file","filename":"{secret}","node-name":"x"}}"#),
+            "Permission denied",
+        ),
+        (
+            "chardev-change",
+            format!(
+                r#"{{"id":"maqet-console","backend":{{"type":"file","data":{{"out":"{secret}"}}}}}}"#
+            ),
+            "Permission denied",
+        ),
+        (
+            "xen-save-devices-state",
+            format!(r#"{{"filename":"{saved}"}}"#),
+            "Permission denied",
+        ),
+        (
+            "nbd-server-start",
+            r#"{"addr":{"type":"inet","data":{"host":"127.0.0.1","port":"10809"}}}"#.into(),
+            "Failed to bind socket: Permission denied",
+        ),
+        (
+            "netdev_add",
+            r#"{"type":"tap","id":"t0","script":"/bin/true","downscript":"no"}"#.into(),
+            "/dev/net/tun: Permission denied",
+        ),
+    ];
+    for (command, args, error) in &attacks {
+        let (message, _) = fails(
+            &mut t,
+            &[
+                "qmp",
+                "q",
+                command,
+                "--args-json",
+                args,
+                "--allow-dangerous",
+            ],
+            1,
+        );
+        assert!(message.ends_with(error), "{command}: {message}");
+    }
+    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
+    assert!(!t.path("host/saved").exists());
+    let status = t.args(["--json", "status", "q"]).run().json();
+    assert_eq!(status["run_state"], "running");
+}
+
+#[test]
+fn a_screendump_never_lands_outside_through_a_swapped_directory() {
+    let test = "a_screendump_never_lands_outside_through_a_swapped_directory";
+    if !have_qemu(test) {
+        return;
+    }
+    let Ok(victim) = tempfile::Builder::new()
+        .prefix("maqet-test-")
+        .tempdir_in("/var/tmp")
+    else {
+        eprintln!("\n!!! SKIPPED {test}: /var/tmp is not writable !!!\n");
+        return;
+    };
+    for confined in [true, false] {
+        let mut t = Test::new();
+        let off = unconfined(&mut t);
+        t.file("q.ron", &bios_config("q"))
+            .args(["add", "q.ron"])
+            .stdout_any()
+            .run();
+        let _stop = Stopper(t.command(["stop", "--force", "q"]));
+        if !confined {
+            t.env("MAQET_CONFIG", &off);
+        }
+        t.args(["start", "q"]).stdout_any().run();
+        // A link into a system directory is refused outright...
+        symlink(victim.path(), t.path("link")).expect("symlink");
+        let (message, _) = fails(&mut t, &["qmp", "screendump", "q", "link/shot.ppm"], 4);
+        assert!(
+            message.contains("inside the system directory /var"),
+            "{message}"
+        );
+        // ...and one swapped in while maqet works (another user who owns
+        // `shots/` flips it between a real directory and such a link)
+        // never gets the picture into /var/tmp.
+        let (shots, real) = (t.path("shots"), t.path("shots.real"));
+        std::fs::create_dir(&real).expect("mkdir");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let (stop, shots, real, victim) = (
+                stop.clone(),
+                shots.clone(),
+                real.clone(),
+                victim.path().to_owned(),
+            );
+            std::thread::spawn(move || {
+                let link = shots.with_extension("link");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::remove_file(&link);
+                    let _ = symlink(&victim, &link);
+                    let _ = std::fs::rename(&link, &shots);
+                    let _ = std::fs::remove_file(&shots);
+                    let _ = symlink(&real, &link);
+                    let _ = std::fs::rename(&link, &shots);
+                }
+            })
+        };
+        let mut landed = 0;
+        for _ in 0..60 {
+            let out = t
+                .command(["qmp", "screendump", "q", &s(&shots.join("shot.ppm"))])
+                .output()
+                .expect("run maqet");
+            landed += usize::from(out.status.success());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flipper.join().expect("the flipper");
+        let leaked: Vec<_> = std::fs::read_dir(victim.path())
+            .expect("read the victim dir")
+            .collect();
+        assert!(leaked.is_empty(), "confined {confined}: {leaked:?}");
+        eprintln!("confined {confined}: {landed} of 60 screendumps landed in shots/");
+    }
+}
+
+/// `qemu-img` with `args`, which must succeed.
+fn qemu_img(args: &[&str]) {
+    let ok = Command::new("qemu-img")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "qemu-img {args:?}");
+}
+
+/// Turn a qcow2 image's backing-format header extension into an unknown
+/// one (which QEMU skips), as images written by old tools have none.
+fn forget_backing_format(image: &Path) {
+    const BACKING_FORMAT: [u8; 4] = [0xe2, 0x79, 0x2a, 0xca];
+    let mut bytes = std::fs::read(image).expect("read the image");
+    let at = bytes[..4096]
+        .windows(4)
+        .position(|w| w == BACKING_FORMAT)
+        .expect("a backing format extension");
+    bytes[at..at + 4].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+    std::fs::write(image, bytes).expect("write the image");
+}
+
+#[test]
+fn a_crafted_backing_chain_is_refused_at_add() {
+    if !have_qemu("a_crafted_backing_chain_is_refused_at_add") {
+        return;
+    }
+    let mut t = Test::new();
+    let (secret, _) = secret(&mut t);
+    // (a) The backing format is not recorded: QEMU would probe it, and a
+    // raw file that looks like a qcow2 would name a backing of its own.
+    let base = s(&t.path("base.qcow2"));
+    let top = s(&t.path("top.qcow2"));
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-b", &secret, "-F", "raw", &base,
+    ]);
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-b", &base, "-F", "qcow2", &top,
+    ]);
+    forget_backing_format(&t.path("top.qcow2"));
+    t.file(
+        "a.ron",
+        &format!("(name: \"a\", storage: [Qcow2(name: \"root\", file: \"{top}\")])\n"),
+    );
+    let (message, help) = fails(&mut t, &["add", "a.ron"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "drive `root`: the backing file `{base}` of {top} has no recorded format, so QEMU would guess it"
+        )
+    );
+    assert!(help.contains("qemu-img rebase -u -F qcow2"), "{help}");
+    // (b) A vmdk in the chain names its own extents.
+    t.file(
+        "desc.vmdk",
+        &format!(
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"{secret}\" 0\n"
+        ),
+    );
+    let vmdk = s(&t.path("desc.vmdk"));
+    let top2 = s(&t.path("top2.qcow2"));
+    qemu_img(&["create", "-q", "-f", "qcow2", &top2, "1M"]);
+    qemu_img(&[
+        "rebase", "-q", "-u", "-f", "qcow2", "-b", &vmdk, "-F", "vmdk", &top2,
+    ]);
+    t.file(
+        "b.ron",
+        &format!("(name: \"b\", storage: [Qcow2(name: \"root\", file: \"{top2}\")])\n"),
+    );
+    let (message, _) = fails(&mut t, &["add", "b.ron"], 4);
+    assert_eq!(
+        message,
+        format!("drive `root`: the backing file `{vmdk}` of {top2} is a `vmdk` image")
+    );
+    assert!(t.list().is_empty(), "nothing was added");
+}
+
+#[test]
+fn a_backing_chain_is_given_to_qemu_node_by_node() {
+    if !have_qemu("a_backing_chain_is_given_to_qemu_node_by_node") {
+        return;
+    }
+    let mut t = Test::new();
+    let base = s(&t.path("base.qcow2"));
+    qemu_img(&["create", "-q", "-f", "qcow2", &base, "4M"]);
+    t.file(
+        "c.ron",
+        &format!(
+            "(name: \"c\", accel: Tcg, memory: \"64M\", storage: [Qcow2(name: \"root\", size: \"4M\", backing_file: \"{base}\", backing_format: Qcow2)])\n"
+        ),
+    );
+    t.args(["add", "c.ron"]).stdout_any().run();
+    let _stop = Stopper(t.command(["stop", "--force", "c"]));
+    t.args(["start", "c"]).stdout_any().run();
+    let block = t.args(["qmp", "c", "query-block"]).run().json();
+    let image = &block[0]["inserted"]["image"];
+    assert_eq!(image["backing-image"]["filename"], base.as_str(), "{block}");
+    let argv = t
+        .args(["start", "c", "--dry-run"])
+        .stdout_any()
+        .run()
+        .stdout;
+    assert!(
+        argv.contains(r#""backing":"maqet-drive0-b0""#) && argv.contains(r#""backing":null"#),
+        "{argv}"
+    );
+}
+
+#[test]
+fn rm_clean_storage_never_deletes_through_a_swapped_directory() {
+    if !have_qemu("rm_clean_storage_never_deletes_through_a_swapped_directory") {
+        return;
+    }
+    let mut t = Test::new();
+    let imgs = t.path("imgs");
+    std::fs::create_dir(&imgs).expect("mkdir imgs");
+    t.file(
+        "d.ron",
+        &format!(
+            "(name: \"d\", accel: Tcg, memory: \"64M\", storage: [Qcow2(name: \"root\", file: \"{}/disk.qcow2\", size: \"1M\")])\n",
+            s(&imgs)
+        ),
+    );
+    t.args(["add", "d.ron"]).stdout_any().run();
+    t.args(["disk", "create", "d", "root"]).stdout_any().run();
+    assert!(imgs.join("disk.qcow2").exists());
+    // Someone who can write above it moves the directory away and puts a
+    // symlink to a directory of theirs (or a victim's) in its place.
+    t.file("victim/disk.qcow2", "the victim's file\n");
+    std::fs::rename(&imgs, t.path("imgs.moved")).expect("move imgs");
+    symlink(t.path("victim"), &imgs).expect("symlink");
+    let out = t
+        .args(["--json", "rm", "--clean-storage", "d"])
+        .run()
+        .json();
+    assert_eq!(out[0]["deleted"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(t.path("victim/disk.qcow2")).expect("victim"),
+        "the victim's file\n"
+    );
+    assert!(t.path("imgs.moved/disk.qcow2").exists());
+}
+
+#[test]
+fn allow_write_in_the_settings_lets_images_into_a_system_directory() {
+    if !have_qemu("allow_write_in_the_settings_lets_images_into_a_system_directory") {
+        return;
+    }
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("maqet-test-")
+        .tempdir_in("/var/tmp")
+    else {
+        eprintln!("\n!!! SKIPPED allow_write...: /var/tmp is not writable !!!\n");
+        return;
+    };
+    let images = s(dir.path());
+    let mut t = Test::new();
+    t.file(
+        "e.ron",
+        &format!(
+            "(name: \"e\", accel: Tcg, memory: \"64M\", storage: [Raw(name: \"data\", file: \"{images}/data.raw\", size: \"1M\")])\n"
+        ),
+    );
+    let (message, _) = fails(&mut t, &["add", "e.ron"], 4);
+    assert!(
+        message.ends_with("inside the system directory /var"),
+        "{message}"
+    );
+    t.file(
+        "settings/maqet.ron",
+        &format!("(allow_write: [\"{images}\"])\n"),
+    );
+    let settings = s(&t.path("settings/maqet.ron"));
+    t.env("MAQET_CONFIG", &settings)
+        .args(["add", "e.ron"])
+        .stdout_any()
+        .run();
+    let _stop = Stopper(t.command(["stop", "--force", "e"]));
+    t.env("MAQET_CONFIG", &settings)
+        .args(["start", "e"])
+        .stdout_any()
+        .run();
+    assert!(dir.path().join("data.raw").exists());
+}
+
+#[test]
+fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
+    let test = "kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot";
+    if !have_qemu(test) {
+        return;
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        eprintln!(
+            "\n!!! SKIPPED {test}: /dev/kvm cannot be opened here, so maqet never tries KVM !!!\n"
+        );
+        return;
+    }
+    let mut t = Test::new();
+    // A QEMU whose KVM aborts, as on hosts with broken nested KVM.
+    t.file(
+        "bin/qemu",
+        "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = kvm ]; then\n    echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n    exit 1\n  fi\ndone\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n",
+    );
+    std::fs::set_permissions(
+        t.path("bin/qemu"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let program = s(&t.path("bin/qemu"));
+    t.file(
+        "settings/maqet.ron",
+        "(allow_execute: [\"/usr/bin/qemu-system-x86_64\"])\n",
+    );
+    let settings = s(&t.path("settings/maqet.ron"));
+    t.file(
+        "k.ron",
+        &format!("(name: \"k\", memory: \"64M\", binary: \"{program}\")\n"),
+    );
+    t.args(["add", "--trust", "k.ron"]).stdout_any().run();
+    let _stop = Stopper(t.command(["stop", "--force", "k"]));
+    t.env("MAQET_CONFIG", &settings)
+        .args(["start", "k"])
+        .stdout_any()
+        .stderr("maqet: warning: QEMU failed with KVM (qemu: error: failed to set MSR 0x10a to 0x69); starting `k` with TCG (software emulation) instead\n")
+        .run();
+    let status = t.args(["--json", "status", "k"]).run().json();
+    assert_eq!(status["accel"], "tcg");
+    assert_eq!(
+        status["accel_note"],
+        "KVM failed at start: qemu: error: failed to set MSR 0x10a to 0x69"
+    );
+    t.args(["stop", "--force", "k"]).stdout_any().run();
+    // Remembered for this boot and this program: no second failed try.
+    t.env("MAQET_CONFIG", &settings)
+        .args(["start", "k"])
+        .stdout_any()
+        .run();
+    let status = t.args(["--json", "status", "k"]).run().json();
+    assert_eq!(status["accel"], "tcg");
+    assert_eq!(
+        status["accel_note"],
+        "KVM failed earlier in this boot: qemu: error: failed to set MSR 0x10a to 0x69"
+    );
+    // `accel: Kvm` never falls back.
+    t.args(["stop", "--force", "k"]).stdout_any().run();
+    t.file(
+        "kvm.ron",
+        &format!("(name: \"k2\", memory: \"64M\", accel: Kvm, binary: \"{program}\")\n"),
+    );
+    t.args(["add", "--trust", "kvm.ron"]).stdout_any().run();
+    t.env("MAQET_CONFIG", &settings)
+        .args(["start", "k2"])
+        .status(1)
+        .stderr_contains("failed to set MSR 0x10a")
+        .run();
+}
