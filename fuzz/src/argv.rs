@@ -48,6 +48,7 @@ fn kind(flag: &str) -> Option<Kind> {
         "-vnc" => Kind::Opts("vnc"),
         "-display" => Kind::Opts("type"),
         "-accel" => Kind::Opts("accel"),
+        "-add-fd" => Kind::Opts("fd"),
         "-blockdev" | "-device" => Kind::Json,
         "-kernel" | "-initrd" | "-append" | "-bios" | "-pidfile" => Kind::Verbatim,
         "-cpu" | "-vga" | "-serial" => Kind::Fixed,
@@ -248,7 +249,13 @@ pub fn check(plan: &Plan<'_>, argv: &[String]) -> Result<(), String> {
     )?;
     verbatim("-pidfile", Some(plan.runtime.pidfile.as_str()))?;
 
-    check_storage(plan, &all("-blockdev"), &all("-fsdev"), &all("-device"))?;
+    check_storage(
+        plan,
+        &all("-blockdev"),
+        &all("-add-fd"),
+        &all("-fsdev"),
+        &all("-device"),
+    )?;
     check_network(config, &all("-netdev"), &all("-device"))
 }
 
@@ -263,6 +270,7 @@ fn set<'a>(keys: &[&'a str]) -> BTreeSet<&'a str> {
 fn check_storage(
     plan: &Plan<'_>,
     blockdevs: &[&Parsed],
+    add_fds: &[&Parsed],
     fsdevs: &[&Parsed],
     devices: &[&Parsed],
 ) -> Result<(), String> {
@@ -305,8 +313,20 @@ fn check_storage(
                 json_keys(format_node)
             ));
         }
+        // The file goes by descriptor: its node names an fd set, and that
+        // set's `-add-fd`s carry the path, whole, as their `opaque`.
+        let fd_set = file_node
+            .get("filename")
+            .and_then(|f| f.strip_prefix("/dev/fdset/"));
+        let carried: Vec<&&Parsed> = add_fds
+            .iter()
+            .filter(|a| fd_set.is_some() && a.get("set") == fd_set)
+            .collect();
         if file_node.get("driver") != Some("file")
-            || file_node.get("filename") != Some(file.as_str())
+            || carried.is_empty()
+            || carried.iter().any(|a| {
+                a.keys() != ["fd", "set", "opaque"] || a.get("opaque") != Some(file.as_str())
+            })
         {
             return Err(format!("file node does not read back as {file:?}"));
         }

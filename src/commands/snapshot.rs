@@ -260,8 +260,13 @@ struct Nodes {
     all: Vec<Value>,
 }
 
-fn nodes(qmp: &mut Qmp, image: &Utf8PathBuf) -> Result<Nodes> {
-    let list = qmp.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
+/// The block nodes of the running VM; the target is the format node maqet
+/// made for drive `index` (`maqet-drive<index>`), and it must be a qcow2
+/// node on `image`.
+fn nodes(qmp: &mut Qmp, image: &Utf8PathBuf, index: Option<usize>) -> Result<Nodes> {
+    let mut list = qmp.execute("query-named-block-nodes", Some(json!({"flat": true})))?;
+    let sets = qmp.execute("query-fdsets", None)?;
+    super::status::name_fdsets(&mut list, &sets);
     let all = list.as_array().cloned().unwrap_or_default();
     let name = |n: &Value| n["node-name"].as_str().unwrap_or_default().to_owned();
     let ours = |n: &Value| {
@@ -275,9 +280,20 @@ fn nodes(qmp: &mut Qmp, image: &Utf8PathBuf) -> Result<Nodes> {
             .is_some_and(|s| s.starts_with("maqet-drive"))
     };
     let writable = |n: &Value| n["ro"] != true;
+    // The top node's own `file` is a `json:` description once it has a
+    // backing node: its protocol child names the image.
+    let on_image = || {
+        let child = format!("maqet-file{}", index.unwrap_or(usize::MAX));
+        all.iter()
+            .any(|c| c["node-name"] == child.as_str() && c["file"].as_str() == Some(image.as_str()))
+    };
     let target = all
         .iter()
-        .find(|n| maqet_format(n) && n["drv"] == "qcow2" && n["file"].as_str() == Some(image.as_str()))
+        .find(|n| {
+            index.is_some_and(|i| n["node-name"] == format!("maqet-drive{i}").as_str())
+                && n["drv"] == "qcow2"
+                && on_image()
+        })
         .ok_or_else(|| {
             Error::invalid(
                 format!("the running VM has no qcow2 node for {image}"),
@@ -331,7 +347,12 @@ fn live_snapshot(
     name: &str,
     note: &mut dyn FnMut(Note<'_>),
 ) -> Result<Outcome> {
-    let n = nodes(qmp, image)?;
+    let index = vm
+        .config
+        .storage
+        .iter()
+        .position(|d| d.name().as_str() == req.drive);
+    let n = nodes(qmp, image, index)?;
     let have = snapshots_of(&n.all, &n.target);
     let exists = have.iter().any(|s| s.name == name);
     if req.action == Action::List {

@@ -11,10 +11,12 @@ use super::{Env, Note, needs_trust, read, read_id, save, untrusted};
 use crate::config::{Accel, VmConfig};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
-use crate::qemu::argv::{self, Accelerator, Plan, RuntimePaths};
+use crate::qemu::argv::{self, Accelerator, ImageFd, Plan, RuntimePaths};
 use crate::qemu::confine::{self, Prepared, kernel_abi};
 use crate::qemu::process::{Liveness, Pidfd, ProcStat};
-use crate::qemu::spawn::{Listeners, bind_private, check_socket_path, private_file, spawn, tail};
+use crate::qemu::spawn::{
+    Listeners, bind_private, check_socket_path, open_images, private_file, spawn, tail,
+};
 use crate::qemu::{
     choose_accel, find_program, kvm_known_broken, logind_warning, remember_kvm_broken,
 };
@@ -195,6 +197,7 @@ pub fn start(
             ruleset: confine(
                 env, &vm.config, accel, &program, &paths, &disks_dir, &chains,
             )?,
+            images: argv::image_fds(&vm.config, &disks_dir, &chains),
             argv,
             accel,
             accel_note: accel_note.clone(),
@@ -354,6 +357,8 @@ fn confine(
 /// One try at running QEMU.
 struct Attempt {
     argv: Vec<String>,
+    /// The images the argv names by fd set.
+    images: Vec<ImageFd>,
     accel: Accelerator,
     accel_note: Option<String>,
     ruleset: (Option<Prepared>, Confinement),
@@ -388,6 +393,7 @@ fn launch(
     };
     let Attempt {
         argv,
+        images: attempt_images,
         accel,
         accel_note,
         ruleset: (ruleset, confinement),
@@ -399,7 +405,16 @@ fn launch(
     vm.last_exit = None;
     vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
     save(env, vm)?;
-    let mut child = match spawn(&argv, paths, listeners, ruleset.as_ref()) {
+    let images = match open_images(&attempt_images) {
+        Ok(images) => images,
+        Err(e) => {
+            vm.status = Status::Stopped;
+            vm.runtime = None;
+            let _ = save(env, vm);
+            return Err(e);
+        }
+    };
+    let mut child = match spawn(&argv, paths, listeners, images, ruleset.as_ref()) {
         Ok(child) => child,
         Err(e) => {
             vm.status = Status::Stopped;

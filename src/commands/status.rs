@@ -59,8 +59,42 @@ pub fn inspect(env: &Env, query: &str) -> Result<Inspection> {
         inspection.query_status = qmp.execute("query-status", None).ok();
         inspection.query_kvm = qmp.execute("query-kvm", None).ok();
         inspection.block = qmp.execute("query-block", None).ok();
+        // Images are handed to QEMU by descriptor (`/dev/fdset/N`); each
+        // set's `opaque` is the file maqet opened, which is what users know.
+        if let (Some(block), Ok(sets)) =
+            (inspection.block.as_mut(), qmp.execute("query-fdsets", None))
+        {
+            name_fdsets(block, &sets);
+        }
     }
     Ok(inspection)
+}
+
+/// Replace every `/dev/fdset/N` string in a QMP reply by the path maqet
+/// recorded as that set's `opaque`: images are handed to QEMU by
+/// descriptor, and the path is what users (and maqet's own matching) know.
+pub(crate) fn name_fdsets(reply: &mut Value, sets: &Value) {
+    match reply {
+        Value::String(text) => {
+            let Some(set) = text
+                .strip_prefix("/dev/fdset/")
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                return;
+            };
+            let opaque = sets.as_array().into_iter().flatten().find_map(|s| {
+                (s["fdset-id"].as_u64() == Some(set))
+                    .then(|| s["fds"][0]["opaque"].as_str())
+                    .flatten()
+            });
+            if let Some(path) = opaque {
+                *text = path.to_owned();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| name_fdsets(v, sets)),
+        Value::Object(map) => map.values_mut().for_each(|v| name_fdsets(v, sets)),
+        _ => {}
+    }
 }
 
 /// Read the VM, reconcile it, and ask QMP for its run state when it runs.

@@ -67,6 +67,68 @@ pub const QMP_FD: i32 = 3;
 pub const CONSOLE_FD: i32 = 4;
 pub const EVENTS_FD: i32 = 5;
 
+/// The first descriptor of the images QEMU inherits (after the sockets).
+pub const FIRST_IMAGE_FD: i32 = 6;
+
+/// An image QEMU is handed as descriptors maqet opened and checked, in fd
+/// set `set` (`-add-fd`, `/dev/fdset/N`): QEMU never opens it by a name
+/// that could have been swapped since the check. `fds` are the descriptor
+/// numbers QEMU inherits: read-only, and read-write for a writable image
+/// (QEMU picks the one matching how it opens the node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFd {
+    pub path: Utf8PathBuf,
+    pub set: u32,
+    pub read_only_fd: i32,
+    pub read_write_fd: Option<i32>,
+}
+
+/// Every image file of a config, with its fd set and descriptor numbers:
+/// each drive's backing chain (read-only), then the drive's own file.
+/// A file named twice gets one set.
+pub fn image_fds(config: &VmConfig, disks_dir: &Utf8Path, chains: &Chains) -> Vec<ImageFd> {
+    let mut files: Vec<(Utf8PathBuf, bool)> = Vec::new();
+    let mut add = |path: &Utf8Path, writable: bool| match files.iter_mut().find(|(p, _)| p == path)
+    {
+        Some((_, w)) => *w |= writable,
+        None => files.push((path.to_owned(), writable)),
+    };
+    for drive in &config.storage {
+        if let Some(chain) = chains.get(drive.name().as_str()) {
+            for (path, _) in &chain.backing {
+                add(path, false);
+            }
+        }
+        match drive {
+            Storage::Qcow2(q) => add(
+                &q.file.as_ref().map_or_else(
+                    || owned_image(disks_dir, q.name.as_str()),
+                    |f| f.as_path().to_owned(),
+                ),
+                !q.readonly,
+            ),
+            Storage::Raw(r) => add(r.file.as_path(), !r.readonly),
+            Storage::Cdrom(c) => add(c.file.as_path(), false),
+            Storage::Virtfs(_) => {}
+        }
+    }
+    let mut next = FIRST_IMAGE_FD;
+    let mut take = || {
+        next += 1;
+        next - 1
+    };
+    files
+        .into_iter()
+        .zip(1..)
+        .map(|((path, writable), set)| ImageFd {
+            path,
+            set,
+            read_only_fd: take(),
+            read_write_fd: writable.then(&mut take),
+        })
+        .collect()
+}
+
 /// Ids maqet gives its own objects in QEMU.
 pub const QMP_CHARDEV: &str = "maqet-qmp";
 pub const CONSOLE_CHARDEV: &str = "maqet-console";
@@ -169,13 +231,42 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
         push(&["-bios", firmware.as_path().as_str()]);
     }
 
-    argv.extend(storage_args(&c.storage, plan.disks_dir, plan.chains));
+    let images = image_fds(c, plan.disks_dir, plan.chains);
+    for image in &images {
+        for fd in std::iter::once(image.read_only_fd).chain(image.read_write_fd) {
+            push(&[
+                "-add-fd",
+                &format!(
+                    "fd={fd},set={},opaque={}",
+                    image.set,
+                    escape(image.path.as_str())
+                ),
+            ]);
+        }
+    }
+    argv.extend(storage_args(
+        &c.storage,
+        plan.disks_dir,
+        plan.chains,
+        &images,
+    ));
     argv.extend(network_args(&c.network));
     argv.extend(c.arguments.iter().cloned());
     argv
 }
 
-fn storage_args(storage: &[Storage], disks_dir: &Utf8Path, chains: &Chains) -> Vec<String> {
+fn storage_args(
+    storage: &[Storage],
+    disks_dir: &Utf8Path,
+    chains: &Chains,
+    images: &[ImageFd],
+) -> Vec<String> {
+    let fdset = |path: &Utf8Path| {
+        images
+            .iter()
+            .find(|i| i.path == path)
+            .map_or_else(|| path.to_string(), |i| format!("/dev/fdset/{}", i.set))
+    };
     let mut args = Vec::new();
     let needs = |iface: Interface| {
         storage.iter().any(|d| match d {
@@ -255,7 +346,7 @@ fn storage_args(storage: &[Storage], disks_dir: &Utf8Path, chains: &Chains) -> V
                 let node = format!("maqet-drive{index}-b{depth}");
                 let mut format_node = json!({
                     "driver": member_format,
-                    "file": {"driver": "file", "filename": path.as_str(), "read-only": true},
+                    "file": {"driver": "file", "filename": fdset(path), "read-only": true},
                     "node-name": node,
                     "read-only": true,
                 });
@@ -275,7 +366,7 @@ fn storage_args(storage: &[Storage], disks_dir: &Utf8Path, chains: &Chains) -> V
             "-blockdev",
             json!({
                 "driver": "file",
-                "filename": file.as_str(),
+                "filename": fdset(&file),
                 "node-name": file_node,
                 "read-only": read_only,
             }),

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use camino::Utf8Path;
 use nix::sys::stat::{Mode, umask};
 
-use super::argv::{CONSOLE_FD, EVENTS_FD, QMP_FD, RuntimePaths};
+use super::argv::{CONSOLE_FD, EVENTS_FD, ImageFd, QMP_FD, RuntimePaths};
 use super::confine::{self, Prepared};
 use crate::error::{Error, Result};
 
@@ -117,6 +117,7 @@ pub fn spawn(
     argv: &[String],
     paths: &RuntimePaths,
     listeners: Listeners,
+    images: Vec<(OwnedFd, i32)>,
     ruleset: Option<&Prepared>,
 ) -> Result<Child> {
     let ruleset = ruleset.map(Prepared::raw_fd);
@@ -124,12 +125,17 @@ pub fn spawn(
     let log_err = log
         .try_clone()
         .map_err(|e| Error::io("cannot duplicate the handle of", &paths.qemu_log, e))?;
-    let fds: [OwnedFd; 3] = [
-        listeners.qmp.into(),
-        listeners.console.into(),
-        listeners.events.into(),
+    let mut fds: Vec<(OwnedFd, i32)> = vec![
+        (listeners.qmp.into(), QMP_FD),
+        (listeners.console.into(), CONSOLE_FD),
+        (listeners.events.into(), EVENTS_FD),
     ];
-    let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+    fds.extend(images);
+    // (source, target) pairs, and room to move each out of the way, made
+    // before the fork: the child must not allocate.
+    let moves: Vec<(i32, i32)> = fds.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
+    let mut moved = vec![0i32; moves.len()];
+    let above = moves.iter().map(|(_, to)| *to).max().unwrap_or(0) + 1;
     // The child writes its own pid here before exec, so a maqet killed
     // between the fork and recording the pid still leaves a way to the
     // process (`reconcile::resolve_starting`).
@@ -144,7 +150,8 @@ pub fn spawn(
         .stderr(Stdio::from(log_err));
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (setsid, getpid, write, fcntl, dup2,
-    // umask), formatting the pid on the stack without allocating.
+    // umask, prctl, landlock_restrict_self), formatting the pid on the stack
+    // and writing into `moved`, allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid().map_err(io::Error::from)?;
@@ -164,18 +171,17 @@ pub fn spawn(
             if nix::libc::write(spawn_pid_fd, bytes.as_ptr().cast(), bytes.len()) < 0 {
                 return Err(io::Error::last_os_error());
             }
-            // Move the listeners out of the way first, so placing one on 3,
-            // 4 or 5 cannot overwrite another.
-            let mut moved = [0; 3];
-            for (slot, fd) in moved.iter_mut().zip(raw) {
-                *slot = nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 10);
+            // Move every descriptor above all the targets first, so
+            // placing one on its number cannot overwrite another.
+            for (slot, (fd, _)) in moved.iter_mut().zip(&moves) {
+                *slot = nix::libc::fcntl(*fd, nix::libc::F_DUPFD_CLOEXEC, above);
                 if *slot < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
             // dup2 clears close-on-exec on the new descriptor.
-            for (fd, target) in moved.into_iter().zip([QMP_FD, CONSOLE_FD, EVENTS_FD]) {
-                if nix::libc::dup2(fd, target) < 0 {
+            for (fd, (_, target)) in moved.iter().zip(&moves) {
+                if nix::libc::dup2(*fd, *target) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
@@ -196,6 +202,50 @@ pub fn spawn(
     drop(fds);
     drop(spawn_pid);
     Ok(child)
+}
+
+/// Open the images QEMU is handed by descriptor, each as read-only and, if
+/// writable, read-write, and check by where each opened file really is
+/// that it is the file maqet checked: a name swapped for a symlink (or a
+/// directory above it moved) since then is refused, and a swap after this
+/// changes nothing.
+pub fn open_images(images: &[ImageFd]) -> Result<Vec<(OwnedFd, i32)>> {
+    let mut fds = Vec::new();
+    for image in images {
+        let modes = std::iter::once((image.read_only_fd, false))
+            .chain(image.read_write_fd.map(|fd| (fd, true)));
+        for (target, writable) in modes {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(writable)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY)
+                .open(&image.path)
+                .map_err(|e| Error::io("cannot open the image", &image.path, e))?;
+            let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                .map_err(|e| Error::io("cannot see where it is:", &image.path, e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::io("cannot inspect", &image.path, e))?;
+            if real != image.path.as_std_path() || !meta.is_file() {
+                return Err(Error::Refused {
+                    message: format!(
+                        "{} changed since maqet checked it (it is now {}{})",
+                        image.path,
+                        real.display(),
+                        if meta.is_file() {
+                            ""
+                        } else {
+                            ", not a regular file"
+                        }
+                    ),
+                    help: "someone is changing the directories above it; check who can write there"
+                        .into(),
+                });
+            }
+            fds.push((OwnedFd::from(file), target));
+        }
+    }
+    Ok(fds)
 }
 
 /// QEMU is not installed (or not where the config says).

@@ -504,8 +504,21 @@ fn a_backing_chain_is_given_to_qemu_node_by_node() {
     let _stop = Stopper(t.command(["stop", "--force", "c"]));
     t.args(["start", "c"]).stdout_any().run();
     let block = t.args(["qmp", "c", "query-block"]).run().json();
-    let image = &block[0]["inserted"]["image"];
-    assert_eq!(image["backing-image"]["filename"], base.as_str(), "{block}");
+    let backing = &block[0]["inserted"]["image"]["backing-image"]["filename"];
+    // QEMU has the base by descriptor, in the fd set labelled with its path.
+    let sets = t.args(["qmp", "c", "query-fdsets"]).run().json();
+    let set: u64 = backing
+        .as_str()
+        .and_then(|f| f.strip_prefix("/dev/fdset/"))
+        .and_then(|n| n.parse().ok())
+        .expect("the backing is an fd set");
+    let labelled = sets
+        .as_array()
+        .expect("fd sets")
+        .iter()
+        .find(|s| s["fdset-id"] == set)
+        .map(|s| s["fds"][0]["opaque"].clone());
+    assert_eq!(labelled, Some(serde_json::json!(base)), "{sets}");
     let argv = t
         .args(["start", "c", "--dry-run"])
         .stdout_any()
@@ -669,4 +682,138 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
         .status(1)
         .stderr_contains("failed to set MSR 0x10a")
         .run();
+}
+
+#[test]
+fn every_kind_of_device_works_in_a_confined_qemu() {
+    let test = "every_kind_of_device_works_in_a_confined_qemu";
+    if !have_landlock(test) {
+        return;
+    }
+    let mut t = Test::new();
+    std::fs::create_dir(t.path("share")).expect("mkdir share");
+    std::fs::create_dir(t.path("docs")).expect("mkdir docs");
+    std::fs::write(t.path("cd.iso"), vec![0u8; 1 << 20]).expect("cd.iso");
+    std::fs::write(t.path("data.raw"), vec![0u8; 1 << 20]).expect("data.raw");
+    std::fs::write(t.path("ro.raw"), vec![0u8; 1 << 20]).expect("ro.raw");
+    std::fs::copy("/usr/share/seabios/bios-256k.bin", t.path("bios.bin")).expect("bios");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    t.file(
+        "all.ron",
+        &format!(
+            r#"(name: "all", accel: Tcg, memory: "128M",
+    display: Vnc(display: 57),
+    boot: (firmware: "bios.bin"),
+    storage: [
+        Qcow2(name: "root", size: "16M"),
+        Qcow2(name: "second", size: "8M", interface: Sata),
+        Raw(name: "data", file: "data.raw", interface: Scsi),
+        Raw(name: "ro", file: "ro.raw", readonly: true),
+        Cdrom(name: "cd", file: "cd.iso"),
+        Virtfs(name: "share", path: "share"),
+        Virtfs(name: "docs", path: "docs", readonly: true),
+    ],
+    network: [User(name: "net0", forwards: [(host: {port}, guest: 22)])],
+)
+"#
+        ),
+    );
+    t.args(["add", "all.ron"]).stdout_any().run();
+    let _stop = Stopper(t.command(["stop", "--force", "all"]));
+    t.args(["start", "all"]).stdout_any().run();
+    let status = t.args(["--json", "status", "all"]).run().json();
+    assert_eq!(status["confined"], true, "{status}");
+    let vnc = t.args(["qmp", "all", "query-vnc"]).run().json();
+    assert_eq!(vnc["enabled"], true, "{vnc}");
+    assert_eq!(vnc["service"], "5957", "{vnc}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", 5957)).is_ok());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let block = t.args(["qmp", "all", "query-block"]).run().json();
+    let inserted = block
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|b| b["inserted"].is_object())
+        .count();
+    assert_eq!(inserted, 5, "{block}");
+    t.args(["snapshot", "all", "create", "root", "s1"])
+        .stdout_any()
+        .stderr_contains("writable raw images are not in the snapshot")
+        .run();
+    t.args(["qmp", "screendump", "all", "shot.png"])
+        .stdout_any()
+        .run();
+    assert!(t.path("shot.png").exists());
+}
+
+#[test]
+fn a_disk_swapped_for_a_symlink_during_start_is_never_opened() {
+    let test = "a_disk_swapped_for_a_symlink_during_start_is_never_opened";
+    if !have_qemu(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let off = unconfined(&mut t);
+    let (secret, _) = secret(&mut t);
+    let disk = t.path("d/disk.raw");
+    t.file("d/disk.raw", &"\0".repeat(1 << 16));
+    symlink(&secret, t.path("d/evil")).expect("symlink");
+    t.file(
+        "s.ron",
+        &format!(
+            "(name: \"s\", accel: Tcg, memory: \"64M\", storage: [Raw(name: \"d\", file: \"{}\")])\n",
+            s(&disk)
+        ),
+    );
+    t.args(["add", "s.ron"]).stdout_any().run();
+    // Another user who owns d/ swaps the disk and the symlink, atomically,
+    // again and again (renameat2 RENAME_EXCHANGE).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        let (a, b) = (
+            std::ffi::CString::new(s(&disk)).expect("path"),
+            std::ffi::CString::new(s(&t.path("d/evil"))).expect("path"),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: two valid C strings; the call only renames.
+                unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_renameat2,
+                        nix::libc::AT_FDCWD,
+                        a.as_ptr(),
+                        nix::libc::AT_FDCWD,
+                        b.as_ptr(),
+                        nix::libc::RENAME_EXCHANGE,
+                    );
+                }
+            }
+        })
+    };
+    let mut started = 0;
+    for _ in 0..30 {
+        let out = t
+            .command(["--json", "start", "s"])
+            .env("MAQET_CONFIG", &off)
+            .output()
+            .expect("run maqet");
+        if !out.status.success() {
+            continue;
+        }
+        started += 1;
+        let status = t.args(["--json", "status", "s"]).run().json();
+        let pid = status["pid"].as_i64().expect("a pid");
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("QEMU's fds") {
+            let target = std::fs::read_link(fd.expect("an fd").path()).unwrap_or_default();
+            assert_ne!(target, Path::new(&secret), "QEMU opened the secret");
+        }
+        t.args(["stop", "--force", "s"]).stdout_any().run();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().expect("the flipper");
+    eprintln!("{started} of 30 starts got the real disk; the others were refused");
 }

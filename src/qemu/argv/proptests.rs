@@ -289,6 +289,7 @@ fn read_options(own: &[String]) -> Result<Vec<(&str, Read)>, TestCaseError> {
             "-fsdev" => Some("fsdriver"),
             "-vnc" => Some("vnc"),
             "-accel" => Some("accel"),
+            "-add-fd" => Some("fd"),
             _ => None,
         };
         let read = match flag.as_str() {
@@ -436,7 +437,21 @@ fn check_invariant(plan: &Plan<'_>, argv: &[String]) -> Result<(), TestCaseError
             file_node.key_set(),
             set(&["driver", "filename", "node-name", "read-only"])
         );
-        prop_assert_eq!(file_node.get("filename"), Some(file.as_str()));
+        // The file goes by descriptor: its node names an fd set whose
+        // `-add-fd`s carry the path, whole, as their `opaque`.
+        let fd_set = file_node
+            .get("filename")
+            .and_then(|f| f.strip_prefix("/dev/fdset/"))
+            .ok_or_else(|| fail("a file node not on an fd set"))?;
+        let add_fds: Vec<&Read> = all("-add-fd")
+            .into_iter()
+            .filter(|r| r.get("set") == Some(fd_set))
+            .collect();
+        prop_assert!(!add_fds.is_empty(), "no -add-fd for set {}", fd_set);
+        for add_fd in add_fds {
+            prop_assert_eq!(add_fd.keys(), ["fd", "set", "opaque"]);
+            prop_assert_eq!(add_fd.get("opaque"), Some(file.as_str()));
+        }
         // A qcow2 node always names its backing (null without a chain):
         // QEMU never follows the name the image records.
         let keys: &[&'static str] = if format == "qcow2" {

@@ -20,6 +20,27 @@ fn argv_for(config: &VmConfig) -> Vec<String> {
     })
 }
 
+/// The path an fd set stands for: the `opaque` of its `-add-fd`s, read
+/// the way QEMU reads option values (`,,` is a comma), and the same in
+/// each.
+fn fdset_path(argv: &[String], filename: &serde_json::Value) -> String {
+    let set = filename
+        .as_str()
+        .and_then(|f| f.strip_prefix("/dev/fdset/"))
+        .expect("a file node on an fd set");
+    let opaques: Vec<String> = argv
+        .windows(2)
+        .filter(|w| w[0] == "-add-fd")
+        .filter_map(|w| {
+            let rest = w[1].split_once(&format!(",set={set},opaque="))?.1;
+            Some(rest.replace(",,", ","))
+        })
+        .collect();
+    assert!(!opaques.is_empty(), "no -add-fd for set {set}");
+    assert!(opaques.iter().all(|o| *o == opaques[0]), "{opaques:?}");
+    opaques[0].clone()
+}
+
 fn raw(name: &str, file: &str) -> Storage {
     Storage::Raw(RawDrive {
         name: name.parse().expect("name"),
@@ -70,7 +91,8 @@ fn hostile_file_names_stay_single_json_strings() {
             .collect(),
         ..VmConfig::default()
     };
-    let nodes = blockdevs(&argv_for(&config));
+    let argv = argv_for(&config);
+    let nodes = blockdevs(&argv);
     assert_eq!(nodes.len(), 2 * names.len());
     for (i, name) in names.iter().enumerate() {
         let file = &nodes[2 * i];
@@ -78,7 +100,12 @@ fn hostile_file_names_stay_single_json_strings() {
             file["driver"], "file",
             "the protocol is always the file driver"
         );
-        assert_eq!(file["filename"], *name, "the name is one JSON string");
+        assert_eq!(file["filename"], format!("/dev/fdset/{}", i + 1));
+        assert_eq!(
+            fdset_path(&argv, &file["filename"]),
+            *name,
+            "the name is only the escaped opaque of its fd set"
+        );
         let format = &nodes[2 * i + 1];
         assert_eq!(format["driver"], "raw", "the format is named, never probed");
         assert_eq!(format["file"], file["node-name"]);
@@ -143,7 +170,7 @@ fn qcow2_without_a_file_lives_in_the_data_dir() {
     let argv = argv_for(&config);
     let nodes = blockdevs(&argv);
     assert_eq!(
-        nodes[0]["filename"],
+        fdset_path(&argv, &nodes[0]["filename"]),
         "/home/u/.local/share/maqet/disks/0123/root.qcow2"
     );
     assert_eq!(nodes[1]["driver"], "qcow2");
