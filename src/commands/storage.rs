@@ -9,6 +9,7 @@ use super::Env;
 use crate::config::Storage;
 use crate::error::{Error, Result};
 use crate::qemu::argv::owned_image;
+use crate::storage::check_chain;
 use crate::storage::{create_image, missing_images, qemu_img};
 use crate::store::{Access, Store};
 use crate::vm::Vm;
@@ -189,7 +190,14 @@ pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
             Storage::Raw(_) | Storage::Cdrom(_) => (image_path(drive, &disks_dir), "raw"),
         };
         let Some(path) = path else { continue };
-        let problem = if !path.exists() {
+        let refused = env
+            .policy
+            .check(path.as_os_str(), camino::Utf8Path::new("/"))
+            .err()
+            .map(|e| format!("refused by the path filter now: {e}"));
+        let problem = if let Some(refused) = refused {
+            Some(refused)
+        } else if !path.exists() {
             Some(match drive {
                 Storage::Qcow2(q) if q.size.is_some() => {
                     "missing (maqet creates it at start)".to_owned()
@@ -207,6 +215,14 @@ pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
                 })
             })
         };
+        // A qcow2 image's backing chain is checked as `start` checks it:
+        // every member through the filter, present, with a recorded format.
+        let problem = problem.or_else(|| {
+            (expected == "qcow2")
+                .then(|| check_chain(&name, &path, "qcow2", &env.policy).err())
+                .flatten()
+                .map(|e| e.to_string())
+        });
         checks.push(DriveCheck {
             drive: name,
             path: Some(path),

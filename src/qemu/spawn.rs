@@ -91,7 +91,16 @@ pub fn private_file(path: &Utf8Path, truncate: bool) -> Result<File> {
         .mode(0o600)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| Error::io("cannot create", path, e))?;
+        .map_err(|e| match e.raw_os_error() {
+            // Never written through: a symlink here is someone's attempt
+            // to have QEMU or maqet write elsewhere.
+            Some(nix::libc::ELOOP) => Error::UnsafeDir {
+                path: path.to_owned(),
+                reason: "it is a symlink".into(),
+                help: "remove it; maqet creates its runtime files itself".into(),
+            },
+            _ => Error::io("cannot create", path, e),
+        })?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("cannot set the mode of", path, e))?;
     Ok(file)

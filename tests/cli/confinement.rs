@@ -817,3 +817,88 @@ fn a_disk_swapped_for_a_symlink_during_start_is_never_opened() {
     flipper.join().expect("the flipper");
     eprintln!("{started} of 30 starts got the real disk; the others were refused");
 }
+
+#[test]
+fn storage_verify_checks_the_backing_chain_as_start_does() {
+    if !have_qemu("storage_verify_checks_the_backing_chain_as_start_does") {
+        return;
+    }
+    let mut t = Test::new();
+    let base = s(&t.path("base.qcow2"));
+    let top = s(&t.path("top.qcow2"));
+    qemu_img(&["create", "-q", "-f", "qcow2", &base, "1M"]);
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-b", &base, "-F", "qcow2", &top,
+    ]);
+    t.file(
+        "v.ron",
+        &format!("(name: \"v\", storage: [Qcow2(name: \"root\", file: \"{top}\")])\n"),
+    );
+    t.args(["add", "v.ron"]).stdout_any().run();
+    t.args(["storage", "verify", "v"]).stdout_any().run();
+    // The base goes away: not ok.
+    std::fs::remove_file(&base).expect("rm base");
+    let out = t
+        .args(["--json", "storage", "verify", "v"])
+        .status(1)
+        .stdout_any()
+        .run()
+        .json();
+    let problem = out["drives"][0]["problem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        problem.contains("is missing or not a regular file"),
+        "{out}"
+    );
+    // The chain is bent to a system file: refused, not ok.
+    qemu_img(&[
+        "rebase",
+        "-q",
+        "-u",
+        "-f",
+        "qcow2",
+        "-b",
+        "/etc/hostname",
+        "-F",
+        "raw",
+        &top,
+    ]);
+    let out = t
+        .args(["--json", "storage", "verify", "v"])
+        .status(1)
+        .stdout_any()
+        .run()
+        .json();
+    let problem = out["drives"][0]["problem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        problem.contains("inside the system directory /etc"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_symlink_among_the_runtime_files_is_refused_as_unsafe() {
+    if !have_qemu("a_symlink_among_the_runtime_files_is_refused_as_unsafe") {
+        return;
+    }
+    let mut t = Test::new();
+    let (secret, text) = secret(&mut t);
+    t.file("r.ron", &bios_config("r"));
+    let id = t.args(["add", "r.ron"]).run().stdout.trim().to_owned();
+    t.args(["start", "r"]).stdout_any().run();
+    t.args(["stop", "--force", "r"]).stdout_any().run();
+    let log = t.runtime_dir().join(&id).join("qemu.log");
+    std::fs::remove_file(&log).expect("rm qemu.log");
+    symlink(&secret, &log).expect("symlink");
+    let (message, _) = fails(&mut t, &["start", "r"], 4);
+    assert_eq!(
+        message,
+        format!("{} is not safe to use: it is a symlink", s(&log))
+    );
+    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
+}
