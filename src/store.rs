@@ -82,19 +82,19 @@ impl Store {
             create_beside(&path)?;
         }
         prepare_db_file(&path)?;
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-            // Refuse a newer store before opening it for writing, which
-            // would already touch the file.
-            let peek = peek(&path)?;
-            if let Some(v) = peek.version.filter(|v| *v > SCHEMA_VERSION) {
-                return Err(too_new(&path, v));
-            }
+        // Refuse a newer (or damaged) store before opening it for writing,
+        // which would already touch the file.
+        if let Some(v) = peek(&path)?.version.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(too_new(&path, v));
         }
         Store::writable(path, lock)
     }
 
     fn writable(path: Utf8PathBuf, lock: Flock<File>) -> Result<Store> {
-        let db = builder().create(&path).map_err(|e| db_error(&path, e))?;
+        // `open`, never `create`: redb's `create` initialises an empty file,
+        // and an empty file here is damage (see `refuse_empty`), not a new
+        // store. `open` refuses it under redb's own lock on the file.
+        let db = builder().open(&path).map_err(|e| db_error(&path, e))?;
         let store = Store {
             db: Db::ReadWrite(db),
             path,
@@ -123,9 +123,6 @@ impl Store {
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("cannot inspect", path, e)),
-            // Created but never initialised (the first `add` was killed
-            // before redb wrote its header): nothing is stored yet.
-            Ok(meta) if meta.len() == 0 => return Ok(None),
             Ok(_) => {}
         }
         let lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
@@ -153,10 +150,13 @@ impl Store {
     pub fn check_integrity(dirs: &Dirs) -> Result<Option<bool>> {
         let path = dirs.database();
         shielded(&path, || {
-            if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
-                return Ok(None);
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
+                Ok(_) => {}
             }
             let _lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
+            refuse_empty(&path)?;
             let mut db = builder().open(&path).map_err(|e| db_error(&path, e))?;
             db.check_integrity()
                 .map(Some)
@@ -531,6 +531,7 @@ struct Peek {
 }
 
 fn peek(path: &Utf8Path) -> Result<Peek> {
+    refuse_empty(path)?;
     let db = match builder().open_read_only(path) {
         Ok(db) => db,
         Err(redb::DatabaseError::RepairAborted) => {
@@ -548,6 +549,23 @@ fn peek(path: &Utf8Path) -> Result<Peek> {
         db: Some(db),
         version,
     })
+}
+
+/// An empty file where the store should be is damage, never a new store:
+/// maqet initialises a store beside its name and renames it into place
+/// (`create_beside`), so a store of its own is never empty. One emptied by
+/// a truncation, a full disk or a botched restore used to read as a store
+/// with no VMs, and redb's `create` made it one on the next write: every VM
+/// gone without a word. redb refuses other files without its header itself.
+fn refuse_empty(path: &Utf8Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
+    if meta.len() == 0 {
+        return Err(Error::StoreDamaged {
+            path: path.to_owned(),
+            detail: "the file is empty".into(),
+        });
+    }
+    Ok(())
 }
 
 fn version_in(txn: &redb::ReadTransaction) -> Result<Option<u64>, redb::Error> {

@@ -30,6 +30,91 @@ fn a_truncated_store_is_reported_damaged_and_left_as_it_is() {
     );
 }
 
+/// An empty file where the store should be is what a truncation, a full
+/// disk or a botched restore leaves; maqet never makes one (it creates the
+/// store beside its name and renames it into place). It used to read as an
+/// empty store, and the next `add` made it one: every VM gone, exit 0.
+#[test]
+fn an_empty_or_headerless_store_is_damaged_not_new() {
+    let mut t = Test::new();
+    t.add_empty("a");
+    let db = t.data_dir().join("maqet.redb");
+    let clean = std::fs::read(&db).expect("read the store");
+    let commands: &[&[&str]] = &[
+        &["ls"],
+        &["ls", "--names"],
+        &["info", "a"],
+        &["status", "a"],
+        &["add", "--empty", "--name", "b"],
+        &["apply", "a", "--memory", "1G"],
+        &["rm", "--force", "a"],
+        &["start", "a"],
+    ];
+    for (what, bytes) in [
+        ("empty", Vec::new()),
+        ("zeros", vec![0; 100]),
+        ("text", b"x".repeat(100)),
+    ] {
+        std::fs::write(&db, &bytes).expect("damage the store");
+        // Long ago, so that any write would show in the mtime.
+        let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&db)
+            .and_then(|f| f.set_modified(past))
+            .expect("set the mtime");
+        for args in commands {
+            let err = t.arg("--json").args(*args).status(1).run().stderr_json();
+            assert_eq!(
+                err["error"]["code"], "maqet::store::damaged",
+                "{what}, {args:?}"
+            );
+            assert_eq!(err["error"]["exit_code"], 1, "{what}, {args:?}");
+            let message = err["error"]["message"].as_str().expect("a message");
+            assert!(
+                message.starts_with(&format!("the store {} is damaged: ", db.display())),
+                "{what}, {args:?}: {message}"
+            );
+        }
+        // doctor reports it as its failed database check.
+        let report = t
+            .args(["--json", "doctor"])
+            .status(1)
+            .stdout_any()
+            .run()
+            .json();
+        let database = report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["check"] == "database"))
+            .expect("a database check");
+        assert_eq!(database["status"], "fail", "{what}: {database}");
+        assert!(
+            database["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("is damaged")),
+            "{what}: {database}"
+        );
+        let meta = std::fs::metadata(&db).expect("the store is still there");
+        assert_eq!(
+            std::fs::read(&db).expect("read"),
+            bytes,
+            "{what}: untouched"
+        );
+        assert_eq!(
+            meta.modified().expect("mtime"),
+            past,
+            "{what}: never written"
+        );
+    }
+    std::fs::write(&db, &clean).expect("restore");
+    assert_eq!(t.list().len(), 1, "the restored store has its VM");
+    // No file at all is a new store, as ever.
+    std::fs::remove_file(&db).expect("remove the store");
+    assert_eq!(t.list().len(), 0);
+    t.add_empty("b");
+    assert_eq!(t.list().len(), 1);
+}
+
 #[test]
 fn flipped_bytes_never_crash_maqet() {
     let mut t = Test::new();
