@@ -199,6 +199,17 @@ pub enum Error {
         help: String,
     },
 
+    /// maqet panicked: a bug. Caught once, around the whole command, so
+    /// that the user gets an error to report, not a Rust panic message.
+    #[error("internal error: {detail}")]
+    #[diagnostic(
+        code(maqet::internal),
+        help(
+            "this is a bug in maqet; please report it with the command you ran and what `maqet -vvv ...` prints"
+        )
+    )]
+    Internal { detail: String },
+
     #[error("timed out after {seconds} s waiting for {what}{}", last_seen.as_ref().map(|l| format!("; last seen: {l}")).unwrap_or_default())]
     #[diagnostic(code(maqet::timeout))]
     TimedOut {
@@ -254,7 +265,7 @@ impl Error {
             },
             Error::QemuExited { .. } | Error::NotRunning { .. } => exit::FAILED,
             Error::Interrupted => exit::INTERRUPTED,
-            Error::StoreDamaged { .. } | Error::Io { .. } => exit::FAILED,
+            Error::StoreDamaged { .. } | Error::Io { .. } | Error::Internal { .. } => exit::FAILED,
         }
     }
 
@@ -286,10 +297,25 @@ impl Error {
         }
     }
 
+    /// The error for a caught panic, `panic` being what it panicked with.
+    pub fn internal(panic: &(dyn std::any::Any + Send)) -> Error {
+        Error::Internal {
+            detail: panic_message(panic).unwrap_or_else(|| "maqet panicked".into()),
+        }
+    }
+
     pub fn path(cause: PathError) -> Error {
         let help = cause.help();
         Error::Path { cause, help }
     }
+}
+
+/// The message of a caught panic, when it panicked with one.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
 }
 
 fn log_excerpt(lines: &[String]) -> String {
@@ -325,5 +351,40 @@ fn wait_text(ms: u64) -> String {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caught(f: fn()) -> Error {
+        let panic = std::panic::catch_unwind(f).expect_err("it panics");
+        Error::internal(&*panic)
+    }
+
+    #[test]
+    fn a_caught_panic_is_an_internal_error_to_report() {
+        let err = caught(|| panic!("index {} out of range", 7));
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::render::error_json(&err)).expect("JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {
+                "code": "maqet::internal",
+                "message": "internal error: index 7 out of range",
+                "help": "this is a bug in maqet; please report it with the command you ran \
+                         and what `maqet -vvv ...` prints",
+                "exit_code": 1,
+            }})
+        );
+        assert_eq!(
+            caught(|| panic!("static")).to_string(),
+            "internal error: static"
+        );
+        assert_eq!(
+            caught(|| std::panic::panic_any(7_u8)).to_string(),
+            "internal error: maqet panicked"
+        );
     }
 }

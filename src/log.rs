@@ -52,7 +52,9 @@ pub fn log(level: Level, args: std::fmt::Arguments<'_>) {
         Level::Debug => "debug",
     };
     if logger.stderr_level >= level as u8 {
-        eprintln!("maqet: {tag}: {args}");
+        // Not `eprintln!`, which panics when stderr is a closed pipe: the
+        // panic hook logs through here, and a panic in the hook aborts.
+        let _ = writeln!(std::io::stderr(), "maqet: {tag}: {args}");
     }
     if let Some(file) = &logger.file
         && let Ok(mut f) = file.lock()
@@ -72,4 +74,12 @@ pub fn info(args: std::fmt::Arguments<'_>) {
 
 pub fn debug(args: std::fmt::Arguments<'_>) {
     log(Level::Debug, args);
+}
+
+/// Send panic messages to the debug log instead of the terminal. Every
+/// panic is caught (main turns one into `maqet::internal`, the store into
+/// `maqet::store::damaged`), and the user sees that error, not Rust's
+/// message and a backtrace hint; `-vvv` or `--log-file` still has them.
+pub fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| debug(format_args!("panic: {info}"))));
 }

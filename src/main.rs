@@ -5,22 +5,25 @@ use maqet::cli::{self, ParseExit};
 use maqet::error::exit;
 
 fn main() -> ExitCode {
+    maqet::log::quiet_panics();
+    // A panic is a bug, and the user still gets an error to act on (exit 1,
+    // JSON under --json), never Rust's panic message and exit 101.
+    std::panic::catch_unwind(run)
+        .unwrap_or_else(|panic| fail(&maqet::Error::internal(&*panic), wants_json()))
+}
+
+fn run() -> ExitCode {
     let cli = match cli::parse(std::env::args_os().skip(1).collect()) {
         Ok(cli) => cli,
         Err(ParseExit::Help(text)) => return print(&text, exit::SUCCESS),
         Err(ParseExit::Usage(text)) => {
             let help = "run `maqet --help`, or `maqet COMMAND --help`";
             if wants_json() {
-                let err = maqet::Error::usage(text.trim_end(), help);
-                eprint!(
-                    "{}",
-                    maqet::terminal::safe_json(&maqet::render::error_json(&err))
-                );
-            } else {
-                // argh's own message, with the hint every other error carries.
-                eprintln!("maqet: {}", maqet::terminal::safe(text.trim_end(), false));
-                eprintln!("  help: {help}");
+                return fail(&maqet::Error::usage(text.trim_end(), help), true);
             }
+            // argh's own message, with the hint every other error carries.
+            let text = maqet::terminal::safe(text.trim_end(), false);
+            stderr(format_args!("maqet: {text}\n  help: {help}\n"));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -32,22 +35,23 @@ fn main() -> ExitCode {
             let written = maqet::render::write(&report, json, &mut out).and_then(|()| out.flush());
             finish(written, code)
         }
-        Err(err) => {
-            if json {
-                eprint!(
-                    "{}",
-                    maqet::terminal::safe_json(&maqet::render::error_json(&err))
-                );
-            } else {
-                report_error(&err);
-            }
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => fail(&err, json),
     }
 }
 
-/// True when `--json` was given. Used only when argh could not parse the
-/// command line, so any `--json` counts.
+fn fail(err: &maqet::Error, json: bool) -> ExitCode {
+    if json {
+        let json = maqet::terminal::safe_json(&maqet::render::error_json(err));
+        stderr(format_args!("{json}"));
+    } else {
+        report_error(err);
+    }
+    ExitCode::from(err.exit_code())
+}
+
+/// True when `--json` was given. Used only when there is no parsed command
+/// line to ask (argh could not parse it, or maqet panicked), so any
+/// `--json` counts.
 fn wants_json() -> bool {
     std::env::args_os().skip(1).any(|a| a == "--json")
 }
@@ -66,7 +70,7 @@ fn finish(written: std::io::Result<()>, code: u8) -> ExitCode {
         Ok(()) => ExitCode::from(code),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
         Err(e) => {
-            eprintln!("maqet: cannot write the result: {e}");
+            stderr(format_args!("maqet: cannot write the result: {e}\n"));
             ExitCode::from(exit::FAILED)
         }
     }
@@ -87,7 +91,17 @@ fn report_error(err: &maqet::Error) {
         .with_links(false)
         .render_report(&mut text, err);
     match rendered {
-        Ok(()) => eprint!("{}", maqet::terminal::safe(&text, color)),
-        Err(_) => eprintln!("maqet: {}", maqet::terminal::safe(&err.to_string(), false)),
+        Ok(()) => stderr(format_args!("{}", maqet::terminal::safe(&text, color))),
+        Err(_) => {
+            let text = maqet::terminal::safe(&err.to_string(), false);
+            stderr(format_args!("maqet: {text}\n"));
+        }
     }
+}
+
+/// Diagnostics, written without `eprint!`: that panics when stderr is a
+/// closed pipe (`maqet ... 2>&1 | head -1`), and this is the way out for
+/// every error, caught panics included.
+fn stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().write_fmt(args);
 }

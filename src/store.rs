@@ -60,14 +60,41 @@ impl Db {
 
 /// An open store. Holds the lock until dropped.
 pub struct Store {
-    db: Db,
+    /// Taken only by `drop`, which closes it before the lock is let go.
+    db: Option<Db>,
     path: Utf8PathBuf,
-    // Dropped after `db` (fields drop in order), so the lock outlives the
-    // database handle.
     _lock: Flock<File>,
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        // Closing writes redb's allocator state, a commit of its own, and on
+        // a damaged file that panics like any other redb call (or on the
+        // lock an earlier, caught panic poisoned). From a destructor the
+        // panic escaped every guard: exit 101, even after the command had
+        // committed or had already failed cleanly. What was committed is on
+        // disk; the next open repairs the file or reports it damaged.
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match db {
+            Db::ReadOnly(db) => db.close(),
+            Db::ReadWrite(db) => db.close(),
+        }));
+        let why = match closed {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => crate::error::panic_message(&*panic).unwrap_or_default(),
+        };
+        crate::log::warn(format_args!("cannot close the store {}: {why}", self.path));
+    }
+}
+
 impl Store {
+    fn db(&self) -> &Db {
+        self.db
+            .as_ref()
+            .expect("the database stays open until the store is dropped")
+    }
+
     /// Open the store for a command that changes it, creating the data
     /// directory and database privately if they do not exist.
     pub fn open(dirs: &Dirs) -> Result<Store> {
@@ -82,21 +109,21 @@ impl Store {
             create_beside(&path)?;
         }
         prepare_db_file(&path)?;
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-            // Refuse a newer store before opening it for writing, which
-            // would already touch the file.
-            let peek = peek(&path)?;
-            if let Some(v) = peek.version.filter(|v| *v > SCHEMA_VERSION) {
-                return Err(too_new(&path, v));
-            }
+        // Refuse a newer (or damaged) store before opening it for writing,
+        // which would already touch the file.
+        if let Some(v) = peek(&path)?.version.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(too_new(&path, v));
         }
         Store::writable(path, lock)
     }
 
     fn writable(path: Utf8PathBuf, lock: Flock<File>) -> Result<Store> {
-        let db = builder().create(&path).map_err(|e| db_error(&path, e))?;
+        // `open`, never `create`: redb's `create` initialises an empty file,
+        // and an empty file here is damage (see `refuse_empty`), not a new
+        // store. `open` refuses it under redb's own lock on the file.
+        let db = builder().open(&path).map_err(|e| db_error(&path, e))?;
         let store = Store {
-            db: Db::ReadWrite(db),
+            db: Some(Db::ReadWrite(db)),
             path,
             _lock: lock,
         };
@@ -123,9 +150,6 @@ impl Store {
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("cannot inspect", path, e)),
-            // Created but never initialised (the first `add` was killed
-            // before redb wrote its header): nothing is stored yet.
-            Ok(meta) if meta.len() == 0 => return Ok(None),
             Ok(_) => {}
         }
         let lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
@@ -135,7 +159,7 @@ impl Store {
             // Current, or a store whose first transaction never committed
             // (no version, no tables: it reads as empty).
             (Some(db), Some(SCHEMA_VERSION) | None) if access == Access::Read => Ok(Some(Store {
-                db: Db::ReadOnly(db),
+                db: Some(Db::ReadOnly(db)),
                 path,
                 _lock: lock,
             })),
@@ -153,10 +177,13 @@ impl Store {
     pub fn check_integrity(dirs: &Dirs) -> Result<Option<bool>> {
         let path = dirs.database();
         shielded(&path, || {
-            if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
-                return Ok(None);
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
+                Ok(_) => {}
             }
             let _lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
+            refuse_empty(&path)?;
             let mut db = builder().open(&path).map_err(|e| db_error(&path, e))?;
             db.check_integrity()
                 .map(Some)
@@ -169,7 +196,7 @@ impl Store {
     }
 
     fn schema_version(&self) -> Result<Option<u64>> {
-        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
         version_in(&txn).map_err(|e| self.damaged(e))
     }
 
@@ -206,7 +233,7 @@ impl Store {
     }
 
     fn write_inner<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {
-        let Db::ReadWrite(db) = &self.db else {
+        let Db::ReadWrite(db) = self.db() else {
             return Err(Error::StoreDamaged {
                 path: self.path.clone(),
                 detail: "internal error: a write on a store opened for reading".into(),
@@ -214,7 +241,19 @@ impl Store {
         };
         let txn = db.begin_write().map_err(|e| self.damaged(e))?;
         let mut tx = WriteTx { txn, store: self };
-        let value = f(&mut tx)?;
+        // Caught here, not only by `shielded`, so that the transaction is
+        // aborted: redb skips the abort of a transaction dropped while
+        // unwinding, and leaves it to a repair of the file at the next open.
+        let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut tx))) {
+            Ok(value) => value?,
+            Err(panic) => {
+                // On a damaged file the abort can fail or panic as well
+                // (on the lock the first panic poisoned): the first panic
+                // says what went wrong.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.txn.abort()));
+                return Err(panicked(&self.path, &*panic));
+            }
+        };
         tx.txn.commit().map_err(|e| self.damaged(e))?;
         Ok(value)
     }
@@ -230,7 +269,7 @@ impl Store {
     /// [`find`]: Store::find
     pub fn get(&self, id: &VmId) -> Result<Vm> {
         shielded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+            let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
             match self.open_read(&txn, VMS)? {
                 Some(vms) => get_in(self, &vms, id),
                 None => Err(Error::VmNotFound {
@@ -241,7 +280,7 @@ impl Store {
     }
 
     fn find_inner(&self, query: &str) -> Result<Vm> {
-        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
         let (Some(vms), Some(names)) = (self.open_read(&txn, VMS)?, self.open_read(&txn, NAMES)?)
         else {
             return Err(Error::VmNotFound {
@@ -255,7 +294,7 @@ impl Store {
     /// for commands that look at every record of a large store.
     pub fn each(&self, mut visit: impl FnMut(Vm) -> Result<()>) -> Result<()> {
         shielded(&self.path, || {
-            let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+            let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
             let Some(vms) = self.open_read(&txn, VMS)? else {
                 return Ok(());
             };
@@ -292,7 +331,7 @@ impl Store {
     }
 
     fn names_inner(&self) -> Result<Vec<String>> {
-        let txn = self.db.begin_read().map_err(|e| self.damaged(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
         let Some(names) = self.open_read(&txn, NAMES)? else {
             return Ok(Vec::new());
         };
@@ -531,6 +570,7 @@ struct Peek {
 }
 
 fn peek(path: &Utf8Path) -> Result<Peek> {
+    refuse_empty(path)?;
     let db = match builder().open_read_only(path) {
         Ok(db) => db,
         Err(redb::DatabaseError::RepairAborted) => {
@@ -548,6 +588,23 @@ fn peek(path: &Utf8Path) -> Result<Peek> {
         db: Some(db),
         version,
     })
+}
+
+/// An empty file where the store should be is damage, never a new store:
+/// maqet initialises a store beside its name and renames it into place
+/// (`create_beside`), so a store of its own is never empty. One emptied by
+/// a truncation, a full disk or a botched restore used to read as a store
+/// with no VMs, and redb's `create` made it one on the next write: every VM
+/// gone without a word. redb refuses other files without its header itself.
+fn refuse_empty(path: &Utf8Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
+    if meta.len() == 0 {
+        return Err(Error::StoreDamaged {
+            path: path.to_owned(),
+            detail: "the file is empty".into(),
+        });
+    }
+    Ok(())
 }
 
 fn version_in(txn: &redb::ReadTransaction) -> Result<Option<u64>, redb::Error> {
@@ -637,22 +694,18 @@ fn copy_private(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
 /// Run `f`, turning a panic into a "damaged" error. redb panics on some
 /// kinds of damage (a malformed allocator state, for one) instead of
 /// returning an error, and a damaged file must be reported, not crash maqet.
+/// (main's panic hook keeps redb's panic message off the terminal.)
 fn shielded<T>(path: &Utf8Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(hook);
-    result.unwrap_or_else(|payload| {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "redb could not read it".into());
-        Err(Error::StoreDamaged {
-            path: path.to_owned(),
-            detail,
-        })
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(panicked(path, &*panic)))
+}
+
+fn panicked(path: &Utf8Path, panic: &(dyn std::any::Any + Send)) -> Error {
+    Error::StoreDamaged {
+        path: path.to_owned(),
+        detail: crate::error::panic_message(panic)
+            .unwrap_or_else(|| "redb could not read it".into()),
+    }
 }
 
 fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {
@@ -697,7 +750,7 @@ mod tests {
     }
 
     fn marker(store: &Store) -> Option<u64> {
-        let txn = store.db.begin_read().ok()?;
+        let txn = store.db().begin_read().ok()?;
         let table = txn.open_table(EXTRA).ok()?;
         table.get("marker").ok()?.map(|v| v.value())
     }
@@ -725,6 +778,47 @@ mod tests {
         // Running the upgrade again is a no-op: the schema is already 2.
         store.check_schema(&[add_marker]).expect("second check");
         assert_eq!(store.schema_version().expect("read"), Some(2));
+    }
+
+    #[test]
+    fn a_write_that_panics_commits_nothing() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        let vm = |name: &str| {
+            let name = name.parse().expect("a valid name");
+            Vm::new(name, crate::config::VmConfig::default(), Vec::new(), false).expect("a VM")
+        };
+        let lost = vm("lost");
+        {
+            let store = Store::open(&dirs).expect("create");
+            let err = store
+                .write(|tx| -> Result<()> {
+                    tx.put(&lost)?;
+                    panic!("a bug after the put");
+                })
+                .expect_err("the panic is an error");
+            assert!(
+                matches!(&err, Error::StoreDamaged { detail, .. } if detail == "a bug after the put"),
+                "{err:?}"
+            );
+            // The transaction is gone: the same store takes the next write.
+            store.write(|tx| tx.put(&vm("kept"))).expect("write after");
+        }
+        // Aborted, not abandoned: redb skips the abort of a transaction
+        // dropped while unwinding and leaves the file to be repaired.
+        assert!(
+            peek(&dirs.database()).expect("peek").db.is_some(),
+            "closed clean"
+        );
+        let store = Store::open_existing(&dirs, Access::Read)
+            .expect("reopen")
+            .expect("a store");
+        assert!(matches!(store.find("lost"), Err(Error::VmNotFound { .. })));
+        assert!(matches!(
+            store.find(lost.id.as_str()),
+            Err(Error::VmNotFound { .. })
+        ));
+        assert_eq!(store.find("kept").expect("committed").name.as_str(), "kept");
     }
 
     #[test]

@@ -107,3 +107,29 @@ fn a_non_utf8_argument_is_a_usage_error() {
         .stderr_contains("not valid UTF-8")
         .run();
 }
+
+/// `maqet ... 2>&1 | head -0`: stderr's reader is gone. Writing to it
+/// fails, and `eprintln!` turns that into a panic: logs, errors and the
+/// report of a caught panic all ended in exit 101.
+#[test]
+fn diagnostics_into_a_closed_pipe_keep_their_exit_code() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    for (args, code) in [
+        (&["-vvv", "ls"][..], 0),
+        (&["info", "nothing"], 3),
+        (&["--json", "info", "nothing"], 3),
+        (&["--nonsense"], 2),
+        (&["--json", "--nonsense"], 2),
+    ] {
+        let (reader, writer) = std::io::pipe().expect("make a pipe");
+        drop(reader);
+        let out = t
+            .command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .status()
+            .expect("run maqet");
+        assert_eq!(out.code(), Some(code), "{args:?}");
+    }
+}
