@@ -332,13 +332,17 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
 }
 
 /// Warnings always reach stderr; progress only when a person is watching.
+/// Tell the user; a closed stderr is no reason to fail the command (a
+/// warning lost is better than a start abandoned half-way).
 fn notify(note: Note<'_>) {
-    match note {
-        Note::Warning(text) => eprintln!("maqet: warning: {text}"),
-        Note::Status(text) => eprintln!("maqet: {text}"),
-        Note::Progress(text) if std::io::stderr().is_terminal() => eprintln!("maqet: {text}"),
-        Note::Progress(text) => crate::log::info(format_args!("{text}")),
-    }
+    use std::io::Write;
+    let line = match note {
+        Note::Warning(text) => format!("maqet: warning: {text}\n"),
+        Note::Status(text) => format!("maqet: {text}\n"),
+        Note::Progress(text) if std::io::stderr().is_terminal() => format!("maqet: {text}\n"),
+        Note::Progress(text) => return crate::log::info(format_args!("{text}")),
+    };
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 fn overrides(

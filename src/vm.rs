@@ -360,3 +360,51 @@ pub mod legacy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::legacy::{RuntimeV1, VmV1};
+    use super::*;
+    use crate::config::VmConfig;
+
+    /// A record written by maqet 0.1.0 reads as a VM that is not trusted,
+    /// whose running QEMU is reported unconfined.
+    #[test]
+    fn a_v1_record_reads_as_untrusted_and_unconfined() {
+        let old = VmV1 {
+            id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
+            name: "web".parse().expect("a name"),
+            config: VmConfig {
+                arguments: vec!["-device".into(), "virtio-rng-pci".into()],
+                ..VmConfig::default()
+            },
+            sources: Vec::new(),
+            created: Timestamp(1),
+            updated: Timestamp(2),
+            status: Status::Running,
+            runtime: Some(RuntimeV1 {
+                pid: 42,
+                start_ticks: 7,
+                dir: "/run/x".into(),
+                qmp_socket: "/run/x/qmp.sock".into(),
+                console_socket: "/run/x/console.sock".into(),
+                pidfile: "/run/x/qemu.pid".into(),
+                started: Timestamp(3),
+                accel: "tcg".into(),
+                argv: vec!["qemu".into()],
+            }),
+            last_exit: None,
+            owned: Vec::new(),
+            auto_remove: false,
+        };
+        let bytes = postcard::to_stdvec(&VmRecord::V1(old)).expect("encode");
+        let vm = VmRecord::decode(&bytes).expect("decode");
+        assert!(!vm.trusted);
+        let rt = vm.runtime.as_ref().expect("a runtime");
+        assert_eq!(rt.pid, 42);
+        assert!(!rt.confinement.is_confined());
+        // Written back, it is a V2 record that reads the same.
+        let again = VmRecord::decode(&VmRecord::encode(&vm).expect("encode")).expect("decode");
+        assert_eq!(again, vm);
+    }
+}

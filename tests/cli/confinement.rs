@@ -284,7 +284,9 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
             .is_some_and(|c| c.starts_with("landlock (ABI ")),
         "{status}"
     );
-    let attacks: [(&str, String, &str); 5] = [
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = listener.local_addr().expect("its port").port();
+    let attacks: [(&str, String, &str); 6] = [
         (
             "blockdev-add",
             format!(r#"{{"driver":"file","filename":"{secret}","node-name":"x"}}"#),
@@ -311,6 +313,14 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
             "netdev_add",
             r#"{"type":"tap","id":"t0","script":"/bin/true","downscript":"no"}"#.into(),
             "/dev/net/tun: Permission denied",
+        ),
+        (
+            // No NIC: no outgoing TCP either.
+            "chardev-add",
+            format!(
+                r#"{{"id":"c0","backend":{{"type":"socket","data":{{"addr":{{"type":"inet","data":{{"host":"127.0.0.1","port":"{port}"}}}},"server":false}}}}}}"#
+            ),
+            "Permission denied",
         ),
     ];
     for (command, args, error) in &attacks {
