@@ -828,6 +828,19 @@ fn a_disk_swapped_for_a_symlink_during_start_is_never_opened() {
     eprintln!("{started} of 30 starts got the real disk; the others were refused");
 }
 
+/// `storage verify VM`, which must find a problem: the first drive's, and
+/// the whole report.
+fn verify_problem(t: &mut Test, vm: &str) -> (String, serde_json::Value) {
+    let out = t
+        .args(["--json", "storage", "verify", vm])
+        .status(1)
+        .stdout_any()
+        .run()
+        .json();
+    let problem = out["drives"][0]["problem"].as_str().unwrap_or_default();
+    (problem.to_owned(), out)
+}
+
 #[test]
 fn storage_verify_checks_the_backing_chain_as_start_does() {
     if !have_qemu("storage_verify_checks_the_backing_chain_as_start_does") {
@@ -848,16 +861,7 @@ fn storage_verify_checks_the_backing_chain_as_start_does() {
     t.args(["storage", "verify", "v"]).stdout_any().run();
     // The base goes away: not ok.
     std::fs::remove_file(&base).expect("rm base");
-    let out = t
-        .args(["--json", "storage", "verify", "v"])
-        .status(1)
-        .stdout_any()
-        .run()
-        .json();
-    let problem = out["drives"][0]["problem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (problem, out) = verify_problem(&mut t, "v");
     assert!(
         problem.contains("is missing or not a regular file"),
         "{out}"
@@ -875,16 +879,7 @@ fn storage_verify_checks_the_backing_chain_as_start_does() {
         "raw",
         &top,
     ]);
-    let out = t
-        .args(["--json", "storage", "verify", "v"])
-        .status(1)
-        .stdout_any()
-        .run()
-        .json();
-    let problem = out["drives"][0]["problem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (problem, out) = verify_problem(&mut t, "v");
     assert!(
         problem.contains("inside the system directory /etc"),
         "{out}"
