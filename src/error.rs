@@ -56,6 +56,18 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// A config or settings file that is a FIFO, device, directory or
+    /// socket: reading one could block forever or never end.
+    #[error("{what} {path} is {kind}, not a regular file")]
+    #[diagnostic(code(maqet::config::not_a_file))]
+    NotAFile {
+        what: &'static str,
+        path: Utf8PathBuf,
+        kind: &'static str,
+        #[help]
+        help: String,
+    },
+
     #[error("path refused: {cause}")]
     #[diagnostic(code(maqet::path))]
     Path {
@@ -237,6 +249,7 @@ impl Error {
             Error::Config(_)
             | Error::Invalid { .. }
             | Error::ConfigUnreadable { .. }
+            | Error::NotAFile { .. }
             | Error::Path { .. }
             | Error::VmNotFound { .. }
             | Error::Ambiguous { .. }
@@ -283,6 +296,36 @@ impl Error {
             path: path.into(),
             cause,
             help,
+        }
+    }
+
+    /// `path` is not a regular file but `file_type`.
+    pub fn not_a_file(
+        what: &'static str,
+        path: &camino::Utf8Path,
+        file_type: std::fs::FileType,
+    ) -> Error {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        Error::NotAFile {
+            what,
+            path: path.to_owned(),
+            kind,
+            help: "maqet reads only regular files here, since a pipe or device could block \
+                   forever or never end; save the contents to a file and give that file's path"
+                .into(),
         }
     }
 

@@ -151,23 +151,7 @@ pub struct LoadedFile {
 /// relative to `cwd`.
 pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<LoadedFile> {
     let path = policy.check(raw, cwd).map_err(Error::path)?;
-    if let Ok(meta) = std::fs::metadata(&path)
-        && meta.is_file()
-        && meta.len() > MAX_CONFIG_BYTES
-    {
-        return Err(Error::invalid(
-            format!(
-                "config file {path} is {} bytes; maqet reads configs of up to {} KiB",
-                meta.len(),
-                MAX_CONFIG_BYTES / 1024
-            ),
-            "a VM config is a few lines of RON; check that this is the file you meant",
-        ));
-    }
-    let src = std::fs::read_to_string(&path).map_err(|cause| Error::ConfigUnreadable {
-        path: path.clone(),
-        cause,
-    })?;
+    let src = read_text(&path, "config file")?;
     // Editors on some systems start UTF-8 files with a byte-order mark.
     let src = src
         .strip_prefix('\u{feff}')
@@ -177,6 +161,72 @@ pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<Loa
     let layer = parse(&src, &path, policy).map_err(|e| e.into_error(&shown, &src))?;
     check_layer(&layer, &src).map_err(|e| e.into_error(&shown, &src))?;
     Ok(LoadedFile { path, layer })
+}
+
+/// The text of a config or settings file (`what` says which): a regular
+/// file only, and at most [`MAX_CONFIG_BYTES`] of it.
+///
+/// The file is opened first and the open descriptor is checked, so what is
+/// checked is what is read. A FIFO with no writer would block `open` and a
+/// device like /dev/zero never ends: O_NONBLOCK makes the open return at
+/// once, and anything but a regular file is refused before a byte is read.
+/// The size is enforced by the read itself, not by `st_size`, which a file
+/// that grows meanwhile would outrun.
+pub fn read_text(path: &Utf8Path, what: &'static str) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let unreadable = |cause| Error::ConfigUnreadable {
+        path: path.to_owned(),
+        cause,
+    };
+    // std opens with O_CLOEXEC already; O_NOCTTY keeps a terminal device
+    // from becoming maqet's controlling terminal.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(cause) => {
+            // A socket cannot be opened at all (ENXIO): say what it is.
+            if let Ok(meta) = std::fs::metadata(path)
+                && !meta.is_file()
+            {
+                return Err(Error::not_a_file(what, path, meta.file_type()));
+            }
+            return Err(unreadable(cause));
+        }
+    };
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(Error::not_a_file(what, path, meta.file_type()));
+    }
+    let too_big = |size: String| {
+        Error::invalid(
+            format!(
+                "{what} {path} is {size} bytes; maqet reads configs of up to {} KiB",
+                MAX_CONFIG_BYTES / 1024
+            ),
+            "a VM config is a few lines of RON; check that this is the file you meant",
+        )
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_big(meta.len().to_string()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big(format!("more than {MAX_CONFIG_BYTES}")));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
 }
 
 fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result<Layer, Problem> {

@@ -5,7 +5,7 @@ mod load;
 mod schema;
 mod values;
 
-pub use load::{LoadedFile, Program, UserPath, load_file, parse_file};
+pub use load::{LoadedFile, Program, UserPath, load_file, parse_file, read_text};
 pub use schema::*;
 pub use values::{Bytes, Cpus, DiskSize, Memory, MountTag, NAME_RULE, Name};
 
