@@ -12,10 +12,7 @@ fn main() -> ExitCode {
             let help = "run `maqet --help`, or `maqet COMMAND --help`";
             if wants_json() {
                 let err = maqet::Error::usage(text.trim_end(), help);
-                eprint!(
-                    "{}",
-                    maqet::terminal::safe_json(&maqet::render::error_json(&err))
-                );
+                eprint!("{}", maqet::render::error_json(&err));
             } else {
                 // argh's own message, with the hint every other error carries.
                 eprintln!("maqet: {}", maqet::terminal::safe(text.trim_end(), false));
@@ -34,10 +31,7 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             if json {
-                eprint!(
-                    "{}",
-                    maqet::terminal::safe_json(&maqet::render::error_json(&err))
-                );
+                eprint!("{}", maqet::render::error_json(&err));
             } else {
                 report_error(&err);
             }

@@ -94,14 +94,18 @@ impl Report {
 
 /// Write a report to `out`. A list is written row by row, never built whole
 /// in memory; every other report is rendered first. Text for people has its
-/// control characters made visible; JSON escapes them itself.
+/// control characters made visible; JSON stays JSON, with the characters a
+/// terminal would act on written as JSON escapes.
 pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    use crate::terminal::{safe, safe_json};
     match report {
         Report::List(rows) if json => write_list_json(rows, out),
         // Rows hold only validated names, hex ids and numbers.
         Report::List(rows) => write_table(rows, out),
-        _ if json => out.write_all(render(report, true).as_bytes()),
-        _ => out.write_all(crate::terminal::safe(&render(report, false), false).as_bytes()),
+        _ if json => out.write_all(safe_json(&render(report, true)).as_bytes()),
+        // A raw QMP result is JSON for people too (`maqet qmp VM ... | jq`).
+        Report::Json(_) => out.write_all(safe_json(&render(report, false)).as_bytes()),
+        _ => out.write_all(safe(&render(report, false), false).as_bytes()),
     }
 }
 
@@ -998,7 +1002,8 @@ fn network_json(net: &Network) -> Value {
     })
 }
 
-/// An error for `--json` callers: the same facts as the human report.
+/// An error for `--json` callers: the same facts as the human report, safe
+/// to print on a terminal.
 pub fn error_json(err: &Error) -> String {
     use miette::Diagnostic;
     let value = json!({
@@ -1009,5 +1014,8 @@ pub fn error_json(err: &Error) -> String {
             "exit_code": err.exit_code(),
         }
     });
-    format!("{value}\n")
+    crate::terminal::safe_json(&format!("{value}\n"))
 }
+
+#[cfg(test)]
+mod proptests;

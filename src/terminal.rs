@@ -5,7 +5,8 @@
 //! move the cursor, rewrite the screen or set the clipboard, and a
 //! right-to-left override can make a path read differently from what it is.
 //! Everything maqet prints for people goes through [`safe`]; JSON output
-//! escapes control characters itself.
+//! (`--json`, raw QMP results, events) goes through [`safe_json`] instead,
+//! because `safe`'s `\u{..}` stand-ins are not JSON.
 
 /// Replace control characters and bidirectional overrides with visible
 /// stand-ins. With `keep_colour`, the SGR sequences maqet's own error

@@ -47,15 +47,6 @@ fn raw_control(bytes: &[u8]) -> Option<char> {
     })
 }
 
-/// The first raw C0 control in `bytes` (what JSON itself must escape).
-/// JSON output is only checked for these: serde_json leaves DEL, C1 and
-/// bidi controls raw (a known bug, see `json_errors_escape_every_control`).
-fn raw_c0(bytes: &[u8]) -> Option<char> {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .find(|&c| c < ' ' && c != '\n' && c != '\t')
-}
-
 /// `text` with miette's line wrapping undone, for phrase checks.
 fn unwrapped(text: &str) -> String {
     text.split(|c: char| c.is_whitespace() || c == '│')
@@ -108,13 +99,9 @@ fn check_in(cases: &[Case], sessions: &[&Test]) -> Vec<String> {
                         String::from_utf8_lossy(&out.stdout)
                     ));
                 }
+                // JSON too: serde_json escapes only C0, maqet the rest.
                 for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-                    let found = if json {
-                        raw_c0(bytes)
-                    } else {
-                        raw_control(bytes)
-                    };
-                    if let Some(ch) = found {
+                    if let Some(ch) = raw_control(bytes) {
                         failures.push(format!("{label}: raw {ch:?} on {stream}: {stderr:?}"));
                     }
                 }
@@ -851,10 +838,9 @@ fn usage_errors_are_json_with_json() {
     }
 }
 
-/// Known bug (reported): `--json` errors carry DEL, C1 controls (U+009B is
-/// CSI on terminals that honour 8-bit controls) and bidi overrides raw:
-/// serde_json escapes only U+0000-U+001F. terminal.rs assumes JSON "escapes
-/// control characters itself".
+/// `--json` errors carry no raw DEL, C1 control (U+009B is CSI on
+/// terminals that honour 8-bit controls) or bidi override: serde_json
+/// escapes only U+0000-U+001F, so maqet escapes the rest.
 #[test]
 fn json_errors_escape_every_control() {
     let mut t = Test::new();

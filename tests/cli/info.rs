@@ -312,7 +312,7 @@ fn info_of_an_unknown_vm() {
 /// newlines and bidi overrides come out as `\u{..}`, so a value can neither
 /// clear the screen nor print a line that reads like one of maqet's own
 /// (here a fake `status:`). `--json info` gives the same values back
-/// exactly.
+/// exactly, as JSON escapes.
 #[test]
 fn info_escapes_control_characters_in_every_value() {
     let mut t = Test::new();
@@ -356,6 +356,11 @@ arguments: -name a\u{a}b\u{1b}]0;x\u{7}
 "
     );
     let out = t.args(["--json", "info", "esc"]).run();
+    let raw = out
+        .stdout
+        .chars()
+        .find(|&c| (c.is_control() && c != '\n') || c == '\u{202e}');
+    assert_eq!(raw, None, "{}", out.stdout);
     let config = &out.json()["config"];
     assert_eq!(
         config["boot"]["append"],
