@@ -316,7 +316,8 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
         QmpVerb::Events(a) => {
             let mut out = std::io::stdout().lock();
             let mut print = |event: &serde_json::Value| {
-                writeln!(out, "{event}").and_then(|()| out.flush()).is_ok()
+                let line = crate::terminal::safe_json(&event.to_string());
+                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
             };
             qmp::events(
                 env,

@@ -56,6 +56,18 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// A config or settings file that is a FIFO, device, directory or
+    /// socket: reading one could block forever or never end.
+    #[error("{what} {path} is {kind}, not a regular file")]
+    #[diagnostic(code(maqet::config::not_a_file))]
+    NotAFile {
+        what: &'static str,
+        path: Utf8PathBuf,
+        kind: &'static str,
+        #[help]
+        help: String,
+    },
+
     #[error("path refused: {cause}")]
     #[diagnostic(code(maqet::path))]
     Path {
@@ -222,32 +234,65 @@ pub enum Error {
 }
 
 /// A config file error, pointing at the offending text.
-#[derive(Debug, thiserror::Error, Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
-#[diagnostic(code(maqet::config::invalid))]
 pub struct ConfigError {
     pub file: Utf8PathBuf,
     pub message: String,
-    #[source_code]
     pub source_code: NamedSource<String>,
-    #[label("{label}")]
     pub span: SourceSpan,
     pub label: String,
-    #[help]
     pub help: String,
-    /// Set when the value was refused by the path filter (exit 4).
-    pub refused: bool,
+    pub fault: ConfigFault,
+}
+
+/// Whose verdict a config error is: it decides the code and exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFault {
+    /// The text does not parse, or a value is wrong (exit 3).
+    Invalid,
+    /// The path filter could not make sense of a path (exit 3).
+    Path,
+    /// The path filter refused a path (exit 4).
+    PathRefused,
+}
+
+// Written out rather than derived: the code depends on the fault. A path
+// the filter refuses carries the filter's code, `maqet::path`, wherever it
+// was written (command line or file), so scripts need to know only one.
+impl Diagnostic for ConfigError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(match self.fault {
+            ConfigFault::Invalid => "maqet::config::invalid",
+            ConfigFault::Path | ConfigFault::PathRefused => "maqet::path",
+        }))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(&self.help))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source_code)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(Some(self.label.clone()), self.span),
+        )))
+    }
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage { .. } => exit::USAGE,
-            Error::Config(c) if c.refused => exit::REFUSED,
+            Error::Config(c) if c.fault == ConfigFault::PathRefused => exit::REFUSED,
             Error::Path { cause, .. } if cause.is_refusal() => exit::REFUSED,
             Error::Config(_)
             | Error::Invalid { .. }
             | Error::ConfigUnreadable { .. }
+            | Error::NotAFile { .. }
             | Error::Path { .. }
             | Error::VmNotFound { .. }
             | Error::Ambiguous { .. }
@@ -301,6 +346,36 @@ impl Error {
     pub fn internal(panic: &(dyn std::any::Any + Send)) -> Error {
         Error::Internal {
             detail: panic_message(panic).unwrap_or_else(|| "maqet panicked".into()),
+        }
+    }
+
+    /// `path` is not a regular file but `file_type`.
+    pub fn not_a_file(
+        what: &'static str,
+        path: &camino::Utf8Path,
+        file_type: std::fs::FileType,
+    ) -> Error {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        Error::NotAFile {
+            what,
+            path: path.to_owned(),
+            kind,
+            help: "maqet reads only regular files here, since a pipe or device could block \
+                   forever or never end; save the contents to a file and give that file's path"
+                .into(),
         }
     }
 

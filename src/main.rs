@@ -41,8 +41,8 @@ fn run() -> ExitCode {
 
 fn fail(err: &maqet::Error, json: bool) -> ExitCode {
     if json {
-        let json = maqet::terminal::safe_json(&maqet::render::error_json(err));
-        stderr(format_args!("{json}"));
+        // error_json escapes what a terminal would act on, and stays JSON.
+        stderr(format_args!("{}", maqet::render::error_json(err)));
     } else {
         report_error(err);
     }

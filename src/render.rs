@@ -14,6 +14,7 @@ use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
 use crate::rows::{Row, Rows};
+use crate::terminal::safe_field;
 use crate::vm::Vm;
 
 /// A command's result, ready to render.
@@ -93,14 +94,18 @@ impl Report {
 
 /// Write a report to `out`. A list is written row by row, never built whole
 /// in memory; every other report is rendered first. Text for people has its
-/// control characters made visible; JSON escapes them itself.
+/// control characters made visible; JSON stays JSON, with the characters a
+/// terminal would act on written as JSON escapes.
 pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
+    use crate::terminal::{safe, safe_json};
     match report {
         Report::List(rows) if json => write_list_json(rows, out),
         // Rows hold only validated names, hex ids and numbers.
         Report::List(rows) => write_table(rows, out),
-        _ if json => out.write_all(render(report, true).as_bytes()),
-        _ => out.write_all(crate::terminal::safe(&render(report, false), false).as_bytes()),
+        _ if json => out.write_all(safe_json(&render(report, true)).as_bytes()),
+        // A raw QMP result is JSON for people too (`maqet qmp VM ... | jq`).
+        Report::Json(_) => out.write_all(safe_json(&render(report, false)).as_bytes()),
+        _ => out.write_all(safe(&render(report, false), false).as_bytes()),
     }
 }
 
@@ -138,10 +143,14 @@ pub fn render(report: &Report, json: bool) -> String {
             .map(|r| {
                 let mut text = format!("removed {} ({})\n", r.name, r.id.short());
                 for file in &r.deleted {
-                    let _ = writeln!(text, "  deleted {file}");
+                    let _ = writeln!(text, "  deleted {}", safe_field(file.as_str()));
                 }
                 for file in &r.kept {
-                    let _ = writeln!(text, "  kept {file} (not created by maqet)");
+                    let _ = writeln!(
+                        text,
+                        "  kept {} (not created by maqet)",
+                        safe_field(file.as_str())
+                    );
                 }
                 text
             })
@@ -170,10 +179,12 @@ pub fn render(report: &Report, json: bool) -> String {
             };
             format!("{}\n", text.unwrap_or_default())
         }
-        Report::Written(path) => format!("{path}\n"),
-        Report::RunState { name, state } => format!("{name}: {state}\n"),
-        Report::Device { id, added: true } => format!("added {id}\n"),
-        Report::Device { id, added: false } => format!("removed {id}\n"),
+        Report::Written(path) => format!("{}\n", safe_field(path.as_str())),
+        Report::RunState { name, state } => {
+            format!("{}: {}\n", safe_field(name), safe_field(state))
+        }
+        Report::Device { id, added: true } => format!("added {}\n", safe_field(id)),
+        Report::Device { id, added: false } => format!("removed {}\n", safe_field(id)),
         Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => {
             let verb = match action {
                 SnapshotAction::Create => "created",
@@ -186,10 +197,13 @@ pub fn render(report: &Report, json: bool) -> String {
             } else {
                 "offline: this disk"
             };
-            format!("{verb} snapshot {name} ({how})\n")
+            format!("{verb} snapshot {} ({how})\n", safe_field(name))
         }
         Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
-        Report::Names(names) => names.iter().map(|n| format!("{n}\n")).collect(),
+        Report::Names(names) => names
+            .iter()
+            .map(|n| format!("{}\n", safe_field(n)))
+            .collect(),
         Report::Doctor { checks, .. } => {
             let rows: Vec<[String; 3]> = checks
                 .iter()
@@ -207,10 +221,10 @@ pub fn render(report: &Report, json: bool) -> String {
             let verb = if *dry_run { "would remove" } else { "removed" };
             let mut text = String::new();
             for (name, status) in &cleanup.reconciled {
-                let _ = writeln!(text, "{name}: now {status}");
+                let _ = writeln!(text, "{}: now {status}", safe_field(name));
             }
             for path in &cleanup.removed {
-                let _ = writeln!(text, "{verb} {path}");
+                let _ = writeln!(text, "{verb} {}", safe_field(path.as_str()));
             }
             if text.is_empty() {
                 text.push_str("nothing to clean up\n");
@@ -229,6 +243,7 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Orphans { files, deleted } => files
             .iter()
             .map(|f| {
+                let f = safe_field(f.as_str());
                 if *deleted {
                     format!("deleted {f}\n")
                 } else {
@@ -271,17 +286,22 @@ fn snapshot_table(snapshots: &[crate::storage::SnapshotInfo]) -> String {
     grid(&["NAME", "DATE", "VM STATE", "GUEST CLOCK"], &rows)
 }
 
-/// Left-aligned columns two spaces apart, no trailing blanks.
+/// Left-aligned columns two spaces apart, no trailing blanks. Cells are
+/// escaped first, so each stays on its line and widths count what is shown.
 fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let header = header.map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in rows {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| row.each_ref().map(|cell| safe_field(cell)))
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows) {
+    for row in std::iter::once(&header).chain(&rows) {
         let mut line = String::new();
         for (cell, w) in row.iter().zip(widths) {
             let _ = write!(line, "{cell:<w$}  ");
@@ -292,6 +312,8 @@ fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     out
 }
 
+/// `key: value` lines, values aligned; a value is escaped to stay on its
+/// line (an empty key continues the value above).
 fn key_values(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
@@ -301,7 +323,7 @@ fn key_values(rows: &[(&str, String)]) -> String {
             } else {
                 format!("{key}:")
             };
-            format!("{label:<width$} {value}\n")
+            format!("{label:<width$} {}\n", safe_field(value))
         })
         .collect()
 }
@@ -726,17 +748,7 @@ fn info(vm: &Vm) -> String {
     if !c.arguments.is_empty() {
         rows.push(("arguments", c.arguments.join(" ")));
     }
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
-    rows.iter()
-        .map(|(key, value)| {
-            let label = if key.is_empty() {
-                String::new()
-            } else {
-                format!("{key}:")
-            };
-            format!("{label:<width$} {value}\n")
-        })
-        .collect()
+    key_values(&rows)
 }
 
 fn storage_line(drive: &Storage) -> String {
@@ -990,7 +1002,8 @@ fn network_json(net: &Network) -> Value {
     })
 }
 
-/// An error for `--json` callers: the same facts as the human report.
+/// An error for `--json` callers: the same facts as the human report, safe
+/// to print on a terminal.
 pub fn error_json(err: &Error) -> String {
     use miette::Diagnostic;
     let value = json!({
@@ -1001,5 +1014,8 @@ pub fn error_json(err: &Error) -> String {
             "exit_code": err.exit_code(),
         }
     });
-    format!("{value}\n")
+    crate::terminal::safe_json(&format!("{value}\n"))
 }
+
+#[cfg(test)]
+mod proptests;

@@ -8,7 +8,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
 
-use crate::config::{Program, parse_file};
+use crate::config::{Program, parse_file, read_text};
 use crate::error::{Error, Result};
 use crate::paths::PathPolicy;
 
@@ -99,12 +99,14 @@ pub fn load(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Result<Settings> {
     let Some((path, named)) = location(config_dir, cwd) else {
         return Ok(Settings::default());
     };
-    let src = match std::fs::read_to_string(&path) {
+    let src = match read_text(&path, "settings file") {
         Ok(src) => src,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {
+        Err(Error::ConfigUnreadable { cause, .. })
+            if cause.kind() == std::io::ErrorKind::NotFound && !named =>
+        {
             return Ok(Settings::default());
         }
-        Err(cause) => return Err(Error::ConfigUnreadable { path, cause }),
+        Err(err) => return Err(err),
     };
     let mut settings: Settings = parse_file(&src, &path, &path, &PathPolicy::from_env())?;
     // Relative directories mean relative to the settings file.

@@ -5,12 +5,26 @@
 //! move the cursor, rewrite the screen or set the clipboard, and a
 //! right-to-left override can make a path read differently from what it is.
 //! Everything maqet prints for people goes through [`safe`]; JSON output
-//! escapes control characters itself.
+//! (`--json`, raw QMP results, events) goes through [`safe_json`] instead,
+//! because `safe`'s `\u{..}` stand-ins are not JSON.
 
 /// Replace control characters and bidirectional overrides with visible
 /// stand-ins. With `keep_colour`, the SGR sequences maqet's own error
-/// reports use (`ESC [ digits ; ... m`) are kept.
+/// reports use (`ESC [ digits ; ... m`) are kept. Newlines and tabs are
+/// kept: this is for whole reports, which are laid out with them.
 pub fn safe(text: &str, keep_colour: bool) -> String {
+    escape(text, keep_colour, true)
+}
+
+/// [`safe`] for one value in a table cell or a `key: value` line: newlines
+/// and tabs become stand-ins too, so a value (an `append` line, a file
+/// name, a snapshot name) cannot break its line, misalign its column or
+/// print a line that looks like one of maqet's own.
+pub fn safe_field(text: &str) -> String {
+    escape(text, false, false)
+}
+
+fn escape(text: &str, keep_colour: bool, keep_layout: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -25,7 +39,8 @@ pub fn safe(text: &str, keep_colour: bool) -> String {
             }
             continue;
         }
-        if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
+        let layout = keep_layout && (c == '\n' || c == '\t');
+        if (c.is_control() && !layout) || is_bidi_control(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -81,6 +96,15 @@ mod tests {
         );
         assert_eq!(safe("evil\u{202e}gpj.exe", false), "evil\\u{202e}gpj.exe");
         assert_eq!(safe("line\nnext\tcol", false), "line\nnext\tcol");
+    }
+
+    #[test]
+    fn a_field_stays_on_its_line() {
+        assert_eq!(
+            safe_field("x\u{1b}[2J\nstatus: ok\ty\u{202e}"),
+            "x\\u{1b}[2J\\u{a}status: ok\\u{9}y\\u{202e}"
+        );
+        assert_eq!(safe(&safe_field("a\nb"), false), "a\\u{a}b", "escaped once");
     }
 
     #[test]

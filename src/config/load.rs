@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{Interface, Layer, Storage};
-use crate::error::{ConfigError, Error, Result};
+use crate::error::{ConfigError, ConfigFault, Error, Result};
 use crate::paths::{PathError, PathPolicy};
 
 /// What a path in a config file is resolved against while that file is being
@@ -100,6 +100,11 @@ impl Program {
         if text.is_empty() {
             return Err("the QEMU binary is empty: give a program name or path".into());
         }
+        if text.contains('\0') {
+            return Err(
+                "the QEMU binary contains a NUL character, which no program name can hold".into(),
+            );
+        }
         if !text.contains('/') {
             return Ok(Program(text.to_owned()));
         }
@@ -151,23 +156,7 @@ pub struct LoadedFile {
 /// relative to `cwd`.
 pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<LoadedFile> {
     let path = policy.check(raw, cwd).map_err(Error::path)?;
-    if let Ok(meta) = std::fs::metadata(&path)
-        && meta.is_file()
-        && meta.len() > MAX_CONFIG_BYTES
-    {
-        return Err(Error::invalid(
-            format!(
-                "config file {path} is {} bytes; maqet reads configs of up to {} KiB",
-                meta.len(),
-                MAX_CONFIG_BYTES / 1024
-            ),
-            "a VM config is a few lines of RON; check that this is the file you meant",
-        ));
-    }
-    let src = std::fs::read_to_string(&path).map_err(|cause| Error::ConfigUnreadable {
-        path: path.clone(),
-        cause,
-    })?;
+    let src = read_text(&path, "config file")?;
     // Editors on some systems start UTF-8 files with a byte-order mark.
     let src = src
         .strip_prefix('\u{feff}')
@@ -177,6 +166,72 @@ pub fn load_file(raw: &OsStr, cwd: &Utf8Path, policy: &PathPolicy) -> Result<Loa
     let layer = parse(&src, &path, policy).map_err(|e| e.into_error(&shown, &src))?;
     check_layer(&layer, &src).map_err(|e| e.into_error(&shown, &src))?;
     Ok(LoadedFile { path, layer })
+}
+
+/// The text of a config or settings file (`what` says which): a regular
+/// file only, and at most [`MAX_CONFIG_BYTES`] of it.
+///
+/// The file is opened first and the open descriptor is checked, so what is
+/// checked is what is read. A FIFO with no writer would block `open` and a
+/// device like /dev/zero never ends: O_NONBLOCK makes the open return at
+/// once, and anything but a regular file is refused before a byte is read.
+/// The size is enforced by the read itself, not by `st_size`, which a file
+/// that grows meanwhile would outrun.
+pub fn read_text(path: &Utf8Path, what: &'static str) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let unreadable = |cause| Error::ConfigUnreadable {
+        path: path.to_owned(),
+        cause,
+    };
+    // std opens with O_CLOEXEC already; O_NOCTTY keeps a terminal device
+    // from becoming maqet's controlling terminal.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(cause) => {
+            // A socket cannot be opened at all (ENXIO): say what it is.
+            if let Ok(meta) = std::fs::metadata(path)
+                && !meta.is_file()
+            {
+                return Err(Error::not_a_file(what, path, meta.file_type()));
+            }
+            return Err(unreadable(cause));
+        }
+    };
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(Error::not_a_file(what, path, meta.file_type()));
+    }
+    let too_big = |size: String| {
+        Error::invalid(
+            format!(
+                "{what} {path} is {size} bytes; maqet reads configs of up to {} KiB",
+                MAX_CONFIG_BYTES / 1024
+            ),
+            "a VM config is a few lines of RON; check that this is the file you meant",
+        )
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_big(meta.len().to_string()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big(format!("more than {MAX_CONFIG_BYTES}")));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
 }
 
 fn parse(src: &str, path: &Utf8Path, policy: &PathPolicy) -> std::result::Result<Layer, Problem> {
@@ -210,16 +265,20 @@ fn parse_as<T: serde::de::DeserializeOwned>(
     options.from_str::<T>(src).map_err(|err| {
         let failure = CONTEXT.with_borrow_mut(|slot| slot.as_mut().and_then(|c| c.failure.take()));
         let span = span_of_ron(src, &err.span);
-        let (message, label, help, refused) = match &failure {
+        let (message, label, help, fault) = match &failure {
             Some(path_err) => (
                 err.code.to_string(),
                 "refused here",
                 path_err.help(),
-                path_err.is_refusal(),
+                if path_err.is_refusal() {
+                    ConfigFault::PathRefused
+                } else {
+                    ConfigFault::Path
+                },
             ),
             None => {
                 let (message, help) = describe(&err.code);
-                (message, "here", help, false)
+                (message, "here", help, ConfigFault::Invalid)
             }
         };
         Problem {
@@ -227,7 +286,7 @@ fn parse_as<T: serde::de::DeserializeOwned>(
             span,
             label: label.into(),
             help,
-            refused,
+            fault,
         }
     })
 }
@@ -303,7 +362,7 @@ struct Problem {
     span: SourceSpan,
     label: String,
     help: String,
-    refused: bool,
+    fault: ConfigFault,
 }
 
 impl Problem {
@@ -313,7 +372,7 @@ impl Problem {
             span: span_of_text(src, needle, nth),
             label: "here".into(),
             help,
-            refused: false,
+            fault: ConfigFault::Invalid,
         }
     }
 
@@ -326,7 +385,7 @@ impl Problem {
             span,
             label: self.label,
             help: shorten(&self.help, MAX_MESSAGE_CHARS),
-            refused: self.refused,
+            fault: self.fault,
         }))
     }
 }
@@ -446,6 +505,10 @@ fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), Problem> {
         }
     }
     if let Some(boot) = &layer.boot {
+        // Before existence: `a.img,/etc/shadow` names no file, and the
+        // comma is what the user needs to hear about.
+        super::check_boot_words(boot.initrd.as_ref(), boot.append.as_deref())
+            .map_err(|(field, message, help)| Problem::at(src, field, 0, message, help))?;
         for path in [&boot.kernel, &boot.initrd, &boot.firmware]
             .into_iter()
             .flatten()
@@ -455,24 +518,59 @@ fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), Problem> {
                     src,
                     "boot",
                     0,
-                    format!("boot file {} does not exist", path.as_path()),
+                    format!("boot file {} {}", path.as_path(), why_not_a_file(path.as_path())),
                     "check the path; relative paths are resolved against the config file's directory".into(),
                 ));
             }
         }
     }
     if let Some(args) = &layer.arguments {
-        super::check_arguments(args)
-            .map_err(|bad| Problem::at(src, &quoted(&bad.word), 0, bad.message, bad.help))?;
+        super::check_arguments(args).map_err(|bad| {
+            // A word written with escapes (`\u{0}`) is not in the text as
+            // it reads; point at the list then.
+            let word = quoted(&bad.word);
+            let needle = if src.contains(&word) {
+                &word
+            } else {
+                "arguments"
+            };
+            Problem::at(src, needle, 0, bad.message, bad.help)
+        })?;
     }
     Ok(())
+}
+
+/// Why a path that should name a file does not: for messages.
+fn why_not_a_file(path: &Utf8Path) -> &'static str {
+    if path.is_dir() {
+        "is a directory, not a file"
+    } else if path.exists() {
+        "is not a regular file"
+    } else {
+        "does not exist"
+    }
 }
 
 /// What each kind of drive needs to exist before the VM can use it.
 fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
     let name = drive.name();
+    // QEMU cannot use a directory as a disk; it would fail only at start.
+    let directory = |kind: &str, path: &UserPath| {
+        path.as_path().is_dir().then(|| {
+            (
+                format!(
+                    "{kind} `{name}`: {} is a directory, not an image file",
+                    path.as_path()
+                ),
+                "point `file` at an image file".to_owned(),
+            )
+        })
+    };
     match drive {
         Storage::Qcow2(d) => {
+            if let Some(problem) = d.file.as_ref().and_then(|f| directory("qcow2 drive", f)) {
+                return Err(problem);
+            }
             let exists = d.file.as_ref().is_some_and(|f| f.as_path().exists());
             if !exists && d.size.is_none() {
                 let what = match &d.file {
@@ -495,14 +593,18 @@ fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
             {
                 return Err((
                     format!(
-                        "backing file {} of drive `{name}` does not exist",
-                        backing.as_path()
+                        "backing file {} of drive `{name}` {}",
+                        backing.as_path(),
+                        why_not_a_file(backing.as_path())
                     ),
                     "check the path".into(),
                 ));
             }
         }
         Storage::Raw(d) => {
+            if let Some(problem) = directory("raw drive", &d.file) {
+                return Err(problem);
+            }
             if !d.file.as_path().exists() && d.size.is_none() {
                 return Err((
                     format!(
@@ -521,9 +623,16 @@ fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
                     "QEMU has no virtio CD-ROM: use `interface: Sata`, `Ide` or `Scsi`".into(),
                 ));
             }
+            if let Some(problem) = directory("cdrom", &d.file) {
+                return Err(problem);
+            }
             if !d.file.as_path().is_file() {
                 return Err((
-                    format!("cdrom `{name}`: {} does not exist", d.file.as_path()),
+                    format!(
+                        "cdrom `{name}`: {} {}",
+                        d.file.as_path(),
+                        why_not_a_file(d.file.as_path())
+                    ),
                     "point `file` at an existing ISO image".into(),
                 ));
             }

@@ -5,7 +5,7 @@ mod load;
 mod schema;
 mod values;
 
-pub use load::{LoadedFile, Program, UserPath, load_file, parse_file};
+pub use load::{LoadedFile, Program, UserPath, load_file, parse_file, read_text};
 pub use schema::*;
 pub use values::{Bytes, Cpus, DiskSize, Memory, MountTag, NAME_RULE, Name};
 
@@ -57,6 +57,9 @@ fn check_merged(config: &VmConfig) -> Result<()> {
             "add `boot: (kernel: \"...\")`, or remove initrd and append",
         ));
     }
+    // Again on the merged config: `apply` lays files over a stored one.
+    check_boot_words(boot.initrd.as_ref(), boot.append.as_deref())
+        .map_err(|(_, message, help)| Error::invalid(message, help))?;
     let mut forwards: Vec<(&Forward, &Name)> = Vec::new();
     for net in &config.network {
         let Network::User(user) = net;
@@ -105,9 +108,49 @@ pub struct BadArgument {
     pub help: String,
 }
 
-/// Refuse `arguments` that take over options maqet owns.
+/// Refuse boot values QEMU would misread: the field at fault (to point at),
+/// the message and the help.
+pub fn check_boot_words(
+    initrd: Option<&UserPath>,
+    append: Option<&str>,
+) -> std::result::Result<(), (&'static str, String, String)> {
+    if append.is_some_and(|a| a.contains('\0')) {
+        return Err((
+            "append",
+            "the `append` line contains a NUL character".into(),
+            "QEMU's command line cannot carry a NUL byte: remove it from `append`".into(),
+        ));
+    }
+    if let Some(initrd) = initrd
+        && initrd.as_path().as_str().contains(',')
+    {
+        // For a multiboot kernel QEMU reads -initrd as a comma-separated
+        // list of modules: `a.img,/etc/shadow` would load a host file into
+        // guest memory. There is no escape that works for every kernel.
+        return Err((
+            "initrd",
+            format!("the initrd path {} contains a comma", initrd.as_path()),
+            "QEMU splits -initrd at commas (multiboot modules), so part of the path would be \
+             read as another file; rename the file or its directory so the path has no comma"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse `arguments` that take over options maqet owns, or that QEMU's
+/// command line cannot carry.
 pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> {
     for word in args {
+        if word.contains('\0') {
+            return Err(BadArgument {
+                word: word.clone(),
+                message: format!("an `arguments` element contains a NUL character: `{word}`"),
+                help: "QEMU's command line cannot carry a NUL byte (a word ends at the first \
+                       one); remove it"
+                    .into(),
+            });
+        }
         if let Some(option) = word.strip_prefix('-') {
             // QEMU accepts `--opt` as well as `-opt`.
             let option = option.strip_prefix('-').unwrap_or(option);

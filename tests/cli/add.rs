@@ -380,3 +380,103 @@ fn duplicate_drive_names_in_one_file() {
         .stderr_contains("`d`")
         .run();
 }
+
+/// What QEMU cannot use is refused when the VM is defined, not first at
+/// start: a directory as a disk image, a NUL byte (QEMU's argv cannot
+/// carry one), and a comma in an initrd path (QEMU splits -initrd at
+/// commas for multiboot kernels: `a.img,/etc/shadow` would load a host
+/// file into guest memory). Exit 3, a message that names the drive or
+/// field, and nothing stored.
+#[test]
+fn what_would_fail_at_start_is_refused_at_add() {
+    let mut t = Test::new();
+    std::fs::create_dir(t.path("images")).expect("mkdir");
+    t.file("vmlinuz", "").file("initrd,x.img", "");
+    let dir = t.path("images");
+    let dir = dir.to_str().expect("UTF-8");
+    let cases: [(&str, String, String); 8] = [
+        (
+            r#"storage: [Raw(name: "root", file: "images")]"#,
+            format!("raw drive `root`: {dir} is a directory, not an image file"),
+            "point `file` at an image file".into(),
+        ),
+        (
+            r#"storage: [Raw(name: "root", file: "images", size: "1G")]"#,
+            format!("raw drive `root`: {dir} is a directory, not an image file"),
+            "point `file` at an image file".into(),
+        ),
+        (
+            r#"storage: [Qcow2(name: "disk", file: "images")]"#,
+            format!("qcow2 drive `disk`: {dir} is a directory, not an image file"),
+            "point `file` at an image file".into(),
+        ),
+        (
+            r#"storage: [Cdrom(name: "media", file: "images")]"#,
+            format!("cdrom `media`: {dir} is a directory, not an image file"),
+            "point `file` at an image file".into(),
+        ),
+        (
+            r#"boot: (kernel: "vmlinuz", append: "quiet\u{0}init=/bin/sh")"#,
+            "the `append` line contains a NUL character".into(),
+            "QEMU's command line cannot carry a NUL byte: remove it from `append`".into(),
+        ),
+        (
+            r#"arguments: ["-name", "a\u{0}b"]"#,
+            "an `arguments` element contains a NUL character: `a\0b`".into(),
+            "QEMU's command line cannot carry a NUL byte (a word ends at the first one); remove it"
+                .into(),
+        ),
+        (
+            r#"boot: (kernel: "vmlinuz", initrd: "initrd,x.img")"#,
+            format!(
+                "the initrd path {} contains a comma",
+                t.path("initrd,x.img").display()
+            ),
+            INITRD_COMMA_HELP.into(),
+        ),
+        (
+            r#"boot: (kernel: "vmlinuz", initrd: "a.img,/etc/shadow")"#,
+            format!(
+                "the initrd path {} contains a comma",
+                t.path("a.img,/etc/shadow").display()
+            ),
+            INITRD_COMMA_HELP.into(),
+        ),
+    ];
+    for (i, (body, message, help)) in cases.iter().enumerate() {
+        let file = format!("vm{i}.ron");
+        t.file(&file, &format!("(name: \"vm\", {body})"));
+        let out = t.args(["--json", "add", "--trust", &file]).status(3).run();
+        assert_eq!(
+            out.stderr_json(),
+            json!({
+                "error": {
+                    "code": "maqet::config::invalid",
+                    "message": format!("{file}: {message}"),
+                    "help": help,
+                    "exit_code": 3,
+                }
+            }),
+            "{body}"
+        );
+    }
+    assert!(!t.data_dir().exists(), "nothing was stored");
+    // In human form the error points at the field.
+    let out = t.args(["add", "vm6.ron"]).status(3).run();
+    insta::assert_snapshot!(t.redact(&out.stderr), @r#"
+    maqet::config::invalid
+
+      × vm6.ron: the initrd path [TMP]/initrd,x.img contains a comma
+       ╭─[vm6.ron:1:40]
+     1 │ (name: "vm", boot: (kernel: "vmlinuz", initrd: "initrd,x.img"))
+       ·                                        ───┬──
+       ·                                           ╰── here
+       ╰────
+      help: QEMU splits -initrd at commas (multiboot modules), so part of the path would be read as
+            another file; rename the file or its directory so the path has no comma
+    "#);
+}
+
+const INITRD_COMMA_HELP: &str = "QEMU splits -initrd at commas (multiboot modules), so part of \
+                                 the path would be read as another file; rename the file or its \
+                                 directory so the path has no comma";

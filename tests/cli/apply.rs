@@ -163,3 +163,69 @@ fn apply_checks_files_like_add() {
     .run();
     assert_eq!(t.list()[0]["memory"], "1G");
 }
+
+/// `apply` refuses what `add` refuses before QEMU would fail on it: a
+/// directory as a disk, a NUL in `append`, a comma in an initrd path. The
+/// merged result is checked too, so a VM stored before these checks (here
+/// put straight into the store) cannot be carried forward by an unrelated
+/// change. The VM is left as it was.
+#[test]
+fn apply_refuses_what_would_fail_at_start() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    std::fs::create_dir(t.path("images")).expect("mkdir");
+    t.file("vmlinuz", "");
+    let before = t.args(["--json", "info", "web"]).run().json();
+    for (body, says) in [
+        (
+            r#"storage: [Raw(name: "root", file: "images")]"#,
+            "raw drive `root`: ",
+        ),
+        (
+            r#"boot: (kernel: "vmlinuz", append: "a\u{0}b")"#,
+            "the `append` line contains a NUL character",
+        ),
+        (
+            r#"boot: (kernel: "vmlinuz", initrd: "a.img,/etc/shadow")"#,
+            "contains a comma",
+        ),
+    ] {
+        t.file("bad.ron", &format!("({body})"));
+        let err = t
+            .args(["--json", "apply", "web", "bad.ron"])
+            .status(3)
+            .run()
+            .stderr_json();
+        let message = err["error"]["message"].as_str().expect("a message");
+        assert!(message.contains(says), "{body}: {err}");
+        assert_eq!(err["error"]["code"], "maqet::config::invalid");
+    }
+    assert_eq!(t.args(["--json", "info", "web"]).run().json(), before);
+
+    // A stored VM whose `append` holds a NUL.
+    let store = maqet::store::Store::open(&t.dirs()).expect("open the store");
+    let kernel = camino::Utf8PathBuf::from_path_buf(t.path("vmlinuz")).expect("UTF-8");
+    store
+        .write(|tx| {
+            let mut config = maqet::config::VmConfig::default();
+            config.boot.kernel = Some(maqet::config::UserPath::checked(kernel));
+            config.boot.append = Some("a\0b".into());
+            let vm = maqet::vm::Vm::new("old".parse().expect("a name"), config, vec![], false)?;
+            tx.put(&vm)
+        })
+        .expect("seed the store");
+    drop(store);
+    let err = t
+        .args(["--json", "apply", "old", "--cpus", "2"])
+        .status(3)
+        .run()
+        .stderr_json();
+    assert_eq!(
+        err["error"]["message"],
+        "the `append` line contains a NUL character"
+    );
+    assert_eq!(
+        t.args(["--json", "info", "old"]).run().json()["config"]["cpus"],
+        1
+    );
+}

@@ -483,6 +483,50 @@ fn offline_snapshots_keep_and_bring_back_the_disk_content() {
     );
 }
 
+/// A snapshot name is whatever was written into the image, by maqet or by
+/// `qemu-img snapshot -c`: `snapshot list` shows newlines, tabs, escape
+/// sequences and bidi overrides in it as `\u{..}`, one row per snapshot
+/// with its columns aligned; `--json` gives the name back exactly.
+#[test]
+fn snapshot_list_escapes_control_characters_in_names() {
+    if !have_qemu_img("snapshot_list_escapes_control_characters_in_names") {
+        return;
+    }
+    let mut t = Test::new();
+    let image = t.path("s.qcow2");
+    let made = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg("1M")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "qemu-img create");
+    let hostile = "a\nb\u{1b}[2J\tc\u{202e}";
+    let snapped = Command::new("qemu-img")
+        .args(["snapshot", "-c", hostile])
+        .arg(&image)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(snapped, "qemu-img snapshot -c");
+    add(
+        &mut t,
+        "snap",
+        r#"(name: "snap", storage: [Qcow2(name: "root", file: "s.qcow2")])"#,
+    );
+    let out = t.args(["snapshot", "snap", "list", "root"]).run();
+    assert!(
+        !out.stdout.contains('\u{1b}'),
+        "a raw ESC: {:?}",
+        out.stdout
+    );
+    assert_eq!(
+        t.redact(&out.stdout),
+        "NAME                            DATE                  VM STATE  GUEST CLOCK\n\
+         a\\u{a}b\\u{1b}[2J\\u{9}c\\u{202e}  [TIME]  -         0s\n"
+    );
+    assert_eq!(snapshots(&mut t, "snap", "root"), [(hostile.to_owned(), 0)]);
+}
+
 #[test]
 fn snapshot_errors_say_what_exists() {
     if !have_qemu_img("snapshot_errors_say_what_exists") {

@@ -796,6 +796,63 @@ fn raw_qmp_commands_print_one_json_line() {
         .run();
 }
 
+/// A raw QMP result is JSON with or without `--json`, so it can be piped to
+/// jq. A file name holding a right-to-left override, escape sequences, a
+/// C1 control, quotes and a backslash comes back as JSON escapes
+/// (`\u202e`): never raw on the terminal, and never in the `\u{202e}` form
+/// of human text, which is not JSON.
+#[test]
+fn raw_qmp_results_stay_json_with_hostile_file_names() {
+    if !have_qemu("raw_qmp_results_stay_json_with_hostile_file_names") {
+        return;
+    }
+    let mut t = Test::new();
+    let file = "ev\u{202e}gpj\u{1b}[2J\u{9b}\u{7f}\"q\\.img";
+    std::fs::write(t.path(file), vec![0u8; 1 << 20]).expect("create the image");
+    let written: String = file
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => format!("\\{c}"),
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect();
+    let config = format!(
+        "(name: \"drv-bidi\", accel: Tcg, memory: \"64M\", \
+         storage: [Raw(name: \"d\", file: \"./{written}\")])\n"
+    );
+    let _stop = start(&mut t, "drv-bidi", &config, false);
+    let want = t.path(file);
+    let want = want.to_str().expect("UTF-8");
+    for json in [false, true] {
+        // Images go to QEMU by descriptor; the fd set's `opaque` is the path.
+        let mut args = vec!["qmp", "drv-bidi", "query-fdsets"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let out = t.args(&args).run();
+        let files: Vec<Value> = out
+            .json()
+            .as_array()
+            .expect("query-fdsets answers an array")
+            .iter()
+            .map(|set| set["fds"][0]["opaque"].clone())
+            .collect();
+        assert_eq!(files, [Value::from(want)], "{args:?}: {}", out.stdout);
+        let raw = out
+            .stdout
+            .chars()
+            .find(|&c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c));
+        assert_eq!(raw, None, "{args:?}: {}", out.stdout);
+        assert!(
+            out.stdout
+                .contains(r#"ev\u202egpj\u001b[2J\u009b\u007f\"q\\.img"#),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn the_raw_form_refuses_the_deny_list_and_types_arg_values() {
     if !have_qemu("the_raw_form_refuses_the_deny_list_and_types_arg_values") {

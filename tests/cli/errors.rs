@@ -69,6 +69,56 @@ fn config_errors_as_json() {
     );
 }
 
+/// A path the filter refuses carries the filter's code, `maqet::path`, and
+/// exit 4 whether it was given on the command line or written in a config
+/// file (where it was reported as `maqet::config::invalid`); the error
+/// still points at the value in the file. A path the filter cannot read
+/// (`~other`) is `maqet::path` with exit 3, as on the command line.
+#[test]
+fn a_path_refused_in_a_config_file_has_the_path_code() {
+    let mut t = Test::new();
+    t.file(
+        "vm.ron",
+        "(\n    name: \"web\",\n    storage: [Raw(name: \"root\", file: \"/etc/shadow\")],\n)\n",
+    );
+    let out = t.args(["--json", "add", "vm.ron"]).status(4).run();
+    assert_eq!(
+        out.stderr_json(),
+        json!({
+            "error": {
+                "code": "maqet::path",
+                "message": "vm.ron: `/etc/shadow` resolves to `/etc/shadow`, inside the system \
+                            directory /etc",
+                "help": "maqet never points QEMU at system directories; use a path under your \
+                         home directory, your temp directory or /dev/shm",
+                "exit_code": 4,
+            }
+        })
+    );
+    let out = t.args(["add", "vm.ron"]).status(4).run();
+    insta::assert_snapshot!(out.stderr, @r#"
+    maqet::path
+
+      × vm.ron: `/etc/shadow` resolves to `/etc/shadow`, inside the system directory /etc
+       ╭─[vm.ron:3:39]
+     2 │     name: "web",
+     3 │     storage: [Raw(name: "root", file: "/etc/shadow")],
+       ·                                       ──────┬──────
+       ·                                             ╰── refused here
+     4 │ )
+       ╰────
+      help: maqet never points QEMU at system directories; use a path under your home directory, your
+            temp directory or /dev/shm
+    "#);
+    t.file(
+        "other.ron",
+        r#"(name: "web", storage: [Raw(name: "root", file: "~nobody/x.img")])"#,
+    );
+    let out = t.args(["--json", "add", "other.ron"]).status(3).run();
+    assert_eq!(out.stderr_json()["error"]["code"], "maqet::path");
+    assert!(!t.data_dir().exists(), "nothing was stored");
+}
+
 /// Exit code 1: the operation failed (here, the store is not a redb file).
 #[test]
 fn a_damaged_store_fails_with_exit_1() {

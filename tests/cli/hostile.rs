@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::harness::Test;
 
@@ -44,15 +45,6 @@ fn raw_control(bytes: &[u8]) -> Option<char> {
         (c.is_control() && c != '\n' && c != '\t')
             || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
     })
-}
-
-/// The first raw C0 control in `bytes` (what JSON itself must escape).
-/// JSON output is only checked for these: serde_json leaves DEL, C1 and
-/// bidi controls raw (a known bug, see `json_errors_escape_every_control`).
-fn raw_c0(bytes: &[u8]) -> Option<char> {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .find(|&c| c < ' ' && c != '\n' && c != '\t')
 }
 
 /// `text` with miette's line wrapping undone, for phrase checks.
@@ -107,13 +99,9 @@ fn check_in(cases: &[Case], sessions: &[&Test]) -> Vec<String> {
                         String::from_utf8_lossy(&out.stdout)
                     ));
                 }
+                // JSON too: serde_json escapes only C0, maqet the rest.
                 for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-                    let found = if json {
-                        raw_c0(bytes)
-                    } else {
-                        raw_control(bytes)
-                    };
-                    if let Some(ch) = found {
+                    if let Some(ch) = raw_control(bytes) {
                         failures.push(format!("{label}: raw {ch:?} on {stream}: {stderr:?}"));
                     }
                 }
@@ -857,10 +845,9 @@ fn usage_errors_are_json_with_json() {
     }
 }
 
-/// Known bug (reported): `--json` errors carry DEL, C1 controls (U+009B is
-/// CSI on terminals that honour 8-bit controls) and bidi overrides raw:
-/// serde_json escapes only U+0000-U+001F. terminal.rs assumes JSON "escapes
-/// control characters itself".
+/// `--json` errors carry no raw DEL, C1 control (U+009B is CSI on
+/// terminals that honour 8-bit controls) or bidi override: serde_json
+/// escapes only U+0000-U+001F, so maqet escapes the rest.
 #[test]
 fn json_errors_escape_every_control() {
     let mut t = Test::new();
@@ -883,4 +870,197 @@ fn a_config_starting_with_a_byte_order_mark_is_read() {
     std::fs::write(t.path("bom.ron"), b"\xef\xbb\xbf(name: \"bom\")").expect("write");
     t.args(["add", "bom.ron"]).run();
     assert_eq!(t.list()[0]["name"], "bom");
+}
+
+/// Run `cmd`, failing the test if it has not ended within `limit`: a
+/// regression that blocks must fail, not hang the suite.
+fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn maqet");
+    while child.try_wait().expect("wait for maqet").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reap maqet");
+            panic!(
+                "maqet {:?} still ran after {limit:?}: {}",
+                cmd.get_args().collect::<Vec<_>>(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("wait for maqet")
+}
+
+/// `ulimit -v` for commands that, broken, would read a device without end:
+/// they fail on memory instead of taking the machine's.
+const MEMORY_LIMIT: &[&str] = &["-c", "ulimit -v 1000000; exec \"$0\" \"$@\""];
+
+/// What maqet says about a config or settings file that is not a regular
+/// file, as its `--json` error.
+fn not_a_file(what: &str, path: &Path, kind: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "code": "maqet::config::not_a_file",
+            "message": format!("{what} {} is {kind}, not a regular file", path.display()),
+            "help": "maqet reads only regular files here, since a pipe or device could block \
+                     forever or never end; save the contents to a file and give that file's path",
+            "exit_code": 3,
+        }
+    })
+}
+
+/// Only regular files are read as configs. A FIFO with no writer used to
+/// block `add` forever (and one fed 300 MB was read whole, past the 1 MiB
+/// cap); a device like /dev/zero was read without end. Now each is refused
+/// at once with exit 3, before a byte is read; nothing is added and no data
+/// dir is created.
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
+    let t = Test::new();
+    nix::unistd::mkfifo(&t.path("fifo.ron"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    std::fs::create_dir(t.path("dir.ron")).expect("mkdir");
+    let socket = std::os::unix::net::UnixListener::bind(t.path("socket.ron")).expect("bind");
+    let mut cases = vec![
+        ("fifo.ron", "a FIFO (named pipe)"),
+        ("dir.ron", "a directory"),
+        ("socket.ron", "a socket"),
+    ];
+    // The device of /dev/zero, where the path filter lets maqet look (it
+    // refuses /dev itself). Making one needs root.
+    let zero = nix::sys::stat::mknod(
+        &t.path("zero.ron"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::S_IRUSR,
+        nix::sys::stat::makedev(1, 5),
+    );
+    match zero {
+        Ok(()) => cases.push(("zero.ron", "a character device")),
+        Err(e) => eprintln!("SKIPPED the device case: cannot mknod (needs root): {e}"),
+    }
+    for (file, kind) in cases {
+        for json in [false, true] {
+            let mut args = vec!["add", file];
+            if json {
+                args.insert(0, "--json");
+            }
+            let started = Instant::now();
+            let out = output_within(
+                t.wrapped("sh", MEMORY_LIMIT, &args),
+                Duration::from_secs(10),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{file}: {stderr}");
+            assert!(out.stdout.is_empty(), "{file}: nothing on stdout");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{file}: refused at once, not after {:?}",
+                started.elapsed()
+            );
+            if json {
+                let err: serde_json::Value =
+                    serde_json::from_slice(&out.stderr).expect("a JSON error");
+                assert_eq!(err, not_a_file("config file", &t.path(file), kind));
+            } else {
+                assert!(
+                    unwrapped(&stderr).contains(&format!("is {kind}, not a regular file")),
+                    "{file}: {stderr}"
+                );
+            }
+        }
+    }
+    assert!(!t.data_dir().exists(), "no data dir was created");
+    drop(socket);
+}
+
+/// The settings file is read the same way. It is the user's own and not
+/// put through the path filter, so `MAQET_CONFIG=/dev/zero` reached the
+/// reader: it read until memory ran out.
+#[test]
+fn a_settings_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let t = Test::new();
+    std::fs::create_dir(t.path("conf")).expect("mkdir");
+    nix::unistd::mkfifo(&t.path("conf/maqet.ron"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    std::fs::create_dir_all(t.path("dirconf/maqet.ron")).expect("mkdir");
+    for (env, dir, path, kind) in [
+        (
+            None,
+            Some("conf"),
+            t.path("conf/maqet.ron"),
+            "a FIFO (named pipe)",
+        ),
+        (
+            None,
+            Some("dirconf"),
+            t.path("dirconf/maqet.ron"),
+            "a directory",
+        ),
+        (
+            Some("/dev/zero"),
+            None,
+            PathBuf::from("/dev/zero"),
+            "a character device",
+        ),
+    ] {
+        for json in [false, true] {
+            let mut args = Vec::new();
+            if json {
+                args.push("--json");
+            }
+            if let Some(dir) = dir {
+                args.extend(["--config-dir", dir]);
+            }
+            args.push("ls");
+            let mut cmd = t.wrapped("sh", MEMORY_LIMIT, &args);
+            if let Some(file) = env {
+                cmd.env("MAQET_CONFIG", file);
+            }
+            let out = output_within(cmd, Duration::from_secs(10));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+            assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+            if json {
+                let err: serde_json::Value =
+                    serde_json::from_slice(&out.stderr).expect("a JSON error");
+                assert_eq!(err, not_a_file("settings file", &path, kind));
+            } else {
+                assert!(
+                    unwrapped(&stderr).contains(&format!("is {kind}, not a regular file")),
+                    "{args:?}: {stderr}"
+                );
+            }
+        }
+    }
+    assert!(!t.data_dir().exists(), "no data dir was created");
+}
+
+/// The 1 MiB cap is enforced by the read, not by `st_size`: a file that
+/// says it is empty but is not (procfs reports 0 for its files) is read
+/// no further than the cap. /proc/kallsyms is a few MB on any kernel with
+/// symbols; the settings file is not path-filtered, so it can be named.
+#[test]
+fn the_size_cap_holds_for_a_file_whose_size_is_not_known_in_advance() {
+    let kallsyms = Path::new("/proc/kallsyms");
+    let size_says = std::fs::metadata(kallsyms).map(|m| m.len()).ok();
+    let really = std::fs::read(kallsyms).map(|b| b.len()).unwrap_or(0);
+    if size_says != Some(0) || really <= 2 << 20 {
+        eprintln!("SKIPPED: /proc/kallsyms is not a >2 MiB file of st_size 0 here");
+        return;
+    }
+    let mut t = Test::new();
+    let out = t
+        .env("MAQET_CONFIG", kallsyms)
+        .args(["--json", "ls"])
+        .status(3)
+        .run();
+    assert_eq!(
+        out.stderr_json()["error"]["message"],
+        "settings file /proc/kallsyms is more than 1048576 bytes; maqet reads configs of up \
+         to 1024 KiB"
+    );
 }

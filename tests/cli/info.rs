@@ -306,3 +306,69 @@ fn info_of_an_unknown_vm() {
       help: `maqet ls` lists the VMs; ids may be shortened to 4 or more characters
     ");
 }
+
+/// Values a config can fill with anything (`append`, `arguments`, file
+/// names) are shown on their own line in `info`: escape sequences, tabs,
+/// newlines and bidi overrides come out as `\u{..}`, so a value can neither
+/// clear the screen nor print a line that reads like one of maqet's own
+/// (here a fake `status:`). `--json info` gives the same values back
+/// exactly, as JSON escapes.
+#[test]
+fn info_escapes_control_characters_in_every_value() {
+    let mut t = Test::new();
+    t.file("k\t.img", "").file("d\nisk.img", "").file(
+        "esc.ron",
+        r#"(
+    name: "esc",
+    boot: (kernel: "k\u{9}.img", append: "quiet \u{1b}[2J\nstatus:   running\u{202e}"),
+    storage: [Raw(name: "d", file: "d\nisk.img")],
+    arguments: ["-name", "a\nb\u{1b}]0;x\u{7}"],
+)"#,
+    );
+    t.args(["add", "--trust", "esc.ron"]).run();
+    let out = t.args(["info", "esc"]).run();
+    assert!(
+        !out.stdout.contains('\u{1b}'),
+        "a raw ESC: {:?}",
+        out.stdout
+    );
+    assert_eq!(
+        t.redact(&out.stdout),
+        r"name:      esc
+id:        [ID]
+status:    created
+created:   [TIME]
+updated:   [TIME]
+sources:   [TMP]/esc.ron
+trusted:   yes (--trust: raw arguments and binary allowed)
+binary:    qemu-system-x86_64
+machine:   q35
+accel:     auto
+memory:    1G
+cpus:      1
+display:   headless
+vga:       std
+kernel:    [TMP]/k\u{9}.img
+append:    quiet \u{1b}[2J\u{a}status:   running\u{202e}
+storage:   d raw virtio [TMP]/d\u{a}isk.img
+network:   none
+arguments: -name a\u{a}b\u{1b}]0;x\u{7}
+"
+    );
+    let out = t.args(["--json", "info", "esc"]).run();
+    let raw = out
+        .stdout
+        .chars()
+        .find(|&c| (c.is_control() && c != '\n') || c == '\u{202e}');
+    assert_eq!(raw, None, "{}", out.stdout);
+    let config = &out.json()["config"];
+    assert_eq!(
+        config["boot"]["append"],
+        "quiet \u{1b}[2J\nstatus:   running\u{202e}"
+    );
+    assert_eq!(config["arguments"][1], "a\nb\u{1b}]0;x\u{7}");
+    assert_eq!(
+        config["storage"][0]["file"],
+        t.path("d\nisk.img").to_str().expect("UTF-8")
+    );
+}
