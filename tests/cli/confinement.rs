@@ -907,3 +907,36 @@ fn a_symlink_among_the_runtime_files_is_refused_as_unsafe() {
     );
     assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
 }
+
+/// KVM under confinement: /dev/kvm is the one device QEMU may drive. (The
+/// config asks for `-cpu qemu64`: on hosts whose nested KVM aborts with
+/// `-cpu host`, that model still runs.)
+#[test]
+fn kvm_works_in_a_confined_qemu() {
+    let test = "kvm_works_in_a_confined_qemu";
+    if !have_landlock(test) {
+        return;
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        eprintln!("\n!!! SKIPPED {test}: /dev/kvm cannot be opened here !!!\n");
+        return;
+    }
+    let mut t = Test::new();
+    t.file(
+        "kv.ron",
+        "(name: \"kv\", accel: Kvm, memory: \"64M\", arguments: [\"-cpu\", \"qemu64\"])\n",
+    );
+    t.args(["add", "--trust", "kv.ron"]).stdout_any().run();
+    let _stop = Stopper(t.command(["stop", "--force", "kv"]));
+    t.args(["start", "kv"]).stdout_any().run();
+    let status = t.args(["--json", "status", "kv"]).run().json();
+    assert_eq!(status["accel"], "kvm");
+    assert_eq!(status["confined"], true);
+    let kvm = t.args(["qmp", "kv", "query-kvm"]).run().json();
+    assert_eq!(kvm, serde_json::json!({"enabled": true, "present": true}));
+}
