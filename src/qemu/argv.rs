@@ -88,7 +88,11 @@ pub struct ImageFd {
 /// A file named twice gets one set.
 pub fn image_fds(config: &VmConfig, disks_dir: &Utf8Path, chains: &Chains) -> Vec<ImageFd> {
     let mut files: Vec<(Utf8PathBuf, bool)> = Vec::new();
-    let mut add = |path: &Utf8Path, writable: bool| match files.iter_mut().find(|(p, _)| p == path)
+    // By the exact text: paths are canonical, and each set's `opaque` label
+    // must be the very path its nodes stand for.
+    let mut add = |path: &Utf8Path, writable: bool| match files
+        .iter_mut()
+        .find(|(p, _)| p.as_str() == path.as_str())
     {
         Some((_, w)) => *w |= writable,
         None => files.push((path.to_owned(), writable)),
@@ -264,7 +268,7 @@ fn storage_args(
     let fdset = |path: &Utf8Path| {
         images
             .iter()
-            .find(|i| i.path == path)
+            .find(|i| i.path.as_str() == path.as_str())
             .map_or_else(|| path.to_string(), |i| format!("/dev/fdset/{}", i.set))
     };
     let mut args = Vec::new();

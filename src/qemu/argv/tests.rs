@@ -255,3 +255,18 @@ fn shell_line_quotes_what_a_shell_would_split() {
         r"qemu -append 'console=ttyS0 quiet' 'it'\''s'"
     );
 }
+
+/// Two names of one place (`///` and `/////`) are still two labels: each
+/// node's fd set carries the very text it stands for (found by the `argv`
+/// fuzz target).
+#[test]
+fn fd_sets_go_by_the_exact_path_text() {
+    let config = VmConfig {
+        storage: vec![raw("a", "/////"), raw("b", "///")],
+        ..VmConfig::default()
+    };
+    let argv = argv_for(&config);
+    let nodes = blockdevs(&argv);
+    assert_eq!(fdset_path(&argv, &nodes[0]["filename"]), "/////");
+    assert_eq!(fdset_path(&argv, &nodes[2]["filename"]), "///");
+}
