@@ -190,7 +190,10 @@ impl Confinement {
                 if *scoped {
                     parts.push("signals and abstract sockets");
                 }
-                format!("landlock (ABI {abi}): {}", parts.join(", "))
+                format!(
+                    "landlock (ABI {abi}): {}; seccomp: socket kinds",
+                    parts.join(", ")
+                )
             }
             Confinement::None { reason } => format!("none: {reason}"),
             Confinement::Unknown => "unknown (adopted after an interrupted start)".into(),

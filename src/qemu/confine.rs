@@ -295,17 +295,81 @@ pub fn kernel_abi() -> std::result::Result<u8, String> {
     })
 }
 
-/// A ruleset ready for the child to enforce.
+/// A ruleset and a socket filter, ready for the child to enforce.
 #[derive(Debug)]
 pub struct Prepared {
     fd: OwnedFd,
+    filter: Vec<nix::libc::sock_filter>,
     pub confinement: Confinement,
 }
 
 impl Prepared {
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// What the child needs, as plain values it can use without
+    /// allocating.
+    pub fn parts(&self) -> (RawFd, &[nix::libc::sock_filter]) {
+        (self.fd.as_raw_fd(), &self.filter)
     }
+}
+
+/// The socket filter (seccomp), which covers what Landlock (ABI 6) cannot:
+/// Landlock has no rule for connecting to a Unix socket by path (a session
+/// bus, docker.sock, an ssh agent) nor for UDP. So QEMU may create only
+/// TCP/UDP sockets, no UDP without a user-mode NIC (the guest's own
+/// traffic), Unix sockets only for a window on the host's display, and no
+/// io_uring (which creates sockets past the filter). Sockets it inherits
+/// (its monitors, the console) are not affected.
+fn socket_filter(needs: &Needs) -> Result<Vec<nix::libc::sock_filter>> {
+    use nix::libc::{AF_INET, AF_INET6, AF_UNIX, EACCES, SOCK_DGRAM};
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
+        SeccompFilter, SeccompRule, TargetArch,
+    };
+    let fail = |e: &dyn std::fmt::Display| Error::Confinement {
+        message: format!("cannot build the socket filter: {e}"),
+    };
+    let arg = |index, op, value: i32| {
+        Cond::new(index, Len::Dword, op, u64::from(value.unsigned_abs())).map_err(|e| fail(&e))
+    };
+    let rule = |conditions| SeccompRule::new(conditions).map_err(|e| fail(&e));
+    // Refused: any family but IPv4, IPv6 (and Unix for a window)...
+    let mut other = vec![arg(0, Op::Ne, AF_INET)?, arg(0, Op::Ne, AF_INET6)?];
+    if needs.unscoped {
+        other.push(arg(0, Op::Ne, AF_UNIX)?);
+    }
+    let mut socket = vec![rule(other)?];
+    // ...and UDP without a NIC (the type's low bits; flags sit above).
+    if !needs.connect {
+        for family in [AF_INET, AF_INET6] {
+            socket.push(rule(vec![
+                arg(0, Op::Eq, family)?,
+                arg(1, Op::MaskedEq(0xf), SOCK_DGRAM)?,
+            ])?);
+        }
+    }
+    let rules = [
+        (nix::libc::SYS_socket, socket),
+        (nix::libc::SYS_io_uring_setup, Vec::new()),
+    ]
+    .into_iter()
+    .collect();
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| fail(&e))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(EACCES.unsigned_abs()),
+        arch,
+    )
+    .map_err(|e| fail(&e))?;
+    let program: seccompiler::BpfProgram = filter.try_into().map_err(|e| fail(&e))?;
+    Ok(program
+        .into_iter()
+        .map(|i| nix::libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
 }
 
 /// Build the ruleset for `needs`. `Ok(None)` when the kernel has no
@@ -379,6 +443,7 @@ pub fn prepare(needs: &Needs, policy: &PathPolicy) -> Result<Option<Prepared>> {
     })?;
     Ok(Some(Prepared {
         fd,
+        filter: socket_filter(needs)?,
         confinement: Confinement::Landlock {
             abi: abi.min(6),
             net: abi >= 4,
@@ -441,17 +506,26 @@ fn open_checked(path: &Utf8Path, policy: &PathPolicy) -> Result<File> {
     Ok(fd)
 }
 
-/// In the forked child, just before `exec`: enforce the ruleset. Only two
-/// system calls, both async-signal-safe. `no_new_privs` is what lets an
-/// unprivileged process restrict itself; it also keeps a setuid program
-/// QEMU might run from gaining privileges.
-pub fn enforce(ruleset: RawFd) -> io::Result<()> {
-    // SAFETY: plain system calls on integers; no memory is shared.
+/// In the forked child, just before `exec`: enforce the ruleset and load
+/// the socket filter. Only three system calls, all async-signal-safe.
+/// `no_new_privs` is what lets an unprivileged process restrict itself; it
+/// also keeps a setuid program QEMU might run from gaining privileges.
+pub fn enforce(ruleset: RawFd, filter: &[nix::libc::sock_filter]) -> io::Result<()> {
+    let program = nix::libc::sock_fprog {
+        len: u16::try_from(filter.len()).unwrap_or(u16::MAX),
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: plain system calls; `program` points at `filter`, which the
+    // parent built before the fork and outlives these calls.
     unsafe {
         if nix::libc::prctl(nix::libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(io::Error::last_os_error());
         }
         if nix::libc::syscall(nix::libc::SYS_landlock_restrict_self, ruleset, 0u32) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mode = nix::libc::SECCOMP_MODE_FILTER;
+        if nix::libc::prctl(nix::libc::PR_SET_SECCOMP, mode, &raw const program) != 0 {
             return Err(io::Error::last_os_error());
         }
     }

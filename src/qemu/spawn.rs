@@ -129,7 +129,11 @@ pub fn spawn(
     images: Vec<(OwnedFd, i32)>,
     ruleset: Option<&Prepared>,
 ) -> Result<Child> {
-    let ruleset = ruleset.map(Prepared::raw_fd);
+    // Owned by the closure (copied before the fork): the child only reads it.
+    let ruleset = ruleset.map(|p| {
+        let (fd, filter) = p.parts();
+        (fd, filter.to_vec())
+    });
     let log = private_file(&paths.qemu_log, true)?;
     let log_err = log
         .try_clone()
@@ -195,8 +199,8 @@ pub fn spawn(
                 }
             }
             nix::libc::umask(0o077);
-            if let Some(fd) = ruleset {
-                confine::enforce(fd)?;
+            if let Some((fd, filter)) = &ruleset {
+                confine::enforce(*fd, filter)?;
             }
             Ok(())
         });

@@ -286,7 +286,11 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = listener.local_addr().expect("its port").port();
-    let attacks: [(&str, String, &str); 6] = [
+    let agent = t.path("host/agent.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&agent).expect("a Unix listener");
+    unix.set_nonblocking(true).expect("non-blocking");
+    let agent = s(&agent);
+    let attacks: [(&str, String, &str); 8] = [
         (
             "blockdev-add",
             format!(r#"{{"driver":"file","filename":"{secret}","node-name":"x"}}"#),
@@ -315,6 +319,21 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
             "/dev/net/tun: Permission denied",
         ),
         (
+            // Landlock has no rule for Unix sockets by path (a session bus,
+            // docker.sock): the socket filter refuses creating one.
+            "chardev-add",
+            format!(
+                r#"{{"id":"u0","backend":{{"type":"socket","data":{{"addr":{{"type":"unix","data":{{"path":"{agent}"}}}},"server":false}}}}}}"#
+            ),
+            "Failed to create socket: Permission denied",
+        ),
+        (
+            // Nor for UDP: none without a NIC.
+            "chardev-add",
+            r#"{"id":"d0","backend":{"type":"udp","data":{"remote":{"type":"inet","data":{"host":"127.0.0.1","port":"9999"}},"local":{"type":"inet","data":{"host":"0.0.0.0","port":"9998"}}}}}"#.into(),
+            "Failed to create socket family 2: Permission denied",
+        ),
+        (
             // No NIC: no outgoing TCP either.
             "chardev-add",
             format!(
@@ -340,6 +359,10 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
     }
     assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
     assert!(!t.path("host/saved").exists());
+    assert!(
+        unix.accept().is_err(),
+        "nobody connected to the Unix socket"
+    );
     let status = t.args(["--json", "status", "q"]).run().json();
     assert_eq!(status["run_state"], "running");
 }
