@@ -89,11 +89,14 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
         });
     }
     // Claimed exclusively first: qemu-img itself would overwrite a file
-    // that appeared meanwhile.
-    std::fs::OpenOptions::new()
+    // that appeared meanwhile. And qemu-img writes the file claimed, by
+    // descriptor: a name swapped after the claim reaches nothing.
+    let claimed = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(&image.path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => Error::Refused {
@@ -105,6 +108,14 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
             },
             _ => Error::io("cannot create", image.path.clone(), e),
         })?;
+    {
+        use std::os::fd::AsRawFd;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", claimed.as_raw_fd()))
+            .map_err(|e| Error::io("cannot see where it is:", image.path.clone(), e))?;
+        if real != image.path.as_std_path() {
+            return Err(changed(&image.path, &real.display().to_string()));
+        }
+    }
     let mut command = Command::new("qemu-img");
     command.args(["create", "-q", "-f", image.format]);
     if let Some((base, format)) = &image.backing {
@@ -112,9 +123,13 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
     }
     command
         .arg("--")
-        .arg(image.path.as_str())
+        .arg(PASSED_IMAGE)
         .arg(image.size_bytes.to_string())
         .stdin(Stdio::null());
+    pass_as_fd3(&mut command, {
+        use std::os::fd::AsRawFd;
+        claimed.as_raw_fd()
+    });
     // SAFETY: umask is async-signal-safe; it runs in the child before exec,
     // so the image is never readable by others, not even for a moment.
     unsafe {
@@ -131,7 +146,7 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
         _ => Error::io("cannot run qemu-img for", image.path.clone(), e),
     })?;
     if !output.status.success() {
-        let _ = std::fs::remove_file(&image.path);
+        let _ = crate::paths::dir::remove_own_file(&image.path);
         return Err(Error::invalid(
             format!(
                 "qemu-img could not create {}: {}",
@@ -141,7 +156,8 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
             "check the size, the backing file and the free space",
         ));
     }
-    std::fs::set_permissions(&image.path, std::fs::Permissions::from_mode(0o600))
+    claimed
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("cannot set the mode of", image.path.clone(), e))
 }
 
@@ -188,14 +204,31 @@ impl SnapshotInfo {
 
 /// Run qemu-img with `args`; its stdout on success, its stderr as the error.
 pub fn qemu_img(args: &[&str]) -> Result<String> {
-    let output = Command::new("qemu-img")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => missing_qemu_img(),
-            _ => Error::io("cannot run", "qemu-img", e),
-        })?;
+    qemu_img_with(args, None)
+}
+
+/// Where qemu-img finds the image maqet passed it: its descriptor 3.
+pub const PASSED_IMAGE: &str = "/proc/self/fd/3";
+
+/// Run qemu-img on an image maqet opened and checked itself: qemu-img gets
+/// it as descriptor 3 and opens [`PASSED_IMAGE`] (the same file, whatever
+/// its name now leads to). Another user who can rename things above the
+/// image cannot make a write land elsewhere.
+pub fn qemu_img_on(image: &std::fs::File, args: &[&str]) -> Result<String> {
+    use std::os::fd::AsRawFd;
+    qemu_img_with(args, Some(image.as_raw_fd()))
+}
+
+fn qemu_img_with(args: &[&str], image: Option<i32>) -> Result<String> {
+    let mut command = Command::new("qemu-img");
+    command.args(args).stdin(Stdio::null());
+    if let Some(fd) = image {
+        pass_as_fd3(&mut command, fd);
+    }
+    let output = command.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing_qemu_img(),
+        _ => Error::io("cannot run", "qemu-img", e),
+    })?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
@@ -215,6 +248,77 @@ fn missing_qemu_img() -> Error {
         "cannot find `qemu-img`, which maqet uses for disk images",
         "install it: `apt-get install qemu-utils` (Debian/Ubuntu), `dnf install qemu-img` (Fedora), `pacman -S qemu-img` (Arch)",
     )
+}
+
+/// Have the child get `fd` as its descriptor 3.
+fn pass_as_fd3(command: &mut Command, fd: i32) {
+    // SAFETY: dup2 and fcntl are async-signal-safe; the closure runs in the
+    // child before exec. dup2 onto itself would keep close-on-exec, so that
+    // case clears the flag instead.
+    unsafe {
+        command.pre_exec(move || {
+            let ok = if fd == 3 {
+                nix::libc::fcntl(3, nix::libc::F_SETFD, 0) >= 0
+            } else {
+                nix::libc::dup2(fd, 3) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Open an image maqet is about to hand to QEMU or qemu-img, and check by
+/// where the opened file really is that it is the regular file at `path`:
+/// a name swapped for a symlink, or a directory above it moved, since
+/// maqet checked it is refused. Never blocks on a FIFO.
+pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(
+            nix::libc::O_NOFOLLOW
+                | nix::libc::O_CLOEXEC
+                | nix::libc::O_NOCTTY
+                | nix::libc::O_NONBLOCK,
+        )
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP) => changed(path, "a symlink"),
+            _ => Error::io("cannot open the image", path, e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Refused {
+            message: format!("{path} is not a regular file"),
+            help: "give a disk image file (devices, FIFOs and sockets are not images)".into(),
+        });
+    }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| Error::io("cannot see where it is:", path, e))?;
+    if real != path.as_std_path() {
+        return Err(changed(path, &real.display().to_string()));
+    }
+    // Blocking again, for QEMU and qemu-img.
+    nix::fcntl::fcntl(
+        &file,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )
+    .map_err(|e| Error::io("cannot use", path, e.into()))?;
+    Ok(file)
+}
+
+fn changed(path: &Utf8Path, now: &str) -> Error {
+    Error::Refused {
+        message: format!("{path} changed since maqet checked it (it is now {now})"),
+        help: "someone is changing the directories above it; check who can write there".into(),
+    }
 }
 
 /// True when qemu-img can be run at all.

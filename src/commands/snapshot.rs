@@ -14,7 +14,9 @@ use crate::qemu::argv::owned_image;
 use crate::qemu::process::Liveness;
 use crate::qmp::Qmp;
 use crate::reconcile::observe;
-use crate::storage::{SnapshotInfo, check_chain, info_chain, qemu_img};
+use crate::storage::{
+    PASSED_IMAGE, SnapshotInfo, check_chain, info_chain, open_image, qemu_img_on,
+};
 
 use crate::vm::Vm;
 
@@ -201,14 +203,19 @@ fn clash(name: &str, drive: &str) -> Error {
 fn offline_snapshot(image: &Utf8PathBuf, req: &Request, name: &str) -> Result<Outcome> {
     let have = existing(image)?;
     let exists = have.iter().any(|s| s.name == name);
-    // `qemu-img snapshot` has no `-f`; `--image-opts` names the driver
-    // instead, so the format is still never probed.
-    let opts = format!(
-        "driver=qcow2,file.driver=file,file.filename={}",
-        crate::qemu::argv::escape(image.as_str())
+    // `qemu-img snapshot` has no `-f`; a `json:` description names the
+    // driver instead, so the format is still never probed, and no backing
+    // is opened (snapshots live in the image itself). qemu-img gets the
+    // image maqet opened and checked, as its descriptor 3: a name another
+    // user swaps meanwhile (for a symlink to another of your images)
+    // reaches nothing.
+    let opened = open_image(image, req.action != Action::List)?;
+    let spec = format!(
+        "json:{}",
+        json!({"driver": "qcow2", "backing": null, "file": {"driver": "file", "filename": PASSED_IMAGE}})
     );
     let snap = |flag: &str, name: &str| {
-        qemu_img(&["snapshot", "--image-opts", flag, name, opts.as_str()]).map(drop)
+        qemu_img_on(&opened, &["snapshot", flag, name, spec.as_str()]).map(drop)
     };
     match req.action {
         Action::List => {

@@ -228,33 +228,7 @@ pub fn open_images(images: &[ImageFd]) -> Result<Vec<(OwnedFd, i32)>> {
         let modes = std::iter::once((image.read_only_fd, false))
             .chain(image.read_write_fd.map(|fd| (fd, true)));
         for (target, writable) in modes {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(writable)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY)
-                .open(&image.path)
-                .map_err(|e| Error::io("cannot open the image", &image.path, e))?;
-            let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-                .map_err(|e| Error::io("cannot see where it is:", &image.path, e))?;
-            let meta = file
-                .metadata()
-                .map_err(|e| Error::io("cannot inspect", &image.path, e))?;
-            if real != image.path.as_std_path() || !meta.is_file() {
-                return Err(Error::Refused {
-                    message: format!(
-                        "{} changed since maqet checked it (it is now {}{})",
-                        image.path,
-                        real.display(),
-                        if meta.is_file() {
-                            ""
-                        } else {
-                            ", not a regular file"
-                        }
-                    ),
-                    help: "someone is changing the directories above it; check who can write there"
-                        .into(),
-                });
-            }
+            let file = crate::storage::open_image(&image.path, writable)?;
             fds.push((OwnedFd::from(file), target));
         }
     }

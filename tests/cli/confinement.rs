@@ -963,3 +963,99 @@ fn kvm_works_in_a_confined_qemu() {
     let kvm = t.args(["qmp", "kv", "query-kvm"]).run().json();
     assert_eq!(kvm, serde_json::json!({"enabled": true, "present": true}));
 }
+
+#[test]
+fn an_offline_snapshot_never_follows_an_image_swapped_for_a_symlink() {
+    if !have_qemu("an_offline_snapshot_never_follows_an_image_swapped_for_a_symlink") {
+        return;
+    }
+    let mut t = Test::new();
+    let (shared, victim) = (
+        t.path("shared/snap.qcow2"),
+        t.path("private/important.qcow2"),
+    );
+    std::fs::create_dir_all(t.path("shared")).expect("mkdir");
+    std::fs::create_dir_all(t.path("private")).expect("mkdir");
+    qemu_img(&["create", "-q", "-f", "qcow2", &s(&shared), "1M"]);
+    qemu_img(&["create", "-q", "-f", "qcow2", &s(&victim), "1M"]);
+    qemu_img(&["snapshot", "-c", "golden", &s(&victim)]);
+    t.file(
+        "sn.ron",
+        &format!(
+            "(name: \"sn\", storage: [Qcow2(name: \"r\", file: \"{}\")])\n",
+            s(&shared)
+        ),
+    );
+    t.args(["add", "sn.ron"]).stdout_any().run();
+    // Whoever owns shared/ puts a symlink to your other image in its place.
+    std::fs::remove_file(&shared).expect("rm");
+    symlink(&victim, &shared).expect("symlink");
+    for action in ["delete", "load", "create"] {
+        let (message, _) = fails(&mut t, &["snapshot", "sn", action, "r", "golden"], 4);
+        assert_eq!(
+            message,
+            format!(
+                "{} changed since maqet checked it (it is now a symlink)",
+                s(&shared)
+            ),
+            "{action}"
+        );
+    }
+    let list = Command::new("qemu-img")
+        .args(["snapshot", "-l", &s(&victim)])
+        .output()
+        .expect("qemu-img");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.matches("golden").count(), 1, "{list}");
+}
+
+#[test]
+fn creating_an_image_never_writes_through_a_name_swapped_after_the_claim() {
+    let test = "creating_an_image_never_writes_through_a_name_swapped_after_the_claim";
+    if !have_qemu(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let (victim_text, victim) = ("the victim's file\n", t.path("private/victim"));
+    t.file("private/victim", victim_text);
+    let image = t.path("shared/disk.qcow2");
+    std::fs::create_dir_all(t.path("shared")).expect("mkdir");
+    t.file(
+        "cr.ron",
+        &format!(
+            "(name: \"cr\", storage: [Qcow2(name: \"r\", file: \"{}\", size: \"1M\")])\n",
+            s(&image)
+        ),
+    );
+    t.args(["add", "cr.ron"]).stdout_any().run();
+    // Whoever owns shared/ waits for maqet's claim and renames a symlink
+    // to your file over it, before qemu-img writes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, image, victim) = (stop.clone(), image.clone(), victim.clone());
+        std::thread::spawn(move || {
+            let link = image.with_extension("link");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let regular = std::fs::symlink_metadata(&image).is_ok_and(|m| m.is_file());
+                if regular {
+                    let _ = std::fs::remove_file(&link);
+                    let _ = symlink(&victim, &link);
+                    let _ = std::fs::rename(&link, &image);
+                }
+            }
+        })
+    };
+    for _ in 0..20 {
+        let _ = std::fs::remove_file(&image);
+        let _ = t
+            .command(["disk", "create", "cr", "r"])
+            .output()
+            .expect("run maqet");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().expect("the racer");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("the victim"),
+        victim_text
+    );
+}
