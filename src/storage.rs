@@ -384,8 +384,6 @@ fn is_protocol(name: &str) -> bool {
 pub struct Chain {
     /// Backing images, nearest first.
     pub backing: Vec<Member>,
-    /// External data files of any member (qcow2 `data-file`).
-    pub data_files: Vec<Utf8PathBuf>,
 }
 
 /// One image of a chain and its format (qcow2 or raw).
@@ -413,7 +411,7 @@ pub fn check_chain(
     path: &Utf8Path,
     format: &str,
     policy: &PathPolicy,
-) -> Result<(Vec<Member>, Vec<Utf8PathBuf>)> {
+) -> Result<Vec<Member>> {
     // Followed one image at a time, each reference checked before it is
     // opened: `--backing-chain` would already connect to an `nbd:` backing.
     const MAX_DEPTH: usize = 64;
@@ -422,9 +420,20 @@ pub fn check_chain(
         help: "maqet opens only qcow2 and raw images".into(),
     })?;
     let mut members = vec![(path.to_owned(), first)];
-    let mut data_files = Vec::new();
     for _ in 0..MAX_DEPTH {
         let (current, current_format) = members.last().cloned().expect("one member");
+        // qemu-img would block on a FIFO and read a device: only regular
+        // files are images.
+        match std::fs::metadata(&current) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(Error::Refused {
+                    message: format!("drive `{drive}`: {current} is not a regular file"),
+                    help: "give a disk image file (devices, FIFOs and sockets are not images)"
+                        .into(),
+                });
+            }
+            _ => {}
+        }
         let member = info(&current, current_format)?;
         let refuse = |what: &str, name: &str, why: String, help: String| Error::Refused {
             message: format!(
@@ -449,11 +458,22 @@ pub fn check_chain(
                 .check(std::ffi::OsStr::new(name), &base)
                 .map_err(|e| refuse(what, name, format!("is refused: {e}"), e.help()))
         };
+        // An external data file is opened by QEMU by the name the image
+        // records, resolved against QEMU's own working directory (not the
+        // image's): maqet cannot hand it over checked, so it is refused.
         if let Some(name) = &member.data_file {
-            data_files.push(check("data file", name)?);
+            return Err(refuse(
+                "data file",
+                name,
+                "is an external data file, which maqet does not attach".into(),
+                format!(
+                    "make a self-contained image: `qemu-img convert -O qcow2 {} new.qcow2`",
+                    member.filename
+                ),
+            ));
         }
         let Some(name) = &member.backing else {
-            return Ok((members, data_files));
+            return Ok(members);
         };
         let checked = check("backing file", name)?;
         // Without a recorded format QEMU would probe the backing file: a
@@ -508,18 +528,11 @@ pub fn check_images(
 pub fn check_chains(starts: &[ChainStart<'_>], policy: &PathPolicy) -> Result<Chains> {
     let mut chains = Chains::new();
     for start in starts {
-        let (mut members, data_files) =
-            check_chain(start.drive, &start.path, start.format, policy)?;
+        let mut members = check_chain(start.drive, &start.path, start.format, policy)?;
         if start.is_top {
             members.remove(0);
         }
-        chains.insert(
-            start.drive.to_owned(),
-            Chain {
-                backing: members,
-                data_files,
-            },
-        );
+        chains.insert(start.drive.to_owned(), Chain { backing: members });
     }
     Ok(chains)
 }

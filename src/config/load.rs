@@ -554,12 +554,19 @@ fn why_not_a_file(path: &Utf8Path) -> &'static str {
 /// What each kind of drive needs to exist before the VM can use it.
 fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
     let name = drive.name();
-    // QEMU cannot use a directory as a disk; it would fail only at start.
+    // QEMU cannot use a directory as a disk, and a FIFO or device is no
+    // image (a FIFO would block maqet and QEMU); it would fail only at start.
     let directory = |kind: &str, path: &UserPath| {
-        path.as_path().is_dir().then(|| {
+        let meta = std::fs::metadata(path.as_path()).ok()?;
+        (!meta.is_file()).then(|| {
+            let what = if meta.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
             (
                 format!(
-                    "{kind} `{name}`: {} is a directory, not an image file",
+                    "{kind} `{name}`: {} is {what}, not an image file",
                     path.as_path()
                 ),
                 "point `file` at an image file".to_owned(),

@@ -178,13 +178,6 @@ pub fn needs(
             needs
                 .read
                 .extend(chain.backing.iter().map(|(p, _)| p.clone()));
-            // A data file is written with its image.
-            let target = if writable {
-                &mut needs.write
-            } else {
-                &mut needs.read
-            };
-            target.extend(chain.data_files.iter().cloned());
         }
     }
     for Network::User(user) in &config.network {

@@ -1059,3 +1059,63 @@ fn creating_an_image_never_writes_through_a_name_swapped_after_the_claim() {
         victim_text
     );
 }
+
+#[test]
+fn a_data_file_or_a_fifo_as_an_image_is_refused_at_add() {
+    if !have_qemu("a_data_file_or_a_fifo_as_an_image_is_refused_at_add") {
+        return;
+    }
+    let mut t = Test::new();
+    // QEMU resolves a relative data file against its own working directory
+    // (the VM's runtime dir), not the image's: `qemu.pid` would be its own.
+    std::fs::create_dir(t.path("dl")).expect("mkdir");
+    let image = s(&t.path("dl/pid.qcow2"));
+    let made = Command::new("qemu-img")
+        .current_dir(t.path("dl"))
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "data_file=qemu.pid,data_file_raw=on",
+        ])
+        .arg(&image)
+        .arg("1M")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "qemu-img create with a data file");
+    t.file(
+        "pid.ron",
+        &format!("(name: \"pid\", storage: [Qcow2(name: \"r\", file: \"{image}\")])\n"),
+    );
+    let (message, help) = fails(&mut t, &["add", "pid.ron"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "drive `r`: the data file `qemu.pid` of {image} is an external data file, which maqet does not attach"
+        )
+    );
+    assert!(help.contains("qemu-img convert -O qcow2"), "{help}");
+    // A FIFO is no image: refused at once, not a qemu-img that blocks.
+    let fifo = t.path("disk.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    for kind in ["Qcow2", "Raw"] {
+        let name = kind.to_lowercase();
+        t.file(
+            &format!("{name}.ron"),
+            &format!(
+                "(name: \"{name}\", storage: [{kind}(name: \"r\", file: \"{}\")])\n",
+                s(&fifo)
+            ),
+        );
+        let started = std::time::Instant::now();
+        let out = t
+            .command(["--json", "add", &format!("{name}.ron")])
+            .output()
+            .expect("run maqet");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(!out.status.success(), "{kind}: {out:?}");
+    }
+    assert!(t.list().is_empty());
+}

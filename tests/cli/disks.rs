@@ -976,7 +976,7 @@ fn evil_images(t: &Test) -> Vec<(&'static str, String)> {
         (
             "datafile.qcow2",
             format!(
-                "the data file `/etc/maqet-test/data.raw` of {dir}/datafile.qcow2 is refused: `/etc/maqet-test/data.raw` resolves to `/etc/maqet-test/data.raw`, inside the system directory /etc"
+                "the data file `/etc/maqet-test/data.raw` of {dir}/datafile.qcow2 is an external data file, which maqet does not attach"
             ),
         ),
         (
