@@ -45,6 +45,14 @@ pub enum PathError {
     },
     #[error("`{0}` is the filesystem root")]
     Root(String),
+    #[error("`{path}` resolves to `{resolved}`, inside maqet's own directory {dir}")]
+    MaqetOwn {
+        path: String,
+        resolved: String,
+        dir: String,
+    },
+    #[error("the shared directory `{path}` holds {holds}")]
+    ShareHolds { path: String, holds: String },
     #[error("`{path}` has too many levels of symbolic links")]
     SymlinkLoop { path: String },
     #[error("cannot resolve `{path}`: {reason}")]
@@ -55,7 +63,13 @@ impl PathError {
     /// True when the path was understood but is not allowed (exit code 4),
     /// false when it could not be understood at all (exit code 3).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, PathError::SystemDir { .. } | PathError::Root(_))
+        matches!(
+            self,
+            PathError::SystemDir { .. }
+                | PathError::Root(_)
+                | PathError::MaqetOwn { .. }
+                | PathError::ShareHolds { .. }
+        )
     }
 
     pub fn help(&self) -> String {
@@ -63,6 +77,16 @@ impl PathError {
             PathError::SystemDir { .. } | PathError::Root(_) => {
                 "maqet never points QEMU at system directories; use a path under your home \
                  directory, your temp directory or /dev/shm"
+                    .into()
+            }
+            PathError::MaqetOwn { .. } => {
+                "maqet's store, images and sockets are not for VMs to use: a guest could \
+                 rewrite them; give the VM its own file elsewhere"
+                    .into()
+            }
+            PathError::ShareHolds { .. } => {
+                "share a directory of its own with the guest, not one that holds your home \
+                 directory or maqet's files"
                     .into()
             }
             PathError::NotUtf8(_) => "rename the file so its path is valid UTF-8".into(),
@@ -82,6 +106,8 @@ impl PathError {
 pub struct PathPolicy {
     home: Option<PathBuf>,
     exempt: Vec<PathBuf>,
+    /// maqet's own data and runtime directories: never a VM's.
+    protected: Vec<PathBuf>,
 }
 
 impl PathPolicy {
@@ -103,7 +129,43 @@ impl PathPolicy {
             .filter_map(|p| resolve(p).ok())
             .filter(|p| is_reasonable_exemption(p))
             .collect();
-        PathPolicy { home, exempt }
+        PathPolicy {
+            home,
+            exempt,
+            protected: Vec::new(),
+        }
+    }
+
+    /// Refuse paths inside `dirs` (maqet's data and runtime directories):
+    /// a VM given maqet's store could have its guest rewrite it (and mark
+    /// itself trusted), and another VM's disk or sockets are not its own.
+    pub fn protecting(mut self, dirs: &[&Utf8Path]) -> PathPolicy {
+        self.protected.extend(
+            dirs.iter()
+                .filter_map(|d| resolve(d.as_std_path()).ok())
+                .filter(|d| d != Path::new("/")),
+        );
+        self
+    }
+
+    /// A directory shared with a guest must not hold the user's home or
+    /// maqet's own directories (the guest would read `~/.ssh`, or rewrite
+    /// maqet's store). `dir` has been through [`check`](Self::check).
+    pub fn check_share(&self, dir: &Utf8Path) -> Result<(), PathError> {
+        let std = dir.as_std_path();
+        let home = self.home.as_ref().and_then(|h| resolve(h).ok());
+        let held = home
+            .iter()
+            .map(|h| (h, "your home directory"))
+            .chain(self.protected.iter().map(|p| (p, "maqet's own files")))
+            .find(|(inner, _)| inner.starts_with(std));
+        match held {
+            Some((inner, what)) => Err(PathError::ShareHolds {
+                path: dir.to_string(),
+                holds: format!("{what} ({})", inner.display()),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Also let paths in under `dirs`: the settings file's `allow_write`
@@ -159,6 +221,13 @@ impl PathPolicy {
 
     fn judge(&self, text: &str, resolved: Utf8PathBuf) -> Result<Utf8PathBuf, PathError> {
         let std = resolved.as_std_path();
+        if let Some(dir) = self.protected.iter().find(|dir| std.starts_with(dir)) {
+            return Err(PathError::MaqetOwn {
+                path: text.into(),
+                resolved: resolved.to_string(),
+                dir: dir.display().to_string(),
+            });
+        }
         if self.exempt.iter().any(|dir| std.starts_with(dir))
             || ALLOWED_INSIDE_SYSTEM.iter().any(|dir| std.starts_with(dir))
         {

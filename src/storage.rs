@@ -581,6 +581,22 @@ pub fn chains_to_check<'c>(config: &'c VmConfig, disks_dir: &Utf8Path) -> Vec<Ch
     chains
 }
 
+/// Refuse shared directories that hold the user's home or maqet's own
+/// directories (see [`PathPolicy::check_share`]).
+pub fn check_shares(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
+    for drive in &config.storage {
+        if let Storage::Virtfs(share) = drive {
+            policy
+                .check_share(share.path.as_path())
+                .map_err(|e| Error::Refused {
+                    message: format!("virtfs `{}`: {e}", share.name),
+                    help: e.help(),
+                })?;
+        }
+    }
+    Ok(())
+}
+
 /// Put every path a stored config names through the filter again. A path
 /// was checked when the VM was added, but the file there can since have
 /// become a symlink into /etc.
@@ -605,6 +621,7 @@ pub fn recheck_paths(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
             paths.push((format!("drive `{}`", drive.name()), path));
         }
     }
+    check_shares(config, policy)?;
     for (what, path) in paths {
         policy
             .check(path.as_os_str(), Utf8Path::new("/"))

@@ -71,10 +71,13 @@ impl Env {
         dirs_env.settings_data_dir = settings.data_dir.clone().map(Into::into);
         dirs_env.settings_runtime_dir = settings.runtime_dir.clone().map(Into::into);
         let dirs = Dirs::resolve(&dirs_env, &cwd)?;
+        let policy = PathPolicy::from_env()
+            .allowing(&settings.allow_write)
+            .protecting(&[&dirs.data, &dirs.runtime]);
         Ok(Env {
             dirs,
             cwd,
-            policy: PathPolicy::from_env().allowing(&settings.allow_write),
+            policy,
             settings,
         })
     }
@@ -164,6 +167,7 @@ fn load_files(env: &Env, files: &[Utf8PathBuf]) -> Result<(Vec<Layer>, Vec<Utf8P
 /// qemu-img is there to read them (`start` checks again, and needs it).
 /// A VM without such images is not checked: no qemu-img is run for it.
 fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
+    crate::storage::check_shares(&vm.config, &env.policy)?;
     let chains = crate::storage::chains_to_check(&vm.config, &env.disks_dir(&vm.id));
     if chains.is_empty() {
         return Ok(());

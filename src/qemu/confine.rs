@@ -79,8 +79,12 @@ pub struct Needs {
     pub system_write: Vec<Utf8PathBuf>,
     /// The VM's own files, checked by the path filter: read-only...
     pub read: Vec<Utf8PathBuf>,
-    /// ...and read-write (its runtime dir, writable images and shares).
+    /// ...and read-write (writable images and shares).
     pub write: Vec<Utf8PathBuf>,
+    /// maqet's own files for this VM, read-write: its runtime directory and
+    /// the images maqet made (inside maqet's directories, which the filter
+    /// keeps VM configs out of).
+    pub own: Vec<Utf8PathBuf>,
     /// Devices it drives with ioctls (/dev/kvm).
     pub devices: Vec<Utf8PathBuf>,
     /// TCP ports it may listen on (forwards, VNC).
@@ -145,7 +149,7 @@ pub fn needs(
     settings: &Settings,
 ) -> Needs {
     let mut needs = Needs::base(program);
-    needs.write.push(runtime.dir.clone());
+    needs.own.push(runtime.dir.clone());
     if accel == Accelerator::Kvm {
         needs.devices.push("/dev/kvm".into());
     }
@@ -158,11 +162,19 @@ pub fn needs(
     }
     for drive in &config.storage {
         let (path, writable) = match drive {
+            Storage::Qcow2(q) if q.file.is_none() => {
+                needs.own.push(owned_image(disks_dir, q.name.as_str()));
+                if let Some(chain) = chains.get(drive.name().as_str()) {
+                    needs
+                        .read
+                        .extend(chain.backing.iter().map(|(p, _)| p.clone()));
+                }
+                continue;
+            }
             Storage::Qcow2(q) => (
-                q.file.as_ref().map_or_else(
-                    || owned_image(disks_dir, q.name.as_str()),
-                    |f| f.as_path().to_owned(),
-                ),
+                q.file
+                    .as_ref()
+                    .map_or_else(Utf8PathBuf::new, |f| f.as_path().to_owned()),
                 !q.readonly,
             ),
             Storage::Raw(r) => (r.file.as_path().to_owned(), !r.readonly),
@@ -401,8 +413,11 @@ pub fn prepare(needs: &Needs, policy: &PathPolicy) -> Result<Option<Prepared>> {
     }
     for (paths, access) in [(&needs.read, read), (&needs.write, write)] {
         for path in paths {
-            rules.push(rule(open_checked(path, policy)?, access));
+            rules.push(rule(open_checked(path, Some(policy))?, access));
         }
+    }
+    for path in &needs.own {
+        rules.push(rule(open_checked(path, None)?, write));
     }
 
     let fail = |e: landlock::RulesetError| Error::Confinement {
@@ -475,7 +490,7 @@ fn open_path(path: &Utf8Path) -> Result<Option<File>> {
 /// really is: a name swapped for a symlink between maqet's check and this
 /// open is caught here, and a swap after it changes nothing (the rule is
 /// on this inode).
-fn open_checked(path: &Utf8Path, policy: &PathPolicy) -> Result<File> {
+fn open_checked(path: &Utf8Path, policy: Option<&PathPolicy>) -> Result<File> {
     let fd = open_path(path)?.ok_or_else(|| {
         Error::invalid(
             format!("{path} does not exist"),
@@ -484,13 +499,15 @@ fn open_checked(path: &Utf8Path, policy: &PathPolicy) -> Result<File> {
     })?;
     let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|e| Error::io("cannot see where it is:", path, e))?;
-    let checked = policy
-        .check(real.as_os_str(), Utf8Path::new("/"))
-        .map_err(|e| Error::Refused {
-            message: format!("{path}: {e}"),
-            help: format!("{} (the file changed since it was checked)", e.help()),
-        })?;
-    if checked.as_std_path() != real {
+    if let Some(policy) = policy {
+        policy
+            .check(real.as_os_str(), Utf8Path::new("/"))
+            .map_err(|e| Error::Refused {
+                message: format!("{path}: {e}"),
+                help: format!("{} (the file changed since it was checked)", e.help()),
+            })?;
+    }
+    if real != path.as_std_path() {
         return Err(Error::Refused {
             message: format!("{path} moved while maqet opened it"),
             help: "someone is changing the directories above it; check who can write there".into(),

@@ -1119,3 +1119,52 @@ fn a_data_file_or_a_fifo_as_an_image_is_refused_at_add() {
     }
     assert!(t.list().is_empty());
 }
+
+#[test]
+fn a_config_cannot_reach_maqets_own_files_or_share_what_holds_them() {
+    let mut t = Test::new();
+    t.add_empty("first");
+    let store = t.data_dir().join("maqet.redb");
+    assert!(store.exists());
+    let data = s(&t.data_dir());
+    let root = s(t.root());
+    for (name, drive, message) in [
+        (
+            "db",
+            format!("Raw(name: \"d\", file: \"{}\")", s(&store)),
+            format!(
+                "`{0}` resolves to `{0}`, inside maqet's own directory {data}",
+                s(&store)
+            ),
+        ),
+        (
+            "share",
+            format!("Virtfs(name: \"s\", path: \"{root}\")"),
+            format!("virtfs `s`: the shared directory `{root}` holds maqet's own files ({data})"),
+        ),
+    ] {
+        t.file(
+            &format!("{name}.ron"),
+            &format!("(name: \"{name}\", storage: [{drive}])\n"),
+        );
+        // (The harness's HOME is the test dir; here it is elsewhere.)
+        t.env("HOME", "/nonexistent");
+        let (got, help) = fails(&mut t, &["add", &format!("{name}.ron")], 4);
+        assert!(got.ends_with(&message), "{got}\nwanted: {message}");
+        assert!(!help.is_empty());
+    }
+    // Sharing your home would give the guest ~/.ssh.
+    let home = t.path("home");
+    std::fs::create_dir_all(&home).expect("mkdir home");
+    t.file(
+        "home.ron",
+        &format!(
+            "(name: \"home\", storage: [Virtfs(name: \"h\", path: \"{}\")])\n",
+            s(&home)
+        ),
+    );
+    t.env("HOME", &home);
+    let (got, _) = fails(&mut t, &["add", "home.ron"], 4);
+    assert!(got.contains("holds your home directory"), "{got}");
+    assert_eq!(t.list().len(), 1, "only `first`");
+}
