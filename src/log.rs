@@ -32,8 +32,18 @@ pub fn init(verbosity: u8, log_file: Option<&Utf8Path>) -> Result<()> {
                 .create(true)
                 .append(true)
                 .mode(0o600)
+                // Never through a symlink: one planted in a shared
+                // directory would have maqet append to someone's file.
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
                 .open(path)
-                .map_err(|e| Error::io("cannot open the log file", path, e))?,
+                .map_err(|e| match e.raw_os_error() {
+                    Some(nix::libc::ELOOP) => Error::UnsafeDir {
+                        path: path.to_owned(),
+                        reason: "the log file is a symlink".into(),
+                        help: "give a log file path that is not a symlink".into(),
+                    },
+                    _ => Error::io("cannot open the log file", path, e),
+                })?,
         )),
         None => None,
     };

@@ -178,6 +178,9 @@ pub fn remove(
                 // delete elsewhere.
                 if remove_own_file(file)? {
                     entry.deleted.push(file.clone());
+                } else if file.exists() {
+                    // Not deleted (moved, or no longer ours): say so.
+                    entry.kept.push(file.clone());
                 }
             }
             // Only goes if maqet's files were all that was in it.

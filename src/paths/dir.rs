@@ -71,6 +71,15 @@ impl CheckedDir {
     /// through.
     pub fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<Utf8PathBuf> {
         let target = self.path.join(name);
+        match fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG => {
+                return Err(Error::Refused {
+                    message: format!("{target} exists and is not a regular file"),
+                    help: "choose another file name".into(),
+                });
+            }
+            _ => {}
+        }
         let temp = format!(".{name}.maqet-{}", std::process::id());
         let fd = openat(
             &self.fd,

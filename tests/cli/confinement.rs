@@ -592,6 +592,11 @@ fn rm_clean_storage_never_deletes_through_a_swapped_directory() {
         .json();
     assert_eq!(out[0]["deleted"], serde_json::json!([]), "{out}");
     assert_eq!(
+        out[0]["kept"],
+        serde_json::json!([s(&imgs.join("disk.qcow2"))]),
+        "what was not deleted is said to be kept: {out}"
+    );
+    assert_eq!(
         std::fs::read_to_string(t.path("victim/disk.qcow2")).expect("victim"),
         "the victim's file\n"
     );
@@ -1167,4 +1172,41 @@ fn a_config_cannot_reach_maqets_own_files_or_share_what_holds_them() {
     let (got, _) = fails(&mut t, &["add", "home.ron"], 4);
     assert!(got.contains("holds your home directory"), "{got}");
     assert_eq!(t.list().len(), 1, "only `first`");
+}
+
+#[test]
+fn the_log_file_is_never_written_through_a_symlink() {
+    let mut t = Test::new();
+    let (secret, text) = secret(&mut t);
+    symlink(&secret, t.path("maqet.log")).expect("symlink");
+    let log = s(&t.path("maqet.log"));
+    let (message, _) = fails(&mut t, &["--log-file", &log, "ls"], 4);
+    assert_eq!(
+        message,
+        format!("{log} is not safe to use: the log file is a symlink")
+    );
+    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
+}
+
+#[test]
+fn a_screendump_refuses_a_target_that_is_not_a_file() {
+    if !have_qemu("a_screendump_refuses_a_target_that_is_not_a_file") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("q.ron", &bios_config("q"))
+        .args(["add", "q.ron"])
+        .stdout_any()
+        .run();
+    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    t.args(["start", "q"]).stdout_any().run();
+    let fifo = t.path("shot.ppm");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let (message, _) = fails(&mut t, &["qmp", "screendump", "q", "shot.ppm"], 4);
+    assert_eq!(
+        message,
+        format!("{} exists and is not a regular file", s(&fifo))
+    );
+    let meta = std::fs::symlink_metadata(&fifo).expect("still there");
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
 }
