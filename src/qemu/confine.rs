@@ -541,3 +541,39 @@ pub fn enforce(ruleset: RawFd, filter: &[nix::libc::sock_filter]) -> io::Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamic_program_names_its_loader_and_a_script_its_interpreter() {
+        // This test binary itself is a dynamic ELF program (on glibc).
+        let me = Utf8PathBuf::from_path_buf(std::env::current_exe().expect("exe")).expect("utf-8");
+        let loader = elf_interpreter(&me);
+        if cfg!(target_env = "gnu") {
+            let loader = loader.expect("a PT_INTERP");
+            assert!(loader.as_str().contains("ld-linux"), "{loader}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = Utf8PathBuf::from_path_buf(dir.path().join("qemu")).expect("utf-8");
+        std::fs::write(&script, "#! /bin/sh -e\nexec qemu \"$@\"\n").expect("write");
+        assert_eq!(shebang(&script), Some("/bin/sh".into()));
+        assert_eq!(elf_interpreter(&script), None, "a script is not ELF");
+        std::fs::write(&script, "#!sh\n").expect("write");
+        assert_eq!(shebang(&script), None, "a relative interpreter is not run");
+    }
+
+    #[test]
+    fn the_socket_filter_builds_for_every_kind_of_vm() {
+        for (connect, unscoped) in [(false, false), (true, false), (false, true), (true, true)] {
+            let needs = Needs {
+                connect,
+                unscoped,
+                ..Needs::default()
+            };
+            let program = socket_filter(&needs).expect("a filter");
+            assert!(!program.is_empty() && program.len() < 200);
+        }
+    }
+}
