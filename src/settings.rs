@@ -108,6 +108,7 @@ pub fn load(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Result<Settings> {
         }
         Err(err) => return Err(err),
     };
+    check_owner(&path)?;
     let mut settings: Settings = parse_file(&src, &path, &path, &PathPolicy::from_env())?;
     // Relative directories mean relative to the settings file.
     let base = path.parent().unwrap_or(Utf8Path::new("/")).to_owned();
@@ -127,6 +128,34 @@ pub fn load(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Result<Settings> {
     }
     settings.source = Some(path);
     Ok(settings)
+}
+
+/// The settings file widens what QEMU may reach and names the QEMU to run:
+/// it must be yours (or root's) and writable by nobody else.
+fn check_owner(path: &Utf8Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let reason = if meta.uid() != me && meta.uid() != 0 {
+        Some(format!("it belongs to another user (uid {})", meta.uid()))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "others can write it (mode {:04o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::UnsafeDir {
+            path: path.to_owned(),
+            reason,
+            help: format!(
+                "it decides what QEMU may reach: `chmod go-w {path}`, and own it yourself"
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn expand(dir: &str, base: &Utf8Path) -> Result<String> {

@@ -88,34 +88,18 @@ pub fn create_image(image: &NewImage, disks_dir: &Utf8Path) -> Result<()> {
             help: "free some space (images grow as the guest writes), or put the image elsewhere with `file`".into(),
         });
     }
-    // Claimed exclusively first: qemu-img itself would overwrite a file
-    // that appeared meanwhile. And qemu-img writes the file claimed, by
+    // Claimed exclusively first (qemu-img itself would overwrite a file
+    // that appeared meanwhile), in the directory opened and checked by
+    // descriptor: a directory swapped for a symlink cannot get the file
+    // elsewhere. qemu-img then writes the very file claimed, by
     // descriptor: a name swapped after the claim reaches nothing.
-    let claimed = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(&image.path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::Refused {
-                message: format!(
-                    "{} already exists; maqet never overwrites an image",
-                    image.path
-                ),
-                help: "remove the file yourself, or point `file` at it to use it as it is".into(),
-            },
-            _ => Error::io("cannot create", image.path.clone(), e),
-        })?;
-    {
-        use std::os::fd::AsRawFd;
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", claimed.as_raw_fd()))
-            .map_err(|e| Error::io("cannot see where it is:", image.path.clone(), e))?;
-        if real != image.path.as_std_path() {
-            return Err(changed(&image.path, &real.display().to_string()));
-        }
-    }
+    let (Some(parent), Some(name)) = (image.path.parent(), image.path.file_name()) else {
+        return Err(Error::invalid(
+            format!("{} names no file", image.path),
+            "give the image a file name",
+        ));
+    };
+    let claimed = crate::paths::dir::CheckedDir::open(parent, None)?.create_new(name)?;
     let mut command = Command::new("qemu-img");
     command.args(["create", "-q", "-f", image.format]);
     if let Some((base, format)) = &image.backing {
@@ -262,11 +246,11 @@ fn pass_as_fd3(command: &mut Command, fd: i32) {
             } else {
                 nix::libc::dup2(fd, 3) >= 0
             };
-            if ok {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
+            if !ok {
+                return Err(std::io::Error::last_os_error());
             }
+            crate::qemu::spawn::close_on_exec_from(4);
+            Ok(())
         });
     }
 }

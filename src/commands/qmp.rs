@@ -91,8 +91,9 @@ fn not_running(vm: &Vm) -> Error {
 /// (`blockdev-add`, `netdev_add` with a tap script, `chardev-change`,
 /// `nbd-server-start`, `migrate "exec:…"`, `device_add` with a `romfile`,
 /// …) and is refused: a command QEMU adds in a later version is refused
-/// until someone has read what it does.
-pub const ALLOWED: [&str; 27] = [
+/// until someone has read what it does. (`qom-list-properties` is out:
+/// QEMU 7.2 aborts on some types, e.g. `microvm-machine`, killing the VM.)
+pub const ALLOWED: [&str; 26] = [
     "announce-self",
     "balloon",
     "block_set_io_throttle",
@@ -106,7 +107,6 @@ pub const ALLOWED: [&str; 27] = [
     "input-send-event",
     "qom-get",
     "qom-list",
-    "qom-list-properties",
     "qom-list-types",
     "ringbuf-read",
     "ringbuf-write",

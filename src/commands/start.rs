@@ -181,7 +181,8 @@ pub fn start(
         note(Note::Warning(&warning));
     }
     ensure_private_dir(&paths.dir)?;
-    let (mut accel, mut accel_note) = decide_accel(env, &vm, Some(&program))?;
+    let (mut accel, accel_note) = decide_accel(env, &vm, Some(&program))?;
+    let mut kvm_failure: Option<String> = None;
     let deadline = Instant::now() + opts.timeout;
     let (mut child, mut qmp) = loop {
         let mut argv = argv::build(&Plan {
@@ -200,24 +201,31 @@ pub fn start(
             images: argv::image_fds(&vm.config, &disks_dir, &chains),
             argv,
             accel,
-            accel_note: accel_note.clone(),
+            accel_note: kvm_failure
+                .as_ref()
+                .map(|message| format!("KVM failed at start: {message}"))
+                .or_else(|| accel_note.clone()),
         };
         match launch(env, &mut vm, attempt, &paths, deadline, opts.timeout, note)? {
-            Launch::Ready(child, qmp) => break (*child, qmp),
+            Launch::Ready(child, qmp) => {
+                if let Some(message) = &kvm_failure {
+                    remember_kvm_broken(&env.dirs.runtime, &program, message);
+                    note(Note::Warning(&format!(
+                        "QEMU failed with KVM ({message}); started `{}` with TCG (software emulation) instead",
+                        vm.name
+                    )));
+                }
+                break (*child, qmp);
+            }
             Launch::Exited(mut child) => {
                 // `accel: Auto` ends with a running VM: KVM that is present
-                // but aborts (nested virtualisation) falls back to TCG.
+                // but aborts (nested virtualisation) falls back to TCG. It
+                // is blamed on KVM only if TCG then runs (below).
                 if accel == Accelerator::Kvm && vm.config.accel == Accel::Auto {
                     let log_tail = tail(&paths.qemu_log, LOG_TAIL);
                     let _ = child.wait();
-                    let message = log_tail.join(" / ");
-                    remember_kvm_broken(&env.dirs.runtime, &program, &message);
-                    note(Note::Warning(&format!(
-                        "QEMU failed with KVM ({message}); starting `{}` with TCG (software emulation) instead",
-                        vm.name
-                    )));
+                    kvm_failure = Some(log_tail.join(" / "));
                     accel = Accelerator::Tcg;
-                    accel_note = Some(format!("KVM failed at start: {message}"));
                     continue;
                 }
                 return Err(exited_early(env, &mut vm, &mut child, &paths));

@@ -65,6 +65,29 @@ impl CheckedDir {
         &self.path
     }
 
+    /// Create `name` in this directory, exclusively (never over an existing
+    /// name, never through a symlink), private to you.
+    pub fn create_new(&self, name: &str) -> Result<File> {
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| {
+            let path = self.path.join(name);
+            match e {
+                nix::Error::EEXIST => Error::Refused {
+                    message: format!("{path} already exists; maqet never overwrites an image"),
+                    help: "remove the file yourself, or point `file` at it to use it as it is"
+                        .into(),
+                },
+                other => Error::io("cannot create", path, other.into()),
+            }
+        })?;
+        Ok(File::from(fd))
+    }
+
     /// Put `bytes` at `name` in this directory: written to a new private
     /// file (exclusive, never through a symlink) and renamed over the name,
     /// so an existing file or symlink there is replaced, never written

@@ -683,12 +683,28 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
         "k.ron",
         &format!("(name: \"k\", memory: \"64M\", binary: \"{program}\")\n"),
     );
+    // A VM that fails with TCG too: that is not KVM's fault, and nothing
+    // is remembered.
+    t.file(
+        "bad.ron",
+        &format!(
+            "(name: \"bad\", memory: \"64M\", binary: \"{program}\", arguments: [\"-bogus-option\"])\n"
+        ),
+    );
+    t.args(["add", "--trust", "bad.ron"]).stdout_any().run();
+    t.env("MAQET_CONFIG", &settings);
+    let (message, _) = fails(&mut t, &["start", "bad"], 1);
+    assert!(
+        message.contains("-bogus-option: invalid option"),
+        "{message}"
+    );
+    assert!(!t.runtime_dir().join("kvm-unusable").exists());
     t.args(["add", "--trust", "k.ron"]).stdout_any().run();
     let _stop = Stopper(t.command(["stop", "--force", "k"]));
     t.env("MAQET_CONFIG", &settings)
         .args(["start", "k"])
         .stdout_any()
-        .stderr("maqet: warning: QEMU failed with KVM (qemu: error: failed to set MSR 0x10a to 0x69); starting `k` with TCG (software emulation) instead\n")
+        .stderr("maqet: warning: QEMU failed with KVM (qemu: error: failed to set MSR 0x10a to 0x69); started `k` with TCG (software emulation) instead\n")
         .run();
     let status = t.args(["--json", "status", "k"]).run().json();
     assert_eq!(status["accel"], "tcg");
@@ -1209,4 +1225,133 @@ fn a_screendump_refuses_a_target_that_is_not_a_file() {
     );
     let meta = std::fs::symlink_metadata(&fifo).expect("still there");
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
+}
+
+#[test]
+fn qemu_inherits_no_descriptor_of_its_caller() {
+    if !have_qemu("qemu_inherits_no_descriptor_of_its_caller") {
+        return;
+    }
+    let mut t = Test::new();
+    let (secret, _) = secret(&mut t);
+    t.file("q.ron", &bios_config("q"))
+        .args(["add", "q.ron"])
+        .stdout_any()
+        .run();
+    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    // The caller leaves a descriptor open (a shell redirection, a build's
+    // jobserver): QEMU must not get it.
+    let out = t
+        .wrapped(
+            "sh",
+            &["-c", &format!("exec 9<'{secret}'; exec \"$0\" \"$@\"")],
+            &["start", "q"],
+        )
+        .output()
+        .expect("run maqet");
+    assert!(out.status.success(), "{out:?}");
+    let status = t.args(["--json", "status", "q"]).run().json();
+    let pid = status["pid"].as_i64().expect("a pid");
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("QEMU's fds")
+        .map(|fd| std::fs::read_link(fd.expect("an fd").path()).unwrap_or_default())
+        .collect();
+    assert!(!fds.iter().any(|f| f == Path::new(&secret)), "{fds:?}");
+}
+
+#[test]
+fn a_settings_file_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut t = Test::new();
+    t.file("cfg/maqet.ron", "(allow_write: [\"/\"])\n");
+    let settings = t.path("cfg/maqet.ron");
+    std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    t.env("MAQET_CONFIG", &settings);
+    let (message, help) = fails(&mut t, &["ls"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "{} is not safe to use: others can write it (mode 0666)",
+            s(&settings)
+        )
+    );
+    assert!(help.contains("chmod go-w"), "{help}");
+    if nix::unistd::geteuid().is_root() {
+        let nobody = nix::unistd::User::from_name("nobody")
+            .ok()
+            .flatten()
+            .expect("the nobody user");
+        std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        nix::unistd::chown(&settings, Some(nobody.uid), None).expect("chown");
+        t.env("MAQET_CONFIG", &settings);
+        let (message, _) = fails(&mut t, &["ls"], 4);
+        assert!(message.contains("it belongs to another user"), "{message}");
+    }
+}
+
+#[test]
+fn creating_an_image_never_lands_through_a_swapped_directory() {
+    if !have_qemu("creating_an_image_never_lands_through_a_swapped_directory") {
+        return;
+    }
+    let mut t = Test::new();
+    std::fs::create_dir_all(t.path("shared/vm")).expect("mkdir");
+    std::fs::create_dir_all(t.path("victim")).expect("mkdir");
+    symlink(t.path("victim"), t.path("shared/lnk")).expect("symlink");
+    let image = t.path("shared/vm/b.raw");
+    t.file(
+        "cr.ron",
+        &format!(
+            "(name: \"cr\", storage: [Raw(name: \"b\", file: \"{}\", size: \"1M\")])\n",
+            s(&image)
+        ),
+    );
+    t.args(["add", "cr.ron"]).stdout_any().run();
+    // Whoever owns shared/ swaps vm/ and a symlink to another directory.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Held by the test while it cleans up between tries, so it never
+    // deletes through the symlink (which would hide a leak).
+    let pause = std::sync::Arc::new(std::sync::Mutex::new(()));
+    let flipper = {
+        let (stop, pause) = (stop.clone(), pause.clone());
+        let (a, b) = (
+            std::ffi::CString::new(s(&t.path("shared/vm"))).expect("path"),
+            std::ffi::CString::new(s(&t.path("shared/lnk"))).expect("path"),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _held = pause.lock().expect("the pause lock");
+                // SAFETY: two valid C strings; the call only renames.
+                unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_renameat2,
+                        nix::libc::AT_FDCWD,
+                        a.as_ptr(),
+                        nix::libc::AT_FDCWD,
+                        b.as_ptr(),
+                        nix::libc::RENAME_EXCHANGE,
+                    );
+                }
+            }
+        })
+    };
+    for _ in 0..40 {
+        let _ = t
+            .command(["disk", "create", "cr", "b"])
+            .output()
+            .expect("run maqet");
+        let _held = pause.lock().expect("the pause lock");
+        for entry in ["shared/vm", "shared/lnk"] {
+            let real = std::fs::symlink_metadata(t.path(entry)).is_ok_and(|m| m.is_dir());
+            if real {
+                let _ = std::fs::remove_file(t.path(entry).join("b.raw"));
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().expect("the flipper");
+    let leaked: Vec<_> = std::fs::read_dir(t.path("victim"))
+        .expect("victim dir")
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
 }
