@@ -53,6 +53,8 @@ pub enum PathError {
     },
     #[error("the shared directory `{path}` holds {holds}")]
     ShareHolds { path: String, holds: String },
+    #[error("`{path}` is inside `{hidden}`, a hidden file or directory of your home")]
+    HiddenInHome { path: String, hidden: String },
     #[error("`{path}` has too many levels of symbolic links")]
     SymlinkLoop { path: String },
     #[error("cannot resolve `{path}`: {reason}")]
@@ -69,6 +71,7 @@ impl PathError {
                 | PathError::Root(_)
                 | PathError::MaqetOwn { .. }
                 | PathError::ShareHolds { .. }
+                | PathError::HiddenInHome { .. }
         )
     }
 
@@ -87,6 +90,12 @@ impl PathError {
             PathError::ShareHolds { .. } => {
                 "share a directory of its own with the guest, not one that holds your home \
                  directory or maqet's files"
+                    .into()
+            }
+            PathError::HiddenInHome { .. } => {
+                "your home's hidden files and directories hold keys and settings (~/.ssh, \
+                 ~/.gnupg, ~/.config); a VM may not use them. Keep VM files elsewhere, or \
+                 name the directory in `allow_write` in maqet's settings"
                     .into()
             }
             PathError::NotUtf8(_) => "rename the file so its path is valid UTF-8".into(),
@@ -108,6 +117,8 @@ pub struct PathPolicy {
     exempt: Vec<PathBuf>,
     /// maqet's own data and runtime directories: never a VM's.
     protected: Vec<PathBuf>,
+    /// What the settings file allows VMs (`allow_write`).
+    allowed: Vec<PathBuf>,
 }
 
 impl PathPolicy {
@@ -133,6 +144,7 @@ impl PathPolicy {
             home,
             exempt,
             protected: Vec::new(),
+            allowed: Vec::new(),
         }
     }
 
@@ -172,7 +184,7 @@ impl PathPolicy {
     /// (e.g. `/var/lib/libvirt/images`), which only the user's own settings
     /// can name. `/` itself is never exempted.
     pub fn allowing(mut self, dirs: &[String]) -> PathPolicy {
-        self.exempt.extend(
+        self.allowed.extend(
             dirs.iter()
                 .map(PathBuf::from)
                 .filter(|p| p.is_absolute())
@@ -180,6 +192,33 @@ impl PathPolicy {
                 .filter(|p| p != Path::new("/")),
         );
         self
+    }
+
+    /// [`check`](Self::check) a path a VM will use (an image, backing file,
+    /// share, kernel): also refused inside a hidden file or directory of
+    /// the user's home (`~/.ssh/id_ed25519` as a raw disk, or as the backing
+    /// file a downloaded image names, would hand the key to the guest),
+    /// unless the settings file allows the place.
+    pub fn check_vm(&self, raw: &OsStr, base: &Utf8Path) -> Result<Utf8PathBuf, PathError> {
+        let path = self.check(raw, base)?;
+        let std = path.as_std_path();
+        if self.allowed.iter().any(|dir| std.starts_with(dir)) {
+            return Ok(path);
+        }
+        let home = self.home.as_ref().and_then(|h| resolve(h).ok());
+        if let Some(rest) = home.as_ref().and_then(|h| std.strip_prefix(h).ok()) {
+            let mut hidden = home.clone().unwrap_or_default();
+            for part in rest.components() {
+                hidden.push(part);
+                if part.as_os_str().as_encoded_bytes().starts_with(b".") {
+                    return Err(PathError::HiddenInHome {
+                        path: raw.to_string_lossy().into_owned(),
+                        hidden: hidden.display().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(path)
     }
 
     /// Resolve `raw` (relative paths against `base`) and check it.
@@ -227,6 +266,9 @@ impl PathPolicy {
                 resolved: resolved.to_string(),
                 dir: dir.display().to_string(),
             });
+        }
+        if self.allowed.iter().any(|dir| std.starts_with(dir)) {
+            return Ok(resolved);
         }
         if self.exempt.iter().any(|dir| std.starts_with(dir))
             || ALLOWED_INSIDE_SYSTEM.iter().any(|dir| std.starts_with(dir))

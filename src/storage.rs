@@ -439,7 +439,7 @@ pub fn check_chain(
                 ));
             }
             policy
-                .check(std::ffi::OsStr::new(name), &base)
+                .check_vm(std::ffi::OsStr::new(name), &base)
                 .map_err(|e| refuse(what, name, format!("is refused: {e}"), e.help()))
         };
         // An external data file is opened by QEMU by the name the image
@@ -608,7 +608,7 @@ pub fn recheck_paths(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
     check_shares(config, policy)?;
     for (what, path) in paths {
         policy
-            .check(path.as_os_str(), Utf8Path::new("/"))
+            .check_vm(path.as_os_str(), Utf8Path::new("/"))
             .map_err(|e| Error::Refused {
                 message: format!("{what}: {e}"),
                 help: format!("{} (the file changed since the VM was added)", e.help()),

@@ -196,7 +196,7 @@ pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
         let refused = (!owned)
             .then(|| {
                 env.policy
-                    .check(path.as_os_str(), camino::Utf8Path::new("/"))
+                    .check_vm(path.as_os_str(), camino::Utf8Path::new("/"))
                     .err()
             })
             .flatten()

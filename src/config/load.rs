@@ -70,7 +70,7 @@ impl<'de> Deserialize<'de> for UserPath {
         let text = String::deserialize(d)?;
         CONTEXT.with_borrow_mut(|slot| match slot {
             None => Ok(UserPath(Utf8PathBuf::from(text))),
-            Some(ctx) => match ctx.policy.check(OsStr::new(&text), &ctx.base) {
+            Some(ctx) => match ctx.policy.check_vm(OsStr::new(&text), &ctx.base) {
                 Ok(path) => Ok(UserPath(path)),
                 Err(err) => {
                     let message = err.to_string();

@@ -501,7 +501,7 @@ fn open_checked(path: &Utf8Path, policy: Option<&PathPolicy>) -> Result<File> {
         .map_err(|e| Error::io("cannot see where it is:", path, e))?;
     if let Some(policy) = policy {
         policy
-            .check(real.as_os_str(), Utf8Path::new("/"))
+            .check_vm(real.as_os_str(), Utf8Path::new("/"))
             .map_err(|e| Error::Refused {
                 message: format!("{path}: {e}"),
                 help: format!("{} (the file changed since it was checked)", e.help()),

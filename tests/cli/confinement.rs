@@ -1355,3 +1355,60 @@ fn creating_an_image_never_lands_through_a_swapped_directory() {
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+#[test]
+fn a_config_or_an_image_cannot_hand_your_keys_to_the_guest() {
+    if !have_qemu("a_config_or_an_image_cannot_hand_your_keys_to_the_guest") {
+        return;
+    }
+    let mut t = Test::new();
+    // The harness's HOME is the test dir.
+    t.file(".ssh/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    let key = s(&t.path(".ssh/id_ed25519"));
+    t.file(
+        "raw.ron",
+        "(name: \"raw\", storage: [Raw(name: \"k\", file: \"~/.ssh/id_ed25519\", readonly: true)])\n",
+    );
+    let (message, help) = fails(&mut t, &["add", "raw.ron"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "raw.ron: `~/.ssh/id_ed25519` is inside `{}`, a hidden file or directory of your home",
+            s(&t.path(".ssh"))
+        )
+    );
+    assert!(help.contains("allow_write"), "{help}");
+    // A downloaded image naming the key as its backing file.
+    std::fs::create_dir(t.path("Downloads")).expect("mkdir");
+    let image = s(&t.path("Downloads/cool.qcow2"));
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-F", "raw", "-b", &key, &image, "1M",
+    ]);
+    t.file(
+        "img.ron",
+        &format!("(name: \"img\", storage: [Qcow2(name: \"root\", file: \"{image}\")])\n"),
+    );
+    let (message, _) = fails(&mut t, &["add", "img.ron"], 4);
+    assert!(
+        message.starts_with(&format!(
+            "drive `root`: the backing file `{key}` of {image} is refused"
+        )),
+        "{message}"
+    );
+    assert!(t.list().is_empty());
+    // The settings file can allow a hidden directory of VM files.
+    t.file(".vms/disk.raw", &"\0".repeat(4096));
+    t.file(
+        "vms.ron",
+        "(name: \"vms\", storage: [Raw(name: \"d\", file: \"~/.vms/disk.raw\")])\n",
+    );
+    t.file(
+        "cfg/maqet.ron",
+        &format!("(allow_write: [\"{}\"])\n", s(&t.path(".vms"))),
+    );
+    let settings = s(&t.path("cfg/maqet.ron"));
+    t.env("MAQET_CONFIG", &settings)
+        .args(["add", "vms.ron"])
+        .stdout_any()
+        .run();
+}
