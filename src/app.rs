@@ -54,7 +54,20 @@ pub fn run(cli: Cli) -> Result<Report> {
         .log_level
         .map_or(0, |l| l.verbosity())
         .max(cli.verbose);
-    crate::log::init(verbosity, cli.log_file.as_deref())?;
+    // The log file goes through the path filter like every path a user
+    // gives (a symlinked directory into /etc is refused); it is then opened
+    // by the name given, never through a final symlink.
+    let log_file = cli
+        .log_file
+        .as_deref()
+        .map(|p| {
+            crate::paths::PathPolicy::from_env()
+                .check(p.as_os_str(), &cwd)
+                .map(|_| cwd.join(p))
+                .map_err(Error::path)
+        })
+        .transpose()?;
+    crate::log::init(verbosity, log_file.as_deref())?;
     if cli.version {
         return Ok(Report::Version);
     }

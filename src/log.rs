@@ -34,13 +34,26 @@ pub fn init(verbosity: u8, log_file: Option<&Utf8Path>) -> Result<()> {
                 .mode(0o600)
                 // Never through a symlink: one planted in a shared
                 // directory would have maqet append to someone's file.
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
                 .open(path)
+                .and_then(|file| {
+                    // Only a regular file with no other name: not a FIFO
+                    // (it would block), not a hard link to someone's file.
+                    use std::os::unix::fs::MetadataExt;
+                    let meta = file.metadata()?;
+                    if meta.is_file() && meta.nlink() == 1 {
+                        Ok(file)
+                    } else {
+                        Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
+                    }
+                })
                 .map_err(|e| match e.raw_os_error() {
-                    Some(nix::libc::ELOOP) => Error::UnsafeDir {
+                    // ENXIO: a FIFO nobody reads (opened without blocking).
+                    Some(nix::libc::ELOOP | nix::libc::ENXIO) => Error::UnsafeDir {
                         path: path.to_owned(),
-                        reason: "the log file is a symlink".into(),
-                        help: "give a log file path that is not a symlink".into(),
+                        reason: "the log file is a symlink, a hard link or not a regular file"
+                            .into(),
+                        help: "give a log file of your own (a new name is fine)".into(),
                     },
                     _ => Error::io("cannot open the log file", path, e),
                 })?,

@@ -1199,8 +1199,22 @@ fn the_log_file_is_never_written_through_a_symlink() {
     let (message, _) = fails(&mut t, &["--log-file", &log, "ls"], 4);
     assert_eq!(
         message,
-        format!("{log} is not safe to use: the log file is a symlink")
+        format!(
+            "{log} is not safe to use: the log file is a symlink, a hard link or not a regular file"
+        )
     );
+    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
+    // Nor through a hard link, nor into a FIFO (which would block).
+    std::fs::remove_file(t.path("maqet.log")).expect("rm");
+    std::fs::hard_link(&secret, t.path("maqet.log")).expect("link");
+    fails(&mut t, &["--log-file", &log, "ls"], 4);
+    std::fs::remove_file(t.path("maqet.log")).expect("rm");
+    nix::unistd::mkfifo(
+        &t.path("maqet.log"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    fails(&mut t, &["--log-file", &log, "ls"], 4);
     assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
 }
 
