@@ -157,6 +157,8 @@ pub fn spawn(
     let mut command = Command::new(&argv[0]);
     command
         .args(&argv[1..])
+        .env_clear()
+        .envs(qemu_environment())
         .current_dir(&paths.dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
@@ -263,6 +265,35 @@ pub fn open_images(images: &[ImageFd]) -> Result<Vec<(OwnedFd, i32)>> {
         }
     }
     Ok(fds)
+}
+
+/// What of maqet's environment QEMU gets: what it and its libraries read
+/// (locale, time zone, temp dir, and a display for a window), nothing else.
+/// A caller's shell may hold tokens and keys in its environment; a QEMU
+/// has no use for them, and a guest that escapes into QEMU would read them
+/// from /proc/self/environ.
+pub const QEMU_ENVIRONMENT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "XDG_RUNTIME_DIR",
+];
+
+fn qemu_environment() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+    QEMU_ENVIRONMENT
+        .iter()
+        .filter_map(|key| std::env::var_os(key).map(|value| (*key, value)))
 }
 
 /// QEMU is not installed (or not where the config says).

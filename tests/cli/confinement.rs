@@ -1426,3 +1426,36 @@ fn a_config_or_an_image_cannot_hand_your_keys_to_the_guest() {
         .stdout_any()
         .run();
 }
+
+#[test]
+fn qemu_gets_none_of_the_callers_secrets_from_the_environment() {
+    if !have_qemu("qemu_gets_none_of_the_callers_secrets_from_the_environment") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("q.ron", &bios_config("q"))
+        .args(["add", "q.ron"])
+        .stdout_any()
+        .run();
+    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    t.env("AWS_SECRET_ACCESS_KEY", "hunter2")
+        .env("LANG", "C.UTF-8")
+        .args(["start", "q"])
+        .stdout_any()
+        .run();
+    let status = t.args(["--json", "status", "q"]).run().json();
+    let pid = status["pid"].as_i64().expect("a pid");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("QEMU's environment");
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(vars.iter().any(|v| v == "LANG=C.UTF-8"), "{vars:?}");
+    assert!(
+        vars.iter().all(|v| maqet::qemu::spawn::QEMU_ENVIRONMENT
+            .iter()
+            .any(|k| v.starts_with(&format!("{k}=")))),
+        "{vars:?}"
+    );
+}
