@@ -77,6 +77,7 @@ pub fn run(cli: Cli) -> Result<Report> {
             "run `maqet --help` to see the commands",
         ));
     };
+    let json = cli.json;
     let env = Env::from_process(
         cwd,
         cli.data_dir.as_deref(),
@@ -211,7 +212,17 @@ pub fn run(cli: Cli) -> Result<Report> {
         Command::Console(args) => {
             if args.log {
                 let mut out = std::io::stdout().lock();
-                commands::console_log(&env, &args.vm, args.follow, &mut out)?;
+                if json {
+                    // The guest wrote it: under --json it is data, one
+                    // `{"line": ...}` per line, never raw on stdout.
+                    let mut lines = crate::console::JsonLines::new(&mut out);
+                    commands::console_log(&env, &args.vm, args.follow, &mut lines)?;
+                    lines
+                        .finish()
+                        .map_err(|e| Error::io("cannot write", "stdout", e))?;
+                } else {
+                    commands::console_log(&env, &args.vm, args.follow, &mut out)?;
+                }
                 return Ok(Report::Silent);
             }
             if args.follow {

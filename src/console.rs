@@ -227,3 +227,88 @@ pub fn rotate_log(path: &Utf8Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// A writer that turns the bytes written to it into JSON lines,
+/// `{"line": "..."}` per line of text (invalid UTF-8 replaced, terminal
+/// controls escaped), for `console --log` under `--json`.
+pub struct JsonLines<'a> {
+    out: &'a mut dyn Write,
+    pending: Vec<u8>,
+}
+
+impl<'a> JsonLines<'a> {
+    pub fn new(out: &'a mut dyn Write) -> JsonLines<'a> {
+        JsonLines {
+            out,
+            pending: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self, line: &[u8]) -> io::Result<()> {
+        let text = String::from_utf8_lossy(line);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let value = serde_json::json!({ "line": text });
+        writeln!(
+            self.out,
+            "{}",
+            crate::terminal::safe_json(&value.to_string())
+        )
+    }
+
+    /// Write the last, unfinished line, if any.
+    pub fn finish(mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.emit(&rest)?;
+        }
+        self.out.flush()
+    }
+}
+
+impl Write for JsonLines<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line[..line.len() - 1])?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod json_lines_tests {
+    use super::*;
+
+    #[test]
+    fn console_output_becomes_one_json_object_per_line() {
+        let mut out = Vec::new();
+        let mut lines = JsonLines::new(&mut out);
+        lines
+            .write_all(b"boot\r\nevil \x1b[2J\xe2\x80\xae")
+            .expect("write");
+        lines.write_all(b"end\n\xffpartial").expect("write");
+        lines.finish().expect("finish");
+        let text = String::from_utf8(out).expect("UTF-8");
+        let parsed: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect();
+        assert_eq!(
+            parsed,
+            [
+                serde_json::json!({"line": "boot"}),
+                serde_json::json!({"line": "evil \u{1b}[2J\u{202e}end"}),
+                serde_json::json!({"line": "\u{fffd}partial"}),
+            ]
+        );
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+    }
+}
