@@ -119,6 +119,9 @@ pub struct PathPolicy {
     protected: Vec<PathBuf>,
     /// What the settings file allows VMs (`allow_write`).
     allowed: Vec<PathBuf>,
+    /// Your home as the password database has it, when `$HOME` says
+    /// otherwise (cron, `sudo -u`, services): its hidden files are yours too.
+    account_home: Option<PathBuf>,
 }
 
 impl PathPolicy {
@@ -128,7 +131,25 @@ impl PathPolicy {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .filter(|h| h.is_absolute());
-        PathPolicy::new(home, Some(std::env::temp_dir()))
+        let mut policy = PathPolicy::new(home, Some(std::env::temp_dir()));
+        policy.account_home = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|user| user.dir)
+            .filter(|dir| dir.is_absolute() && dir != Path::new("/"));
+        policy
+    }
+
+    /// Every home whose hidden files are off limits, resolved.
+    fn homes(&self) -> Vec<PathBuf> {
+        let mut homes: Vec<PathBuf> = [&self.home, &self.account_home]
+            .into_iter()
+            .flatten()
+            .filter_map(|h| resolve(h).ok())
+            .filter(|h| h != Path::new("/"))
+            .collect();
+        homes.dedup();
+        homes
     }
 
     /// A policy with an explicit home and temp directory (for tests).
@@ -145,6 +166,7 @@ impl PathPolicy {
             exempt,
             protected: Vec::new(),
             allowed: Vec::new(),
+            account_home: None,
         }
     }
 
@@ -165,8 +187,8 @@ impl PathPolicy {
     /// maqet's store). `dir` has been through [`check`](Self::check).
     pub fn check_share(&self, dir: &Utf8Path) -> Result<(), PathError> {
         let std = dir.as_std_path();
-        let home = self.home.as_ref().and_then(|h| resolve(h).ok());
-        let held = home
+        let homes = self.homes();
+        let held = homes
             .iter()
             .map(|h| (h, "your home directory"))
             .chain(self.protected.iter().map(|p| (p, "maqet's own files")))
@@ -205,9 +227,11 @@ impl PathPolicy {
         if self.allowed.iter().any(|dir| std.starts_with(dir)) {
             return Ok(path);
         }
-        let home = self.home.as_ref().and_then(|h| resolve(h).ok());
-        if let Some(rest) = home.as_ref().and_then(|h| std.strip_prefix(h).ok()) {
-            let mut hidden = home.clone().unwrap_or_default();
+        for home in self.homes() {
+            let Ok(rest) = std.strip_prefix(&home) else {
+                continue;
+            };
+            let mut hidden = home.clone();
             for part in rest.components() {
                 hidden.push(part);
                 if part.as_os_str().as_encoded_bytes().starts_with(b".") {

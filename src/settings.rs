@@ -146,13 +146,54 @@ fn check_owner(path: &Utf8Path) -> Result<()> {
     } else {
         None
     };
-    match reason {
-        Some(reason) => Err(Error::UnsafeDir {
+    if let Some(reason) = reason {
+        return Err(Error::UnsafeDir {
             path: path.to_owned(),
             reason,
             help: format!(
                 "it decides what QEMU may reach: `chmod go-w {path}`, and own it yourself"
             ),
+        });
+    }
+    // Nor may anyone else replace it: the directory holding the name given
+    // and, through a symlink, the one holding the file.
+    let real = std::fs::canonicalize(path).map_err(|e| Error::io("cannot resolve", path, e))?;
+    let dirs = [path.as_std_path().parent(), real.parent()];
+    for dir in dirs.into_iter().flatten() {
+        check_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// A directory holding the settings file: yours or root's, and writable by
+/// nobody else unless sticky (then others cannot rename your file).
+fn check_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = Utf8Path::from_path(dir).map_or_else(
+        || Utf8PathBuf::from(dir.to_string_lossy().into_owned()),
+        Utf8Path::to_owned,
+    );
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io("cannot inspect", &shown, e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let sticky = meta.mode() & 0o1000 != 0;
+    let reason = if meta.uid() != me && meta.uid() != 0 {
+        Some(format!(
+            "the settings file's directory belongs to another user (uid {})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 && !sticky {
+        Some(format!(
+            "others can replace the settings file in it (mode {:04o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::UnsafeDir {
+            help: format!("keep maqet.ron in a directory only you can write: `chmod go-w {shown}`"),
+            path: shown,
+            reason,
         }),
         None => Ok(()),
     }

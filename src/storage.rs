@@ -206,8 +206,15 @@ pub fn qemu_img_on(image: &std::fs::File, args: &[&str]) -> Result<String> {
 fn qemu_img_with(args: &[&str], image: Option<i32>) -> Result<String> {
     let mut command = Command::new("qemu-img");
     command.args(args).stdin(Stdio::null());
-    if let Some(fd) = image {
-        pass_as_fd3(&mut command, fd);
+    match image {
+        Some(fd) => pass_as_fd3(&mut command, fd),
+        // SAFETY: async-signal-safe system calls only, in the child.
+        None => unsafe {
+            command.pre_exec(|| {
+                crate::qemu::spawn::close_on_exec_from(3);
+                Ok(())
+            });
+        },
     }
     let output = command.output().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => missing_qemu_img(),

@@ -415,8 +415,9 @@ impl WriteTx<'_> {
             path: self.store.path.clone(),
             detail: format!("cannot encode the record of {} ({e})", vm.name),
         })?;
-        if let Some(owner) = self.id_of(&vm.name)?
-            && owner != vm.id
+        let owner = self.id_of(&vm.name)?;
+        if let Some(owner) = &owner
+            && *owner != vm.id
         {
             return Err(Error::NameTaken {
                 name: vm.name.to_string(),
@@ -427,6 +428,28 @@ impl WriteTx<'_> {
             .txn
             .open_table(VMS)
             .map_err(|e| self.store.damaged(e))?;
+        // Names win over ids in lookups: a new name that is another VM's id
+        // (or a prefix of it) would take the commands meant for that VM.
+        let text = vm.name.as_str();
+        if owner.is_none()
+            && text.len() >= VmId::MIN_PREFIX
+            && text.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let prefix = text.to_ascii_lowercase();
+            let first = vms
+                .range(prefix.as_str()..)
+                .map_err(|e| self.store.damaged(e))?
+                .next()
+                .transpose()
+                .map_err(|e| self.store.damaged(e))?
+                .map(|(key, _)| key.value().to_owned());
+            if let Some(id) = first.filter(|id| id.starts_with(&prefix) && id != vm.id.as_str()) {
+                return Err(Error::invalid(
+                    format!("the name `{text}` is the id, or the start of the id, of VM {id}"),
+                    "choose a name that is not a VM id: names are looked up before ids",
+                ));
+            }
+        }
         let mut names = self
             .txn
             .open_table(NAMES)

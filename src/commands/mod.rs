@@ -71,9 +71,13 @@ impl Env {
         dirs_env.settings_data_dir = settings.data_dir.clone().map(Into::into);
         dirs_env.settings_runtime_dir = settings.runtime_dir.clone().map(Into::into);
         let dirs = Dirs::resolve(&dirs_env, &cwd)?;
+        // The settings file too: a guest given it as a disk could turn
+        // confinement off and name the QEMU every later VM runs.
+        let mut own: Vec<&Utf8Path> = vec![&dirs.data, &dirs.runtime];
+        own.extend(settings.source.as_deref());
         let policy = PathPolicy::from_env()
             .allowing(&settings.allow_write)
-            .protecting(&[&dirs.data, &dirs.runtime]);
+            .protecting(&own);
         Ok(Env {
             dirs,
             cwd,

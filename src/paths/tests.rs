@@ -616,3 +616,27 @@ fn a_name_too_long_for_the_filesystem_is_unreadable_not_refused() {
     assert!(matches!(err, PathError::Unreadable { .. }), "{err:?}");
     assert!(!err.is_refusal());
 }
+
+/// The account's home from the password database counts as well as `$HOME`
+/// (cron, `sudo -u` and services often set another `$HOME`).
+#[test]
+fn hidden_files_of_the_account_home_are_refused_whatever_home_says() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let (env_home, account) = (root.join("elsewhere"), root.join("me"));
+    std::fs::create_dir_all(account.join(".ssh")).expect("mkdir");
+    std::fs::create_dir_all(&env_home).expect("mkdir");
+    let mut policy = PathPolicy::new(Some(env_home), Some(root.clone()));
+    policy.account_home = Some(account.clone());
+    let key = account.join(".ssh/id_ed25519");
+    let err = policy
+        .check_vm(key.as_os_str(), Utf8Path::new("/"))
+        .expect_err("refused");
+    assert!(matches!(err, PathError::HiddenInHome { .. }), "{err}");
+    let plain = account.join("vm.img");
+    assert!(
+        policy
+            .check_vm(plain.as_os_str(), Utf8Path::new("/"))
+            .is_ok()
+    );
+}

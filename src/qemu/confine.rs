@@ -318,13 +318,16 @@ impl Prepared {
 
 /// The socket filter (seccomp), which covers what Landlock (ABI 6) cannot:
 /// Landlock has no rule for connecting to a Unix socket by path (a session
-/// bus, docker.sock, an ssh agent) nor for UDP. So QEMU may create only
-/// TCP/UDP sockets, no UDP without a user-mode NIC (the guest's own
-/// traffic), Unix sockets only for a window on the host's display, and no
-/// io_uring (which creates sockets past the filter). Sockets it inherits
-/// (its monitors, the console) are not affected.
+/// bus, docker.sock, an ssh agent), for UDP, or for protocols beside TCP.
+/// So QEMU may create only plain TCP/UDP sockets (no raw ones, no MPTCP or
+/// SCTP), no UDP without a user-mode NIC (the guest's own traffic), Unix
+/// sockets only for a window on the host's display, no io_uring (which
+/// creates sockets past the filter), and may not touch kernel keyrings.
+/// Sockets it inherits (its monitors, the console) are not affected.
 fn socket_filter(needs: &Needs) -> Result<Vec<nix::libc::sock_filter>> {
-    use nix::libc::{AF_INET, AF_INET6, AF_UNIX, EACCES, SOCK_DGRAM};
+    use nix::libc::{
+        AF_INET, AF_INET6, AF_UNIX, EACCES, IPPROTO_TCP, IPPROTO_UDP, SOCK_DGRAM, SOCK_RAW,
+    };
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
         SeccompFilter, SeccompRule, TargetArch,
@@ -342,7 +345,17 @@ fn socket_filter(needs: &Needs) -> Result<Vec<nix::libc::sock_filter>> {
         other.push(arg(0, Op::Ne, AF_UNIX)?);
     }
     let mut socket = vec![rule(other)?];
-    // ...and UDP without a NIC (the type's low bits; flags sit above).
+    // ...any protocol but the default, TCP or UDP (MPTCP and SCTP get past
+    // Landlock's TCP rules)...
+    socket.push(rule(vec![
+        arg(2, Op::Ne, 0)?,
+        arg(2, Op::Ne, IPPROTO_TCP)?,
+        arg(2, Op::Ne, IPPROTO_UDP)?,
+    ])?);
+    // ...raw sockets (as root, UDP and ICMP past everything else; the
+    // type's low bits, flags sit above)...
+    socket.push(rule(vec![arg(1, Op::MaskedEq(0xf), SOCK_RAW)?])?);
+    // ...and UDP without a NIC.
     if !needs.connect {
         for family in [AF_INET, AF_INET6] {
             socket.push(rule(vec![
@@ -351,9 +364,13 @@ fn socket_filter(needs: &Needs) -> Result<Vec<nix::libc::sock_filter>> {
             ])?);
         }
     }
+    // The kernel keyrings of the caller's session are no business of QEMU's.
     let rules = [
         (nix::libc::SYS_socket, socket),
         (nix::libc::SYS_io_uring_setup, Vec::new()),
+        (nix::libc::SYS_keyctl, Vec::new()),
+        (nix::libc::SYS_add_key, Vec::new()),
+        (nix::libc::SYS_request_key, Vec::new()),
     ]
     .into_iter()
     .collect();

@@ -1290,6 +1290,19 @@ fn a_settings_file_others_can_write_is_refused() {
         )
     );
     assert!(help.contains("chmod go-w"), "{help}");
+    // Nor in a directory where others could replace it.
+    std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(t.path("cfg"), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    t.env("MAQET_CONFIG", &settings);
+    let (message, _) = fails(&mut t, &["ls"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "{} is not safe to use: others can replace the settings file in it (mode 0777)",
+            s(&t.path("cfg"))
+        )
+    );
+    std::fs::set_permissions(t.path("cfg"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     if nix::unistd::geteuid().is_root() {
         let nobody = nix::unistd::User::from_name("nobody")
             .ok()
@@ -1458,4 +1471,97 @@ fn qemu_gets_none_of_the_callers_secrets_from_the_environment() {
             .any(|k| v.starts_with(&format!("{k}=")))),
         "{vars:?}"
     );
+}
+
+/// The sandbox itself, probed from inside: a trusted `binary` that is a
+/// Python script runs where QEMU would, under the same ruleset and socket
+/// filter, and reports what it could do.
+#[test]
+fn a_program_in_the_sandbox_reaches_nothing_it_should_not() {
+    let test = "a_program_in_the_sandbox_reaches_nothing_it_should_not";
+    if !have_landlock(test) || !Path::new("/usr/bin/python3").exists() {
+        eprintln!("\n!!! SKIPPED {test}: no Landlock or no /usr/bin/python3 !!!\n");
+        return;
+    }
+    let mut t = Test::new();
+    let (secret, _) = secret(&mut t);
+    t.file(
+        "probe",
+        &format!(
+            r#"#!/usr/bin/python3
+import os, socket
+results = []
+def attempt(name, make):
+    try:
+        make()
+        results.append(name + " ok")
+    except OSError as e:
+        results.append(name + " " + str(e.errno))
+attempt("tcp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close())
+attempt("mptcp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262).close())
+attempt("raw", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP).close())
+attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close())
+attempt("unix", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close())
+attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW).close())
+attempt("secret", lambda: open("{secret}").read())
+attempt("shadow", lambda: open("/etc/shadow").read())
+attempt("exec", lambda: os.execv("/bin/true", ["true"]))
+open("probe.txt", "w").write("\n".join(results) + "\n")
+"#
+        ),
+    );
+    std::fs::set_permissions(
+        t.path("probe"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    t.file(
+        "p.ron",
+        &format!(
+            "(name: \"p\", accel: Tcg, memory: \"64M\", binary: \"{}\")\n",
+            s(&t.path("probe"))
+        ),
+    );
+    let id = t
+        .args(["add", "--trust", "p.ron"])
+        .run()
+        .stdout
+        .trim()
+        .to_owned();
+    // It is no QEMU: the start fails once it exits.
+    fails(&mut t, &["start", "p", "--timeout", "20"], 1);
+    let report = std::fs::read_to_string(t.runtime_dir().join(&id).join("probe.txt"))
+        .expect("the probe's report");
+    assert_eq!(
+        report,
+        "tcp ok\nmptcp 13\nraw 13\nudp 13\nunix 13\nnetlink 13\nsecret 13\nshadow 13\nexec 13\n"
+    );
+}
+
+#[test]
+fn a_vm_cannot_be_named_like_another_vms_id() {
+    let mut t = Test::new();
+    let id = t.add_empty("first");
+    for name in [&id[..8], id.as_str()] {
+        t.file("imp.ron", &format!("(name: \"{name}\")\n"));
+        let (message, _) = fails(&mut t, &["add", "imp.ron"], 3);
+        assert_eq!(
+            message,
+            format!("the name `{name}` is the id, or the start of the id, of VM {id}")
+        );
+    }
+    // The settings file is maqet's own too: a VM may not use it.
+    t.file("cfg/maqet.ron", "()\n");
+    let settings = s(&t.path("cfg/maqet.ron"));
+    t.file(
+        "cfg.ron",
+        &format!("(name: \"cfg\", storage: [Raw(name: \"c\", file: \"{settings}\")])\n"),
+    );
+    t.env("MAQET_CONFIG", &settings);
+    let (message, _) = fails(&mut t, &["add", "cfg.ron"], 4);
+    assert!(
+        message.contains("inside maqet's own directory"),
+        "{message}"
+    );
+    assert_eq!(t.list().len(), 1);
 }

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use camino::Utf8PathBuf;
+use maqet::config::VmConfig;
+use maqet::store::Store;
+use maqet::vm::{Status, Timestamp, Vm, VmId};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_maqet");
@@ -606,4 +609,32 @@ fn redaction_replaces_ids_short_ids_and_times() {
         "web  [ short-id ]  created\nid: [ID]\n\
          at [TIME]; cafe decade deadbeefcafe 0123456789abc"
     );
+}
+
+/// Put VMs with chosen ids straight into the store: random ids share a
+/// 4-character prefix only after some 300 `add`s.
+pub fn seed(t: &Test, vms: &[(&str, &str)]) {
+    let store = Store::open(&t.dirs()).expect("open the store");
+    store
+        .write(|tx| {
+            for (name, id) in vms {
+                let vm = Vm {
+                    id: VmId::parse(id).expect("a valid id"),
+                    name: name.parse().expect("a valid name"),
+                    config: VmConfig::default(),
+                    sources: Vec::new(),
+                    created: Timestamp(1_700_000_000),
+                    updated: Timestamp(1_700_000_000),
+                    status: Status::Created,
+                    runtime: None,
+                    last_exit: None,
+                    owned: Vec::new(),
+                    auto_remove: false,
+                    trusted: false,
+                };
+                tx.put(&vm)?;
+            }
+            Ok(())
+        })
+        .expect("seed the store");
 }

@@ -1,6 +1,6 @@
 //! `maqet rm`: removing one VM or all of them.
 
-use crate::harness::Test;
+use crate::harness::{Test, seed};
 
 #[test]
 fn rm_by_name() {
@@ -169,9 +169,14 @@ fn rm_all_of_more_vms_than_the_open_file_limit() {
 /// taken for it.
 #[test]
 fn rm_removes_the_vm_asked_for_when_another_is_named_like_its_id() {
+    // Such a name is refused now (confinement.rs), but a store may hold
+    // one from before: `web`'s id is another VM's name.
     let mut t = Test::new();
-    let web = t.add_empty("web");
-    let lookalike = t.add_empty(&web);
+    let (web, lookalike) = (
+        "abcd1234abcd1234abcd1234abcd1234",
+        "aaaa0000000000000000000000000001",
+    );
+    seed(&t, &[(web, lookalike), ("web", web)]);
     t.args(["rm", "web"])
         .stdout(&format!("removed web ({})\n", &web[..12]))
         .run();
@@ -179,7 +184,7 @@ fn rm_removes_the_vm_asked_for_when_another_is_named_like_its_id() {
     assert_eq!(left.len(), 1);
     assert_eq!(
         (left[0]["name"].as_str(), left[0]["id"].as_str()),
-        (Some(web.as_str()), Some(lookalike.as_str()))
+        (Some(web), Some(lookalike))
     );
 }
 
