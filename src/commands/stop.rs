@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -25,9 +25,16 @@ pub enum StopOutcome {
     },
 }
 
-/// How long QEMU gets to exit after `quit`, and after SIGKILL.
+/// What reaching QMP for `quit` gets after the guest's time (or at once
+/// with `--force`): a stopped or hung QEMU never greets, and is killed, so
+/// `stop` ends within `--timeout` plus this.
+const QUIT_BUDGET: Duration = Duration::from_millis(900);
+/// How long a QEMU that took `quit` gets to exit.
 const QUIT_WAIT: Duration = Duration::from_secs(5);
+/// How long the guest phase may spend reaching QMP.
 const QMP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a SIGKILLed QEMU gets to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Stop a VM: ACPI power button, then QMP `quit`, then SIGKILL through a
 /// pidfd after the identity check. Stopping a stopped VM succeeds.
@@ -73,8 +80,12 @@ pub fn stop(
     };
 
     let mut how = None;
-    if !opts.force {
-        match Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT) {
+    // Every wait below, connecting and QEMU's greeting included, comes out
+    // of one budget: a stopped or hung QEMU must not hold `stop` longer.
+    let deadline = Instant::now() + opts.timeout;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    if !opts.force && !left().is_zero() {
+        match Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT.min(left())) {
             Ok(mut qmp) => {
                 qmp.execute("system_powerdown", None)?;
                 // QEMU serves one QMP client at a time: let go, so `status`
@@ -84,7 +95,7 @@ pub fn stop(
                     "asked the guest to power off; waiting up to {} s",
                     opts.timeout.as_secs()
                 )));
-                if process.wait_exit(opts.timeout) {
+                if process.wait_exit(left()) {
                     how = Some("the guest powered off");
                 }
             }
@@ -94,11 +105,16 @@ pub fn stop(
         }
     }
     if how.is_none() {
-        if let Ok(mut qmp) = Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT) {
-            // The reply may never come: QEMU can close the socket as it quits.
-            let _ = qmp.execute("quit", None);
-        }
-        if process.wait_exit(QUIT_WAIT) {
+        let asked = match Qmp::connect(&rt.qmp_socket, QUIT_BUDGET) {
+            Ok(mut qmp) => {
+                // The reply may never come: QEMU can close the socket as it
+                // quits.
+                let _ = qmp.execute("quit", None);
+                true
+            }
+            Err(_) => false,
+        };
+        if asked && process.wait_exit(QUIT_WAIT) {
             how = Some(if opts.force {
                 "QEMU quit"
             } else {
@@ -110,10 +126,10 @@ pub fn stop(
         process
             .signal(Signal::SIGKILL)
             .map_err(|e| Error::io("cannot kill QEMU", format!("pid {}", rt.pid), e))?;
-        if !process.wait_exit(QUIT_WAIT) {
+        if !process.wait_exit(KILL_WAIT) {
             return Err(Error::TimedOut {
                 what: format!("QEMU (pid {}) to die after SIGKILL", rt.pid),
-                seconds: QUIT_WAIT.as_secs(),
+                seconds: KILL_WAIT.as_secs(),
                 last_seen: None,
                 help: "the process may be stuck in the kernel (e.g. on a hung disk); check `ps`"
                     .into(),

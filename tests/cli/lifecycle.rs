@@ -605,3 +605,47 @@ fn a_vm_whose_runtime_dir_was_deleted_is_never_started_twice() {
     t.args(["stop", "--force", "unmoored"]).run();
     assert!(!alive(pid), "stop still reaches it, through its pid");
 }
+
+/// A QEMU that is stopped (SIGSTOP) never greets on QMP: `stop` must not
+/// wait past `--timeout` for it, but kill it within about a second more.
+#[test]
+fn stop_of_a_hung_qemu_keeps_to_its_timeout() {
+    if !crate::guest::have_qemu("stop_of_a_hung_qemu_keeps_to_its_timeout") {
+        return;
+    }
+    for force in [false, true] {
+        let mut t = Test::new();
+        t.file("h.ron", &crate::guest::bios_config("h"));
+        t.args(["add", "h.ron"]).stdout_any().run();
+        t.args(["start", "h"]).stdout_any().run();
+        let status = t.args(["--json", "status", "h"]).run().json();
+        let pid = status["pid"].as_i64().expect("a pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .expect("SIGSTOP");
+        let started = std::time::Instant::now();
+        let mut args = vec!["stop", "h", "--timeout", "1"];
+        if force {
+            args.push("--force");
+        }
+        if force {
+            t.args(&args).stdout("stopped h: QEMU was killed\n").run();
+        } else {
+            t.args(&args)
+                .stdout("stopped h: QEMU was killed\n")
+                .stderr_contains("cannot reach QMP")
+                .run();
+        }
+        let took = started.elapsed();
+        // 1 s for the guest (none with --force), under 1 s for `quit`,
+        // then SIGKILL; it took 15 s and 10 s before.
+        assert!(
+            took < std::time::Duration::from_secs(4),
+            "force {force}: {took:?}"
+        );
+        let status = t.args(["--json", "status", "h"]).run().json();
+        assert_eq!(status["state"], "stopped");
+    }
+}
