@@ -510,7 +510,9 @@ fn to_json(report: &Report) -> Value {
         Report::Sent(n) => json!({ "sent": n }),
         Report::Written(path) => json!({ "file": path.as_str() }),
         Report::RunState { name, state } => json!({ "name": name, "run_state": state }),
-        Report::Device { id, added } => json!({ "id": id, "added": added }),
+        // Says what happened: `device-add` added, `device-del` removed.
+        Report::Device { id, added: true } => json!({ "id": id, "added": true }),
+        Report::Device { id, added: false } => json!({ "id": id, "removed": true }),
         Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => json!({
             "action": format!("{action:?}").to_lowercase(),
             "name": name,

@@ -711,6 +711,26 @@ fn on_q35_a_device_goes_on_a_hotpluggable_root_port() {
         .stdout("removed rng0\n")
         .run();
     assert!(!pci_ids(&mut t, "drv-q35").contains(&"rng0".to_owned()));
+    // The JSON says what happened (it said `"added": false`).
+    let added = t
+        .args(["--json", "qmp", "device-add", "drv-q35", "virtio-rng-pci"])
+        .args(["--id", "rng1", "--prop", "bus=hp0"])
+        .run()
+        .json();
+    assert_eq!(added, serde_json::json!({"id": "rng1", "added": true}));
+    let removed = t
+        .args([
+            "--json",
+            "qmp",
+            "device-del",
+            "drv-q35",
+            "rng1",
+            "--timeout",
+            "60",
+        ])
+        .run()
+        .json();
+    assert_eq!(removed, serde_json::json!({"id": "rng1", "removed": true}));
 }
 
 #[test]
