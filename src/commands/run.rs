@@ -101,9 +101,18 @@ pub fn run(
     let started = match start(env, vm.name.as_str(), &start_opts, note) {
         Ok(StartOutcome::Started { vm, .. }) => vm,
         Ok(StartOutcome::DryRun { vm, .. }) => vm,
-        Err(e) => {
-            if opts.rm {
-                let _ = remove_now(env, &vm);
+        Err(mut e) => {
+            // With --rm the VM goes too: the error must not send the user
+            // to `maqet status` of a VM that is no longer there.
+            if opts.rm && remove_now(env, &vm).is_ok() {
+                let gone = format!(
+                    "`{}` was removed (run --rm); fix what is reported above and run it again",
+                    vm.name
+                );
+                match &mut e {
+                    Error::QemuExited { help, .. } | Error::TimedOut { help, .. } => *help = gone,
+                    _ => {}
+                }
             }
             return Err(e);
         }

@@ -208,6 +208,9 @@ pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
                 Storage::Qcow2(q) if q.size.is_some() => {
                     "missing (maqet creates it at start)".to_owned()
                 }
+                Storage::Raw(r) if r.size.is_some() => {
+                    "missing (maqet creates it at start)".to_owned()
+                }
                 _ => "missing".to_owned(),
             })
         } else if std::fs::File::open(&path).is_err() {

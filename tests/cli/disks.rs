@@ -1311,3 +1311,24 @@ fn storage_orphans_lists_and_deletes_files_no_vm_uses() {
     t.args(["storage", "orphans"]).stdout("").run();
     assert_eq!(tree(&disks), [keep.clone(), format!("{keep}/root.qcow2")]);
 }
+
+/// Before the first start, a raw image with a size is one start will make.
+#[test]
+fn storage_verify_says_start_creates_a_sized_raw_image() {
+    let mut t = Test::new();
+    t.file(
+        "r.ron",
+        "(name: \"r\", storage: [Raw(name: \"d\", file: \"d.raw\", size: \"1M\")])\n",
+    );
+    t.args(["add", "r.ron"]).stdout_any().run();
+    let out = t
+        .args(["--json", "storage", "verify", "r"])
+        .status(1)
+        .stdout_any()
+        .run()
+        .json();
+    assert_eq!(
+        out["drives"][0]["problem"],
+        "missing (maqet creates it at start)"
+    );
+}

@@ -155,3 +155,27 @@ fn run_with_console_pipes_to_the_guest() {
     );
     t.args(["stop", "--force", "chatty"]).run();
 }
+
+/// `run --rm` of a VM that fails to start removes it, and the error says
+/// so instead of pointing at `maqet status` of a VM that is gone.
+#[test]
+fn run_rm_that_fails_to_start_says_the_vm_is_gone() {
+    if !have_qemu("run_rm_that_fails_to_start_says_the_vm_is_gone") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file(
+        "bad.ron",
+        "(name: \"bad\", accel: Tcg, memory: \"64M\", arguments: [\"-bogus-option\"])\n",
+    );
+    let out = t
+        .args(["--json", "run", "--trust", "bad.ron", "--rm"])
+        .status(1)
+        .run();
+    let error = &out.stderr_json()["error"];
+    assert_eq!(
+        error["help"],
+        "`bad` was removed (run --rm); fix what is reported above and run it again"
+    );
+    assert!(t.list().is_empty());
+}
