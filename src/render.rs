@@ -152,6 +152,13 @@ pub fn render(report: &Report, json: bool) -> String {
                         safe_field(file.as_str())
                     );
                 }
+                for (file, user) in &r.in_use {
+                    let _ = writeln!(
+                        text,
+                        "  kept {} (used by {user})",
+                        safe_field(file.as_str())
+                    );
+                }
                 text
             })
             .collect(),
@@ -471,6 +478,7 @@ fn to_json(report: &Report) -> Value {
                         "name": r.name.as_str(),
                         "deleted": r.deleted,
                         "kept": r.kept,
+                        "in_use": r.in_use.iter().map(|(file, user)| json!({"file": file, "by": user.as_str()})).collect::<Vec<_>>(),
                     })
                 })
                 .collect(),

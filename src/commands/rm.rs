@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::{Env, Note, StopOptions, stop};
@@ -23,6 +23,9 @@ pub struct Removed {
     pub deleted: Vec<camino::Utf8PathBuf>,
     /// Images the user supplied: never deleted.
     pub kept: Vec<camino::Utf8PathBuf>,
+    /// Images maqet made for it that another VM still uses (as a drive or
+    /// as the backing file its config names), with that VM's name: kept.
+    pub in_use: Vec<(camino::Utf8PathBuf, Name)>,
 }
 
 /// What a removed record said, for cleaning up after it.
@@ -151,6 +154,17 @@ pub fn remove(
             query: query.clone(),
         });
     }
+    // Images of the removed VMs that VMs still in the store use: kept.
+    drop(store);
+    let users = if clean_storage {
+        let candidates: HashSet<&camino::Utf8Path> = removed
+            .iter()
+            .flat_map(|g| g.owned.iter().map(camino::Utf8PathBuf::as_path))
+            .collect();
+        users_of(env, &candidates)?
+    } else {
+        HashMap::new()
+    };
     let mut report = Vec::with_capacity(removed.len());
     for Gone {
         name,
@@ -168,11 +182,16 @@ pub fn remove(
                 .into_iter()
                 .filter(|p| !owned.contains(p) && p.exists())
                 .collect(),
+            in_use: Vec::new(),
             name,
             id,
         };
         if clean_storage {
             for file in &owned {
+                if let Some(user) = users.get(file.as_path()) {
+                    entry.in_use.push((file.clone(), user.clone()));
+                    continue;
+                }
                 // By descriptor of the directory it was made in: a parent
                 // swapped for a symlink since then cannot send this
                 // delete elsewhere.
@@ -191,4 +210,37 @@ pub fn remove(
     // Names are unique: an unstable sort orders the same.
     report.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(report)
+}
+
+/// Which of `candidates` a VM in the store uses, as a drive's file or as
+/// the backing file its config names, and the name of one such VM. One
+/// pass over the records, keeping only the candidates found.
+pub(crate) fn users_of(
+    env: &Env,
+    candidates: &HashSet<&camino::Utf8Path>,
+) -> Result<HashMap<camino::Utf8PathBuf, Name>> {
+    let mut users = HashMap::new();
+    if candidates.is_empty() {
+        return Ok(users);
+    }
+    let Some(store) = Store::open_existing(&env.dirs, Access::Read)? else {
+        return Ok(users);
+    };
+    store.each(|vm| {
+        let disks_dir = env.disks_dir(&vm.id);
+        for drive in &vm.config.storage {
+            let backing = match drive {
+                crate::config::Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path()),
+                _ => None,
+            };
+            let file = super::storage::image_path(drive, &disks_dir);
+            for used in file.as_deref().into_iter().chain(backing) {
+                if candidates.contains(used) && !users.contains_key(used) {
+                    users.insert(used.to_owned(), vm.name.clone());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(users)
 }

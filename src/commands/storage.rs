@@ -113,6 +113,12 @@ pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
                     .iter()
                     .filter_map(|d| image_path(d, &disks_dir)),
             );
+            // An image another VM's config names as its backing file is in
+            // use too.
+            used.extend(vm.config.storage.iter().filter_map(|d| match d {
+                Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path().to_owned()),
+                _ => None,
+            }));
             used.extend(vm.owned);
             Ok(())
         })?;

@@ -184,8 +184,13 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
                 id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
                 deleted: vec![path(text)],
                 kept: vec![path(text)],
+                in_use: vec![(path(text), name("child"))],
             }]),
-            vec![("/0/deleted/0", p()), ("/0/kept/0", p())],
+            vec![
+                ("/0/deleted/0", p()),
+                ("/0/kept/0", p()),
+                ("/0/in_use/0/file", p()),
+            ],
         ),
         (Report::DryRun(vec![text.to_owned()]), vec![("/0", t())]),
         (

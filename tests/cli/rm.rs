@@ -29,7 +29,7 @@ fn rm_by_id_prefix_as_json() {
     let out = t.args(["--json", "rm", &id[..5]]).run();
     assert_eq!(
         out.json(),
-        serde_json::json!([{"id": id, "name": "web", "deleted": [], "kept": []}])
+        serde_json::json!([{"id": id, "name": "web", "deleted": [], "kept": [], "in_use": []}])
     );
     assert!(t.list().is_empty());
 }
@@ -208,4 +208,57 @@ fn rm_needs_exactly_one_target() {
         .stderr_contains("rm needs a VM or --all")
         .run();
     assert_eq!(t.list().len(), 1);
+}
+
+/// An image maqet made for one VM that another VM uses — as its backing
+/// file, or as a drive of its own — is kept by `rm --clean-storage`, and
+/// said to be.
+#[test]
+fn rm_clean_storage_keeps_images_other_vms_use() {
+    if !crate::guest::have_qemu("rm_clean_storage_keeps_images_other_vms_use") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file(
+        "base.ron",
+        "(name: \"base\", storage: [Qcow2(name: \"root\", file: \"golden.qcow2\", size: \"1M\"), Raw(name: \"shared\", file: \"shared.raw\", size: \"1M\")])\n",
+    );
+    t.args(["add", "base.ron"]).stdout_any().run();
+    t.args(["disk", "create", "base", "root"])
+        .stdout_any()
+        .run();
+    t.args(["disk", "create", "base", "shared"])
+        .stdout_any()
+        .run();
+    // (Images in maqet's data directory cannot be named by a config: a
+    // golden image is a file of your own.)
+    let root = t.path("golden.qcow2");
+    let shared = t.path("shared.raw");
+    t.file(
+        "child.ron",
+        &format!(
+            "(name: \"child\", accel: Tcg, memory: \"64M\", storage: [Qcow2(name: \"root\", size: \"1M\", backing_file: \"{}\", backing_format: Qcow2), Raw(name: \"s\", file: \"shared.raw\")])\n",
+            root.display()
+        ),
+    );
+    t.args(["add", "child.ron"]).stdout_any().run();
+    let out = t
+        .args(["--json", "rm", "--clean-storage", "base"])
+        .run()
+        .json();
+    assert_eq!(out[0]["deleted"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        out[0]["in_use"],
+        serde_json::json!([
+            {"file": root.to_str().expect("UTF-8"), "by": "child"},
+            {"file": shared.to_str().expect("UTF-8"), "by": "child"},
+        ]),
+        "{out}"
+    );
+    assert!(root.exists() && shared.exists());
+    // The child still starts on them.
+    t.args(["start", "child"]).stdout_any().run();
+    t.args(["stop", "--force", "child"]).stdout_any().run();
+    // Nor are they orphans.
+    t.args(["storage", "orphans"]).stdout("").run();
 }
