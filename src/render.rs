@@ -134,7 +134,15 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Added(vm) => format!("{}\n", vm.id),
         Report::Applied { vm, created } => {
             let verb = if *created { "created" } else { "updated" };
-            format!("{verb} {} ({})\n", vm.name, vm.id.short())
+            let mut text = format!("{verb} {} ({})\n", vm.name, vm.id.short());
+            if vm.pending_restart() {
+                let _ = writeln!(
+                    text,
+                    "  it is running: the change applies at its next start (`maqet stop {0}`, then `maqet start {0}`)",
+                    vm.name
+                );
+            }
+            text
         }
         Report::List(_) => unreachable!("lists are written above"),
         Report::Info(vm) => info(vm),
@@ -354,6 +362,12 @@ fn status_rows(s: &VmStatus) -> Vec<(&'static str, String)> {
         }
         rows.push(("confined", rt.confinement.describe()));
     }
+    if s.vm.pending_restart() {
+        rows.push((
+            "pending",
+            "the config changed since QEMU started; it applies at the next start".into(),
+        ));
+    }
     if s.vm.trusted {
         rows.push((
             "trusted",
@@ -466,6 +480,7 @@ fn to_json(report: &Report) -> Value {
             "id": vm.id.as_str(),
             "name": vm.name.as_str(),
             "created": created,
+            "pending_restart": vm.pending_restart(),
         }),
         Report::List(_) => unreachable!("lists are written row by row (write_list_json)"),
         Report::Info(vm) => vm_json(vm),
@@ -621,6 +636,7 @@ fn status_json(s: &VmStatus) -> Value {
         "confined": s.vm.runtime.as_ref().map(|r| r.confinement.is_confined()),
         "confinement": s.vm.runtime.as_ref().map(|r| r.confinement.describe()),
         "trusted": s.vm.trusted,
+        "pending_restart": s.vm.pending_restart(),
         "run_state": s.run_state,
         "unreachable": s.unreachable,
         "last_exit": exit.map(|e| json!({
@@ -699,6 +715,13 @@ fn info(vm: &Vm) -> String {
         ("created", vm.created.rfc3339()),
         ("updated", vm.updated.rfc3339()),
     ];
+    if vm.pending_restart() {
+        rows.push((
+            "pending",
+            "the running QEMU has the config from before this update; it applies at the next start"
+                .into(),
+        ));
+    }
     for (i, source) in vm.sources.iter().enumerate() {
         rows.push((if i == 0 { "sources" } else { "" }, source.to_string()));
     }
@@ -917,6 +940,7 @@ fn vm_json(vm: &Vm) -> Value {
         "updated": vm.updated.rfc3339(),
         "sources": vm.sources,
         "trusted": vm.trusted,
+        "pending_restart": vm.pending_restart(),
         "config": config_json(&vm.config),
     })
 }

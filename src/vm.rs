@@ -235,6 +235,15 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// True when the config changed (by `apply`) after the running QEMU was
+    /// started: it runs with the old one until its next start. (Seconds:
+    /// an `apply` in the same second as the start is not seen.)
+    pub fn pending_restart(&self) -> bool {
+        self.runtime
+            .as_ref()
+            .is_some_and(|rt| rt.pid > 0 && self.updated > rt.started)
+    }
+
     /// A newly defined VM, never started.
     pub fn new(
         name: Name,

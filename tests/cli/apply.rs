@@ -61,7 +61,7 @@ fn apply_as_json() {
     let out = t.args(["--json", "apply", "web", "--cpus", "2"]).run();
     assert_eq!(
         out.json(),
-        json!({"id": id, "name": "web", "created": false})
+        json!({"id": id, "name": "web", "created": false, "pending_restart": false})
     );
     let out = t.args(["--json", "apply", "db", "--cpus", "2"]).run();
     assert_eq!(out.json()["created"], true);
@@ -228,4 +228,33 @@ fn apply_refuses_what_would_fail_at_start() {
         t.args(["--json", "info", "old"]).run().json()["config"]["cpus"],
         1
     );
+}
+
+/// `apply` to a running VM says the change waits for the next start, and
+/// `status` and `info` say it is pending until then.
+#[test]
+fn apply_to_a_running_vm_says_the_change_waits_for_the_next_start() {
+    if !crate::guest::have_qemu("apply_to_a_running_vm_says_the_change_waits_for_the_next_start") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("r.ron", &crate::guest::bios_config("r"));
+    t.args(["add", "r.ron"]).stdout_any().run();
+    t.args(["start", "r"]).stdout_any().run();
+    // Timestamps are in seconds: apply in a later second than the start.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    t.args(["apply", "r", "--memory", "128M"])
+        .stdout_contains("it is running: the change applies at its next start")
+        .run();
+    let status = t.args(["--json", "status", "r"]).run().json();
+    assert_eq!(status["pending_restart"], true);
+    let info = t.args(["--json", "info", "r"]).run().json();
+    assert_eq!(info["pending_restart"], true);
+    t.args(["status", "r"]).stdout_contains("pending:").run();
+    t.args(["stop", "--force", "r"]).stdout_any().run();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    t.args(["start", "r"]).stdout_any().run();
+    let status = t.args(["--json", "status", "r"]).run().json();
+    assert_eq!(status["pending_restart"], false);
+    t.args(["stop", "--force", "r"]).stdout_any().run();
 }

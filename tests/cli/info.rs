@@ -184,6 +184,7 @@ fn info_as_json() {
       "created": "[TIME]",
       "id": "[ID]",
       "name": "full-example",
+      "pending_restart": false,
       "sources": [
         "[TMP]/full.ron"
       ],
