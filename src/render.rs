@@ -235,8 +235,9 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Cleanup { cleanup, dry_run } => {
             let verb = if *dry_run { "would remove" } else { "removed" };
             let mut text = String::new();
+            let now = if *dry_run { "would be" } else { "now" };
             for (name, status) in &cleanup.reconciled {
-                let _ = writeln!(text, "{}: now {status}", safe_field(name));
+                let _ = writeln!(text, "{}: {now} {status}", safe_field(name));
             }
             for path in &cleanup.removed {
                 let _ = writeln!(text, "{verb} {}", safe_field(path.as_str()));

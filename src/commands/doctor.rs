@@ -377,7 +377,10 @@ pub struct Cleanup {
 
 pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
     let mut survey = survey(env)?.unwrap_or_default();
-    if !dry_run {
+    if dry_run {
+        // Says what the real run would mark, without marking it.
+        survey.preview();
+    } else {
         survey.reconcile(env)?;
     }
     let stale = stale_runtime_files(env, &survey);

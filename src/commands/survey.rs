@@ -40,6 +40,25 @@ pub fn survey(env: &Env) -> Result<Option<Survey>> {
 }
 
 impl Survey {
+    /// What [`reconcile`](Self::reconcile) would change, without changing
+    /// anything (`cleanup --dry-run`).
+    pub fn preview(&mut self) {
+        use crate::qemu::process::Liveness;
+        for vm in &self.live {
+            if let Some(Liveness::Gone { clean }) = crate::reconcile::observe(vm) {
+                let status = if clean {
+                    Status::Stopped
+                } else {
+                    Status::Crashed
+                };
+                if status != vm.status {
+                    self.changed.push((vm.name.to_string(), status));
+                }
+            }
+        }
+        self.changed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+
     /// Check the VMs recorded as running (no QMP) and save what changed;
     /// the rows follow.
     pub fn reconcile(&mut self, env: &Env) -> Result<()> {

@@ -103,6 +103,13 @@ fn cleanup_reconciles_a_vm_whose_qemu_was_killed() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // A dry run says what the real run will mark, and marks nothing.
+    let out = t.args(["cleanup", "--dry-run"]).run();
+    assert!(
+        out.stdout.contains("victim: would be crashed\n"),
+        "{}",
+        out.stdout
+    );
     let out = t.args(["cleanup"]).run();
     assert!(
         out.stdout.contains("victim: now crashed\n"),
