@@ -215,9 +215,23 @@ pub(crate) fn read_id(env: &Env, id: &crate::vm::VmId) -> Result<crate::vm::Vm> 
     }
 }
 
-/// Write one VM's record back.
+/// Record what `start` or `stop` found — status, runtime, last exit, the
+/// images made — onto the record as it is now, in one transaction: a
+/// config `apply`d meanwhile (apply takes no VM lock) is kept, not
+/// overwritten with the one the lifecycle command read.
 pub(crate) fn save(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
-    crate::store::Store::open(&env.dirs)?.write(|tx| tx.put(vm))
+    crate::store::Store::open(&env.dirs)?.write(|tx| {
+        let mut current = tx.get(&vm.id)?;
+        current.status = vm.status;
+        current.runtime.clone_from(&vm.runtime);
+        current.last_exit.clone_from(&vm.last_exit);
+        for image in &vm.owned {
+            if !current.owned.contains(image) {
+                current.owned.push(image.clone());
+            }
+        }
+        tx.put(&current)
+    })
 }
 
 /// One VM by name, id or prefix, reconciled with what runs: the truth, not

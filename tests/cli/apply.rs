@@ -258,3 +258,45 @@ fn apply_to_a_running_vm_says_the_change_waits_for_the_next_start() {
     assert_eq!(status["pending_restart"], false);
     t.args(["stop", "--force", "r"]).stdout_any().run();
 }
+
+/// `apply` while `start` works is not undone by start's own writes: here
+/// QEMU (a stand-in that takes a second, then fails) makes start write the
+/// record again after the apply.
+#[test]
+fn apply_racing_start_is_not_undone() {
+    if !crate::guest::have_qemu("apply_racing_start_is_not_undone") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("slow-qemu", "#!/bin/sh\nsleep 1\nexit 1\n");
+    std::fs::set_permissions(
+        t.path("slow-qemu"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    // Not about confinement: the stand-in runs `sleep`.
+    t.file("cfg/maqet.ron", "(confinement: Off)\n");
+    let settings = t.path("cfg/maqet.ron");
+    t.file(
+        "r.ron",
+        &format!(
+            "(name: \"r\", accel: Tcg, memory: \"64M\", binary: \"{}\")\n",
+            t.path("slow-qemu").display()
+        ),
+    );
+    t.args(["add", "--trust", "r.ron"]).stdout_any().run();
+    let mut start = t
+        .command(["start", "r"])
+        .env("MAQET_CONFIG", &settings)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    t.args(["apply", "r", "--cpus", "3"]).stdout_any().run();
+    let status = start.wait().expect("start");
+    assert_eq!(status.code(), Some(1), "the stand-in fails");
+    let info = t.args(["--json", "info", "r"]).run().json();
+    assert_eq!(info["config"]["cpus"], 3, "the apply stands");
+    assert_eq!(info["status"], "stopped", "and so does start's record");
+}
