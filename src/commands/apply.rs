@@ -52,7 +52,12 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
                     ),
                 ));
             }
-            vm.sources.extend(sources);
+            // Each file once, in the order first applied.
+            for source in sources {
+                if !vm.sources.contains(&source) {
+                    vm.sources.push(source);
+                }
+            }
             vm.updated = Timestamp::now();
             check_images(env, &vm)?;
             tx.put(&vm)?;
@@ -85,7 +90,13 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
     })
 }
 
-fn merged(base: VmConfig, layers: Vec<Layer>, name: &Name) -> Result<VmConfig> {
+/// Merge `layers` onto a VM's config. The files' `arguments`, if any
+/// gives some, replace the stored list (appended among themselves, as at
+/// `add`): applying the same files twice gives the same VM.
+fn merged(mut base: VmConfig, layers: Vec<Layer>, name: &Name) -> Result<VmConfig> {
+    if layers.iter().any(|l| l.arguments.is_some()) {
+        base.arguments.clear();
+    }
     let (config, file_name) = config::merge(base, layers)?;
     match file_name {
         Some(other) if &other != name => Err(Error::invalid(

@@ -300,3 +300,37 @@ fn apply_racing_start_is_not_undone() {
     assert_eq!(info["config"]["cpus"], 3, "the apply stands");
     assert_eq!(info["status"], "stopped", "and so does start's record");
 }
+
+/// Applying the same files twice gives the same VM: `arguments` from the
+/// files replace the stored list instead of piling up ("Duplicate ID" at
+/// the next start).
+#[test]
+fn apply_twice_gives_the_same_vm() {
+    let mut t = Test::new();
+    t.file("minimal.ron", MINIMAL);
+    t.file(
+        "hp.ron",
+        "(arguments: [\"-device\", \"pcie-root-port,id=hp0,chassis=1\"])\n",
+    );
+    t.args(["add", "minimal.ron"]).stdout_any().run();
+    let name = t.list()[0]["name"].as_str().expect("a name").to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        t.args(["apply", &name, "minimal.ron", "hp.ron", "--trust"])
+            .stdout_any()
+            .run();
+        let mut info = t.args(["--json", "info", &name]).run().json();
+        info.as_object_mut().expect("an object").remove("updated");
+        seen.push(info);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(
+        seen[1]["config"]["arguments"],
+        serde_json::json!(["-device", "pcie-root-port,id=hp0,chassis=1"])
+    );
+    // An empty list clears them.
+    t.file("none.ron", "(arguments: [])\n");
+    t.args(["apply", &name, "none.ron"]).stdout_any().run();
+    let info = t.args(["--json", "info", &name]).run().json();
+    assert_eq!(info["config"]["arguments"], serde_json::json!([]));
+}
