@@ -161,7 +161,7 @@ _maqet() {
             ":--data-dir") _maqet_dirs ;;
             ":--runtime-dir") _maqet_dirs ;;
             ":--config-dir") _maqet_dirs ;;
-            "ls:--status") _maqet_words "created running stopped crashed" ;;
+            "ls:--status") _maqet_words "created starting running stopped crashed" ;;
             "qmp screendump:--format") _maqet_words "ppm png" ;;
             "man:--dir") _maqet_dirs ;;
         esac

@@ -133,7 +133,7 @@ function __maqet_complete
             case ':--config-dir'
                 __fish_complete_directories $cur
             case 'ls:--status'
-                printf '%s\n' 'created' 'running' 'stopped' 'crashed'
+                printf '%s\n' 'created' 'starting' 'running' 'stopped' 'crashed'
             case 'qmp screendump:--format'
                 printf '%s\n' 'ppm' 'png'
             case 'man:--dir'
@@ -168,7 +168,7 @@ function __maqet_complete
                     '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them'
             case 'ls'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--status' 'only VMs in this state: created, running, stopped or crashed' \
+                    '--status' 'only VMs in this state: created, starting, running, stopped or crashed' \
                     '--names' 'print names only, one per line, as stored (no liveness check; for shell completion)'
             case 'info'
                 printf '%s\t%s\n' '--help' 'display usage information'

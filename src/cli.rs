@@ -167,7 +167,7 @@ pub struct ApplyArgs {
 #[derive(Debug, FromArgs, ArgsInfo)]
 #[argh(subcommand, name = "ls")]
 pub struct LsArgs {
-    /// only VMs in this state: created, running, stopped or crashed
+    /// only VMs in this state: created, starting, running, stopped or crashed
     #[argh(option, arg_name = "STATE")]
     pub status: Option<Status>,
 

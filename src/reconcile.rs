@@ -28,7 +28,9 @@ pub const LOG_TAIL: usize = 10;
 /// What the identity check says about a VM recorded as running.
 pub fn observe(vm: &Vm) -> Option<Liveness> {
     let rt = vm.runtime.as_ref()?;
-    (vm.status == Status::Running).then(|| liveness(rt.pid, rt.start_ticks, &rt.pidfile))
+    vm.status
+        .is_live()
+        .then(|| liveness(rt.pid, rt.start_ticks, &rt.pidfile))
 }
 
 /// Record that a VM's QEMU is gone: its state, why, the end of its log, and

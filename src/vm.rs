@@ -58,11 +58,15 @@ pub enum Status {
     Running,
     Stopped,
     Crashed,
+    /// `start` is spawning QEMU: its pid is not recorded yet. (Last, so
+    /// records written before it existed read the same.)
+    Starting,
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Created,
+        Status::Starting,
         Status::Running,
         Status::Stopped,
         Status::Crashed,
@@ -71,10 +75,16 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Created => "created",
+            Status::Starting => "starting",
             Status::Running => "running",
             Status::Stopped => "stopped",
             Status::Crashed => "crashed",
         }
+    }
+
+    /// A QEMU may be there: running, or being started.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Starting)
     }
 }
 
@@ -86,7 +96,7 @@ impl std::str::FromStr for Status {
             .into_iter()
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
-                format!("`{s}` is not a status: use created, running, stopped or crashed")
+                format!("`{s}` is not a status: use created, starting, running, stopped or crashed")
             })
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::paths::dir::remove_own_file;
 use crate::reconcile::reconcile;
 use crate::store::{Access, Store};
-use crate::vm::{Status, VmId};
+use crate::vm::VmId;
 
 pub enum Target {
     One(String),
@@ -87,7 +87,7 @@ pub fn remove(
         crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
         crate::lock::make_room_for(ids.len())?;
     }
-    for vm in live.iter().filter(|vm| vm.status == Status::Running) {
+    for vm in live.iter().filter(|vm| vm.status.is_live()) {
         if !force {
             return Err(Error::VmActive {
                 name: vm.name.to_string(),
@@ -124,7 +124,7 @@ pub fn remove(
             let Ok(current) = tx.get(id) else {
                 continue;
             };
-            if current.status == Status::Running {
+            if current.status.is_live() {
                 return Err(Error::VmActive {
                     name: current.name.to_string(),
                     status: "running again (started while being removed)".into(),

@@ -409,7 +409,7 @@ fn launch(
     crate::log::debug(format_args!("starting {}", argv::shell_line(&argv)));
     // Recorded as starting before the spawn: if this maqet is killed right
     // after it, the record still leads to the QEMU (through its pidfile).
-    vm.status = Status::Running;
+    vm.status = Status::Starting;
     vm.last_exit = None;
     vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
     save(env, vm)?;

@@ -527,7 +527,7 @@ fn bash_completes_commands_verbs_and_options() {
     );
     assert_eq!(
         bash_complete(&fake, "maqet ls --status "),
-        ["crashed", "created", "running", "stopped"]
+        ["crashed", "created", "running", "starting", "stopped"]
     );
     assert_eq!(
         bash_complete(&fake, "maqet qmp screendump alpha x --format p"),

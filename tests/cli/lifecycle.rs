@@ -649,3 +649,36 @@ fn stop_of_a_hung_qemu_keeps_to_its_timeout() {
         assert_eq!(status["state"], "stopped");
     }
 }
+
+/// A start killed before it spawned QEMU leaves the VM `starting` (with
+/// no pid): the next start settles it and starts the VM.
+#[test]
+fn a_vm_left_starting_by_a_killed_start_starts_again() {
+    if !crate::guest::have_qemu("a_vm_left_starting_by_a_killed_start_starts_again") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("s.ron", &crate::guest::bios_config("s"));
+    let id = t.args(["add", "s.ron"]).run().stdout.trim().to_owned();
+    let store = maqet::store::Store::open(&t.dirs()).expect("the store");
+    store
+        .write(|tx| {
+            let mut vm = tx.get(&maqet::vm::VmId::parse(&id).expect("an id"))?;
+            vm.status = maqet::vm::Status::Starting;
+            vm.runtime = Some(maqet::reconcile::placeholder(
+                &camino::Utf8PathBuf::from_path_buf(t.runtime_dir().join(&id)).expect("utf-8"),
+            ));
+            tx.put(&vm)
+        })
+        .expect("write");
+    drop(store);
+    let listed = t
+        .args(["--json", "ls", "--status", "starting"])
+        .run()
+        .json();
+    assert!(listed.as_array().is_some_and(|l| l.len() <= 1));
+    t.args(["start", "s"]).stdout_any().run();
+    let status = t.args(["--json", "status", "s"]).run().json();
+    assert_eq!(status["state"], "running");
+    t.args(["stop", "--force", "s"]).stdout_any().run();
+}
