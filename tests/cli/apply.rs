@@ -334,3 +334,22 @@ fn apply_twice_gives_the_same_vm() {
     let info = t.args(["--json", "info", &name]).run().json();
     assert_eq!(info["config"]["arguments"], serde_json::json!([]));
 }
+
+/// Every example applied twice onto itself is the same VM.
+#[test]
+fn every_example_applied_twice_is_the_same_vm() {
+    let mut t = Test::new();
+    crate::info::full_example(&mut t);
+    t.file("minimal.ron", MINIMAL);
+    t.args(["add", "minimal.ron"]).stdout_any().run();
+    for (vm, file) in [("full-example", "full.ron"), ("minimal", "minimal.ron")] {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            t.args(["apply", vm, file, "--trust"]).stdout_any().run();
+            let mut info = t.args(["--json", "info", vm]).run().json();
+            info.as_object_mut().expect("an object").remove("updated");
+            seen.push(info);
+        }
+        assert_eq!(seen[0], seen[1], "{file}");
+    }
+}

@@ -3,7 +3,7 @@
 use crate::harness::{MINIMAL, Test, seed};
 
 /// examples/full.ron with every file it names, so all of `info` shows.
-fn full_example(t: &mut Test) {
+pub fn full_example(t: &mut Test) {
     t.file("full.ron", include_str!("../../examples/full.ron"));
     for file in ["vmlinuz", "initrd.img", "data.img", "install.iso"] {
         t.file(file, "");
