@@ -212,9 +212,11 @@ pub fn remove(
     Ok(report)
 }
 
-/// Which of `candidates` a VM in the store uses, as a drive's file or as
-/// the backing file its config names, and the name of one such VM. One
-/// pass over the records, keeping only the candidates found.
+/// Which of `candidates` a VM in the store uses — as a drive's file, as
+/// the backing file its config names, or anywhere in the backing chain of
+/// one of its qcow2 images — and the name of one such VM. One pass over
+/// the records (keeping only what is needed), then `qemu-img` for the
+/// chains of the qcow2 images that exist, with the store closed.
 pub(crate) fn users_of(
     env: &Env,
     candidates: &HashSet<&camino::Utf8Path>,
@@ -226,6 +228,7 @@ pub(crate) fn users_of(
     let Some(store) = Store::open_existing(&env.dirs, Access::Read)? else {
         return Ok(users);
     };
+    let mut chains: Vec<(camino::Utf8PathBuf, Name)> = Vec::new();
     store.each(|vm| {
         let disks_dir = env.disks_dir(&vm.id);
         for drive in &vm.config.storage {
@@ -239,8 +242,25 @@ pub(crate) fn users_of(
                     users.insert(used.to_owned(), vm.name.clone());
                 }
             }
+            if let (crate::config::Storage::Qcow2(_), Some(file)) = (drive, file)
+                && file.is_file()
+            {
+                chains.push((file, vm.name.clone()));
+            }
         }
         Ok(())
     })?;
+    drop(store);
+    for (image, user) in chains {
+        // An image that cannot be read is no user of anything here.
+        let Ok(members) = crate::storage::check_chain("", &image, "qcow2", &env.policy) else {
+            continue;
+        };
+        for (member, _) in members.into_iter().skip(1) {
+            if candidates.contains(member.as_path()) && !users.contains_key(&member) {
+                users.insert(member, user.clone());
+            }
+        }
+    }
     Ok(users)
 }

@@ -262,3 +262,45 @@ fn rm_clean_storage_keeps_images_other_vms_use() {
     // Nor are they orphans.
     t.args(["storage", "orphans"]).stdout("").run();
 }
+
+/// The backing chain a qcow2 image records counts as a use too, not only
+/// what configs name.
+#[test]
+fn rm_clean_storage_keeps_an_image_another_vms_image_is_based_on() {
+    if !crate::guest::have_qemu("rm_clean_storage_keeps_an_image_another_vms_image_is_based_on") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file(
+        "base.ron",
+        "(name: \"base\", storage: [Qcow2(name: \"root\", file: \"golden.qcow2\", size: \"1M\")])\n",
+    );
+    t.args(["add", "base.ron"]).stdout_any().run();
+    t.args(["disk", "create", "base", "root"])
+        .stdout_any()
+        .run();
+    let golden = t.path("golden.qcow2");
+    let child = t.path("child.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(&golden)
+        .arg(&child)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "qemu-img create");
+    t.file(
+        "child.ron",
+        "(name: \"child\", storage: [Qcow2(name: \"root\", file: \"child.qcow2\")])\n",
+    );
+    t.args(["add", "child.ron"]).stdout_any().run();
+    let out = t
+        .args(["--json", "rm", "--clean-storage", "base"])
+        .run()
+        .json();
+    assert_eq!(
+        out[0]["in_use"],
+        serde_json::json!([{"file": golden.to_str().expect("UTF-8"), "by": "child"}]),
+        "{out}"
+    );
+    assert!(golden.exists());
+}
