@@ -18,6 +18,7 @@ mod help;
 mod hostile;
 mod info;
 mod isolation;
+mod json_docs;
 mod lifecycle;
 mod ls;
 mod rm;
