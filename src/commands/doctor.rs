@@ -161,11 +161,29 @@ fn kvm_check(env: &Env) -> Check {
         );
     }
     if kvm_usable() {
-        return check(
-            "kvm",
-            Verdict::Ok,
-            "/dev/kvm is usable: VMs run at native speed",
-        );
+        // Opening /dev/kvm is not enough (nested virtualisation that aborts
+        // QEMU): run QEMU with it for a moment.
+        let Some(program) = program else {
+            return check(
+                "kvm",
+                Verdict::Warn,
+                "/dev/kvm opens, but there is no QEMU to try it with",
+            );
+        };
+        return match crate::qemu::probe_kvm(&program) {
+            Ok(()) => check(
+                "kvm",
+                Verdict::Ok,
+                "usable: QEMU ran with KVM; VMs run at native speed",
+            ),
+            Err(message) => check(
+                "kvm",
+                Verdict::Warn,
+                format!(
+                    "present but unusable: {message}; VMs with `accel: Auto` use TCG (much slower)"
+                ),
+            ),
+        };
     }
     let why = match std::fs::metadata("/dev/kvm") {
         Err(_) => {

@@ -34,6 +34,86 @@ pub fn choose_accel(wanted: Accel) -> Result<Accelerator> {
     }
 }
 
+/// Start `program` with KVM for a moment — no disk, 16 MiB, paused, quit at
+/// once over QMP on stdin — to learn whether KVM really works: on hosts
+/// with half-working nested virtualisation /dev/kvm opens, but QEMU aborts
+/// as it sets up a vCPU. `Err` carries QEMU's message.
+pub fn probe_kvm(program: &Utf8Path) -> std::result::Result<(), String> {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(program.as_std_path());
+    command
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-machine",
+            "q35",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "16M",
+            "-S",
+            "-qmp",
+            "stdio",
+        ])
+        .env_clear()
+        .envs(
+            spawn::QEMU_ENVIRONMENT
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: async-signal-safe system calls only, in the child.
+    unsafe {
+        command.pre_exec(|| {
+            spawn::close_on_exec_from(3);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // QEMU may be gone already: a broken pipe says nothing more.
+        let _ = stdin.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("QEMU did not answer within 10 s with KVM".into());
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(2)..].join(" / ");
+    Err(if tail.is_empty() {
+        format!("QEMU exited with {status}")
+    } else {
+        tail
+    })
+}
+
 /// Where maqet remembers, in the runtime root, that KVM failed.
 const KVM_MEMO: &str = "kvm-unusable";
 

@@ -119,3 +119,65 @@ fn cleanup_reconciles_a_vm_whose_qemu_was_killed() {
     let report = t.args(["--json", "doctor"]).run().json();
     assert_eq!(check(&report, "crashed VMs")["status"], "warn");
 }
+
+/// `doctor` runs QEMU with KVM for a moment instead of only opening
+/// /dev/kvm: a QEMU whose KVM aborts (nested virtualisation) is "present
+/// but unusable", with QEMU's message. Stand-ins make it mean the same on
+/// every host with an openable /dev/kvm.
+#[test]
+fn doctor_tries_kvm_by_running_qemu() {
+    let test = "doctor_tries_kvm_by_running_qemu";
+    if !have_qemu(test) {
+        return;
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        eprintln!("\n!!! SKIPPED {test}: /dev/kvm cannot be opened here !!!\n");
+        return;
+    }
+    let mut t = Test::new();
+    let stand_in = |t: &mut Test, name: &str, body: &str| -> String {
+        t.file(name, body);
+        std::fs::set_permissions(t.path(name), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        t.path(name).to_str().expect("UTF-8").to_owned()
+    };
+    let broken = stand_in(
+        &mut t,
+        "broken-kvm",
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kvm ] && { echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2; exit 134; }; done\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n",
+    );
+    let working = stand_in(
+        &mut t,
+        "working-kvm",
+        "#!/bin/bash\nargs=()\nfor a in \"$@\"; do case \"$a\" in kvm) args+=(tcg);; host) args+=(max);; *) args+=(\"$a\");; esac; done\nexec /usr/bin/qemu-system-x86_64 \"${args[@]}\"\n",
+    );
+    for (program, status, detail) in [
+        (
+            broken,
+            "warn",
+            "present but unusable: qemu: error: failed to set MSR 0x10a to 0x69; VMs with `accel: Auto` use TCG (much slower)",
+        ),
+        (
+            working,
+            "ok",
+            "usable: QEMU ran with KVM; VMs run at native speed",
+        ),
+    ] {
+        t.file("cfg/maqet.ron", &format!("(binary: \"{program}\")\n"));
+        let settings = t.path("cfg/maqet.ron");
+        let report = t
+            .env("MAQET_CONFIG", &settings)
+            .args(["--json", "doctor"])
+            .stdout_any()
+            .run()
+            .json();
+        let kvm = check(&report, "kvm");
+        assert_eq!(kvm["status"], status, "{kvm}");
+        assert_eq!(kvm["detail"], detail, "{kvm}");
+    }
+}
