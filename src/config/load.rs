@@ -551,6 +551,29 @@ fn why_not_a_file(path: &Utf8Path) -> &'static str {
     }
 }
 
+/// QEMU's IDE/SATA hard disk (`ide-hd`) cannot be read-only ("Block node
+/// is read-only" at start); virtio and SCSI disks can, and so can CD-ROMs.
+fn read_only_disk(
+    name: &str,
+    interface: Interface,
+    readonly: bool,
+) -> std::result::Result<(), (String, String)> {
+    if readonly && matches!(interface, Interface::Sata | Interface::Ide) {
+        return Err((
+            format!(
+                "drive `{name}`: a read-only disk cannot use the {} interface (QEMU's IDE disk is always writable)",
+                if interface == Interface::Sata {
+                    "Sata"
+                } else {
+                    "Ide"
+                }
+            ),
+            "use `interface: Virtio` or `Scsi` for a read-only disk, or a `Cdrom`".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What each kind of drive needs to exist before the VM can use it.
 fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
     let name = drive.name();
@@ -575,6 +598,7 @@ fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
     };
     match drive {
         Storage::Qcow2(d) => {
+            read_only_disk(name.as_str(), d.interface, d.readonly)?;
             if let Some(problem) = d.file.as_ref().and_then(|f| directory("qcow2 drive", f)) {
                 return Err(problem);
             }
@@ -612,6 +636,7 @@ fn check_drive(drive: &Storage) -> std::result::Result<(), (String, String)> {
             if let Some(problem) = directory("raw drive", &d.file) {
                 return Err(problem);
             }
+            read_only_disk(name.as_str(), d.interface, d.readonly)?;
             if !d.file.as_path().exists() && d.size.is_none() {
                 return Err((
                     format!(

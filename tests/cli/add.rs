@@ -480,3 +480,31 @@ fn what_would_fail_at_start_is_refused_at_add() {
 const INITRD_COMMA_HELP: &str = "QEMU splits -initrd at commas (multiboot modules), so part of \
                                  the path would be read as another file; rename the file or its \
                                  directory so the path has no comma";
+
+/// What QEMU would refuse at start is refused at add: a read-only disk on
+/// IDE or SATA ("Block node is read-only").
+#[test]
+fn a_read_only_ide_or_sata_disk_is_refused_at_add() {
+    let mut t = Test::new();
+    t.file("ro.raw", "");
+    for interface in ["Sata", "Ide"] {
+        t.file(
+            "ro.ron",
+            &format!(
+                "(name: \"ro\", storage: [Raw(name: \"d\", file: \"ro.raw\", interface: {interface}, readonly: true)])\n"
+            ),
+        );
+        let out = t.args(["--json", "add", "ro.ron"]).status(3).run();
+        let message = out.stderr_json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains(&format!(
+                "drive `d`: a read-only disk cannot use the {interface} interface"
+            )),
+            "{message}"
+        );
+    }
+    assert!(t.list().is_empty());
+}

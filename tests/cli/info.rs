@@ -45,7 +45,7 @@ fn info_shows_the_whole_configuration() {
     append:    console=ttyS0 root=/dev/vda1
     storage:   root qcow2 virtio 20G (maqet creates it)
                work qcow2 virtio 10G [TMP]/work.qcow2 backing [TMP]/base.qcow2 (qcow2)
-               data raw sata [TMP]/data.img readonly
+               data raw scsi [TMP]/data.img readonly
                install cdrom sata [TMP]/install.iso
                shared virtfs [TMP]/shared tag=shared mapped-xattr
     network:   net0 user virtio-net mac 52:54:00:12:34:56
@@ -156,7 +156,7 @@ fn info_as_json() {
           },
           {
             "file": "[TMP]/data.img",
-            "interface": "sata",
+            "interface": "scsi",
             "kind": "raw",
             "name": "data",
             "readonly": true,
