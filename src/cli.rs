@@ -1,8 +1,9 @@
 //! The command line, defined once. Help text (and later the man pages and
 //! shell completions) come from these structs.
 //!
-//! argh reads global options only before the command name:
-//! `maqet --json ls`, not `maqet ls --json`.
+//! argh reads global options only before the command name; maqet moves
+//! those given after it there first ([`hoist_globals`]), so `maqet ls
+//! --json` works like `maqet --json ls`.
 
 use std::ffi::OsString;
 
@@ -16,7 +17,7 @@ use crate::vm::Status;
 /// Manage local QEMU virtual machines: one binary, no daemon.
 #[derive(Debug, FromArgs, ArgsInfo)]
 #[argh(
-    note = "Global options go before the command: `maqet --json ls`, not `maqet ls --json`.\n\
+    note = "Global options go before or after the command: `maqet --json ls` or `maqet ls --json`.\n\
             A VM may be named by its name, its id, or a unique id prefix of 4 or more characters.\n\
             Files live in --data-dir (default $XDG_DATA_HOME/maqet, else ~/.local/share/maqet) and\n\
             --runtime-dir (default $XDG_STATE_HOME/maqet/run, else ~/.local/state/maqet/run);\n\
@@ -828,6 +829,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
             }
         }
     }
+    hoist_globals(&mut strings);
     expand_shorthands(&mut strings);
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
     Cli::from_args(&["maqet"], &refs).map_err(|exit| match exit.status {
@@ -836,11 +838,56 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
     })
 }
 
+/// Global options maqet takes before the command.
+const GLOBAL_SWITCHES: [&str; 2] = ["--json", "--verbose"];
+const GLOBAL_WITH_VALUE: [&str; 4] = ["--log-file", "--data-dir", "--runtime-dir", "--config-dir"];
+
+fn is_verbose(word: &str) -> bool {
+    word.len() >= 2 && word.starts_with("-v") && word[1..].bytes().all(|b| b == b'v')
+}
+
+/// Global options are defined once, on `maqet` itself; people also put
+/// them after the command (`maqet ls --json`). Move those before the
+/// command, in order, keeping each option's value with it; nothing after
+/// `--` moves.
+fn hoist_globals(args: &mut Vec<String>) {
+    // Where the command is: the first word that is neither a global option
+    // nor a global option's value.
+    let mut i = 0;
+    while i < args.len() {
+        let word = args[i].as_str();
+        if GLOBAL_WITH_VALUE.contains(&word) {
+            i += 2;
+        } else if word.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let command = i;
+    let mut hoisted = Vec::new();
+    let mut j = command + 1;
+    while j < args.len() {
+        let word = args[j].as_str();
+        if word == "--" {
+            break;
+        }
+        if GLOBAL_SWITCHES.contains(&word) || is_verbose(word) {
+            hoisted.push(args.remove(j));
+        } else if GLOBAL_WITH_VALUE.contains(&word) && j + 1 < args.len() {
+            hoisted.push(args.remove(j));
+            hoisted.push(args.remove(j));
+        } else {
+            j += 1;
+        }
+    }
+    let at = command.min(args.len());
+    args.splice(at..at, hoisted);
+}
+
 /// `maqet qmp VM COMMAND` means `maqet qmp command VM COMMAND`, and
 /// `maqet snapshot VM VERB` means `maqet snapshot VERB VM`.
 fn expand_shorthands(args: &mut Vec<String>) {
-    const GLOBAL_WITH_VALUE: [&str; 4] =
-        ["--log-file", "--data-dir", "--runtime-dir", "--config-dir"];
     let mut i = 0;
     while i < args.len() {
         let word = args[i].clone();

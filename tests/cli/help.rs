@@ -54,7 +54,7 @@ fn help_lists_commands_options_and_exit_codes() {
       maqet --json info web
 
     Notes:
-      Global options go before the command: `maqet --json ls`, not `maqet ls --json`.
+      Global options go before or after the command: `maqet --json ls` or `maqet ls --json`.
       A VM may be named by its name, its id, or a unique id prefix of 4 or more characters.
       Files live in --data-dir (default $XDG_DATA_HOME/maqet, else ~/.local/share/maqet) and
       --runtime-dir (default $XDG_STATE_HOME/maqet/run, else ~/.local/state/maqet/run);
@@ -155,12 +155,26 @@ fn unknown_command_is_a_usage_error() {
         .run();
 }
 
+/// Global options work after the command too, with their values; after
+/// `--` they are the command's words.
 #[test]
-fn global_options_after_the_command_are_usage_errors() {
-    Test::new()
-        .args(["ls", "--json"])
-        .status(2)
-        .stderr_contains("--json")
+fn global_options_work_after_the_command() {
+    let mut t = Test::new();
+    t.args(["ls", "--json"]).stdout("[]\n").run();
+    t.add_empty("web");
+    let data = t.data_dir();
+    let data = data.to_str().expect("UTF-8");
+    let out = t
+        .args(["info", "web", "--json", "--data-dir", data])
+        .run()
+        .json();
+    assert_eq!(out["name"], "web");
+    let out = t.args(["info", "nosuch", "-vv", "--json"]).status(3).run();
+    assert_eq!(out.stderr_json()["error"]["code"], "maqet::vm::not_found");
+    // After `--` nothing moves: `--json` is then a (refused) VM name.
+    t.args(["info", "--", "--json"])
+        .status(3)
+        .stderr_contains("`--json`")
         .run();
 }
 
