@@ -267,7 +267,6 @@ fn pass_as_fd3(command: &mut Command, fd: i32) {
 /// a name swapped for a symlink, or a directory above it moved, since
 /// maqet checked it is refused. Never blocks on a FIFO.
 pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(writable)
@@ -291,8 +290,7 @@ pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
             help: "give a disk image file (devices, FIFOs and sockets are not images)".into(),
         });
     }
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|e| Error::io("cannot see where it is:", path, e))?;
+    let real = crate::paths::dir::real_path(&file, path)?;
     if real != path.as_std_path() {
         return Err(changed(path, &real.display().to_string()));
     }

@@ -232,16 +232,12 @@ pub(crate) fn users_of(
     store.each(|vm| {
         let disks_dir = env.disks_dir(&vm.id);
         for drive in &vm.config.storage {
-            let backing = match drive {
-                crate::config::Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path()),
-                _ => None,
-            };
-            let file = super::storage::image_path(drive, &disks_dir);
-            for used in file.as_deref().into_iter().chain(backing) {
-                if candidates.contains(used) && !users.contains_key(used) {
-                    users.insert(used.to_owned(), vm.name.clone());
+            for used in super::storage::files_used(drive, &disks_dir) {
+                if candidates.contains(used.as_path()) && !users.contains_key(&used) {
+                    users.insert(used, vm.name.clone());
                 }
             }
+            let file = super::storage::image_path(drive, &disks_dir);
             if let (crate::config::Storage::Qcow2(_), Some(file)) = (drive, file)
                 && file.is_file()
             {

@@ -106,14 +106,7 @@ pub fn start(
     if opts.dry_run {
         let (accel, _) = decide_accel(env, &vm, None)?;
         let chains = check_images(&vm.config, &disks_dir, &env.policy)?;
-        let argv = argv::build(&Plan {
-            name: vm.name.as_str(),
-            config: &vm.config,
-            accel,
-            runtime: &paths,
-            disks_dir: &disks_dir,
-            chains: &chains,
-        });
+        let argv = command_line(&vm, accel, &paths, &disks_dir, &chains);
         return Ok(StartOutcome::DryRun {
             vm: Box::new(vm),
             argv,
@@ -185,14 +178,7 @@ pub fn start(
     let mut kvm_failure: Option<String> = None;
     let deadline = Instant::now() + opts.timeout;
     let (mut child, mut qmp) = loop {
-        let mut argv = argv::build(&Plan {
-            name: vm.name.as_str(),
-            config: &vm.config,
-            accel,
-            runtime: &paths,
-            disks_dir: &disks_dir,
-            chains: &chains,
-        });
+        let mut argv = command_line(&vm, accel, &paths, &disks_dir, &chains);
         argv[0] = program.clone().into_string();
         let attempt = Attempt {
             ruleset: confine(
@@ -279,6 +265,24 @@ pub fn start(
     Ok(StartOutcome::Started {
         vm: Box::new(vm),
         run_state,
+    })
+}
+
+/// The QEMU command line of `vm`, program name first.
+fn command_line(
+    vm: &Vm,
+    accel: Accelerator,
+    runtime: &RuntimePaths,
+    disks_dir: &Utf8Path,
+    chains: &Chains,
+) -> Vec<String> {
+    argv::build(&Plan {
+        name: vm.name.as_str(),
+        config: &vm.config,
+        accel,
+        runtime,
+        disks_dir,
+        chains,
     })
 }
 

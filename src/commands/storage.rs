@@ -95,6 +95,19 @@ pub fn image_path(drive: &Storage, disks_dir: &camino::Utf8Path) -> Option<Utf8P
     }
 }
 
+/// The files a drive uses: its image, and the backing file its config
+/// names (an image another VM's config names as a base is in use too).
+pub fn files_used(drive: &Storage, disks_dir: &camino::Utf8Path) -> Vec<Utf8PathBuf> {
+    let backing = match drive {
+        Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path().to_owned()),
+        _ => None,
+    };
+    image_path(drive, disks_dir)
+        .into_iter()
+        .chain(backing)
+        .collect()
+}
+
 /// Files under `$data_dir/disks` that no VM refers to; with `delete`,
 /// removed (and their empty directories with them).
 pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
@@ -111,14 +124,8 @@ pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
                 vm.config
                     .storage
                     .iter()
-                    .filter_map(|d| image_path(d, &disks_dir)),
+                    .flat_map(|d| files_used(d, &disks_dir)),
             );
-            // An image another VM's config names as its backing file is in
-            // use too.
-            used.extend(vm.config.storage.iter().filter_map(|d| match d {
-                Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path().to_owned()),
-                _ => None,
-            }));
             used.extend(vm.owned);
             Ok(())
         })?;

@@ -18,6 +18,14 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use super::PathPolicy;
 use crate::error::{Error, Result};
 
+/// Where an open descriptor really leads (its `/proc/self/fd` link): what
+/// maqet checks after opening a file or directory by name, so that a name
+/// swapped before the open is caught. `shown` names it in errors.
+pub fn real_path(fd: &impl AsRawFd, shown: &Utf8Path) -> Result<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| Error::io("cannot see where it is:", shown, e))
+}
+
 /// An open directory that passed the path filter where it really is.
 #[derive(Debug)]
 pub struct CheckedDir {
@@ -38,8 +46,7 @@ impl CheckedDir {
             Mode::empty(),
         )
         .map_err(|e| Error::io("cannot open the directory", dir, e.into()))?;
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|e| Error::io("cannot see where it is:", dir, e))?;
+        let real = real_path(&fd, dir)?;
         if let Some(policy) = policy {
             policy
                 .check(real.as_os_str(), Utf8Path::new("/"))

@@ -161,22 +161,20 @@ pub fn needs(
         needs.read.push(path.as_path().to_owned());
     }
     for drive in &config.storage {
+        if let Some(chain) = chains.get(drive.name().as_str()) {
+            needs
+                .read
+                .extend(chain.backing.iter().map(|(p, _)| p.clone()));
+        }
         let (path, writable) = match drive {
-            Storage::Qcow2(q) if q.file.is_none() => {
-                needs.own.push(owned_image(disks_dir, q.name.as_str()));
-                if let Some(chain) = chains.get(drive.name().as_str()) {
-                    needs
-                        .read
-                        .extend(chain.backing.iter().map(|(p, _)| p.clone()));
+            Storage::Qcow2(q) => match &q.file {
+                Some(file) => (file.as_path().to_owned(), !q.readonly),
+                // maqet's own image, in its data directory.
+                None => {
+                    needs.own.push(owned_image(disks_dir, q.name.as_str()));
+                    continue;
                 }
-                continue;
-            }
-            Storage::Qcow2(q) => (
-                q.file
-                    .as_ref()
-                    .map_or_else(Utf8PathBuf::new, |f| f.as_path().to_owned()),
-                !q.readonly,
-            ),
+            },
             Storage::Raw(r) => (r.file.as_path().to_owned(), !r.readonly),
             Storage::Cdrom(c) => (c.file.as_path().to_owned(), false),
             Storage::Virtfs(v) => (v.path.as_path().to_owned(), !v.readonly),
@@ -185,11 +183,6 @@ pub fn needs(
             needs.write.push(path);
         } else {
             needs.read.push(path);
-        }
-        if let Some(chain) = chains.get(drive.name().as_str()) {
-            needs
-                .read
-                .extend(chain.backing.iter().map(|(p, _)| p.clone()));
         }
     }
     for Network::User(user) in &config.network {
@@ -514,8 +507,7 @@ fn open_checked(path: &Utf8Path, policy: Option<&PathPolicy>) -> Result<File> {
             "it existed when the VM was checked; put it back or change the config",
         )
     })?;
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| Error::io("cannot see where it is:", path, e))?;
+    let real = crate::paths::dir::real_path(&fd, path)?;
     if let Some(policy) = policy {
         policy
             .check_vm(real.as_os_str(), Utf8Path::new("/"))

@@ -290,7 +290,7 @@ pub const QEMU_ENVIRONMENT: &[&str] = &[
     "XDG_RUNTIME_DIR",
 ];
 
-fn qemu_environment() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+pub fn qemu_environment() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
     QEMU_ENVIRONMENT
         .iter()
         .filter_map(|key| std::env::var_os(key).map(|value| (*key, value)))
