@@ -651,12 +651,7 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
     if !have_qemu(test) {
         return;
     }
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_err()
-    {
+    if !crate::harness::kvm_openable() {
         eprintln!(
             "\n!!! SKIPPED {test}: /dev/kvm cannot be opened here, so maqet never tries KVM !!!\n"
         );
@@ -664,16 +659,10 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
     }
     let mut t = Test::new();
     // A QEMU whose KVM aborts, as on hosts with broken nested KVM.
-    t.file(
+    let program = t.program(
         "bin/qemu",
         "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = kvm ]; then\n    echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n    exit 1\n  fi\ndone\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n",
     );
-    std::fs::set_permissions(
-        t.path("bin/qemu"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let program = s(&t.path("bin/qemu"));
     t.file(
         "settings/maqet.ron",
         "(allow_execute: [\"/usr/bin/qemu-system-x86_64\"])\n",
@@ -834,17 +823,7 @@ fn a_disk_swapped_for_a_symlink_during_start_is_never_opened() {
         );
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // SAFETY: two valid C strings; the call only renames.
-                unsafe {
-                    nix::libc::syscall(
-                        nix::libc::SYS_renameat2,
-                        nix::libc::AT_FDCWD,
-                        a.as_ptr(),
-                        nix::libc::AT_FDCWD,
-                        b.as_ptr(),
-                        nix::libc::RENAME_EXCHANGE,
-                    );
-                }
+                crate::harness::exchange(&a, &b);
             }
         })
     };
@@ -961,12 +940,7 @@ fn kvm_works_in_a_confined_qemu() {
     if !have_landlock(test) {
         return;
     }
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_err()
-    {
+    if !crate::harness::kvm_openable() {
         eprintln!("\n!!! SKIPPED {test}: /dev/kvm cannot be opened here !!!\n");
         return;
     }
@@ -1348,17 +1322,7 @@ fn creating_an_image_never_lands_through_a_swapped_directory() {
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _held = pause.lock().expect("the pause lock");
-                // SAFETY: two valid C strings; the call only renames.
-                unsafe {
-                    nix::libc::syscall(
-                        nix::libc::SYS_renameat2,
-                        nix::libc::AT_FDCWD,
-                        a.as_ptr(),
-                        nix::libc::AT_FDCWD,
-                        b.as_ptr(),
-                        nix::libc::RENAME_EXCHANGE,
-                    );
-                }
+                crate::harness::exchange(&a, &b);
             }
         })
     };

@@ -130,29 +130,16 @@ fn doctor_tries_kvm_by_running_qemu() {
     if !have_qemu(test) {
         return;
     }
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_err()
-    {
+    if !crate::harness::kvm_openable() {
         eprintln!("\n!!! SKIPPED {test}: /dev/kvm cannot be opened here !!!\n");
         return;
     }
     let mut t = Test::new();
-    let stand_in = |t: &mut Test, name: &str, body: &str| -> String {
-        t.file(name, body);
-        std::fs::set_permissions(t.path(name), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        t.path(name).to_str().expect("UTF-8").to_owned()
-    };
-    let broken = stand_in(
-        &mut t,
+    let broken = t.program(
         "broken-kvm",
         "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kvm ] && { echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2; exit 134; }; done\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n",
     );
-    let working = stand_in(
-        &mut t,
+    let working = t.program(
         "working-kvm",
         "#!/bin/bash\nargs=()\nfor a in \"$@\"; do case \"$a\" in kvm) args+=(tcg);; host) args+=(max);; *) args+=(\"$a\");; esac; done\nexec /usr/bin/qemu-system-x86_64 \"${args[@]}\"\n",
     );

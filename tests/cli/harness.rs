@@ -638,3 +638,40 @@ pub fn seed(t: &Test, vms: &[(&str, &str)]) {
         })
         .expect("seed the store");
 }
+
+/// True when this user can open /dev/kvm (maqet then tries KVM).
+pub fn kvm_openable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// Swap two names atomically (renameat2 RENAME_EXCHANGE), as another user
+/// racing maqet would; errors are ignored (the racer just tries again).
+pub fn exchange(a: &std::ffi::CStr, b: &std::ffi::CStr) {
+    // SAFETY: two valid C strings; the call only renames.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            a.as_ptr(),
+            nix::libc::AT_FDCWD,
+            b.as_ptr(),
+            nix::libc::RENAME_EXCHANGE,
+        );
+    }
+}
+
+impl Test {
+    /// Write an executable script `relative` (a stand-in program); its
+    /// absolute path.
+    pub fn program(&mut self, relative: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        self.file(relative, body);
+        std::fs::set_permissions(self.path(relative), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        self.path(relative).to_str().expect("UTF-8").to_owned()
+    }
+}
