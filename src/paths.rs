@@ -122,6 +122,9 @@ pub struct PathPolicy {
     /// Your home as the password database has it, when `$HOME` says
     /// otherwise (cron, `sudo -u`, services): its hidden files are yours too.
     account_home: Option<PathBuf>,
+    /// Look the account's home up when a VM path is checked (not before:
+    /// commands that check none should not read the password database).
+    look_up_account: bool,
 }
 
 impl PathPolicy {
@@ -132,17 +135,24 @@ impl PathPolicy {
             .map(PathBuf::from)
             .filter(|h| h.is_absolute());
         let mut policy = PathPolicy::new(home, Some(std::env::temp_dir()));
-        policy.account_home = nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|user| user.dir)
-            .filter(|dir| dir.is_absolute() && dir != Path::new("/"));
+        policy.look_up_account = true;
         policy
     }
 
     /// Every home whose hidden files are off limits, resolved.
     fn homes(&self) -> Vec<PathBuf> {
-        let mut homes: Vec<PathBuf> = [&self.home, &self.account_home]
+        let account = self.account_home.clone().or_else(|| {
+            self.look_up_account
+                .then(|| {
+                    nix::unistd::User::from_uid(nix::unistd::getuid())
+                        .ok()
+                        .flatten()
+                })
+                .flatten()
+                .map(|user| user.dir)
+                .filter(|dir| dir.is_absolute() && dir != Path::new("/"))
+        });
+        let mut homes: Vec<PathBuf> = [&self.home, &account]
             .into_iter()
             .flatten()
             .filter_map(|h| resolve(h).ok())
@@ -167,6 +177,7 @@ impl PathPolicy {
             protected: Vec::new(),
             allowed: Vec::new(),
             account_home: None,
+            look_up_account: false,
         }
     }
 
