@@ -24,8 +24,8 @@ function __maqet_complete
     for word in $words
         if test -n "$want"
             switch $want
-                case ':--data-dir' ':--runtime-dir' ':--config-dir'
-                    set -a store (string sub -s 2 -- $want) (string replace -r -- '^~(?=/|$)' $HOME $word)
+                case '*:--data-dir' '*:--runtime-dir' '*:--config-dir'
+                    set -a store (string replace -r -- '^.*:' '' $want) (string replace -r -- '^~(?=/|$)' $HOME $word)
             end
             set want ''
             continue
@@ -42,35 +42,175 @@ function __maqet_complete
                     'add:--memory' \
                     'add:--cpus' \
                     'add:--binary' \
+                    'add:--log-file' \
+                    'add:--data-dir' \
+                    'add:--runtime-dir' \
+                    'add:--config-dir' \
                     'apply:--name' \
                     'apply:--memory' \
                     'apply:--cpus' \
                     'apply:--binary' \
+                    'apply:--log-file' \
+                    'apply:--data-dir' \
+                    'apply:--runtime-dir' \
+                    'apply:--config-dir' \
                     'ls:--status' \
+                    'ls:--log-file' \
+                    'ls:--data-dir' \
+                    'ls:--runtime-dir' \
+                    'ls:--config-dir' \
+                    'info:--log-file' \
+                    'info:--data-dir' \
+                    'info:--runtime-dir' \
+                    'info:--config-dir' \
+                    'rm:--log-file' \
+                    'rm:--data-dir' \
+                    'rm:--runtime-dir' \
+                    'rm:--config-dir' \
                     'start:--timeout' \
                     'start:--wait-for' \
+                    'start:--log-file' \
+                    'start:--data-dir' \
+                    'start:--runtime-dir' \
+                    'start:--config-dir' \
                     'stop:--timeout' \
+                    'stop:--log-file' \
+                    'stop:--data-dir' \
+                    'stop:--runtime-dir' \
+                    'stop:--config-dir' \
+                    'status:--log-file' \
+                    'status:--data-dir' \
+                    'status:--runtime-dir' \
+                    'status:--config-dir' \
+                    'inspect:--log-file' \
+                    'inspect:--data-dir' \
+                    'inspect:--runtime-dir' \
+                    'inspect:--config-dir' \
+                    'qmp:--log-file' \
+                    'qmp:--data-dir' \
+                    'qmp:--runtime-dir' \
+                    'qmp:--config-dir' \
                     'qmp command:--arg' \
                     'qmp command:--args-json' \
                     'qmp command:--timeout' \
+                    'qmp command:--log-file' \
+                    'qmp command:--data-dir' \
+                    'qmp command:--runtime-dir' \
+                    'qmp command:--config-dir' \
                     'qmp keys:--hold-time' \
+                    'qmp keys:--log-file' \
+                    'qmp keys:--data-dir' \
+                    'qmp keys:--runtime-dir' \
+                    'qmp keys:--config-dir' \
                     'qmp type:--hold-time' \
+                    'qmp type:--log-file' \
+                    'qmp type:--data-dir' \
+                    'qmp type:--runtime-dir' \
+                    'qmp type:--config-dir' \
                     'qmp screendump:--format' \
+                    'qmp screendump:--log-file' \
+                    'qmp screendump:--data-dir' \
+                    'qmp screendump:--runtime-dir' \
+                    'qmp screendump:--config-dir' \
+                    'qmp pause:--log-file' \
+                    'qmp pause:--data-dir' \
+                    'qmp pause:--runtime-dir' \
+                    'qmp pause:--config-dir' \
+                    'qmp resume:--log-file' \
+                    'qmp resume:--data-dir' \
+                    'qmp resume:--runtime-dir' \
+                    'qmp resume:--config-dir' \
                     'qmp device-add:--id' \
                     'qmp device-add:--prop' \
+                    'qmp device-add:--log-file' \
+                    'qmp device-add:--data-dir' \
+                    'qmp device-add:--runtime-dir' \
+                    'qmp device-add:--config-dir' \
                     'qmp device-del:--timeout' \
+                    'qmp device-del:--log-file' \
+                    'qmp device-del:--data-dir' \
+                    'qmp device-del:--runtime-dir' \
+                    'qmp device-del:--config-dir' \
                     'qmp events:--filter' \
                     'qmp events:--timeout' \
+                    'qmp events:--log-file' \
+                    'qmp events:--data-dir' \
+                    'qmp events:--runtime-dir' \
+                    'qmp events:--config-dir' \
+                    'console:--log-file' \
+                    'console:--data-dir' \
+                    'console:--runtime-dir' \
+                    'console:--config-dir' \
                     'run:--name' \
                     'run:--memory' \
                     'run:--cpus' \
                     'run:--binary' \
                     'run:--wait-for' \
                     'run:--timeout' \
+                    'run:--log-file' \
+                    'run:--data-dir' \
+                    'run:--runtime-dir' \
+                    'run:--config-dir' \
+                    'snapshot:--log-file' \
+                    'snapshot:--data-dir' \
+                    'snapshot:--runtime-dir' \
+                    'snapshot:--config-dir' \
                     'snapshot create:--timeout' \
+                    'snapshot create:--log-file' \
+                    'snapshot create:--data-dir' \
+                    'snapshot create:--runtime-dir' \
+                    'snapshot create:--config-dir' \
                     'snapshot load:--timeout' \
+                    'snapshot load:--log-file' \
+                    'snapshot load:--data-dir' \
+                    'snapshot load:--runtime-dir' \
+                    'snapshot load:--config-dir' \
+                    'snapshot list:--log-file' \
+                    'snapshot list:--data-dir' \
+                    'snapshot list:--runtime-dir' \
+                    'snapshot list:--config-dir' \
                     'snapshot delete:--timeout' \
-                    'man:--dir'
+                    'snapshot delete:--log-file' \
+                    'snapshot delete:--data-dir' \
+                    'snapshot delete:--runtime-dir' \
+                    'snapshot delete:--config-dir' \
+                    'disk:--log-file' \
+                    'disk:--data-dir' \
+                    'disk:--runtime-dir' \
+                    'disk:--config-dir' \
+                    'disk create:--log-file' \
+                    'disk create:--data-dir' \
+                    'disk create:--runtime-dir' \
+                    'disk create:--config-dir' \
+                    'storage:--log-file' \
+                    'storage:--data-dir' \
+                    'storage:--runtime-dir' \
+                    'storage:--config-dir' \
+                    'storage orphans:--log-file' \
+                    'storage orphans:--data-dir' \
+                    'storage orphans:--runtime-dir' \
+                    'storage orphans:--config-dir' \
+                    'storage verify:--log-file' \
+                    'storage verify:--data-dir' \
+                    'storage verify:--runtime-dir' \
+                    'storage verify:--config-dir' \
+                    'doctor:--log-file' \
+                    'doctor:--data-dir' \
+                    'doctor:--runtime-dir' \
+                    'doctor:--config-dir' \
+                    'cleanup:--log-file' \
+                    'cleanup:--data-dir' \
+                    'cleanup:--runtime-dir' \
+                    'cleanup:--config-dir' \
+                    'completions:--log-file' \
+                    'completions:--data-dir' \
+                    'completions:--runtime-dir' \
+                    'completions:--config-dir' \
+                    'man:--dir' \
+                    'man:--log-file' \
+                    'man:--data-dir' \
+                    'man:--runtime-dir' \
+                    'man:--config-dir'
                     set want "$cmd:$word"
             end
             continue
@@ -132,11 +272,291 @@ function __maqet_complete
                 __fish_complete_directories $cur
             case ':--config-dir'
                 __fish_complete_directories $cur
+            case 'add:--log-file'
+                __fish_complete_path $cur
+            case 'add:--data-dir'
+                __fish_complete_directories $cur
+            case 'add:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'add:--config-dir'
+                __fish_complete_directories $cur
+            case 'apply:--log-file'
+                __fish_complete_path $cur
+            case 'apply:--data-dir'
+                __fish_complete_directories $cur
+            case 'apply:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'apply:--config-dir'
+                __fish_complete_directories $cur
             case 'ls:--status'
                 printf '%s\n' 'created' 'starting' 'running' 'stopped' 'crashed'
+            case 'ls:--log-file'
+                __fish_complete_path $cur
+            case 'ls:--data-dir'
+                __fish_complete_directories $cur
+            case 'ls:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'ls:--config-dir'
+                __fish_complete_directories $cur
+            case 'info:--log-file'
+                __fish_complete_path $cur
+            case 'info:--data-dir'
+                __fish_complete_directories $cur
+            case 'info:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'info:--config-dir'
+                __fish_complete_directories $cur
+            case 'rm:--log-file'
+                __fish_complete_path $cur
+            case 'rm:--data-dir'
+                __fish_complete_directories $cur
+            case 'rm:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'rm:--config-dir'
+                __fish_complete_directories $cur
+            case 'start:--log-file'
+                __fish_complete_path $cur
+            case 'start:--data-dir'
+                __fish_complete_directories $cur
+            case 'start:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'start:--config-dir'
+                __fish_complete_directories $cur
+            case 'stop:--log-file'
+                __fish_complete_path $cur
+            case 'stop:--data-dir'
+                __fish_complete_directories $cur
+            case 'stop:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'stop:--config-dir'
+                __fish_complete_directories $cur
+            case 'status:--log-file'
+                __fish_complete_path $cur
+            case 'status:--data-dir'
+                __fish_complete_directories $cur
+            case 'status:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'status:--config-dir'
+                __fish_complete_directories $cur
+            case 'inspect:--log-file'
+                __fish_complete_path $cur
+            case 'inspect:--data-dir'
+                __fish_complete_directories $cur
+            case 'inspect:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'inspect:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp:--log-file'
+                __fish_complete_path $cur
+            case 'qmp:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp command:--log-file'
+                __fish_complete_path $cur
+            case 'qmp command:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp command:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp command:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp keys:--log-file'
+                __fish_complete_path $cur
+            case 'qmp keys:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp keys:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp keys:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp type:--log-file'
+                __fish_complete_path $cur
+            case 'qmp type:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp type:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp type:--config-dir'
+                __fish_complete_directories $cur
             case 'qmp screendump:--format'
                 printf '%s\n' 'ppm' 'png'
+            case 'qmp screendump:--log-file'
+                __fish_complete_path $cur
+            case 'qmp screendump:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp screendump:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp screendump:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp pause:--log-file'
+                __fish_complete_path $cur
+            case 'qmp pause:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp pause:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp pause:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp resume:--log-file'
+                __fish_complete_path $cur
+            case 'qmp resume:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp resume:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp resume:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp device-add:--log-file'
+                __fish_complete_path $cur
+            case 'qmp device-add:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp device-add:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp device-add:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp device-del:--log-file'
+                __fish_complete_path $cur
+            case 'qmp device-del:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp device-del:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp device-del:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp events:--log-file'
+                __fish_complete_path $cur
+            case 'qmp events:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp events:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp events:--config-dir'
+                __fish_complete_directories $cur
+            case 'console:--log-file'
+                __fish_complete_path $cur
+            case 'console:--data-dir'
+                __fish_complete_directories $cur
+            case 'console:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'console:--config-dir'
+                __fish_complete_directories $cur
+            case 'run:--log-file'
+                __fish_complete_path $cur
+            case 'run:--data-dir'
+                __fish_complete_directories $cur
+            case 'run:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'run:--config-dir'
+                __fish_complete_directories $cur
+            case 'snapshot:--log-file'
+                __fish_complete_path $cur
+            case 'snapshot:--data-dir'
+                __fish_complete_directories $cur
+            case 'snapshot:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'snapshot:--config-dir'
+                __fish_complete_directories $cur
+            case 'snapshot create:--log-file'
+                __fish_complete_path $cur
+            case 'snapshot create:--data-dir'
+                __fish_complete_directories $cur
+            case 'snapshot create:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'snapshot create:--config-dir'
+                __fish_complete_directories $cur
+            case 'snapshot load:--log-file'
+                __fish_complete_path $cur
+            case 'snapshot load:--data-dir'
+                __fish_complete_directories $cur
+            case 'snapshot load:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'snapshot load:--config-dir'
+                __fish_complete_directories $cur
+            case 'snapshot list:--log-file'
+                __fish_complete_path $cur
+            case 'snapshot list:--data-dir'
+                __fish_complete_directories $cur
+            case 'snapshot list:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'snapshot list:--config-dir'
+                __fish_complete_directories $cur
+            case 'snapshot delete:--log-file'
+                __fish_complete_path $cur
+            case 'snapshot delete:--data-dir'
+                __fish_complete_directories $cur
+            case 'snapshot delete:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'snapshot delete:--config-dir'
+                __fish_complete_directories $cur
+            case 'disk:--log-file'
+                __fish_complete_path $cur
+            case 'disk:--data-dir'
+                __fish_complete_directories $cur
+            case 'disk:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'disk:--config-dir'
+                __fish_complete_directories $cur
+            case 'disk create:--log-file'
+                __fish_complete_path $cur
+            case 'disk create:--data-dir'
+                __fish_complete_directories $cur
+            case 'disk create:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'disk create:--config-dir'
+                __fish_complete_directories $cur
+            case 'storage:--log-file'
+                __fish_complete_path $cur
+            case 'storage:--data-dir'
+                __fish_complete_directories $cur
+            case 'storage:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'storage:--config-dir'
+                __fish_complete_directories $cur
+            case 'storage orphans:--log-file'
+                __fish_complete_path $cur
+            case 'storage orphans:--data-dir'
+                __fish_complete_directories $cur
+            case 'storage orphans:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'storage orphans:--config-dir'
+                __fish_complete_directories $cur
+            case 'storage verify:--log-file'
+                __fish_complete_path $cur
+            case 'storage verify:--data-dir'
+                __fish_complete_directories $cur
+            case 'storage verify:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'storage verify:--config-dir'
+                __fish_complete_directories $cur
+            case 'doctor:--log-file'
+                __fish_complete_path $cur
+            case 'doctor:--data-dir'
+                __fish_complete_directories $cur
+            case 'doctor:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'doctor:--config-dir'
+                __fish_complete_directories $cur
+            case 'cleanup:--log-file'
+                __fish_complete_path $cur
+            case 'cleanup:--data-dir'
+                __fish_complete_directories $cur
+            case 'cleanup:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'cleanup:--config-dir'
+                __fish_complete_directories $cur
+            case 'completions:--log-file'
+                __fish_complete_path $cur
+            case 'completions:--data-dir'
+                __fish_complete_directories $cur
+            case 'completions:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'completions:--config-dir'
+                __fish_complete_directories $cur
             case 'man:--dir'
+                __fish_complete_directories $cur
+            case 'man:--log-file'
+                __fish_complete_path $cur
+            case 'man:--data-dir'
+                __fish_complete_directories $cur
+            case 'man:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'man:--config-dir'
                 __fish_complete_directories $cur
         end
     else if test $ddash = 0; and string match -q -- '-*' $cur
@@ -158,75 +578,215 @@ function __maqet_complete
                     '--cpus' 'virtual CPUs (wins over the files)' \
                     '--binary' 'QEMU program name or path (wins over the files)' \
                     '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them' \
-                    '--empty' 'define a VM with no config file, from defaults and options only'
+                    '--empty' 'define a VM with no config file, from defaults and options only' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'apply'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--name' 'rename the VM' \
                     '--memory' 'guest memory, e.g. 2G' \
                     '--cpus' 'virtual CPUs' \
                     '--binary' 'QEMU program name or path' \
-                    '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them'
+                    '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'ls'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--status' 'only VMs in this state: created, starting, running, stopped or crashed' \
-                    '--names' 'print names only, one per line, as stored (no liveness check; for shell completion)'
+                    '--names' 'print names only, one per line, as stored (no liveness check; for shell completion)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'info'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'rm'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--all' 'remove every VM' \
                     '--force' 'never ask; remove VMs that are running' \
-                    '--clean-storage' 'also delete the disk images maqet created for the VM (never yours)'
+                    '--clean-storage' 'also delete the disk images maqet created for the VM (never yours)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'start'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--timeout' 'seconds to wait for the VM to be ready (default 60)' \
                     '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N or file:PATH' \
-                    '--dry-run' 'print the QEMU command line instead of running it'
+                    '--dry-run' 'print the QEMU command line instead of running it' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'stop'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--timeout' 'seconds the guest gets to power off (default 30, or the settings file\'s stop_timeout)' \
-                    '--force' 'do not ask the guest: quit QEMU at once (SIGKILL if it hangs)'
+                    '--force' 'do not ask the guest: quit QEMU at once (SIGKILL if it hangs)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'status'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'inspect'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp command'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--arg' 'an argument as key=value (repeatable)' \
                     '--args-json' 'all arguments as one JSON object' \
                     '--allow-dangerous' 'send commands maqet otherwise refuses (see the note)' \
-                    '--timeout' 'seconds to wait for QEMU (default 10)'
+                    '--timeout' 'seconds to wait for QEMU (default 10)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp keys'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--hold-time' 'milliseconds the keys stay down (default 100)'
+                    '--hold-time' 'milliseconds the keys stay down (default 100)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp type'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--hold-time' 'milliseconds each key stays down (default 30)'
+                    '--hold-time' 'milliseconds each key stays down (default 30)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp screendump'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--format' 'ppm or png (default: png for a .png file, else ppm)'
+                    '--format' 'ppm or png (default: png for a .png file, else ppm)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp pause'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp resume'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp device-add'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--id' 'the new device\'s id' \
-                    '--prop' 'a device property as key=value (repeatable)'
+                    '--prop' 'a device property as key=value (repeatable)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp device-del'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--timeout' 'seconds to wait for the guest to release it (default 10)'
+                    '--timeout' 'seconds to wait for the guest to release it (default 10)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp events'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--follow' 'keep printing until interrupted or the VM stops' \
                     '--filter' 'only events with this name (repeatable)' \
-                    '--timeout' 'without --follow: seconds to wait for an event (default 30)'
+                    '--timeout' 'without --follow: seconds to wait for an event (default 30)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'console'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--log' 'print the console log instead of attaching' \
-                    '--follow' 'with --log: keep printing until the VM stops'
+                    '--follow' 'with --log: keep printing until the VM stops' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'run'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--name' 'the VM\'s name (wins over the files)' \
@@ -237,43 +797,148 @@ function __maqet_complete
                     '--console' 'attach the serial console in the foreground (Ctrl-] detaches)' \
                     '--rm' 'remove the VM, and the images maqet created for it, once it stops' \
                     '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N or file:PATH' \
-                    '--timeout' 'seconds to wait for the VM to be ready (default 60)'
+                    '--timeout' 'seconds to wait for the VM to be ready (default 60)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'snapshot'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'snapshot create'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--overwrite' 'replace a snapshot of the same name' \
-                    '--timeout' 'seconds to wait for a live snapshot (default 300)'
+                    '--timeout' 'seconds to wait for a live snapshot (default 300)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'snapshot load'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--timeout' 'seconds to wait for a live load (default 300)'
+                    '--timeout' 'seconds to wait for a live load (default 300)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'snapshot list'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'snapshot delete'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--timeout' 'seconds to wait for a live delete (default 300)'
+                    '--timeout' 'seconds to wait for a live delete (default 300)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'disk'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'disk create'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'storage'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'storage orphans'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--delete' 'delete them'
+                    '--delete' 'delete them' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'storage verify'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'doctor'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--fix' 'repair what is safe to repair'
+                    '--fix' 'repair what is safe to repair' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'cleanup'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--dry-run' 'say what would be done, change nothing'
+                    '--dry-run' 'say what would be done, change nothing' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'completions'
-                printf '%s\t%s\n' '--help' 'display usage information'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'man'
                 printf '%s\t%s\n' '--help' 'display usage information' \
-                    '--dir' 'write every page (maqet.1, maqet-COMMAND.1) into this directory'
+                    '--dir' 'write every page (maqet.1, maqet-COMMAND.1) into this directory' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
         end
     else
         switch $cmd

@@ -290,7 +290,7 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
     let timeout = Duration::from_secs(10);
     match verb {
         QmpVerb::Command(a) => {
-            let args = qmp::parse_args(&a.arg, a.args_json.as_deref())?;
+            let args = qmp::parse_args("--arg", &a.arg, a.args_json.as_deref())?;
             let value = qmp::raw(
                 env,
                 &a.vm,
@@ -323,7 +323,7 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
             Ok(Report::RunState { name, state })
         }
         QmpVerb::DeviceAdd(a) => {
-            let props = qmp::parse_args(&a.prop, None)?;
+            let props = qmp::parse_args("--prop", &a.prop, None)?;
             qmp::device_add(env, &a.vm, &a.driver, &a.id, props, timeout)?;
             Ok(Report::Device {
                 id: a.id,

@@ -830,17 +830,37 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseExit> {
         }
     }
     hoist_globals(&mut strings);
-    expand_shorthands(&mut strings);
+    expand_shorthands(&mut strings).map_err(ParseExit::Usage)?;
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
     Cli::from_args(&["maqet"], &refs).map_err(|exit| match exit.status {
         Ok(()) => ParseExit::Help(exit.output),
-        Err(()) => ParseExit::Usage(exit.output),
+        Err(()) => ParseExit::Usage(missing_verb(&exit.output).unwrap_or(exit.output)),
     })
+}
+
+/// argh's "One of the following subcommands must be present" lists `help`
+/// among the verbs; say it in maqet's words, with the verbs only.
+fn missing_verb(output: &str) -> Option<String> {
+    let list = output.strip_prefix("One of the following subcommands must be present:")?;
+    let verbs: Vec<&str> = list
+        .split_whitespace()
+        .filter(|verb| *verb != "help")
+        .collect();
+    Some(format!(
+        "a verb is missing: give one of {}",
+        verbs.join(", ")
+    ))
 }
 
 /// Global options maqet takes before the command.
 const GLOBAL_SWITCHES: [&str; 2] = ["--json", "--verbose"];
 const GLOBAL_WITH_VALUE: [&str; 4] = ["--log-file", "--data-dir", "--runtime-dir", "--config-dir"];
+
+/// Whether `long` is one of maqet's global options, which also work after
+/// the command. A unit test keeps this list equal to `Cli`'s own options.
+pub fn is_global(long: &str) -> bool {
+    GLOBAL_SWITCHES.contains(&long) || GLOBAL_WITH_VALUE.contains(&long)
+}
 
 fn is_verbose(word: &str) -> bool {
     word.len() >= 2 && word.starts_with("-v") && word[1..].bytes().all(|b| b == b'v')
@@ -886,8 +906,10 @@ fn hoist_globals(args: &mut Vec<String>) {
 }
 
 /// `maqet qmp VM COMMAND` means `maqet qmp command VM COMMAND`, and
-/// `maqet snapshot VM VERB` means `maqet snapshot VERB VM`.
-fn expand_shorthands(args: &mut Vec<String>) {
+/// `maqet snapshot VM VERB` means `maqet snapshot VERB VM`. A word after
+/// `snapshot` that is neither gets its own message, not argh's
+/// "Unrecognized argument".
+fn expand_shorthands(args: &mut Vec<String>) -> Result<(), String> {
     let mut i = 0;
     while i < args.len() {
         let word = args[i].clone();
@@ -922,7 +944,56 @@ fn expand_shorthands(args: &mut Vec<String>) {
             && SNAPSHOT_VERBS.contains(&second.as_str())
         {
             args.swap(i + 1, i + 2);
+        } else if word == "snapshot"
+            && let Some(first) = args.get(i + 1)
+            && !first.starts_with('-')
+            && first != "help"
+            && !SNAPSHOT_VERBS.contains(&first.as_str())
+        {
+            let verbs = SNAPSHOT_VERBS.join(", ");
+            return Err(match args.get(i + 2) {
+                Some(second) if !second.starts_with('-') => format!(
+                    "`snapshot {first} {second}`: neither `{first}` nor `{second}` is a snapshot verb ({verbs})"
+                ),
+                _ => format!(
+                    "`snapshot {first}` needs a verb: one of {verbs}, as in `maqet snapshot list {first} DRIVE`"
+                ),
+            });
         }
-        return;
+        return Ok(());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use argh::{ArgsInfo, FlagInfoKind};
+
+    use super::*;
+
+    #[test]
+    fn the_global_lists_are_maqets_own_options() {
+        let info = Cli::get_args_info();
+        for flag in info.flags {
+            let listed = match flag.kind {
+                FlagInfoKind::Switch => GLOBAL_SWITCHES.contains(&flag.long),
+                FlagInfoKind::Option { .. } => GLOBAL_WITH_VALUE.contains(&flag.long),
+            };
+            let exempt = matches!(flag.long, "--help" | "--version");
+            assert_eq!(listed, !exempt, "{} and the global lists", flag.long);
+        }
+        let count = GLOBAL_SWITCHES.len() + GLOBAL_WITH_VALUE.len();
+        assert_eq!(count + 2, info.flags.len());
+    }
+
+    #[test]
+    fn the_verb_lists_are_the_subcommands() {
+        let info = Cli::get_args_info();
+        let verbs = |name: &str| -> Vec<&str> {
+            let command = info.commands.iter().find(|c| c.name == name).unwrap();
+            command.command.commands.iter().map(|c| c.name).collect()
+        };
+        assert_eq!(verbs("qmp"), QMP_VERBS);
+        assert_eq!(verbs("snapshot"), SNAPSHOT_VERBS);
     }
 }

@@ -107,6 +107,10 @@ struct Node {
     /// One line, as `--help` shows it in the command list.
     description: String,
     flags: Vec<&'static FlagInfo<'static>>,
+    /// maqet's global options, which also work after a command (`maqet ls
+    /// --json`): offered by the completions of every command but `maqet`
+    /// itself, where they are among `flags`.
+    globals: Vec<&'static FlagInfo<'static>>,
     positionals: Vec<&'static PositionalInfo<'static>>,
     /// One paragraph each.
     notes: Vec<String>,
@@ -118,7 +122,21 @@ struct Node {
 
 impl Node {
     fn root() -> Node {
-        Node::new(Vec::new(), Cli::get_args_info())
+        let mut root = Node::new(Vec::new(), Cli::get_args_info());
+        let globals: Vec<_> = root
+            .flags
+            .iter()
+            .copied()
+            .filter(|f| crate::cli::is_global(f.long))
+            .collect();
+        fn inherit(node: &mut Node, globals: &[&'static FlagInfo<'static>]) {
+            for child in &mut node.children {
+                child.globals = globals.to_vec();
+                inherit(child, globals);
+            }
+        }
+        inherit(&mut root, &globals);
+        root
     }
 
     fn new(path: Vec<&'static str>, info: CommandInfoWithArgs) -> Node {
@@ -135,6 +153,7 @@ impl Node {
         Node {
             description: one_line(info.description),
             flags: info.flags.iter().filter(|f| !f.hidden).collect(),
+            globals: Vec::new(),
             positionals: info.positionals.iter().filter(|p| !p.hidden).collect(),
             notes: info
                 .notes
@@ -171,10 +190,16 @@ impl Node {
         self.children.iter().find(|c| c.path.last() == Some(&name))
     }
 
-    /// The flags that take a value, with its name.
+    /// Every flag a completion offers here: the command's own, then the
+    /// global options.
+    fn all_flags(&self) -> impl Iterator<Item = &'static FlagInfo<'static>> {
+        self.flags.iter().chain(&self.globals).copied()
+    }
+
+    /// The flags that take a value, with its name (global options too).
     fn options(&self) -> impl Iterator<Item = (&'static FlagInfo<'static>, &'static str)> {
-        self.flags.iter().filter_map(|flag| match flag.kind {
-            FlagInfoKind::Option { arg_name } => Some((*flag, arg_name)),
+        self.all_flags().filter_map(|flag| match flag.kind {
+            FlagInfoKind::Option { arg_name } => Some((flag, arg_name)),
             FlagInfoKind::Switch => None,
         })
     }

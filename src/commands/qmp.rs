@@ -158,7 +158,11 @@ pub fn is_allowed(command: &str) -> bool {
 
 /// Parse `key=value` arguments: numbers, true/false and null as JSON,
 /// `{...}` and `[...]` as JSON, anything else as a string.
-pub fn parse_args(pairs: &[String], json: Option<&str>) -> Result<Map<String, Value>> {
+pub fn parse_args(
+    option: &str,
+    pairs: &[String],
+    json: Option<&str>,
+) -> Result<Map<String, Value>> {
     let mut args = match json {
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
@@ -181,7 +185,7 @@ pub fn parse_args(pairs: &[String], json: Option<&str>) -> Result<Map<String, Va
         let (key, value) = pair.split_once('=').ok_or_else(|| {
             Error::usage(
                 format!("`{pair}` is not KEY=VALUE"),
-                "write arguments as --arg key=value",
+                format!("write each as {option} key=value"),
             )
         })?;
         args.insert(key.to_owned(), typed(value)?);

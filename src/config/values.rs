@@ -194,11 +194,45 @@ macro_rules! size_serde {
 
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
+                // A config file (RON) may hold a bare number: refuse it with
+                // the unit hint. The store (postcard) has the text only.
+                let text = if d.is_human_readable() {
+                    d.deserialize_any(SizeText)?
+                } else {
+                    String::deserialize(d)?
+                };
                 $ty::parse(&text).map_err(de::Error::custom)
             }
         }
     };
+}
+
+/// A size as written in a config: text, or a number without a unit, which
+/// gets the same message as on the command line.
+struct SizeText;
+
+impl de::Visitor<'_> for SizeText {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a size in quotes with a unit, like \"512M\" or \"2G\"")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<String, E> {
+        Ok(text.to_owned())
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<String, E> {
+        Err(E::custom(format!(
+            "`{n}` has no unit: write the size in quotes with one, like \"{n}M\" or \"{n}G\""
+        )))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<String, E> {
+        Err(E::custom(format!(
+            "`{n}` is not a size: write a whole number and a unit in quotes, like \"512M\""
+        )))
+    }
 }
 
 size_serde!(Memory);

@@ -103,11 +103,15 @@ _maqet() {
     );
     let store = root.store_options();
     if !store.is_empty() {
-        let patterns: Vec<String> = store.iter().map(|long| want(&[], long)).collect();
+        // Given before the command or after it.
+        let patterns: Vec<String> = store
+            .iter()
+            .map(|long| format!("*{}", want(&[], long)))
+            .collect();
         let _ = writeln!(s, "                {})", patterns.join(" | "));
         s.push_str(
             "                    [[ $word == \"~\" || $word == \"~/\"* ]] && word=$HOME${word:1}\n\
-             \x20                   store+=(\"${want#:}\" \"$word\")\n\
+             \x20                   store+=(\"${want##*:}\" \"$word\")\n\
              \x20                   ;;\n",
         );
     }
@@ -174,7 +178,7 @@ fn offer(s: &mut String, root: &Node) {
     );
     for node in &nodes {
         let mut names = Vec::new();
-        for flag in &node.flags {
+        for flag in node.all_flags() {
             names.extend(flag.short.map(|c| format!("-{c}")));
             names.push(flag.long.to_owned());
         }

@@ -51,10 +51,14 @@ fn walk_words(s: &mut String, root: &Node) {
     let store = root.store_options();
     if !store.is_empty() {
         s.push_str("            switch $want\n");
-        let patterns: Vec<String> = store.iter().map(|long| want(&[], long)).collect();
+        // Given before the command or after it.
+        let patterns: Vec<String> = store
+            .iter()
+            .map(|long| quote(&format!("*:{long}")))
+            .collect();
         let _ = writeln!(s, "                case {}", patterns.join(" "));
         s.push_str(
-            "                    set -a store (string sub -s 2 -- $want) (string replace -r -- '^~(?=/|$)' $HOME $word)\n\
+            "                    set -a store (string replace -r -- '^.*:' '' $want) (string replace -r -- '^~(?=/|$)' $HOME $word)\n\
              \x20           end\n",
         );
     }
@@ -117,7 +121,7 @@ fn offer(s: &mut String, root: &Node) {
     for node in &nodes {
         let _ = writeln!(s, "            case {}", quote(&node.name()));
         let mut lines = Vec::new();
-        for flag in &node.flags {
+        for flag in node.all_flags() {
             if let Some(c) = flag.short {
                 lines.push(candidate(&format!("-{c}"), flag.description));
             }

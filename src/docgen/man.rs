@@ -157,7 +157,7 @@ fn render(root: &Node, node: &Node) -> String {
             positional_item(&mut r, p);
         }
     }
-    options(&mut r, root, node);
+    options(&mut r, node);
     commands(&mut r, node);
     examples(&mut r, node);
     exit_status(&mut r, root, node);
@@ -221,20 +221,15 @@ fn description(r: &mut Roff, node: &Node) {
     }
 }
 
-fn options(r: &mut Roff, root: &Node, node: &Node) {
+fn options(r: &mut Roff, node: &Node) {
     if node.flags.is_empty() {
         return;
     }
     r.section("OPTIONS");
     if !node.path.is_empty() {
-        let globals: Vec<String> = root
-            .flags
-            .iter()
-            .filter(|f| f.long != "--help")
-            .map(|f| bold(f.long))
-            .collect();
+        let globals: Vec<String> = node.globals.iter().map(|f| bold(f.long)).collect();
         r.text(&format!(
-            "The global options ({}) go before the command; see {}.",
+            "The global options ({}) go before or after the command; see {}.",
             globals.join(", "),
             reference("maqet")
         ));

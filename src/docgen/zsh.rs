@@ -168,7 +168,7 @@ fn leaf(s: &mut String, root: &Node, node: &Node) {
 /// `_arguments` specs for the flags of `node`.
 fn flag_specs(root: &Node, node: &Node) -> Vec<String> {
     let mut specs = Vec::new();
-    for flag in &node.flags {
+    for flag in node.all_flags() {
         let repeats = super::repeats(&flag.optionality);
         let description = format!("[{}]", bracketed(flag.description));
         let value = match flag.kind {

@@ -270,6 +270,28 @@ fn bad_memory_is_invalid() {
         .status(2)
         .stderr_contains("2X")
         .run();
+    // A bare number gets the unit hint the command line gives, not
+    // "Expected string"; a disk size too.
+    t.file("vm.ron", r#"(name: "web", memory: 512)"#)
+        .args(["add", "vm.ron"])
+        .status(3)
+        .stderr_contains(
+            r#"`512` has no unit: write the size in quotes with one, like "512M" or "512G""#,
+        )
+        .run();
+    t.file(
+        "vm.ron",
+        r#"(name: "web", storage: [Qcow2(name: "root", size: 20)])"#,
+    )
+    .args(["add", "vm.ron"])
+    .status(3)
+    .stderr_contains(r#"`20` has no unit"#)
+    .run();
+    t.file("vm.ron", r#"(name: "web", memory: -1)"#)
+        .args(["add", "vm.ron"])
+        .status(3)
+        .stderr_contains("`-1` is not a size")
+        .run();
     assert!(!t.data_dir().exists());
 }
 

@@ -305,6 +305,18 @@ fn bash_completes_vm_names_from_the_store() {
         bash(&t, &script, "maqet --data-dir ~/other stop "),
         ["elsewhere"]
     );
+    // ... and so does --data-dir after it, as maqet reads it.
+    assert_eq!(
+        bash(&t, &script, "maqet rm --data-dir other "),
+        ["elsewhere"]
+    );
+    // Global options are offered after the command too; --version is not one.
+    assert_eq!(bash(&t, &script, "maqet ls --j"), ["--json"]);
+    assert_eq!(
+        bash(&t, &script, "maqet qmp keys web --data"),
+        ["--data-dir"]
+    );
+    assert_eq!(bash(&t, &script, "maqet ls --vers"), Vec::<String>::new());
 }
 
 #[test]
@@ -388,5 +400,19 @@ fn fish_completes_commands_and_vm_names() {
     );
     assert_eq!(fish(&t, &script, "maqet qmp k"), ["keys"]);
     assert_eq!(fish(&t, &script, "maqet console "), ["web"]);
+    assert_eq!(fish(&t, &script, "maqet ls --j"), ["--json"]);
+    t.args([
+        "--data-dir",
+        "other",
+        "add",
+        "--empty",
+        "--name",
+        "elsewhere",
+    ])
+    .run();
+    assert_eq!(
+        fish(&t, &script, "maqet console --data-dir other "),
+        ["elsewhere"]
+    );
     assert_eq!(fish(&t, &script, "maqet completions z"), ["zsh"]);
 }

@@ -273,3 +273,55 @@ fn data_dir_flag_wins_over_the_environment() {
     assert!(t.path("flagged/maqet.redb").is_file());
     assert!(!t.data_dir().exists());
 }
+
+/// A word after `snapshot` that is no verb, and a missing verb, are said in
+/// maqet's words: argh said "Unrecognized argument: nv" and listed `help`
+/// among the verbs.
+#[test]
+fn a_missing_or_unknown_verb_names_the_verbs() {
+    let mut t = Test::new();
+    t.args(["snapshot", "nv"])
+        .status(2)
+        .stderr(
+            "maqet: `snapshot nv` needs a verb: one of create, load, list, delete, as in `maqet snapshot list nv DRIVE`\n  help: run `maqet --help`, or `maqet COMMAND --help`\n",
+        )
+        .run();
+    t.args(["snapshot", "nv", "lst"])
+        .status(2)
+        .stderr(
+            "maqet: `snapshot nv lst`: neither `nv` nor `lst` is a snapshot verb (create, load, list, delete)\n  help: run `maqet --help`, or `maqet COMMAND --help`\n",
+        )
+        .run();
+    t.args(["snapshot"])
+        .status(2)
+        .stderr(
+            "maqet: a verb is missing: give one of create, load, list, delete\n  help: run `maqet --help`, or `maqet COMMAND --help`\n",
+        )
+        .run();
+    t.args(["qmp"])
+        .status(2)
+        .stderr(
+            "maqet: a verb is missing: give one of command, keys, type, screendump, pause, resume, device-add, device-del, events\n  help: run `maqet --help`, or `maqet COMMAND --help`\n",
+        )
+        .run();
+    // The VM-first form and help still work.
+    t.args(["snapshot", "nv", "list"])
+        .status(2)
+        .stderr_contains("DRIVE")
+        .run();
+    t.args(["snapshot", "help"])
+        .stdout_contains("Usage: maqet snapshot <command>")
+        .run();
+}
+
+/// A property without `=` names the option it came from.
+#[test]
+fn a_device_property_without_a_value_names_prop() {
+    Test::new()
+        .args(["qmp", "device-add", "web", "virtio-rng-pci", "--id", "r"])
+        .args(["--prop", "max-bytes"])
+        .status(2)
+        .stderr_contains("`max-bytes` is not KEY=VALUE")
+        .stderr_contains("help: write each as --prop key=value")
+        .run();
+}
