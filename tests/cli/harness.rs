@@ -675,3 +675,17 @@ impl Test {
         self.path(relative).to_str().expect("UTF-8").to_owned()
     }
 }
+
+/// True when the tests run as root. Without root the caller skips, loudly —
+/// unless `MAQET_REQUIRE_ROOT=1` (as in CI), where that fails the test.
+pub fn have_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("MAQET_REQUIRE_ROOT").is_none_or(|v| v != "1"),
+        "{test}: not root and MAQET_REQUIRE_ROOT=1"
+    );
+    eprintln!("\n!!! SKIPPED {test}: needs root !!!\n");
+    false
+}

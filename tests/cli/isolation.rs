@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
 use crate::guest::{bios_config, have_qemu};
-use crate::harness::Test;
+use crate::harness::{Test, have_root};
 
 /// Run `args` as the `nobody` user.
 fn as_nobody(args: &[&str]) -> Output {
@@ -26,10 +26,7 @@ fn another_user_cannot_reach_anything_of_a_running_vm() {
     if !have_qemu("another_user_cannot_reach_anything_of_a_running_vm") {
         return;
     }
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "\n!!! SKIPPED another_user_cannot_reach_anything_of_a_running_vm: needs root to act as another user !!!\n"
-        );
+    if !have_root("another_user_cannot_reach_anything_of_a_running_vm") {
         return;
     }
     let mut t = Test::new();

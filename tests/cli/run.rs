@@ -1,7 +1,7 @@
 //! `maqet run`: add and start in one go.
 
 use crate::guest::{READY, bios_config, guest_config, have_qemu};
-use crate::harness::Test;
+use crate::harness::{Test, have_root};
 
 #[test]
 fn run_without_a_config_starts_the_default_vm() {
@@ -34,6 +34,58 @@ fn run_without_a_config_starts_the_default_vm() {
         "stopped",
         "without --rm the VM stays"
     );
+}
+
+/// The README's first command on a host with no /dev/kvm at all: a mount
+/// namespace whose /dev holds only null, zero, random and urandom. The
+/// default VM runs under TCG, and doctor says why.
+#[test]
+fn run_starts_the_default_vm_on_a_host_without_dev_kvm() {
+    let test = "run_starts_the_default_vm_on_a_host_without_dev_kvm";
+    if !have_qemu(test) || !have_root(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let no_kvm = |t: &Test, args: &[&str]| {
+        let script = "mount -t tmpfs -o mode=755 tmpfs /dev && \
+            mknod -m 666 /dev/null c 1 3 && mknod -m 666 /dev/zero c 1 5 && \
+            mknod -m 666 /dev/random c 1 8 && mknod -m 666 /dev/urandom c 1 9 && \
+            [ ! -e /dev/kvm ] && exec \"$@\"";
+        let out = t
+            .wrapped(
+                "unshare",
+                &[
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                ],
+                args,
+            )
+            .output()
+            .expect("run unshare");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let out = no_kvm(&t, &["run", "--name", "nokvm"]);
+    assert!(out.starts_with("started nokvm (pid "), "{out}");
+    let status = t.args(["--json", "status", "nokvm"]).run().json();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["accel"], "tcg");
+    let doctor = no_kvm(&t, &["doctor"]);
+    assert!(
+        doctor.lines().any(|l| l
+            == "warn  kvm            /dev/kvm does not exist (no virtualisation support, or the kvm module is not loaded); VMs use TCG, much slower"),
+        "{doctor}"
+    );
+    t.args(["stop", "--force", "nokvm"]).run();
 }
 
 #[test]
