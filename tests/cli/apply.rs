@@ -353,3 +353,60 @@ fn every_example_applied_twice_is_the_same_vm() {
         assert_eq!(seen[0], seen[1], "{file}");
     }
 }
+
+/// apply checks images (qemu-img) without holding the store; another
+/// command that changed the VM meanwhile makes it refuse, and its change
+/// stays.
+#[test]
+fn an_apply_overtaken_by_another_changes_nothing() {
+    if !crate::guest::have_qemu("an_apply_overtaken_by_another_changes_nothing") {
+        return;
+    }
+    let mut t = Test::new();
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(t.path("disk.qcow2"))
+        .arg("1M")
+        .status()
+        .expect("run qemu-img");
+    assert!(made.success());
+    t.file(
+        "vm.ron",
+        r#"(name: "web", storage: [Qcow2(name: "root", file: "disk.qcow2")])"#,
+    );
+    t.args(["add", "vm.ron"]).run();
+    let slow = t.program(
+        "bin/qemu-img",
+        "#!/bin/sh\n: >\"$0.ran\"\nsleep 2\nexec /usr/bin/qemu-img \"$@\"\n",
+    );
+    let mut first = t.command(["apply", "web", "--memory", "512M"]);
+    first
+        .env("PATH", format!("{}:/usr/bin:/bin", t.path("bin").display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = first.spawn().expect("spawn apply");
+    let ran = std::path::PathBuf::from(format!("{slow}.ran"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ran.exists() {
+        assert!(std::time::Instant::now() < deadline, "qemu-img never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t.args(["apply", "web", "--cpus", "2"]).run();
+    let out = first.wait_with_output().expect("wait for apply");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().next(),
+        Some("maqet::refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`web` was changed or removed by another command while this apply ran"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vm = t.args(["--json", "info", "web"]).run().json();
+    assert_eq!(vm["config"]["cpus"], 2);
+    assert_eq!(vm["config"]["memory"], "1G");
+}
