@@ -220,7 +220,7 @@ fn bench_size(n: usize) -> BenchResult {
     let mut with_render = Vec::new();
     for _ in 0..list_iters {
         let t = Instant::now();
-        let (vms, _) = black_box(store.rows()?);
+        let (vms, _) = black_box(maqet::rows::Rows::read(&store)?);
         times.push(t.elapsed());
         assert_eq!(vms.len(), n);
         let t = Instant::now();
@@ -249,7 +249,7 @@ fn bench_size(n: usize) -> BenchResult {
     for _ in 0..list_iters {
         let t = Instant::now();
         let store = Store::open_existing(&dirs, Access::Read)?.ok_or("the store is missing")?;
-        let (vms, _) = store.rows()?;
+        let (vms, _) = maqet::rows::Rows::read(&store)?;
         drop(store);
         black_box(render(&Report::List(vms), false));
         times.push(t.elapsed());

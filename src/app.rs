@@ -67,7 +67,8 @@ pub fn run(cli: Cli) -> Result<Report> {
                 .map_err(Error::path)
         })
         .transpose()?;
-    crate::log::init(verbosity, log_file.as_deref())?;
+    let log_file = log_file.as_deref().map(open_log_file).transpose()?;
+    crate::log::init(verbosity, log_file);
     if cli.version {
         return Ok(Report::Version);
     }
@@ -416,4 +417,34 @@ fn confirm(question: &str) -> Result<()> {
             help: "answer `y` to remove, or add --force".into(),
         })
     }
+}
+
+/// Open `--log-file` to append: created 0600, never through a symlink, and
+/// only a regular file with no other name (not a FIFO, which would block,
+/// nor a hard link to someone's file).
+fn open_log_file(path: &camino::Utf8Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            if meta.is_file() && meta.nlink() == 1 {
+                Ok(file)
+            } else {
+                Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
+            }
+        })
+        .map_err(|e| match e.raw_os_error() {
+            // ENXIO: a FIFO nobody reads (opened without blocking).
+            Some(nix::libc::ELOOP | nix::libc::ENXIO) => Error::UnsafeDir {
+                path: path.to_owned(),
+                reason: "the log file is a symlink, a hard link or not a regular file".into(),
+                help: "give a log file of your own (a new name is fine)".into(),
+            },
+            _ => Error::io("cannot open the log file", path, e),
+        })
 }

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod storage;
 pub mod store;
 pub mod terminal;
+pub mod time;
 pub mod vm;
 
 pub use error::{Error, Result};

@@ -3,12 +3,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Mutex, OnceLock};
-
-use camino::Utf8Path;
-
-use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -24,47 +19,13 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Set up logging once, from the global options.
-pub fn init(verbosity: u8, log_file: Option<&Utf8Path>) -> Result<()> {
-    let file = match log_file {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                // Never through a symlink: one planted in a shared
-                // directory would have maqet append to someone's file.
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-                .open(path)
-                .and_then(|file| {
-                    // Only a regular file with no other name: not a FIFO
-                    // (it would block), not a hard link to someone's file.
-                    use std::os::unix::fs::MetadataExt;
-                    let meta = file.metadata()?;
-                    if meta.is_file() && meta.nlink() == 1 {
-                        Ok(file)
-                    } else {
-                        Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
-                    }
-                })
-                .map_err(|e| match e.raw_os_error() {
-                    // ENXIO: a FIFO nobody reads (opened without blocking).
-                    Some(nix::libc::ELOOP | nix::libc::ENXIO) => Error::UnsafeDir {
-                        path: path.to_owned(),
-                        reason: "the log file is a symlink, a hard link or not a regular file"
-                            .into(),
-                        help: "give a log file of your own (a new name is fine)".into(),
-                    },
-                    _ => Error::io("cannot open the log file", path, e),
-                })?,
-        )),
-        None => None,
-    };
+/// Set up logging once, from the global options: a stderr verbosity and an
+/// opened log file (see `app::open_log_file`).
+pub fn init(verbosity: u8, file: Option<File>) {
     let _ = LOGGER.set(Logger {
         stderr_level: verbosity,
-        file,
+        file: file.map(Mutex::new),
     });
-    Ok(())
 }
 
 pub fn log(level: Level, args: std::fmt::Arguments<'_>) {
@@ -82,7 +43,7 @@ pub fn log(level: Level, args: std::fmt::Arguments<'_>) {
     if let Some(file) = &logger.file
         && let Ok(mut f) = file.lock()
     {
-        let now = crate::vm::Timestamp::now().rfc3339();
+        let now = crate::time::Timestamp::now().rfc3339();
         let _ = writeln!(f, "{now} {} {tag}: {args}", std::process::id());
     }
 }

@@ -3,6 +3,8 @@
 //! instead of a heap string or two per VM (docs/performance.md).
 
 use crate::config::Bytes;
+use crate::error::{Error, Result};
+use crate::store::Store;
 use crate::vm::{Status, Vm, VmId};
 
 /// Every row `ls` shows, in the order last sorted.
@@ -50,6 +52,25 @@ impl Row<'_> {
 pub struct Malformed;
 
 impl Rows {
+    /// What `ls` needs: a row per VM, plus the whole record of the VMs that
+    /// reconciling may change (recorded running, or to be removed once
+    /// stopped). Rows are in no particular order.
+    pub fn read(store: &Store) -> Result<(Rows, Vec<Vm>)> {
+        let mut rows = Rows::default();
+        let mut live = Vec::new();
+        store.each(|vm| {
+            rows.push(&vm).map_err(|_| Error::StoreDamaged {
+                path: store.path().to_owned(),
+                detail: format!("the record of VM `{}` has a malformed id or name", vm.id),
+            })?;
+            if vm.runtime.is_some() || vm.auto_remove {
+                live.push(vm);
+            }
+            Ok(())
+        })?;
+        Ok((rows, live))
+    }
+
     pub fn push(&mut self, vm: &Vm) -> Result<(), Malformed> {
         let id = pack_id(vm.id.as_str()).ok_or(Malformed)?;
         let name = vm.name.as_str();

@@ -16,7 +16,6 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::config::Name;
 use crate::dirs::{Dirs, check_private_dir, ensure_private_dir};
 use crate::error::{Error, Result};
-use crate::rows::Rows;
 use crate::vm::{Vm, VmId, VmRecord};
 
 const VMS: TableDefinition<&str, &[u8]> = TableDefinition::new("vms");
@@ -304,25 +303,6 @@ impl Store {
             }
             Ok(())
         })
-    }
-
-    /// What `ls` needs: a row per VM, plus the whole record of the VMs that
-    /// reconciling may change (recorded running, or to be removed once
-    /// stopped). Rows are in no particular order.
-    pub fn rows(&self) -> Result<(Rows, Vec<Vm>)> {
-        let mut rows = Rows::default();
-        let mut live = Vec::new();
-        self.each(|vm| {
-            rows.push(&vm).map_err(|_| Error::StoreDamaged {
-                path: self.path.clone(),
-                detail: format!("the record of VM `{}` has a malformed id or name", vm.id),
-            })?;
-            if vm.runtime.is_some() || vm.auto_remove {
-                live.push(vm);
-            }
-            Ok(())
-        })?;
-        Ok((rows, live))
     }
 
     /// Every VM name, sorted, without reading a record (for completion).

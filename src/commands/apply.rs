@@ -16,124 +16,161 @@ pub struct Applied {
 /// name; renaming takes `--name`.
 ///
 /// The new record is worked out and its images checked (qemu-img) without
-/// holding the store; the write then takes it only if the VM's definition
-/// is still what it was read as.
+/// holding the store. The write then takes it only if the VM is still as it
+/// was read; if another command changed it meanwhile, apply starts over from
+/// what is stored now, so the outcome is that of one apply after the other.
 pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> {
     let rename = input.overrides.name.take();
     let (mut layers, sources) = load_files(env, &input.files)?;
     let nothing_given = input.is_empty() && rename.is_none() && !input.trust;
     let trust = input.trust;
     layers.push(input.overrides.into_layer());
-
-    // Read, then let go of the store: the image checks below run qemu-img,
-    // and no command should wait on the store for that.
-    let read = match Store::open_existing(&env.dirs, Access::Read)? {
-        Some(store) => match store.find(query) {
-            Ok(vm) => Some(vm),
-            Err(Error::VmNotFound { .. }) => None,
-            Err(other) => return Err(other),
-        },
-        None => None,
+    let request = Request {
+        query,
+        rename,
+        layers,
+        sources,
+        nothing_given,
+        trust,
     };
-    let Some(before) = read else {
-        if nothing_given {
-            return Err(Error::usage(
-                format!("no VM `{query}`, and nothing to define it from"),
-                "give config files or options, or use `maqet add --empty --name NAME`",
-            ));
-        }
-        let name = match rename {
-            Some(n) => n,
-            None => query
-                .parse::<Name>()
-                .map_err(|why| Error::invalid(why, "give the new VM a valid name, or --name"))?,
+    for _ in 0..ATTEMPTS {
+        // Read, then let go of the store: the image checks run qemu-img,
+        // and no command should wait on the store for that.
+        let before = match Store::open_existing(&env.dirs, Access::Read)? {
+            Some(store) => match store.find(query) {
+                Ok(vm) => Some(vm),
+                Err(Error::VmNotFound { .. }) => None,
+                Err(other) => return Err(other),
+            },
+            None => None,
         };
-        let config = merged(env.base_config(), layers, &name)?;
-        if let Some(what) = needs_trust(env, &config)
-            && !trust
-        {
-            return Err(untrusted(name.as_str(), what, "apply it with --trust"));
-        }
-        let mut vm = Vm::new(name, config, sources, false)?;
-        vm.trusted = trust;
+        let vm = request.applied_to(env, before.as_ref())?;
         check_images(env, &vm)?;
-        // put refuses the name if another command took it meanwhile.
-        Store::open(&env.dirs)?.write(|tx| tx.put(&vm))?;
-        return Ok(Applied { vm, created: true });
-    };
-    if nothing_given {
-        return Err(Error::usage(
-            format!("nothing to apply to `{}`", before.name),
-            "give config files, or options such as --memory or --cpus",
-        ));
-    }
-    let mut vm = before.clone();
-    if let Some(new_name) = rename {
-        vm.name = new_name;
-    }
-    vm.config = merged(vm.config.clone(), layers, &vm.name)?;
-    // Trust covers the arguments and binary it was given for: a change to
-    // either needs it again.
-    let changed =
-        before.config.arguments != vm.config.arguments || before.config.binary != vm.config.binary;
-    vm.trusted = trust || (vm.trusted && !changed);
-    if let Some(what) = needs_trust(env, &vm.config)
-        && !vm.trusted
-    {
-        return Err(untrusted(
-            vm.name.as_str(),
-            what,
-            &format!(
-                "apply it with --trust (`maqet apply {} ... --trust`)",
-                vm.name
-            ),
-        ));
-    }
-    // Each file once, in the order first applied.
-    for source in sources {
-        if !vm.sources.contains(&source) {
-            vm.sources.push(source);
+        let written = Store::open(&env.dirs)?.write(|tx| match &before {
+            None => {
+                // Someone defined it meanwhile: apply to theirs.
+                if tx.find(query).is_ok() {
+                    return Ok(None);
+                }
+                tx.put(&vm)?;
+                Ok(Some(Applied {
+                    vm: vm.clone(),
+                    created: true,
+                }))
+            }
+            Some(before) => {
+                // Start and stop change only the runtime fields meanwhile:
+                // keep theirs.
+                let mut now = match tx.get(&before.id) {
+                    Err(Error::VmNotFound { .. }) => return Ok(None),
+                    other => other?,
+                };
+                if now.name != before.name
+                    || now.config != before.config
+                    || now.sources != before.sources
+                    || now.trusted != before.trusted
+                {
+                    return Ok(None);
+                }
+                now.name = vm.name.clone();
+                now.config = vm.config.clone();
+                now.sources = vm.sources.clone();
+                now.trusted = vm.trusted;
+                now.updated = vm.updated;
+                tx.put(&now)?;
+                Ok(Some(Applied {
+                    vm: now,
+                    created: false,
+                }))
+            }
+        })?;
+        if let Some(applied) = written {
+            return Ok(applied);
         }
     }
-    vm.updated = Timestamp::now();
-    check_images(env, &vm)?;
-    Store::open(&env.dirs)?.write(|tx| {
-        // Start and stop change only the runtime fields meanwhile: keep
-        // theirs. Another apply or a removal makes this one stale.
-        let mut now = match tx.get(&vm.id) {
-            Err(Error::VmNotFound { .. }) => return Err(changed_meanwhile(&before)),
-            other => other?,
-        };
-        if now.name != before.name
-            || now.config != before.config
-            || now.sources != before.sources
-            || now.trusted != before.trusted
-        {
-            return Err(changed_meanwhile(&before));
-        }
-        now.name = vm.name.clone();
-        now.config = vm.config.clone();
-        now.sources = vm.sources.clone();
-        now.trusted = vm.trusted;
-        now.updated = vm.updated;
-        tx.put(&now)?;
-        Ok(Applied {
-            vm: now,
-            created: false,
-        })
+    Err(Error::Busy {
+        what: format!("VM `{query}`"),
+        lock: env.dirs.database(),
+        waited_ms: 0,
     })
 }
 
-fn changed_meanwhile(vm: &Vm) -> Error {
-    Error::Refused {
-        message: format!(
-            "`{}` was changed or removed by another command while this apply ran",
-            vm.name
-        ),
-        help: format!(
-            "nothing was applied; check it with `maqet info {}`, then apply again",
-            vm.name
-        ),
+/// How often apply starts over when other commands keep changing the VM.
+const ATTEMPTS: usize = 8;
+
+/// What `apply` was asked, to be applied to the VM as it is read.
+struct Request<'a> {
+    query: &'a str,
+    rename: Option<Name>,
+    layers: Vec<Layer>,
+    sources: Vec<camino::Utf8PathBuf>,
+    nothing_given: bool,
+    trust: bool,
+}
+
+impl Request<'_> {
+    /// The record `before` becomes, or the new VM when there is none.
+    fn applied_to(&self, env: &Env, before: Option<&Vm>) -> Result<Vm> {
+        let layers = self.layers.clone();
+        let Some(before) = before else {
+            if self.nothing_given {
+                return Err(Error::usage(
+                    format!("no VM `{}`, and nothing to define it from", self.query),
+                    "give config files or options, or use `maqet add --empty --name NAME`",
+                ));
+            }
+            let name = match &self.rename {
+                Some(n) => n.clone(),
+                None => self.query.parse::<Name>().map_err(|why| {
+                    Error::invalid(why, "give the new VM a valid name, or --name")
+                })?,
+            };
+            let config = merged(env.base_config(), layers, &name)?;
+            if let Some(what) = needs_trust(env, &config)
+                && !self.trust
+            {
+                return Err(untrusted(name.as_str(), what, "apply it with --trust"));
+            }
+            let mut vm = Vm::new(name, config, self.sources.clone(), false)?;
+            vm.trusted = self.trust;
+            return Ok(vm);
+        };
+        if self.nothing_given {
+            return Err(Error::usage(
+                format!("nothing to apply to `{}`", before.name),
+                "give config files, or options such as --memory or --cpus",
+            ));
+        }
+        let mut vm = before.clone();
+        if let Some(new_name) = &self.rename {
+            vm.name = new_name.clone();
+        }
+        vm.config = merged(vm.config.clone(), layers, &vm.name)?;
+        // Trust covers the arguments and binary it was given for: a change
+        // to either needs it again.
+        let changed = before.config.arguments != vm.config.arguments
+            || before.config.binary != vm.config.binary;
+        vm.trusted = self.trust || (vm.trusted && !changed);
+        if let Some(what) = needs_trust(env, &vm.config)
+            && !vm.trusted
+        {
+            return Err(untrusted(
+                vm.name.as_str(),
+                what,
+                &format!(
+                    "apply it with --trust (`maqet apply {} ... --trust`)",
+                    vm.name
+                ),
+            ));
+        }
+        // Each file once, in the order first applied.
+        for source in &self.sources {
+            if !vm.sources.contains(source) {
+                vm.sources.push(source.clone());
+            }
+        }
+        vm.updated = Timestamp::now();
+        Ok(vm)
     }
 }
 

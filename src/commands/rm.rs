@@ -64,7 +64,7 @@ pub fn remove(
                 (vec![vm.id.clone()], vec![vm])
             }
             Target::All => {
-                let (rows, live) = store.rows()?;
+                let (rows, live) = crate::rows::Rows::read(&store)?;
                 let ids: Vec<VmId> = rows.iter().filter_map(|r| VmId::parse(r.id())).collect();
                 (ids, live)
             }

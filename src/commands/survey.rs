@@ -31,7 +31,7 @@ pub fn survey(env: &Env) -> Result<Option<Survey>> {
     let Some(store) = Store::open_existing(&env.dirs, Access::Read)? else {
         return Ok(None);
     };
-    let (rows, live) = store.rows()?;
+    let (rows, live) = crate::rows::Rows::read(&store)?;
     Ok(Some(Survey {
         rows,
         live,

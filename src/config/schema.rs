@@ -19,7 +19,7 @@ pub const DEFAULT_MACHINE: &str = "q35";
 pub const DEFAULT_MEMORY: &str = "1G";
 
 /// One config file, or the command-line overrides, before merging.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
     pub name: Option<Name>,
@@ -37,7 +37,7 @@ pub struct Layer {
 }
 
 /// Direct kernel boot and firmware; merged field by field.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootLayer {
     pub kernel: Option<UserPath>,

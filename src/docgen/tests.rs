@@ -521,9 +521,20 @@ fn bash_completes_commands_verbs_and_options() {
         bash_complete(&fake, "maqet storage "),
         ["orphans", "verify"]
     );
+    // The command's options, and the global options, which work after it too.
     assert_eq!(
         bash_complete(&fake, "maqet --data-dir /tmp stop --"),
-        ["--force", "--help", "--timeout"]
+        [
+            "--config-dir",
+            "--data-dir",
+            "--force",
+            "--help",
+            "--json",
+            "--log-file",
+            "--runtime-dir",
+            "--timeout",
+            "--verbose"
+        ]
     );
     assert_eq!(
         bash_complete(&fake, "maqet ls --status "),
@@ -533,9 +544,10 @@ fn bash_completes_commands_verbs_and_options() {
         bash_complete(&fake, "maqet qmp screendump alpha x --format p"),
         ["png", "ppm"]
     );
-    // Global options go before the command only.
+    assert_eq!(bash_complete(&fake, "maqet start --js"), ["--json"]);
+    // --version is maqet's alone.
     assert_eq!(
-        bash_complete(&fake, "maqet start --js"),
+        bash_complete(&fake, "maqet start --vers"),
         Vec::<String>::new()
     );
     assert_eq!(bash_complete(&fake, "maqet --js"), ["--json"]);
@@ -543,7 +555,8 @@ fn bash_completes_commands_verbs_and_options() {
     assert_eq!(bash_complete(&fake, "maqet strat "), Vec::<String>::new());
 }
 
-/// Every option of every command is offered after `--`-less `-`.
+/// Every option of every command, and the global options, are offered
+/// after `--`-less `-`.
 #[test]
 fn bash_offers_each_commands_own_options() {
     if !have("bash", "bash_offers_each_commands_own_options") {
@@ -552,8 +565,7 @@ fn bash_offers_each_commands_own_options() {
     let fake = FakeMaqet::new();
     for node in Node::root().walk() {
         let mut want: Vec<String> = node
-            .flags
-            .iter()
+            .all_flags()
             .flat_map(|f| {
                 f.short
                     .map(|c| format!("-{c}"))
@@ -752,7 +764,26 @@ fn fish_script_parses_and_completes() {
     );
     assert_eq!(
         fish_complete(&fake, "maqet stop --"),
-        ["--force", "--help", "--timeout"]
+        [
+            "--config-dir",
+            "--data-dir",
+            "--force",
+            "--help",
+            "--json",
+            "--log-file",
+            "--runtime-dir",
+            "--timeout",
+            "--verbose"
+        ]
+    );
+    // A --data-dir after the command picks the store too.
+    assert_eq!(
+        fish_complete(&fake, "maqet start --data-dir ~/vms "),
+        ["alpha", "beta"]
+    );
+    assert_eq!(
+        fake.argv(),
+        ["--data-dir", "/home/someone/vms", "ls", "--names"]
     );
     assert_eq!(fish_complete(&fake, "maqet add b"), ["base.ron"]);
     assert_eq!(fish_complete(&fake, "maqet ls --status r"), ["running"]);
