@@ -635,7 +635,7 @@ function __maqet_complete
             case 'start'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--timeout' 'seconds to wait for the VM to be ready (default 60)' \
-                    '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N or file:PATH' \
+                    '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH' \
                     '--dry-run' 'print the QEMU command line instead of running it' \
                     '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
                     '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
@@ -796,7 +796,7 @@ function __maqet_complete
                     '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them' \
                     '--console' 'attach the serial console in the foreground (Ctrl-] detaches)' \
                     '--rm' 'remove the VM, and the images maqet created for it, once it stops' \
-                    '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N or file:PATH' \
+                    '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH' \
                     '--timeout' 'seconds to wait for the VM to be ready (default 60)' \
                     '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
                     '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \

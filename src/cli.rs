@@ -219,9 +219,12 @@ pub struct RmArgs {
     subcommand,
     name = "start",
     note = "The VM keeps running after you log out. Conditions for --wait-for: qmp (the default:\n\
-            QMP answers), console:REGEX (the guest printed a matching line), port:N (127.0.0.1:N\n\
-            accepts connections), file:PATH (the file exists).",
-    example = "maqet start web\nmaqet start web --wait-for 'console:login:' --timeout 120\nmaqet start web --dry-run"
+            QMP answers), console:REGEX (the guest printed a matching line), port:N (for one of\n\
+            the VM's forwards: the guest answers behind it, i.e. sends data or keeps the\n\
+            connection it took; for any other port: 127.0.0.1:N accepts connections), ssh (an\n\
+            SSH- banner through the VM's forward of guest port 22), file:PATH (the file exists).\n\
+            Not met in time: exit 5, the VM keeps running, and maqet says what it saw last.",
+    example = "maqet start web\nmaqet start web --wait-for ssh --timeout 120\nmaqet start web --wait-for 'console:login:' --timeout 120\nmaqet start web --dry-run"
 )]
 pub struct StartArgs {
     /// the VM: name, id or id prefix
@@ -232,7 +235,7 @@ pub struct StartArgs {
     #[argh(option, arg_name = "SECONDS", default = "60")]
     pub timeout: u64,
 
-    /// what "ready" means: qmp, console:REGEX, port:N or file:PATH
+    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
     #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
     pub wait_for: WaitFor,
 
@@ -547,10 +550,11 @@ pub struct ConsoleArgs {
     note = "Without CONFIG, runs the default VM: diskless, headless, 256M, a serial console, and\n\
             user networking with the guest's port 22 forwarded from a free port on 127.0.0.1 —\n\
             enough to check that this host can run VMs. Its name is run-XXXXXX unless --name.\n\
+            --wait-for takes the conditions of `maqet start` (see `maqet start --help`).\n\
             --rm removes the VM and the images maqet created for it once it has stopped: at\n\
             once when it stops while the console is attached or through `maqet stop`, else the\n\
             next time a maqet command finds it stopped.",
-    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for 'console:login:'"
+    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for ssh --timeout 120"
 )]
 pub struct RunArgs {
     /// config files (RON)
@@ -586,7 +590,7 @@ pub struct RunArgs {
     #[argh(switch)]
     pub rm: bool,
 
-    /// what "ready" means: qmp, console:REGEX, port:N or file:PATH
+    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
     #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
     pub wait_for: WaitFor,
 

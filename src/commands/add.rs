@@ -35,6 +35,19 @@ pub(crate) fn define(
     auto_remove: bool,
     trust: bool,
 ) -> Result<Vm> {
+    let vm = new_vm(env, layers, sources, auto_remove, trust)?;
+    store_new(env, &vm)?;
+    Ok(vm)
+}
+
+/// Merge layers onto the defaults into a new, checked VM, not yet stored.
+pub(crate) fn new_vm(
+    env: &Env,
+    layers: Vec<Layer>,
+    sources: Vec<camino::Utf8PathBuf>,
+    auto_remove: bool,
+    trust: bool,
+) -> Result<Vm> {
     let (config, name) = config::merge(env.base_config(), layers)?;
     let name = name.ok_or_else(|| {
         Error::invalid(
@@ -50,7 +63,11 @@ pub(crate) fn define(
     let mut vm = Vm::new(name, config, sources, auto_remove)?;
     vm.trusted = trust;
     check_images(env, &vm)?;
-    let store = Store::open(&env.dirs)?;
-    store.write(|tx| tx.put(&vm))?;
     Ok(vm)
+}
+
+/// Store a VM made by [`new_vm`].
+pub(crate) fn store_new(env: &Env, vm: &Vm) -> Result<()> {
+    let store = Store::open(&env.dirs)?;
+    store.write(|tx| tx.put(vm))
 }

@@ -16,6 +16,7 @@ mod status;
 mod stop;
 pub mod storage;
 mod survey;
+mod wait;
 
 pub use add::add;
 pub use apply::{Applied, apply};
@@ -24,9 +25,10 @@ pub use info::info;
 pub use ls::{list, names};
 pub use rm::{Removed, Target, remove};
 pub use run::{RunOptions, RunOutcome, run};
-pub use start::{StartOptions, StartOutcome, WaitFor, start};
+pub use start::{StartOptions, StartOutcome, start};
 pub use status::{Inspection, VmStatus, inspect, status};
 pub use stop::{StopOptions, StopOutcome, stop};
+pub use wait::WaitFor;
 
 use camino::{Utf8Path, Utf8PathBuf};
 

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use super::add::define;
+use super::add::{new_vm, store_new};
+use super::wait::Condition;
 use super::{ConfigInput, Env, Note, StartOptions, StartOutcome, WaitFor, load_files, start};
 use crate::config::{Display, Forward, Layer, Memory, Name, Network, Port, Protocol, UserNetwork};
 use crate::console::Ended;
@@ -91,7 +92,11 @@ pub fn run(
         ssh_port = Some(port);
     }
     layers.push(input.overrides.into_layer());
-    let vm = define(env, layers, sources, opts.rm, input.trust)?;
+    let vm = new_vm(env, layers, sources, opts.rm, input.trust)?;
+    // A condition this VM can never meet (`ssh` without a forward to port
+    // 22) is refused before the VM is added.
+    Condition::of(env, &opts.wait_for, &vm.config)?;
+    store_new(env, &vm)?;
     let start_opts = StartOptions {
         timeout: opts.timeout,
         wait_for: opts.wait_for.clone(),

@@ -1,12 +1,10 @@
-use std::io::{Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Child;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use nix::sys::signal::Signal;
 
+use super::wait::{Condition, WaitFor, Watch};
 use super::{Env, Note, needs_trust, read, read_id, save, untrusted};
 use crate::config::{Accel, VmConfig};
 use crate::dirs::ensure_private_dir;
@@ -25,54 +23,6 @@ use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
 use crate::settings::ConfinementMode;
 use crate::storage::{Chains, check_images, create_image, missing_images, recheck_paths};
 use crate::vm::{Confinement, Runtime, Status, Timestamp, Vm};
-
-/// What `start` waits for before it returns.
-#[derive(Debug, Clone)]
-pub enum WaitFor {
-    /// QMP answers `qmp_capabilities` and `query-status`.
-    Qmp,
-    /// The guest printed a line matching the pattern on its serial console.
-    Console(regex_lite::Regex),
-    /// A host TCP port on 127.0.0.1 accepts connections.
-    Port(u16),
-    /// A file exists.
-    File(Utf8PathBuf),
-}
-
-impl FromStr for WaitFor {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
-        match kind {
-            "qmp" if arg.is_empty() => Ok(WaitFor::Qmp),
-            "console" if !arg.is_empty() => regex_lite::Regex::new(arg)
-                .map(WaitFor::Console)
-                .map_err(|e| format!("`{arg}` is not a valid pattern: {e}")),
-            "port" => arg
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .map(WaitFor::Port)
-                .ok_or_else(|| format!("`{arg}` is not a port: give 1 to 65535")),
-            "file" if !arg.is_empty() => Ok(WaitFor::File(arg.into())),
-            _ => Err(format!(
-                "`{s}` is not a condition: use qmp, console:REGEX, port:N or file:PATH"
-            )),
-        }
-    }
-}
-
-impl WaitFor {
-    pub fn describe(&self) -> String {
-        match self {
-            WaitFor::Qmp => "QMP".into(),
-            WaitFor::Console(re) => format!("a console line matching /{}/", re.as_str()),
-            WaitFor::Port(port) => format!("127.0.0.1:{port} to accept connections"),
-            WaitFor::File(path) => format!("{path} to exist"),
-        }
-    }
-}
 
 pub struct StartOptions {
     pub timeout: Duration,
@@ -112,18 +62,11 @@ pub fn start(
             argv,
         });
     }
+    let condition = Condition::of(env, &opts.wait_for, &vm.config)?;
     check_socket_path(&paths.qmp_socket)?;
     check_socket_path(&paths.console_socket)?;
     check_socket_path(&paths.events_socket)?;
     let program = find_program(&vm.config.binary)?;
-    let mut wait_for = opts.wait_for.clone();
-    if let WaitFor::File(path) = &wait_for {
-        let checked = env
-            .policy
-            .check(path.as_os_str(), &env.cwd)
-            .map_err(Error::path)?;
-        wait_for = WaitFor::File(checked);
-    }
 
     ensure_private_dir(&env.dirs.runtime)?;
     // One start or stop of a VM at a time: two concurrent starts must not
@@ -224,35 +167,25 @@ pub fn start(
     };
     drop(qmp);
 
-    if !matches!(wait_for, WaitFor::Qmp) {
+    if !matches!(condition, Condition::Qmp) {
         note(Note::Progress(&format!(
             "waiting for {}",
-            wait_for.describe()
+            condition.describe()
         )));
-        let mut console = ConsoleTail::new(paths.console_log.clone());
+        let mut watch = Watch::new(&condition, &paths.console_log, &paths.qmp_socket);
         loop {
             if let Ok(Some(_)) = child.try_wait() {
                 return Err(exited_early(env, &mut vm, &mut child, &paths));
             }
-            let met = match &wait_for {
-                WaitFor::Qmp => true,
-                WaitFor::Console(re) => console.poll_match(re),
-                WaitFor::Port(port) => TcpStream::connect_timeout(
-                    &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
-                    Duration::from_millis(200),
-                )
-                .is_ok(),
-                WaitFor::File(path) => path.exists(),
-            };
-            if met {
+            if watch.met() {
                 break;
             }
             if Instant::now() >= deadline {
                 // The VM stays up: it started, only the condition was not met.
                 return Err(Error::TimedOut {
-                    what: wait_for.describe(),
+                    what: condition.describe(),
                     seconds: opts.timeout.as_secs(),
-                    last_seen: console.last_line(),
+                    last_seen: watch.last_seen(),
                     help: format!(
                         "the VM is running; `maqet console {0} --log` shows what it printed, `maqet stop {0}` stops it",
                         vm.name
@@ -538,57 +471,5 @@ fn abandon(
         seconds: timeout.as_secs(),
         last_seen,
         help: "QEMU was stopped again; try a longer --timeout, or check the VM's config".into(),
-    }
-}
-
-/// Follows console.log as QEMU appends to it.
-struct ConsoleTail {
-    path: Utf8PathBuf,
-    offset: u64,
-    pending: String,
-    last: Option<String>,
-}
-
-impl ConsoleTail {
-    fn new(path: Utf8PathBuf) -> ConsoleTail {
-        // Only what this run prints counts: console.log keeps earlier runs.
-        let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-        ConsoleTail {
-            path,
-            offset,
-            pending: String::new(),
-            last: None,
-        }
-    }
-
-    /// Read what was added and test each line (and the unfinished last
-    /// one, for prompts) against `re`.
-    fn poll_match(&mut self, re: &regex_lite::Regex) -> bool {
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return false;
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return false;
-        }
-        let mut bytes = Vec::new();
-        if file.read_to_end(&mut bytes).is_err() {
-            return false;
-        }
-        self.offset += bytes.len() as u64;
-        self.pending.push_str(&String::from_utf8_lossy(&bytes));
-        let mut matched = false;
-        while let Some(end) = self.pending.find('\n') {
-            let line: String = self.pending.drain(..=end).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if !line.trim().is_empty() {
-                self.last = Some(line.to_owned());
-            }
-            matched |= re.is_match(line);
-        }
-        matched || (!self.pending.is_empty() && re.is_match(&self.pending))
-    }
-
-    fn last_line(&self) -> Option<String> {
-        self.last.clone()
     }
 }

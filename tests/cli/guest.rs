@@ -70,6 +70,31 @@ pub fn guest_config(name: &str) -> String {
     )
 }
 
+/// The test guest with TCP `forwards` (host, guest) on a user network,
+/// serving `listen`: each `PORT:TEXT` answers every connection to guest
+/// port PORT with the line TEXT, or with nothing if TEXT is empty, and keeps
+/// it open (`maqet.listen=` on the kernel command line, docs/test-guest.md).
+pub fn listening_guest_config(name: &str, forwards: &[(u16, u16)], listen: &[&str]) -> String {
+    let append: String = listen
+        .iter()
+        .map(|l| format!(" maqet.listen={l}"))
+        .collect();
+    let forwards: Vec<String> = forwards
+        .iter()
+        .map(|(host, guest)| format!("(host: {host}, guest: {guest})"))
+        .collect();
+    guest_config(name)
+        .replacen("panic=-1\"", &format!("panic=-1{append}\""), 1)
+        .replacen(
+            "    memory:",
+            &format!(
+                "    network: [User(name: \"net0\", forwards: [{}])],\n    memory:",
+                forwards.join(", ")
+            ),
+            1,
+        )
+}
+
 /// A diskless VM with no kernel: SeaBIOS finds nothing to boot and ignores
 /// the ACPI power button — the guest that never shuts down.
 pub fn bios_config(name: &str) -> String {

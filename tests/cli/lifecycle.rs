@@ -460,47 +460,6 @@ fn rm_force_stops_a_running_vm_first() {
     assert!(!vm_dir(&t, &id).exists(), "its runtime files went with it");
 }
 
-#[test]
-fn wait_for_a_port_and_a_file_and_time_out_with_the_vm_left_running() {
-    if !have_qemu("wait_for_a_port_and_a_file_and_time_out_with_the_vm_left_running") {
-        return;
-    }
-    let mut t = Test::new();
-    let port = free_port();
-    add(
-        &mut t,
-        "vm.ron",
-        &format!(
-            "(name: \"ported\", accel: Tcg, memory: \"64M\", network: [User(name: \"n\", forwards: [(host: {port}, guest: 22)])])"
-        ),
-    );
-    // slirp listens on the forwarded port as soon as QEMU runs.
-    t.args(["start", "ported", "--wait-for", &format!("port:{port}")])
-        .run();
-    t.args(["stop", "--force", "ported"]).run();
-    t.args([
-        "start",
-        "ported",
-        "--wait-for",
-        "file:never-there",
-        "--timeout",
-        "1",
-    ])
-    .status(5)
-    .stderr_contains("timed out after 1 s waiting for")
-    .stderr_contains("never-there to exist")
-    .run();
-    assert_eq!(t.list()[0]["status"], "running", "the VM itself started");
-    t.args(["stop", "--force", "ported"]).run();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Concurrent `start`, `stop --force` and `rm --force` of one VM, round
 /// after round: never two QEMUs, never a record that says running without
 /// its process, never a QEMU left behind with no record.

@@ -27,6 +27,7 @@ mod settings;
 mod store;
 mod stress;
 mod version;
+mod wait;
 
 /// A test file that is not declared here would silently never run.
 #[test]
