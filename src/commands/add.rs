@@ -1,4 +1,4 @@
-use crate::config::{self, Layer};
+use crate::config::{self, Layer, Name, VmConfig};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::Vm;
@@ -28,13 +28,19 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
 }
 
 /// Merge layers onto the defaults and store the result as a new VM.
-pub(crate) fn define(
+fn define(
     env: &Env,
     layers: Vec<Layer>,
     sources: Vec<camino::Utf8PathBuf>,
     auto_remove: bool,
     trust: bool,
 ) -> Result<Vm> {
+    let (name, config) = defined(env, layers)?;
+    define_merged(env, name, config, sources, auto_remove, trust)
+}
+
+/// The config and name `layers` define, merged onto the defaults.
+pub(crate) fn defined(env: &Env, layers: Vec<Layer>) -> Result<(Name, VmConfig)> {
     let (config, name) = config::merge(env.base_config(), layers)?;
     let name = name.ok_or_else(|| {
         Error::invalid(
@@ -42,6 +48,18 @@ pub(crate) fn define(
             "add `name: \"...\"` to the config, or give --name",
         )
     })?;
+    Ok((name, config))
+}
+
+/// Store a merged config as a new VM.
+pub(crate) fn define_merged(
+    env: &Env,
+    name: Name,
+    config: VmConfig,
+    sources: Vec<camino::Utf8PathBuf>,
+    auto_remove: bool,
+    trust: bool,
+) -> Result<Vm> {
     if let Some(what) = needs_trust(env, &config)
         && !trust
     {

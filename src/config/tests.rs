@@ -205,3 +205,35 @@ fn ide_devices_go_one_per_port_on_q35_and_two_per_bus_on_the_pc() {
     assert_eq!(IdeBuses::of("microvm"), None);
     assert_eq!(IdeBuses::of("pcx"), None);
 }
+
+#[test]
+fn differences_name_each_field_and_entry() {
+    let stored = VmConfig {
+        storage: vec![qcow2("a", "1G"), qcow2("b", "1G")],
+        ..VmConfig::default()
+    };
+    assert!(stored.differences(&stored.clone()).is_empty());
+    let reordered = VmConfig {
+        storage: vec![qcow2("b", "1G"), qcow2("a", "1G")],
+        ..stored.clone()
+    };
+    assert_eq!(stored.differences(&reordered), ["storage (the order)"]);
+    let mut given = VmConfig {
+        storage: vec![qcow2("a", "2G"), qcow2("c", "1G")],
+        accel: Accel::Tcg,
+        arguments: vec!["-S".into()],
+        ..stored.clone()
+    };
+    given.boot.append = Some("quiet".into());
+    assert_eq!(
+        stored.differences(&given),
+        [
+            "accel (stored Auto, given Tcg)",
+            "boot.append",
+            "storage `a`",
+            "storage `b` (stored, not given)",
+            "storage `c` (given, not stored)",
+            "arguments",
+        ]
+    );
+}
