@@ -579,3 +579,28 @@ fn every_example_is_added_and_started() {
     });
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Many images: each is two descriptors QEMU inherits (read-only and
+/// read-write), placed from 6 up. With 15 writable disks or more their
+/// numbers used to reach the Landlock ruleset's own descriptor, which was
+/// then overwritten before it was enforced: QEMU never ran ("File
+/// descriptor in bad state"). SCSI, so that no PCI slots run out first.
+#[test]
+fn a_vm_with_forty_disks_starts() {
+    if !have_qemu("a_vm_with_forty_disks_starts") {
+        return;
+    }
+    let mut t = Test::new();
+    let drives: Vec<String> = (0..40)
+        .map(|i| format!("Qcow2(name: \"d{i}\", size: \"16M\", interface: Scsi)"))
+        .collect();
+    t.file(
+        "vm.ron",
+        &format!(
+            "(name: \"vm\", accel: Tcg, memory: \"64M\", storage: [{}])\n",
+            drives.join(", ")
+        ),
+    );
+    t.args(["add", "vm.ron"]).stdout_any().run();
+    starts_with_drives(&t, "vm", 40).unwrap_or_else(|p| panic!("{p}"));
+}
