@@ -553,7 +553,9 @@ pub struct ConsoleArgs {
             --wait-for takes the conditions of `maqet start` (see `maqet start --help`).\n\
             --rm removes the VM and the images maqet created for it once it has stopped: at\n\
             once when it stops while the console is attached or through `maqet stop`, else the\n\
-            next time a maqet command finds it stopped.",
+            next time a maqet command finds it stopped. Run again, a VM of the same name whose\n\
+            config is what the files and options give is started, or reported running (exit 0);\n\
+            one configured otherwise is an error that says what differs (exit 3).",
     example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for ssh --timeout 120"
 )]
 pub struct RunArgs {

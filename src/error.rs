@@ -93,14 +93,19 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
-    #[error("a VM named `{name}` already exists (id {id})")]
-    #[diagnostic(
-        code(maqet::vm::name_taken),
-        help(
-            "choose another name with --name, or change the existing VM with `maqet apply {name} ...`"
-        )
+    /// `differences` are what `run` found between the VM and its files.
+    #[error(
+        "a VM named `{name}` already exists (id {id}){}",
+        configured_otherwise(differences)
     )]
-    NameTaken { name: String, id: String },
+    #[diagnostic(code(maqet::vm::name_taken))]
+    NameTaken {
+        name: String,
+        id: String,
+        differences: Vec<String>,
+        #[help]
+        help: String,
+    },
 
     #[error("VM `{name}` is {status}")]
     #[diagnostic(code(maqet::vm::busy))]
@@ -314,6 +319,18 @@ impl Error {
         }
     }
 
+    /// `add` (or a rename) of a name another VM has.
+    pub fn name_taken(name: &str, id: &str) -> Error {
+        Error::NameTaken {
+            name: name.to_owned(),
+            id: id.to_owned(),
+            differences: Vec::new(),
+            help: format!(
+                "choose another name with --name, or change the existing VM with `maqet apply {name} ...`"
+            ),
+        }
+    }
+
     pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Error {
         Error::Usage {
             message: message.into(),
@@ -391,6 +408,14 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
+}
+
+fn configured_otherwise(differences: &[String]) -> String {
+    if differences.is_empty() {
+        String::new()
+    } else {
+        format!(" with another configuration: {}", differences.join("; "))
+    }
 }
 
 fn log_excerpt(lines: &[String]) -> String {

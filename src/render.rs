@@ -247,9 +247,18 @@ pub fn render(report: &Report, json: bool) -> String {
             }
             text
         }
-        Report::Ran(RunOutcome::Started { vm, ssh_port }) => {
+        Report::Ran(RunOutcome::Started {
+            vm,
+            ssh_port,
+            already_running,
+            ..
+        }) => {
             let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
-            let mut text = format!("started {} (pid {pid})\n", vm.name);
+            let mut text = if *already_running {
+                format!("{} is already running (pid {pid})\n", vm.name)
+            } else {
+                format!("started {} (pid {pid})\n", vm.name)
+            };
             if let Some(port) = ssh_port {
                 let _ = writeln!(text, "guest ssh: 127.0.0.1:{port}");
             }
@@ -573,12 +582,19 @@ fn to_json(report: &Report) -> Value {
             "reconciled": cleanup.reconciled.iter().map(|(n, s)| json!({"name": n, "status": s.as_str()})).collect::<Vec<_>>(),
             "removed": cleanup.removed,
         }),
-        Report::Ran(RunOutcome::Started { vm, ssh_port }) => json!({
+        Report::Ran(RunOutcome::Started {
+            vm,
+            ssh_port,
+            created,
+            already_running,
+        }) => json!({
             "id": vm.id.as_str(),
             "name": vm.name.as_str(),
             "pid": vm.runtime.as_ref().map(|r| r.pid),
             "ssh_port": ssh_port,
             "auto_remove": vm.auto_remove,
+            "created": created,
+            "already_running": already_running,
         }),
         Report::Ran(RunOutcome::Console { vm, removed, .. }) => json!({
             "id": vm.id.as_str(),

@@ -399,10 +399,7 @@ impl WriteTx<'_> {
         if let Some(owner) = &owner
             && *owner != vm.id
         {
-            return Err(Error::NameTaken {
-                name: vm.name.to_string(),
-                id: owner.to_string(),
-            });
+            return Err(Error::name_taken(vm.name.as_str(), owner.as_str()));
         }
         let mut vms = self
             .txn

@@ -1,4 +1,4 @@
-use crate::config::{self, Layer};
+use crate::config::{self, Layer, Name, VmConfig};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::vm::Vm;
@@ -28,26 +28,21 @@ pub fn add(env: &Env, input: ConfigInput, empty: bool) -> Result<Vm> {
 }
 
 /// Merge layers onto the defaults and store the result as a new VM.
-pub(crate) fn define(
+fn define(
     env: &Env,
     layers: Vec<Layer>,
     sources: Vec<camino::Utf8PathBuf>,
     auto_remove: bool,
     trust: bool,
 ) -> Result<Vm> {
-    let vm = new_vm(env, layers, sources, auto_remove, trust)?;
+    let (name, config) = defined(env, layers)?;
+    let vm = new_vm(env, name, config, sources, auto_remove, trust)?;
     store_new(env, &vm)?;
     Ok(vm)
 }
 
-/// Merge layers onto the defaults into a new, checked VM, not yet stored.
-pub(crate) fn new_vm(
-    env: &Env,
-    layers: Vec<Layer>,
-    sources: Vec<camino::Utf8PathBuf>,
-    auto_remove: bool,
-    trust: bool,
-) -> Result<Vm> {
+/// The config and name `layers` define, merged onto the defaults.
+pub(crate) fn defined(env: &Env, layers: Vec<Layer>) -> Result<(Name, VmConfig)> {
     let (config, name) = config::merge(env.base_config(), layers)?;
     let name = name.ok_or_else(|| {
         Error::invalid(
@@ -55,6 +50,18 @@ pub(crate) fn new_vm(
             "add `name: \"...\"` to the config, or give --name",
         )
     })?;
+    Ok((name, config))
+}
+
+/// A new, checked VM from a merged config, not yet stored.
+pub(crate) fn new_vm(
+    env: &Env,
+    name: Name,
+    config: VmConfig,
+    sources: Vec<camino::Utf8PathBuf>,
+    auto_remove: bool,
+    trust: bool,
+) -> Result<Vm> {
     if let Some(what) = needs_trust(env, &config)
         && !trust
     {

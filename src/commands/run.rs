@@ -1,9 +1,15 @@
 use std::time::Duration;
 
-use super::add::{new_vm, store_new};
+use super::add::{defined, new_vm, store_new};
 use super::wait::Condition;
-use super::{ConfigInput, Env, Note, StartOptions, StartOutcome, WaitFor, load_files, start};
-use crate::config::{Display, Forward, Layer, Memory, Name, Network, Port, Protocol, UserNetwork};
+use super::{
+    ConfigInput, Env, Note, StartOptions, StartOutcome, WaitFor, find_reconciled, load_files,
+    read_id, start,
+};
+use crate::config::{
+    Display, Forward, Layer, Memory, Name, Network, Overrides, Port, Protocol, UserNetwork,
+    VmConfig,
+};
 use crate::console::Ended;
 use crate::error::{Error, Result};
 use crate::reconcile::{forget_files, reconcile_one};
@@ -18,11 +24,15 @@ pub struct RunOptions {
 }
 
 pub enum RunOutcome {
-    /// Started in the background, like `start`.
+    /// Started in the background, like `start`; or found running.
     Started {
         vm: Box<Vm>,
         /// The host port forwarded to the guest's SSH, for the default VM.
         ssh_port: Option<u16>,
+        /// False when a VM of that name and config was there already.
+        created: bool,
+        /// It was running already: nothing was started.
+        already_running: bool,
     },
     /// The console session ended.
     Console {
@@ -35,9 +45,13 @@ pub enum RunOutcome {
 
 /// The default VM of `maqet run` without a config: diskless, headless, a
 /// serial console, and user networking with the guest's SSH forwarded from
-/// a free local port. Enough to check that a host can run VMs at all.
-fn default_vm(name: Name) -> Result<(Layer, u16)> {
-    let port = free_port()?;
+/// a free local port (or `port`, the one it had). Enough to check that a
+/// host can run VMs at all.
+fn default_vm(name: Name, port: Option<u16>) -> Result<(Layer, u16)> {
+    let port = match port {
+        Some(port) => port,
+        None => free_port()?,
+    };
     let layer = Layer {
         name: Some(name),
         memory: Some(Memory::parse("256M").map_err(|e| Error::invalid(e, "internal default"))?),
@@ -69,8 +83,57 @@ fn free_port() -> Result<u16> {
         .map_err(|e| Error::io("cannot find a free port on", "127.0.0.1", e))
 }
 
+/// The port the default VM's config forwards to the guest's SSH.
+fn default_ssh_port(config: &VmConfig) -> Option<u16> {
+    match config.network.as_slice() {
+        [Network::User(user)] if user.name.as_str() == "net0" => match user.forwards.as_slice() {
+            [fwd] if fwd.guest.0 == 22 => Some(fwd.host.0),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The VM named exactly `name`, as it is now (a `run --rm` VM found
+/// stopped is removed, and so not there).
+fn named(env: &Env, name: &Name) -> Result<Option<Vm>> {
+    match find_reconciled(env, name.as_str()) {
+        Ok(vm) if vm.name == *name => Ok(Some(vm)),
+        // An id prefix that happens to match is not a VM of that name.
+        Ok(_) | Err(Error::VmNotFound { .. } | Error::Ambiguous { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `maqet apply NAME FILES OPTIONS`, to bring a VM to what `run` was given.
+fn apply_command(
+    name: &Name,
+    files: &[camino::Utf8PathBuf],
+    overrides: &Overrides,
+    trust: bool,
+) -> String {
+    let mut words: Vec<String> = vec!["maqet".into(), "apply".into(), name.to_string()];
+    words.extend(files.iter().map(ToString::to_string));
+    if let Some(memory) = overrides.memory {
+        words.extend(["--memory".into(), memory.0.human()]);
+    }
+    if let Some(cpus) = overrides.cpus {
+        words.extend(["--cpus".into(), cpus.0.to_string()]);
+    }
+    if let Some(binary) = &overrides.binary {
+        words.extend(["--binary".into(), binary.as_str().to_owned()]);
+    }
+    if trust {
+        words.push("--trust".into());
+    }
+    crate::qemu::argv::shell_line(&words)
+}
+
 /// `add` and `start` in one go; with `console`, attach in the foreground;
-/// with `rm`, remove the VM once it has stopped.
+/// with `rm`, remove the VM once it has stopped. A VM of the same name
+/// whose config is what the files and options give is started (or found
+/// running) instead; one configured otherwise is an error that says what
+/// differs.
 pub fn run(
     env: &Env,
     mut input: ConfigInput,
@@ -87,25 +150,60 @@ pub fn run(
                 .parse()
                 .map_err(|e: String| Error::invalid(e, "give --name"))?,
         };
-        let (layer, port) = default_vm(name)?;
+        // Run again, the default VM keeps the port it was given.
+        let port = named(env, &name)?.and_then(|vm| default_ssh_port(&vm.config));
+        let (layer, port) = default_vm(name, port)?;
         layers.insert(0, layer);
         ssh_port = Some(port);
     }
+    let overrides = input.overrides.clone();
     layers.push(input.overrides.into_layer());
-    let vm = new_vm(env, layers, sources, opts.rm, input.trust)?;
-    // A condition this VM can never meet (`ssh` without a forward to port
-    // 22) is refused before the VM is added.
-    Condition::of(env, &opts.wait_for, &vm.config)?;
-    store_new(env, &vm)?;
+    let (name, config) = defined(env, layers)?;
+    let (vm, created) = match named(env, &name)? {
+        None => {
+            let vm = new_vm(env, name, config, sources, opts.rm, input.trust)?;
+            // A condition this VM can never meet (`ssh` without a forward
+            // to port 22) is refused before the VM is added.
+            Condition::of(env, &opts.wait_for, &vm.config)?;
+            store_new(env, &vm)?;
+            (vm, true)
+        }
+        Some(vm) => {
+            let mut differences = vm.config.differences(&config);
+            if vm.auto_remove != opts.rm {
+                differences.push(format!(
+                    "--rm (the VM was added {} it)",
+                    if vm.auto_remove { "with" } else { "without" }
+                ));
+            }
+            if !differences.is_empty() {
+                let apply = apply_command(&name, &input.files, &overrides, input.trust);
+                return Err(Error::NameTaken {
+                    help: format!(
+                        "`maqet start {name}` starts it as it is; `{apply}` merges what is \
+                         given into it (a running VM takes it at its next start); `maqet rm \
+                         {name}` removes it, to run it anew; or give --name to run another VM"
+                    ),
+                    name: name.to_string(),
+                    id: vm.id.to_string(),
+                    differences,
+                });
+            }
+            Condition::of(env, &opts.wait_for, &vm.config)?;
+            (vm, false)
+        }
+    };
     let start_opts = StartOptions {
         timeout: opts.timeout,
         wait_for: opts.wait_for.clone(),
         dry_run: false,
     };
     // By name: names are looked up first and are unique, so it is exact.
-    let started = match start(env, vm.name.as_str(), &start_opts, note) {
-        Ok(StartOutcome::Started { vm, .. }) => vm,
-        Ok(StartOutcome::DryRun { vm, .. }) => vm,
+    let (started, already_running) = match start(env, vm.name.as_str(), &start_opts, note) {
+        Ok(StartOutcome::Started { vm, .. } | StartOutcome::DryRun { vm, .. }) => (vm, false),
+        // What was asked for is there: like `start`, nothing is started,
+        // but for `run` that is success.
+        Err(Error::VmActive { .. }) if !created => (Box::new(read_id(env, &vm.id)?), true),
         Err(mut e) => {
             // With --rm the VM goes too: the error must not send the user
             // to `maqet status` of a VM that is no longer there.
@@ -126,6 +224,8 @@ pub fn run(
         return Ok(RunOutcome::Started {
             vm: started,
             ssh_port,
+            created,
+            already_running,
         });
     }
     let ended = super::console_attach(env, started.name.as_str(), tty, note)?;

@@ -295,6 +295,17 @@ fn parse_as<T: serde::de::DeserializeOwned>(
 /// names, and a hint that says what to write instead.
 fn describe(code: &ron::Error) -> (String, String) {
     match code {
+        // `Cdrom` has no `readonly`: say why rather than just "unknown".
+        ron::Error::NoSuchStructField { found, outer, .. }
+            if found == "readonly" && outer.as_deref() == Some("Cdrom") =>
+        {
+            (
+                "unknown field `readonly`: a cdrom is always read-only".into(),
+                "remove `readonly` from the Cdrom; use a `Raw` drive for a disk image that may \
+                 be written"
+                    .into(),
+            )
+        }
         ron::Error::NoSuchStructField {
             expected, found, ..
         } => (

@@ -78,7 +78,84 @@ fn check_merged(config: &VmConfig) -> Result<()> {
             forwards.push((fwd, &user.name));
         }
     }
+    check_controllers(config)?;
     check_arguments(&config.arguments).map_err(|bad| Error::invalid(bad.message, bad.help))
+}
+
+/// The ports of the SATA controller maqet adds for `interface: Sata`
+/// (QEMU's `ich9-ahci`: `maqet-ahci.0` to `maqet-ahci.5`).
+pub const SATA_PORTS: usize = 6;
+
+/// The IDE buses a machine type has built in, as QEMU names them: `ide.0`,
+/// `ide.1`, ... with `units` devices each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdeBuses {
+    pub buses: usize,
+    pub units: usize,
+}
+
+impl IdeBuses {
+    /// q35's ICH9 AHCI has six ports of one device each; the i440FX PC's
+    /// PIIX two buses of two (master and slave). Other machine types are
+    /// not known to maqet (`None`): QEMU places their IDE devices itself.
+    pub fn of(machine: &str) -> Option<IdeBuses> {
+        if machine == "q35" || machine.starts_with("pc-q35-") {
+            Some(IdeBuses { buses: 6, units: 1 })
+        } else if machine == "pc" || machine.starts_with("pc-i440fx-") {
+            Some(IdeBuses { buses: 2, units: 2 })
+        } else {
+            None
+        }
+    }
+
+    pub fn slots(self) -> usize {
+        self.buses * self.units
+    }
+
+    /// The bus and unit of the `n`th IDE device (0-based, `n < slots`).
+    pub fn place(self, n: usize) -> (String, usize) {
+        (format!("ide.{}", n / self.units), n % self.units)
+    }
+}
+
+/// Drives beyond what their controller has ports for: QEMU would refuse
+/// them at start ("Bus 'maqet-ahci.6' not found", "IDE unit 1 is in use").
+fn check_controllers(config: &VmConfig) -> Result<()> {
+    let on = |iface: Interface| {
+        config
+            .storage
+            .iter()
+            .filter(|d| match d {
+                Storage::Qcow2(q) => q.interface == iface,
+                Storage::Raw(r) => r.interface == iface,
+                Storage::Cdrom(c) => c.interface == iface,
+                Storage::Virtfs(_) => false,
+            })
+            .count()
+    };
+    let sata = on(Interface::Sata);
+    if sata > SATA_PORTS {
+        return Err(Error::invalid(
+            format!(
+                "{sata} drives use `interface: Sata`, but the SATA controller has {SATA_PORTS} ports"
+            ),
+            "put the others on `interface: Virtio` or `Scsi`",
+        ));
+    }
+    let machine = config.machine.as_str();
+    let ide = on(Interface::Ide);
+    if let Some(buses) = IdeBuses::of(machine)
+        && ide > buses.slots()
+    {
+        return Err(Error::invalid(
+            format!(
+                "{ide} drives use `interface: Ide`, but machine `{machine}` has room for {} IDE devices",
+                buses.slots()
+            ),
+            "put the others on `interface: Sata`, `Virtio` or `Scsi`",
+        ));
+    }
+    Ok(())
 }
 
 /// QEMU options maqet sets itself (DESIGN.md §4). Passing them again would

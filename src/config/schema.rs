@@ -120,6 +120,99 @@ impl VmConfig {
     }
 }
 
+impl VmConfig {
+    /// What differs between this (stored) config and `given`, field by
+    /// field, in words for a message: `memory (stored 1G, given 2G)`,
+    /// ``storage `data` (given, not stored)``. Empty when they are equal.
+    pub fn differences(&self, given: &VmConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut value = |field: &str, stored: String, wanted: String| {
+            if stored != wanted {
+                out.push(format!("{field} (stored {stored}, given {wanted})"));
+            }
+        };
+        value(
+            "binary",
+            self.binary.as_str().to_owned(),
+            given.binary.as_str().to_owned(),
+        );
+        value(
+            "machine",
+            self.machine.to_string(),
+            given.machine.to_string(),
+        );
+        value(
+            "accel",
+            format!("{:?}", self.accel),
+            format!("{:?}", given.accel),
+        );
+        value("memory", self.memory.0.human(), given.memory.0.human());
+        value("cpus", self.cpus.0.to_string(), given.cpus.0.to_string());
+        value(
+            "display",
+            format!("{:?}", self.display),
+            format!("{:?}", given.display),
+        );
+        value("vga", format!("{:?}", self.vga), format!("{:?}", given.vga));
+        let (a, b) = (&self.boot, &given.boot);
+        for (field, differs) in [
+            ("boot.kernel", a.kernel != b.kernel),
+            ("boot.initrd", a.initrd != b.initrd),
+            ("boot.append", a.append != b.append),
+            ("boot.firmware", a.firmware != b.firmware),
+        ] {
+            if differs {
+                out.push(field.to_owned());
+            }
+        }
+        named_differences(
+            &mut out,
+            "storage",
+            &self.storage,
+            &given.storage,
+            Storage::name,
+        );
+        named_differences(
+            &mut out,
+            "network",
+            &self.network,
+            &given.network,
+            Network::name,
+        );
+        if self.arguments != given.arguments {
+            out.push("arguments".to_owned());
+        }
+        out
+    }
+}
+
+/// Entries of a named list that differ, were removed or were added; or
+/// the order, when only that changed.
+fn named_differences<T: PartialEq>(
+    out: &mut Vec<String>,
+    field: &str,
+    stored: &[T],
+    given: &[T],
+    name: fn(&T) -> &Name,
+) {
+    let before = out.len();
+    for old in stored {
+        match given.iter().find(|new| name(new) == name(old)) {
+            None => out.push(format!("{field} `{}` (stored, not given)", name(old))),
+            Some(new) if new != old => out.push(format!("{field} `{}`", name(old))),
+            Some(_) => {}
+        }
+    }
+    for new in given {
+        if !stored.iter().any(|old| name(old) == name(new)) {
+            out.push(format!("{field} `{}` (given, not stored)", name(new)));
+        }
+    }
+    if out.len() == before && stored != given {
+        out.push(format!("{field} (the order)"));
+    }
+}
+
 fn merge_named<T>(into: &mut Vec<T>, new: Vec<T>, name: fn(&T) -> &Name) {
     for item in new {
         match into.iter_mut().find(|old| name(old) == name(&item)) {

@@ -181,3 +181,59 @@ fn ordinary_arguments_pass() {
     .collect();
     assert!(check_arguments(&args).is_ok());
 }
+
+#[test]
+fn ide_devices_go_one_per_port_on_q35_and_two_per_bus_on_the_pc() {
+    let q35 = IdeBuses::of("q35").expect("q35 is known");
+    assert_eq!(IdeBuses::of("pc-q35-7.2"), Some(q35));
+    assert_eq!(q35.slots(), 6);
+    assert_eq!(q35.place(0), ("ide.0".into(), 0));
+    assert_eq!(q35.place(5), ("ide.5".into(), 0));
+    let pc = IdeBuses::of("pc").expect("pc is known");
+    assert_eq!(IdeBuses::of("pc-i440fx-7.2"), Some(pc));
+    assert_eq!(pc.slots(), 4);
+    let places: Vec<_> = (0..4).map(|n| pc.place(n)).collect();
+    assert_eq!(
+        places,
+        [
+            ("ide.0".into(), 0),
+            ("ide.0".into(), 1),
+            ("ide.1".into(), 0),
+            ("ide.1".into(), 1)
+        ]
+    );
+    assert_eq!(IdeBuses::of("microvm"), None);
+    assert_eq!(IdeBuses::of("pcx"), None);
+}
+
+#[test]
+fn differences_name_each_field_and_entry() {
+    let stored = VmConfig {
+        storage: vec![qcow2("a", "1G"), qcow2("b", "1G")],
+        ..VmConfig::default()
+    };
+    assert!(stored.differences(&stored.clone()).is_empty());
+    let reordered = VmConfig {
+        storage: vec![qcow2("b", "1G"), qcow2("a", "1G")],
+        ..stored.clone()
+    };
+    assert_eq!(stored.differences(&reordered), ["storage (the order)"]);
+    let mut given = VmConfig {
+        storage: vec![qcow2("a", "2G"), qcow2("c", "1G")],
+        accel: Accel::Tcg,
+        arguments: vec!["-S".into()],
+        ..stored.clone()
+    };
+    given.boot.append = Some("quiet".into());
+    assert_eq!(
+        stored.differences(&given),
+        [
+            "accel (stored Auto, given Tcg)",
+            "boot.append",
+            "storage `a`",
+            "storage `b` (stored, not given)",
+            "storage `c` (given, not stored)",
+            "arguments",
+        ]
+    );
+}

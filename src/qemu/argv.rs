@@ -14,7 +14,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Value, json};
 
 use crate::config::{
-    Display, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga, VmConfig,
+    Display, IdeBuses, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga,
+    VmConfig,
 };
 use crate::storage::Chains;
 
@@ -253,6 +254,7 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
         plan.disks_dir,
         plan.chains,
         &images,
+        IdeBuses::of(c.machine.as_str()),
     ));
     argv.extend(network_args(&c.network));
     argv.extend(c.arguments.iter().cloned());
@@ -264,6 +266,7 @@ fn storage_args(
     disks_dir: &Utf8Path,
     chains: &Chains,
     images: &[ImageFd],
+    ide: Option<IdeBuses>,
 ) -> Vec<String> {
     let fdset = |path: &Utf8Path| {
         images
@@ -295,6 +298,7 @@ fn storage_args(
         );
     }
     let mut sata_port = 0;
+    let mut ide_count = 0;
     let mut fs_index = 0;
     for (index, drive) in storage.iter().enumerate() {
         let (file, format, interface, read_only, cdrom) = match drive {
@@ -396,8 +400,20 @@ fn storage_args(
                 let driver = if cdrom { "ide-cd" } else { "ide-hd" };
                 json!({"driver": driver, "drive": format_node, "bus": bus, "id": id})
             }
-            (Interface::Ide, false) => json!({"driver": "ide-hd", "drive": format_node, "id": id}),
-            (Interface::Ide, true) => json!({"driver": "ide-cd", "drive": format_node, "id": id}),
+            (Interface::Ide, _) => {
+                let driver = if cdrom { "ide-cd" } else { "ide-hd" };
+                let mut device = json!({"driver": driver, "drive": format_node, "id": id});
+                // Left to itself QEMU puts every IDE device on the first
+                // bus: q35's second fails ("bus supports only 1 units"),
+                // the PC's third ("IDE unit 1 is in use").
+                if let Some(ide) = ide {
+                    let (bus, unit) = ide.place(ide_count);
+                    device["bus"] = Value::from(bus);
+                    device["unit"] = Value::from(unit);
+                }
+                ide_count += 1;
+                device
+            }
             (Interface::Scsi, false) => {
                 json!({"driver": "scsi-hd", "drive": format_node, "bus": "maqet-scsi.0", "id": id})
             }

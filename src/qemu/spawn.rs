@@ -194,6 +194,19 @@ pub fn spawn(
                     return Err(io::Error::last_os_error());
                 }
             }
+            // The ruleset's too: with many images its number can be one
+            // of the targets, and Landlock then refuses the image placed
+            // there (EBADFD).
+            let ruleset = match &ruleset {
+                Some((fd, filter)) => {
+                    let fd = nix::libc::fcntl(*fd, nix::libc::F_DUPFD_CLOEXEC, above);
+                    if fd < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Some((fd, filter))
+                }
+                None => None,
+            };
             // dup2 clears close-on-exec on the new descriptor.
             for (fd, (_, target)) in moved.iter().zip(&moves) {
                 if nix::libc::dup2(*fd, *target) < 0 {
@@ -201,8 +214,8 @@ pub fn spawn(
                 }
             }
             nix::libc::umask(0o077);
-            if let Some((fd, filter)) = &ruleset {
-                confine::enforce(*fd, filter)?;
+            if let Some((fd, filter)) = ruleset {
+                confine::enforce(fd, filter)?;
             }
             close_on_exec_from(above);
             Ok(())

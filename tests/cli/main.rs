@@ -21,6 +21,7 @@ mod isolation;
 mod json_docs;
 mod lifecycle;
 mod ls;
+mod matrix;
 mod rm;
 mod run;
 mod settings;

@@ -34,6 +34,17 @@ fn run_without_a_config_starts_the_default_vm() {
         "stopped",
         "without --rm the VM stays"
     );
+    // Run again, it is the same VM, with the port it was given.
+    let again = t
+        .args(["--json", "run", "--name", "dflt"])
+        .kvm_fallback_ok()
+        .run()
+        .json();
+    assert_eq!(again["id"], out["id"]);
+    assert_eq!(again["ssh_port"], port);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["already_running"], false);
+    t.args(["stop", "--force", "dflt"]).run();
 }
 
 /// The README's first command on a host with no /dev/kvm at all: a mount
@@ -230,4 +241,83 @@ fn run_rm_that_fails_to_start_says_the_vm_is_gone() {
         "`bad` was removed (run --rm); fix what is reported above and run it again"
     );
     assert!(t.list().is_empty());
+}
+
+/// `run vm.ron` again: the VM it added is started when its stored config
+/// is what the file says, reported when it runs, and left alone, with the
+/// difference named, when the file now says something else.
+#[test]
+fn run_again_starts_the_same_vm_and_refuses_a_different_one() {
+    if !have_qemu("run_again_starts_the_same_vm_and_refuses_a_different_one") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("vm.ron", &bios_config("again"));
+    let first = t.args(["--json", "run", "vm.ron"]).run().json();
+    assert_eq!(first["created"], true);
+    assert_eq!(first["already_running"], false);
+    let id = first["id"].as_str().expect("id").to_owned();
+    let pid = first["pid"].as_u64().expect("pid");
+
+    // Running: nothing to do, and that is success.
+    t.args(["run", "vm.ron"])
+        .stdout(&format!("again is already running (pid {pid})\n"))
+        .run();
+    let running = t.args(["--json", "run", "vm.ron"]).run().json();
+    assert_eq!(running["id"], id.as_str());
+    assert_eq!(running["pid"], pid);
+    assert_eq!(running["created"], false);
+    assert_eq!(running["already_running"], true);
+
+    // Stopped: started again, the same VM.
+    t.args(["stop", "--force", "again"]).stdout_any().run();
+    let out = t.args(["run", "vm.ron"]).run();
+    assert!(
+        out.stdout.starts_with("started again (pid "),
+        "{}",
+        out.stdout
+    );
+    let listed = t.list();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["status"], "running");
+    t.args(["stop", "--force", "again"]).stdout_any().run();
+
+    // Configured otherwise: refused, saying what differs and what to do;
+    // the stored VM is as it was.
+    let before = t.args(["--json", "info", "again"]).run().json();
+    t.file("cd.iso", "");
+    t.file(
+        "vm.ron",
+        "(name: \"again\", accel: Tcg, memory: \"128M\", storage: [Cdrom(name: \"cd\", file: \"cd.iso\")])\n",
+    );
+    let error = t
+        .args(["--json", "run", "vm.ron", "--cpus", "2", "--rm"])
+        .status(3)
+        .run()
+        .stderr_json();
+    assert_eq!(
+        error["error"],
+        serde_json::json!({
+            "code": "maqet::vm::name_taken",
+            "exit_code": 3,
+            "message": format!(
+                "a VM named `again` already exists (id {id}) with another configuration: \
+                 memory (stored 64M, given 128M); cpus (stored 1, given 2); storage `cd` \
+                 (given, not stored); --rm (the VM was added without it)"
+            ),
+            "help": "`maqet start again` starts it as it is; `maqet apply again vm.ron --cpus 2` \
+                     merges what is given into it (a running VM takes it at its next start); \
+                     `maqet rm again` removes it, to run it anew; or give --name to run another VM",
+        })
+    );
+    let out = t.args(["run", "vm.ron"]).status(3).run();
+    assert!(
+        out.stderr
+            .contains("memory (stored 64M, given 128M); storage `cd` (given, not stored)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(t.args(["--json", "info", "again"]).run().json(), before);
+    assert_eq!(t.list()[0]["status"], "stopped", "nothing was started");
 }
