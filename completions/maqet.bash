@@ -91,6 +91,9 @@ _maqet() {
                 "qmp screendump:--format" | \
                 "qmp device-add:--id" | \
                 "qmp device-add:--prop" | \
+                "qmp disk-add:--id" | \
+                "qmp disk-add:--format" | \
+                "qmp disk-add:--prop" | \
                 "qmp device-del:--timeout" | \
                 "qmp events:--filter" | \
                 "qmp events:--timeout" | \
@@ -120,7 +123,7 @@ _maqet() {
                 ;;
             "qmp")
                 case $word in
-                    "command" | "keys" | "type" | "screendump" | "pause" | "resume" | "device-add" | "device-del" | "events")
+                    "command" | "keys" | "type" | "screendump" | "pause" | "resume" | "device-add" | "disk-add" | "device-del" | "events")
                         cmd="$cmd $word"
                         ;;
                     *) cmd="qmp command" npos=1 ;;
@@ -163,6 +166,7 @@ _maqet() {
             ":--config-dir") _maqet_dirs ;;
             "ls:--status") _maqet_words "created starting running stopped crashed" ;;
             "qmp screendump:--format") _maqet_words "ppm png" ;;
+            "qmp disk-add:--format") _maqet_words "raw qcow2" ;;
             "man:--dir") _maqet_dirs ;;
         esac
     elif [[ -z $ddash && $cur == -* ]]; then
@@ -185,6 +189,7 @@ _maqet() {
             "qmp pause") _maqet_words "--help" ;;
             "qmp resume") _maqet_words "--help" ;;
             "qmp device-add") _maqet_words "--help --id --prop" ;;
+            "qmp disk-add") _maqet_words "--help --id --format --readonly --prop" ;;
             "qmp device-del") _maqet_words "--help --timeout" ;;
             "qmp events") _maqet_words "--help --follow --filter --timeout" ;;
             "console") _maqet_words "--help --log --follow" ;;
@@ -248,7 +253,7 @@ _maqet() {
                     0) _maqet_vms ;;
                 esac
                 ;;
-            "qmp") _maqet_words "command keys type screendump pause resume device-add device-del events"; _maqet_vms ;;
+            "qmp") _maqet_words "command keys type screendump pause resume device-add disk-add device-del events"; _maqet_vms ;;
             "qmp command")
                 case $npos in
                     0) _maqet_vms ;;
@@ -283,6 +288,12 @@ _maqet() {
             "qmp device-add")
                 case $npos in
                     0) _maqet_vms ;;
+                esac
+                ;;
+            "qmp disk-add")
+                case $npos in
+                    0) _maqet_vms ;;
+                    1) _maqet_files ;;
                 esac
                 ;;
             "qmp device-del")

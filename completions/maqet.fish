@@ -58,6 +58,9 @@ function __maqet_complete
                     'qmp screendump:--format' \
                     'qmp device-add:--id' \
                     'qmp device-add:--prop' \
+                    'qmp disk-add:--id' \
+                    'qmp disk-add:--format' \
+                    'qmp disk-add:--prop' \
                     'qmp device-del:--timeout' \
                     'qmp events:--filter' \
                     'qmp events:--timeout' \
@@ -85,7 +88,7 @@ function __maqet_complete
                 end
             case 'qmp'
                 switch $word
-                    case 'command' 'keys' 'type' 'screendump' 'pause' 'resume' 'device-add' 'device-del' 'events'
+                    case 'command' 'keys' 'type' 'screendump' 'pause' 'resume' 'device-add' 'disk-add' 'device-del' 'events'
                         set cmd "$cmd $word"
                     case '*'
                         set cmd 'qmp command'
@@ -136,6 +139,8 @@ function __maqet_complete
                 printf '%s\n' 'created' 'starting' 'running' 'stopped' 'crashed'
             case 'qmp screendump:--format'
                 printf '%s\n' 'ppm' 'png'
+            case 'qmp disk-add:--format'
+                printf '%s\n' 'raw' 'qcow2'
             case 'man:--dir'
                 __fish_complete_directories $cur
         end
@@ -215,6 +220,12 @@ function __maqet_complete
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--id' 'the new device\'s id' \
                     '--prop' 'a device property as key=value (repeatable)'
+            case 'qmp disk-add'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '--id' 'the new device\'s id (at most 22 characters)' \
+                    '--format' 'the image\'s format: raw or qcow2 (never guessed)' \
+                    '--readonly' 'attach it read-only' \
+                    '--prop' 'a property of the virtio-blk device as key=value (repeatable)'
             case 'qmp device-del'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--timeout' 'seconds to wait for the guest to release it (default 10)'
@@ -347,6 +358,7 @@ function __maqet_complete
                     'pause' 'Pause the VM\'s CPUs' \
                     'resume' 'Resume a paused VM' \
                     'device-add' 'Hot-plug a device' \
+                    'disk-add' 'Hot-plug a disk image as a virtio-blk device' \
                     'device-del' 'Unplug a device; returns once QEMU reports it gone' \
                     'events' 'Print QMP events as JSON lines'
                 __maqet_vms $store
@@ -386,6 +398,13 @@ function __maqet_complete
                 switch $npos
                     case 0
                         __maqet_vms $store
+                end
+            case 'qmp disk-add'
+                switch $npos
+                    case 0
+                        __maqet_vms $store
+                    case 1
+                        __fish_complete_path $cur
                 end
             case 'qmp device-del'
                 switch $npos
