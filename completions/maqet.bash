@@ -159,6 +159,13 @@ _maqet() {
                 "qmp device-add:--data-dir" | \
                 "qmp device-add:--runtime-dir" | \
                 "qmp device-add:--config-dir" | \
+                "qmp disk-add:--id" | \
+                "qmp disk-add:--format" | \
+                "qmp disk-add:--prop" | \
+                "qmp disk-add:--log-file" | \
+                "qmp disk-add:--data-dir" | \
+                "qmp disk-add:--runtime-dir" | \
+                "qmp disk-add:--config-dir" | \
                 "qmp device-del:--timeout" | \
                 "qmp device-del:--log-file" | \
                 "qmp device-del:--data-dir" | \
@@ -260,7 +267,7 @@ _maqet() {
                 ;;
             "qmp")
                 case $word in
-                    "command" | "keys" | "type" | "screendump" | "pause" | "resume" | "device-add" | "device-del" | "events")
+                    "command" | "keys" | "type" | "screendump" | "pause" | "resume" | "device-add" | "disk-add" | "device-del" | "events")
                         cmd="$cmd $word"
                         ;;
                     *) cmd="qmp command" npos=1 ;;
@@ -371,6 +378,11 @@ _maqet() {
             "qmp device-add:--data-dir") _maqet_dirs ;;
             "qmp device-add:--runtime-dir") _maqet_dirs ;;
             "qmp device-add:--config-dir") _maqet_dirs ;;
+            "qmp disk-add:--format") _maqet_words "raw qcow2" ;;
+            "qmp disk-add:--log-file") _maqet_files ;;
+            "qmp disk-add:--data-dir") _maqet_dirs ;;
+            "qmp disk-add:--runtime-dir") _maqet_dirs ;;
+            "qmp disk-add:--config-dir") _maqet_dirs ;;
             "qmp device-del:--log-file") _maqet_files ;;
             "qmp device-del:--data-dir") _maqet_dirs ;;
             "qmp device-del:--runtime-dir") _maqet_dirs ;;
@@ -465,6 +477,7 @@ _maqet() {
             "qmp pause") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "qmp resume") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "qmp device-add") _maqet_words "--help --id --prop -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
+            "qmp disk-add") _maqet_words "--help --id --format --readonly --prop -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "qmp device-del") _maqet_words "--help --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "qmp events") _maqet_words "--help --follow --filter --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "console") _maqet_words "--help --log --follow -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
@@ -528,7 +541,7 @@ _maqet() {
                     0) _maqet_vms ;;
                 esac
                 ;;
-            "qmp") _maqet_words "command keys type screendump pause resume device-add device-del events"; _maqet_vms ;;
+            "qmp") _maqet_words "command keys type screendump pause resume device-add disk-add device-del events"; _maqet_vms ;;
             "qmp command")
                 case $npos in
                     0) _maqet_vms ;;
@@ -563,6 +576,12 @@ _maqet() {
             "qmp device-add")
                 case $npos in
                     0) _maqet_vms ;;
+                esac
+                ;;
+            "qmp disk-add")
+                case $npos in
+                    0) _maqet_vms ;;
+                    1) _maqet_files ;;
                 esac
                 ;;
             "qmp device-del")

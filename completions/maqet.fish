@@ -126,6 +126,13 @@ function __maqet_complete
                     'qmp device-add:--data-dir' \
                     'qmp device-add:--runtime-dir' \
                     'qmp device-add:--config-dir' \
+                    'qmp disk-add:--id' \
+                    'qmp disk-add:--format' \
+                    'qmp disk-add:--prop' \
+                    'qmp disk-add:--log-file' \
+                    'qmp disk-add:--data-dir' \
+                    'qmp disk-add:--runtime-dir' \
+                    'qmp disk-add:--config-dir' \
                     'qmp device-del:--timeout' \
                     'qmp device-del:--log-file' \
                     'qmp device-del:--data-dir' \
@@ -225,7 +232,7 @@ function __maqet_complete
                 end
             case 'qmp'
                 switch $word
-                    case 'command' 'keys' 'type' 'screendump' 'pause' 'resume' 'device-add' 'device-del' 'events'
+                    case 'command' 'keys' 'type' 'screendump' 'pause' 'resume' 'device-add' 'disk-add' 'device-del' 'events'
                         set cmd "$cmd $word"
                     case '*'
                         set cmd 'qmp command'
@@ -411,6 +418,16 @@ function __maqet_complete
             case 'qmp device-add:--runtime-dir'
                 __fish_complete_directories $cur
             case 'qmp device-add:--config-dir'
+                __fish_complete_directories $cur
+            case 'qmp disk-add:--format'
+                printf '%s\n' 'raw' 'qcow2'
+            case 'qmp disk-add:--log-file'
+                __fish_complete_path $cur
+            case 'qmp disk-add:--data-dir'
+                __fish_complete_directories $cur
+            case 'qmp disk-add:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'qmp disk-add:--config-dir'
                 __fish_complete_directories $cur
             case 'qmp device-del:--log-file'
                 __fish_complete_path $cur
@@ -754,6 +771,19 @@ function __maqet_complete
                     '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
                     '--config-dir' 'read settings from DIR/maqet.ron' \
                     '--json' 'print results as JSON'
+            case 'qmp disk-add'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '--id' 'the new device\'s id (at most 22 characters)' \
+                    '--format' 'the image\'s format: raw or qcow2 (never guessed)' \
+                    '--readonly' 'attach it read-only' \
+                    '--prop' 'a property of the virtio-blk device as key=value (repeatable)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'qmp device-del'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '--timeout' 'seconds to wait for the guest to release it (default 10)' \
@@ -1012,6 +1042,7 @@ function __maqet_complete
                     'pause' 'Pause the VM\'s CPUs' \
                     'resume' 'Resume a paused VM' \
                     'device-add' 'Hot-plug a device' \
+                    'disk-add' 'Hot-plug a disk image as a virtio-blk device' \
                     'device-del' 'Unplug a device; returns once QEMU reports it gone' \
                     'events' 'Print QMP events as JSON lines'
                 __maqet_vms $store
@@ -1051,6 +1082,13 @@ function __maqet_complete
                 switch $npos
                     case 0
                         __maqet_vms $store
+                end
+            case 'qmp disk-add'
+                switch $npos
+                    case 0
+                        __maqet_vms $store
+                    case 1
+                        __fish_complete_path $cur
                 end
             case 'qmp device-del'
                 switch $npos

@@ -331,6 +331,21 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
                 added: true,
             })
         }
+        QmpVerb::DiskAdd(a) => {
+            let props = qmp::parse_args("--prop", &a.prop, None)?;
+            let disk = commands::hotplug::NewDisk {
+                file: &a.file,
+                id: &a.id,
+                format: a.format,
+                readonly: a.readonly,
+                props,
+            };
+            commands::hotplug::disk_add(env, &a.vm, disk, timeout)?;
+            Ok(Report::Device {
+                id: a.id,
+                added: true,
+            })
+        }
         QmpVerb::DeviceDel(a) => {
             qmp::device_del(env, &a.vm, &a.id, Duration::from_secs(a.timeout))?;
             Ok(Report::Device {

@@ -310,12 +310,13 @@ pub enum QmpVerb {
     Pause(QmpPauseArgs),
     Resume(QmpResumeArgs),
     DeviceAdd(QmpDeviceAddArgs),
+    DiskAdd(QmpDiskAddArgs),
     DeviceDel(QmpDeviceDelArgs),
     Events(QmpEventsArgs),
 }
 
 /// The names `qmp` takes as verbs; anything else after `qmp` is a VM.
-pub const QMP_VERBS: [&str; 9] = [
+pub const QMP_VERBS: [&str; 10] = [
     "command",
     "keys",
     "type",
@@ -323,6 +324,7 @@ pub const QMP_VERBS: [&str; 9] = [
     "pause",
     "resume",
     "device-add",
+    "disk-add",
     "device-del",
     "events",
 ];
@@ -450,6 +452,8 @@ pub struct QmpResumeArgs {
 #[argh(
     subcommand,
     name = "device-add",
+    note = "On q35 a PCI device without --prop bus=... goes on a free hot-plug port of maqet's\n\
+            (`hotplug_ports` in the config; `maqet inspect` shows which are free).",
     example = "maqet qmp device-add web virtio-rng-pci --id rng0"
 )]
 pub struct QmpDeviceAddArgs {
@@ -466,6 +470,42 @@ pub struct QmpDeviceAddArgs {
     pub id: String,
 
     /// a device property as key=value (repeatable)
+    #[argh(option, arg_name = "KEY=VALUE")]
+    pub prop: Vec<String>,
+}
+
+/// Hot-plug a disk image as a virtio-blk device.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "disk-add",
+    note = "The image must exist; it passes the same path checks as a config's images and is\n\
+            handed to QEMU as an open file. A qcow2 image must have no backing file. On q35 the\n\
+            disk goes on a free hot-plug port. `maqet qmp device-del VM ID` unplugs and closes it.",
+    example = "maqet qmp disk-add web data.qcow2 --id data0 --format qcow2\nmaqet qmp device-del web data0"
+)]
+pub struct QmpDiskAddArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// the image file
+    #[argh(positional, arg_name = "FILE")]
+    pub file: Utf8PathBuf,
+
+    /// the new device's id (at most 22 characters)
+    #[argh(option, arg_name = "ID")]
+    pub id: String,
+
+    /// the image's format: raw or qcow2 (never guessed)
+    #[argh(option, arg_name = "FORMAT")]
+    pub format: crate::commands::hotplug::DiskFormat,
+
+    /// attach it read-only
+    #[argh(switch)]
+    pub readonly: bool,
+
+    /// a property of the virtio-blk device as key=value (repeatable)
     #[argh(option, arg_name = "KEY=VALUE")]
     pub prop: Vec<String>,
 }

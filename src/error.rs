@@ -125,6 +125,15 @@ pub enum Error {
         help: String,
     },
 
+    /// A device with no bus given, and no free hot-plug port to put it on.
+    #[error("{message}")]
+    #[diagnostic(code(maqet::hotplug::no_port))]
+    NoHotplugPort {
+        message: String,
+        #[help]
+        help: String,
+    },
+
     #[error("{message}")]
     #[diagnostic(code(maqet::refused))]
     Refused {
@@ -313,7 +322,9 @@ impl Error {
                 crate::qmp::QmpError::NotOurs { .. } => exit::REFUSED,
                 _ => exit::FAILED,
             },
-            Error::QemuExited { .. } | Error::NotRunning { .. } => exit::FAILED,
+            Error::QemuExited { .. } | Error::NotRunning { .. } | Error::NoHotplugPort { .. } => {
+                exit::FAILED
+            }
             Error::Interrupted => exit::INTERRUPTED,
             Error::StoreDamaged { .. } | Error::Io { .. } | Error::Internal { .. } => exit::FAILED,
         }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, ErrorKind};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -129,7 +129,7 @@ impl Qmp {
 
         // Without `arguments`, no optional capability (such as out-of-band
         // execution) is enabled, so replies stay strictly in order.
-        qmp.execute_until("qmp_capabilities", None, deadline)?;
+        qmp.execute_until("qmp_capabilities", None, deadline, &[])?;
         Ok(qmp)
     }
 
@@ -146,7 +146,21 @@ impl Qmp {
     /// as an error would make every command after a timeout fail too.
     pub fn execute(&mut self, command: &str, args: Option<Value>) -> Result<Value, QmpError> {
         let deadline = Instant::now() + self.timeout;
-        self.execute_until(command, args, deadline)
+        self.execute_until(command, args, deadline, &[])
+    }
+
+    /// Run `command` with `fds` passed along with it (`SCM_RIGHTS` on the
+    /// request's first bytes), as `add-fd` takes them: QEMU then uses a
+    /// file maqet opened and checked, not a name it opens itself.
+    pub fn execute_with_fds(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<Value, QmpError> {
+        let deadline = Instant::now() + self.timeout;
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        self.execute_until(command, args, deadline, &raw)
     }
 
     /// The next event, oldest first; `Ok(None)` if none arrives in `timeout`.
@@ -189,6 +203,7 @@ impl Qmp {
         command: &str,
         args: Option<Value>,
         deadline: Instant,
+        fds: &[RawFd],
     ) -> Result<Value, QmpError> {
         if let Some(reason) = &self.broken {
             return Err(QmpError::Protocol(format!(
@@ -206,7 +221,7 @@ impl Qmp {
         request.insert("id".to_string(), Value::from(id));
         let mut bytes = Value::Object(request).to_string().into_bytes();
         bytes.push(b'\n');
-        self.send(&bytes, command, deadline)?;
+        self.send(&bytes, command, deadline, fds)?;
 
         let what = format!("the reply to {command}");
         loop {
@@ -243,11 +258,18 @@ impl Qmp {
         self.events.push_back(event);
     }
 
-    /// Write all of `bytes` by `deadline`.
-    fn send(&mut self, bytes: &[u8], command: &str, deadline: Instant) -> Result<(), QmpError> {
+    /// Write all of `bytes` by `deadline`; `fds` go with the first bytes.
+    fn send(
+        &mut self,
+        bytes: &[u8],
+        command: &str,
+        deadline: Instant,
+        fds: &[RawFd],
+    ) -> Result<(), QmpError> {
         let mut sent = 0;
         while sent < bytes.len() {
-            match self.send_some(&bytes[sent..], command, deadline) {
+            let with = if sent == 0 { fds } else { &[] };
+            match self.send_some(&bytes[sent..], command, deadline, with) {
                 Ok(n) => sent += n,
                 Err(e) => {
                     if sent > 0 {
@@ -261,7 +283,13 @@ impl Qmp {
     }
 
     /// One `send()`: as many bytes as the socket takes before `deadline`.
-    fn send_some(&self, bytes: &[u8], command: &str, deadline: Instant) -> Result<usize, QmpError> {
+    fn send_some(
+        &self,
+        bytes: &[u8],
+        command: &str,
+        deadline: Instant,
+        fds: &[RawFd],
+    ) -> Result<usize, QmpError> {
         let timed_out = || QmpError::Timeout {
             what: format!("QEMU to read the {command} request"),
         };
@@ -270,7 +298,18 @@ impl Qmp {
         stream.set_write_timeout(Some(left)).map_err(QmpError::Io)?;
         // MSG_NOSIGNAL: a QEMU that exited must give us EPIPE, not a SIGPIPE
         // that kills maqet if SIGPIPE is at its default disposition.
-        match socket::send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+        let sent = if fds.is_empty() {
+            socket::send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL)
+        } else {
+            socket::sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[io::IoSlice::new(bytes)],
+                &[socket::ControlMessage::ScmRights(fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+        };
+        match sent {
             Ok(n) => Ok(n),
             Err(Errno::EINTR) => Ok(0),
             Err(Errno::EAGAIN) => Err(timed_out()),

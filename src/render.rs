@@ -443,18 +443,37 @@ fn inspect_text(i: &Inspection) -> String {
     }
     if let Some(Value::Array(devices)) = &i.block {
         for (n, dev) in devices.iter().enumerate() {
-            // maqet names its format nodes `maqet-drive<index in storage>`.
+            // maqet names its format nodes `maqet-drive<index in storage>`,
+            // and a disk `qmp disk-add` plugged `maqet-hd-<device id>`.
             let node = dev["inserted"]["node-name"].as_str().unwrap_or("");
             let name = node
                 .strip_prefix("maqet-drive")
                 .and_then(|n| n.parse::<usize>().ok())
                 .and_then(|n| i.status.vm.config.storage.get(n))
-                .map_or("?", |d| d.name().as_str());
+                .map(|d| d.name().as_str())
+                .or_else(|| node.strip_prefix("maqet-hd-"))
+                .unwrap_or("?");
             let file = dev["inserted"]["file"].as_str().unwrap_or("(no media)");
             let fmt = dev["inserted"]["drv"].as_str().unwrap_or("");
             rows.push((
                 if n == 0 { "block" } else { "" },
                 format!("{name} {fmt} {file}"),
+            ));
+        }
+    }
+    if let Some(ports) = &i.hotplug_ports {
+        let free = ports.iter().filter(|p| p.device.is_none()).count();
+        rows.push((
+            "hotplug",
+            match ports.len() {
+                0 => ports_text(0),
+                n => format!("{}, {free} free", ports_text(n)),
+            },
+        ));
+        for port in ports {
+            rows.push((
+                "",
+                format!("{} {}", port.id, port.device.as_deref().unwrap_or("(free)")),
             ));
         }
     }
@@ -626,6 +645,10 @@ fn to_json(report: &Report) -> Value {
             value["query_status"] = i.query_status.clone().unwrap_or(Value::Null);
             value["query_kvm"] = i.query_kvm.clone().unwrap_or(Value::Null);
             value["block"] = i.block.clone().unwrap_or(Value::Null);
+            value["hotplug_ports"] = json!(i.hotplug_ports.as_ref().map(|ports| ports
+                .iter()
+                .map(|p| json!({"id": p.id, "device": p.device, "free": p.device.is_none()}))
+                .collect::<Vec<_>>()));
             value["network"] = Value::Array(
                 i.status
                     .vm
@@ -759,6 +782,9 @@ fn info(vm: &Vm) -> String {
         ("display", display_text(&c.display)),
         ("vga", vga_name(c).to_owned()),
     ]);
+    if c.is_q35() {
+        rows.push(("hotplug", ports_text(c.hotplug_port_count().into())));
+    }
     let boot = &c.boot;
     for (key, value) in [
         (
@@ -799,6 +825,15 @@ fn info(vm: &Vm) -> String {
         rows.push(("arguments", c.arguments.join(" ")));
     }
     key_values(&rows)
+}
+
+/// `no ports`, `1 port`, `4 ports`: maqet's hot-plug ports.
+fn ports_text(n: usize) -> String {
+    match n {
+        0 => "no ports".into(),
+        1 => "1 port".into(),
+        n => format!("{n} ports"),
+    }
 }
 
 fn storage_line(drive: &Storage) -> String {
@@ -979,6 +1014,7 @@ fn config_json(c: &VmConfig) -> Value {
         "cpus": c.cpus.0,
         "display": display,
         "vga": vga_name(c),
+        "hotplug_ports": c.hotplug_port_count(),
         "boot": {
             "kernel": path(&c.boot.kernel),
             "initrd": path(&c.boot.initrd),

@@ -332,7 +332,12 @@ pub fn info(path: &Utf8Path, format: &str) -> Result<ImageInfo> {
         "--",
         path.as_str(),
     ])?;
-    let m: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+    parse_info(path, &text)
+}
+
+/// `qemu-img info --output=json` of the image at `path`, read.
+fn parse_info(path: &Utf8Path, text: &str) -> Result<ImageInfo> {
+    let m: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         Error::invalid(format!("qemu-img info gave no JSON: {e}"), "check qemu-img")
     })?;
     Ok(ImageInfo {
@@ -353,6 +358,48 @@ pub fn info(path: &Utf8Path, format: &str) -> Result<ImageInfo> {
             .map(|s| s.iter().map(SnapshotInfo::from_json).collect())
             .unwrap_or_default(),
     })
+}
+
+/// A qcow2 image to hot-plug must stand alone: QEMU is told to open no
+/// backing file (and, confined, could not), so an overlay would show the
+/// guest holes where its base has data; an external data file QEMU would
+/// open by a name maqet never checked. Read through the descriptor maqet
+/// opened, so it is the file QEMU will get.
+pub fn check_standalone_qcow2(image: &std::fs::File, path: &Utf8Path) -> Result<()> {
+    let text = qemu_img_on(
+        image,
+        &[
+            "info",
+            "--output=json",
+            "-U",
+            "-f",
+            "qcow2",
+            "--",
+            PASSED_IMAGE,
+        ],
+    )?;
+    let info = parse_info(path, &text)?;
+    let flatten = format!(
+        "make a self-contained image: `qemu-img convert -O qcow2 {path} new.qcow2`, or put the \
+         disk in the VM's config, where maqet checks its backing chain"
+    );
+    if let Some(backing) = info.backing {
+        return Err(Error::Refused {
+            message: format!(
+                "{path} has a backing file ({backing}); a hot-plugged image must stand alone"
+            ),
+            help: flatten,
+        });
+    }
+    if let Some(data) = info.data_file {
+        return Err(Error::Refused {
+            message: format!(
+                "{path} has an external data file ({data}), which maqet does not attach"
+            ),
+            help: flatten,
+        });
+    }
+    Ok(())
 }
 
 /// The top image of a chain (snapshots live there).

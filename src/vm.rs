@@ -243,26 +243,30 @@ impl Vm {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum VmRecord {
     V1(legacy::VmV1),
-    V2(Vm),
+    V2(legacy::VmV2),
+    V3(Vm),
 }
 
 impl VmRecord {
     pub fn encode(vm: &Vm) -> Result<Vec<u8>, postcard::Error> {
-        // Variants are numbered by position: V1 holds its place, never
-        // written again.
+        // Variants are numbered by position: V1 and V2 hold their places,
+        // never written again.
         #[derive(Serialize)]
         enum Borrowed<'a> {
             #[allow(dead_code)]
             V1,
-            V2(&'a Vm),
+            #[allow(dead_code)]
+            V2,
+            V3(&'a Vm),
         }
-        postcard::to_stdvec(&Borrowed::V2(vm))
+        postcard::to_stdvec(&Borrowed::V3(vm))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Vm, postcard::Error> {
         match postcard::from_bytes(bytes)? {
             VmRecord::V1(vm) => Ok(vm.into()),
-            VmRecord::V2(vm) => Ok(vm),
+            VmRecord::V2(vm) => Ok(vm.into()),
+            VmRecord::V3(vm) => Ok(vm),
         }
     }
 }
@@ -273,14 +277,90 @@ pub mod legacy {
     use serde::{Deserialize, Serialize};
 
     use super::{Confinement, ExitInfo, Runtime, Status, Timestamp, Vm, VmId};
-    use crate::config::{Name, VmConfig};
+    use crate::config::{
+        Accel, Boot, Cpus, Display, Memory, Name, Network, Program, Storage, Vga, VmConfig,
+    };
 
-    /// maqet 0.1.0's VM: no trust flag, no confinement.
+    /// The config of V1 and V2 records: no `hotplug_ports`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VmConfigV1 {
+        pub binary: Program,
+        pub machine: Name,
+        pub accel: Accel,
+        pub memory: Memory,
+        pub cpus: Cpus,
+        pub display: Display,
+        pub vga: Vga,
+        pub boot: Boot,
+        pub storage: Vec<Storage>,
+        pub network: Vec<Network>,
+        pub arguments: Vec<String>,
+    }
+
+    impl From<VmConfigV1> for VmConfig {
+        /// The default count: a q35 VM gets hot-plug ports at its next
+        /// start, as a new one does.
+        fn from(c: VmConfigV1) -> VmConfig {
+            VmConfig {
+                binary: c.binary,
+                machine: c.machine,
+                accel: c.accel,
+                memory: c.memory,
+                cpus: c.cpus,
+                display: c.display,
+                vga: c.vga,
+                hotplug_ports: None,
+                boot: c.boot,
+                storage: c.storage,
+                network: c.network,
+                arguments: c.arguments,
+            }
+        }
+    }
+
+    /// maqet 0.1.0's VM with `--trust` and confinement, before
+    /// `hotplug_ports`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VmV2 {
+        pub id: VmId,
+        pub name: Name,
+        pub config: VmConfigV1,
+        pub sources: Vec<Utf8PathBuf>,
+        pub created: Timestamp,
+        pub updated: Timestamp,
+        pub status: Status,
+        pub runtime: Option<Runtime>,
+        pub last_exit: Option<ExitInfo>,
+        pub owned: Vec<Utf8PathBuf>,
+        pub auto_remove: bool,
+        pub trusted: bool,
+    }
+
+    impl From<VmV2> for Vm {
+        fn from(v: VmV2) -> Vm {
+            Vm {
+                id: v.id,
+                name: v.name,
+                config: v.config.into(),
+                sources: v.sources,
+                created: v.created,
+                updated: v.updated,
+                status: v.status,
+                runtime: v.runtime,
+                last_exit: v.last_exit,
+                owned: v.owned,
+                auto_remove: v.auto_remove,
+                trusted: v.trusted,
+            }
+        }
+    }
+
+    /// maqet 0.1.0's first VM: no trust flag, no confinement.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct VmV1 {
         pub id: VmId,
         pub name: Name,
-        pub config: VmConfig,
+        pub config: VmConfigV1,
         pub sources: Vec<Utf8PathBuf>,
         pub created: Timestamp,
         pub updated: Timestamp,
@@ -312,7 +392,7 @@ pub mod legacy {
             Vm {
                 id: v.id,
                 name: v.name,
-                config: v.config,
+                config: v.config.into(),
                 sources: v.sources,
                 created: v.created,
                 updated: v.updated,
@@ -343,9 +423,60 @@ pub mod legacy {
 
 #[cfg(test)]
 mod tests {
-    use super::legacy::{RuntimeV1, VmV1};
+    use super::legacy::{RuntimeV1, VmConfigV1, VmV1};
     use super::*;
     use crate::config::VmConfig;
+
+    fn v1_config(c: VmConfig) -> VmConfigV1 {
+        VmConfigV1 {
+            binary: c.binary,
+            machine: c.machine,
+            accel: c.accel,
+            memory: c.memory,
+            cpus: c.cpus,
+            display: c.display,
+            vga: c.vga,
+            boot: c.boot,
+            storage: c.storage,
+            network: c.network,
+            arguments: c.arguments,
+        }
+    }
+
+    /// A V2 record as maqet wrote it before `hotplug_ports` (bytes taken
+    /// from that build): a running, trusted `pc` VM with a drive, a
+    /// forward and raw arguments.
+    const V2_RECORD: &str = "01203031323334353637383961626364656630313233343536373839616263646566\
+        037765621271656d752d73797374656d2d7838365f36340270630002314704000000000000010004726f6f7400\
+        01023147000000000100046e657430000001ae1116007f00000102072d6465766963650e76697274696f2d726e\
+        672d70636901102f686f6d652f6d652f7765622e726f6e010201015407062f72756e2f780f2f72756e2f782f71\
+        6d702e736f636b132f72756e2f782f636f6e736f6c652e736f636b0f2f72756e2f782f71656d752e7069640303\
+        746367010471656d75000006010100011b2f646174612f6469736b732f303132332f726f6f742e71636f77320001";
+
+    #[test]
+    fn a_v2_record_reads_with_the_default_hotplug_ports() {
+        let bytes: Vec<u8> = (0..V2_RECORD.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&V2_RECORD[i..i + 2], 16).expect("hex"))
+            .collect();
+        let vm = VmRecord::decode(&bytes).expect("decode");
+        assert_eq!(vm.name.as_str(), "web");
+        assert_eq!(vm.config.machine.as_str(), "pc");
+        assert_eq!(vm.config.cpus.0, 2);
+        assert_eq!(vm.config.hotplug_ports, None);
+        assert_eq!(vm.config.storage[0].name().as_str(), "root");
+        assert_eq!(vm.config.arguments, ["-device", "virtio-rng-pci"]);
+        assert_eq!(vm.sources, [Utf8PathBuf::from("/home/me/web.ron")]);
+        assert!(vm.trusted);
+        assert_eq!(vm.owned, [Utf8PathBuf::from("/data/disks/0123/root.qcow2")]);
+        let rt = vm.runtime.as_ref().expect("a runtime");
+        assert_eq!((rt.pid, rt.start_ticks, rt.accel.as_str()), (42, 7, "tcg"));
+        assert!(rt.confinement.is_confined());
+        // Written back, it is a V3 record that reads the same.
+        let again = VmRecord::encode(&vm).expect("encode");
+        assert_eq!(again[0], 2, "the V3 variant");
+        assert_eq!(VmRecord::decode(&again).expect("decode"), vm);
+    }
 
     /// A record written by maqet 0.1.0 reads as a VM that is not trusted,
     /// whose running QEMU is reported unconfined.
@@ -354,10 +485,10 @@ mod tests {
         let old = VmV1 {
             id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
             name: "web".parse().expect("a name"),
-            config: VmConfig {
+            config: v1_config(VmConfig {
                 arguments: vec!["-device".into(), "virtio-rng-pci".into()],
                 ..VmConfig::default()
-            },
+            }),
             sources: Vec::new(),
             created: Timestamp(1),
             updated: Timestamp(2),
@@ -383,7 +514,7 @@ mod tests {
         let rt = vm.runtime.as_ref().expect("a runtime");
         assert_eq!(rt.pid, 42);
         assert!(!rt.confinement.is_confined());
-        // Written back, it is a V2 record that reads the same.
+        // Written back, it is a V3 record that reads the same.
         let again = VmRecord::decode(&VmRecord::encode(&vm).expect("encode")).expect("decode");
         assert_eq!(again, vm);
     }

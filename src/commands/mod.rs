@@ -5,6 +5,7 @@ mod add;
 mod apply;
 mod console;
 pub mod doctor;
+pub mod hotplug;
 mod info;
 mod ls;
 pub mod qmp;

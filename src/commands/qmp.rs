@@ -426,15 +426,8 @@ pub fn set_paused(
     Ok((session.vm.name.to_string(), state))
 }
 
-/// Hot-plug a device.
-pub fn device_add(
-    env: &Env,
-    query: &str,
-    driver: &str,
-    id: &str,
-    props: Map<String, Value>,
-    timeout: Duration,
-) -> Result<()> {
+/// Refuse an id of maqet's own for a device a user plugs.
+pub(crate) fn check_device_id(id: &str) -> Result<()> {
     if id.starts_with(crate::config::RESERVED_ID_PREFIX) {
         return Err(Error::usage(
             format!(
@@ -444,8 +437,12 @@ pub fn device_add(
             "choose another --id",
         ));
     }
-    // These device properties name host files QEMU opens itself (an option
-    // ROM, a sysfs device); a confined QEMU could not open them anyway.
+    Ok(())
+}
+
+/// Refuse device properties that name host files QEMU opens itself (an
+/// option ROM, a sysfs device); a confined QEMU could not open them anyway.
+pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
     if let Some(key) = ["romfile", "sysfsdev"]
         .into_iter()
         .find(|k| props.contains_key(*k))
@@ -455,10 +452,33 @@ pub fn device_add(
             help: "leave it out; give the device a file through the VM's config instead".into(),
         });
     }
+    Ok(())
+}
+
+/// Hot-plug a device. A PCI device without a `bus` goes on a free
+/// hot-plug port on q35 (see [`super::hotplug`]).
+pub fn device_add(
+    env: &Env,
+    query: &str,
+    driver: &str,
+    id: &str,
+    props: Map<String, Value>,
+    timeout: Duration,
+) -> Result<()> {
+    check_device_id(id)?;
+    check_device_props(&props)?;
     let mut args = props;
+    let mut session = connect(env, query, Monitor::Control, timeout)?;
+    // The monitor stays locked from the choice to the plug: two maqets
+    // cannot pick the same port.
+    if !args.contains_key("bus")
+        && let Some(bus) =
+            super::hotplug::bus_for(&mut session.qmp, session.vm.name.as_str(), driver)?
+    {
+        args.insert("bus".into(), Value::from(bus));
+    }
     args.insert("driver".into(), Value::from(driver));
     args.insert("id".into(), Value::from(id));
-    let mut session = connect(env, query, Monitor::Control, timeout)?;
     session
         .qmp
         .execute("device_add", Some(Value::Object(args)))?;
@@ -467,25 +487,41 @@ pub fn device_add(
 
 /// Unplug a device and wait until it is gone. `device_del` only asks the
 /// guest, which may take its time or refuse; the monitor is let go between
-/// checks so other commands on the VM are not held up meanwhile.
+/// checks so other commands on the VM are not held up meanwhile. A disk
+/// `disk-add` plugged is closed once its device is gone.
 pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result<()> {
     let vm_name = {
         let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
-        session.qmp.execute("device_del", Some(json!({"id": id})))?;
+        match session.qmp.execute("device_del", Some(json!({"id": id}))) {
+            Ok(_) => {}
+            // The device went after an earlier `device-del` gave up
+            // waiting: what is left is its disk, to close now.
+            Err(QmpError::Command { class, .. })
+                if class == "DeviceNotFound"
+                    && super::hotplug::release_disk(&mut session.qmp, id)? =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         session.vm.name.to_string()
     };
     let deadline = Instant::now() + timeout;
     loop {
-        let present = {
+        let gone = {
             let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
             let devices = session
                 .qmp
                 .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
-            devices
+            let present = devices
                 .as_array()
-                .is_some_and(|d| d.iter().any(|p| p["name"] == id))
+                .is_some_and(|d| d.iter().any(|p| p["name"] == id));
+            if !present {
+                super::hotplug::release_disk(&mut session.qmp, id)?;
+            }
+            !present
         };
-        if !present {
+        if gone {
             return Ok(());
         }
         if Instant::now() >= deadline {

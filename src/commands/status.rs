@@ -35,6 +35,9 @@ pub struct Inspection {
     pub query_status: Option<Value>,
     pub query_kvm: Option<Value>,
     pub block: Option<Value>,
+    /// maqet's hot-plug ports in the running QEMU and what is in each;
+    /// `None` when QMP did not answer.
+    pub hotplug_ports: Option<Vec<super::hotplug::HotplugPort>>,
 }
 
 pub fn status(env: &Env, query: &str) -> Result<VmStatus> {
@@ -53,12 +56,14 @@ pub fn inspect(env: &Env, query: &str) -> Result<Inspection> {
         query_status: None,
         query_kvm: None,
         block: None,
+        hotplug_ports: None,
         status,
     };
     if let Some(mut qmp) = qmp {
         inspection.query_status = qmp.execute("query-status", None).ok();
         inspection.query_kvm = qmp.execute("query-kvm", None).ok();
         inspection.block = qmp.execute("query-block", None).ok();
+        inspection.hotplug_ports = super::hotplug::ports(&mut qmp).ok();
         // Images are handed to QEMU by descriptor (`/dev/fdset/N`); each
         // set's `opaque` is the file maqet opened, which is what users know.
         if let (Some(block), Ok(sets)) =

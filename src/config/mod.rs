@@ -7,7 +7,7 @@ mod values;
 
 pub use load::{LoadedFile, Program, UserPath, load_file, parse_file, read_text};
 pub use schema::*;
-pub use values::{Bytes, Cpus, DiskSize, Memory, MountTag, NAME_RULE, Name};
+pub use values::{Bytes, Cpus, DiskSize, HotplugPorts, Memory, MountTag, NAME_RULE, Name};
 
 use crate::error::{Error, Result};
 
@@ -55,6 +55,21 @@ fn check_merged(config: &VmConfig) -> Result<()> {
         return Err(Error::invalid(
             "boot has an initrd or append line but no kernel",
             "add `boot: (kernel: \"...\")`, or remove initrd and append",
+        ));
+    }
+    // Ports asked for that would never be made are a mistake to point out,
+    // not to ignore: the user expects them to take hot-plugged devices.
+    if let Some(ports) = config.hotplug_ports
+        && ports.0 > 0
+        && !config.is_q35()
+    {
+        return Err(Error::invalid(
+            format!(
+                "hotplug_ports: {} is for q35 machines, and this VM's machine is `{}`",
+                ports.0, config.machine
+            ),
+            "on `pc` (i440fx) devices plug into the root bus pci.0 without ports; \
+             set `hotplug_ports: 0`, or leave it out",
         ));
     }
     // Again on the merged config: `apply` lays files over a stored one.

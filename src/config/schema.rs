@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::load::{Program, UserPath};
-use super::values::{Cpus, DiskSize, Memory, MountTag, Name};
+use super::values::{Cpus, DiskSize, HotplugPorts, Memory, MountTag, Name};
 
 pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
 pub const DEFAULT_MACHINE: &str = "q35";
@@ -30,6 +30,7 @@ pub struct Layer {
     pub cpus: Option<Cpus>,
     pub display: Option<Display>,
     pub vga: Option<Vga>,
+    pub hotplug_ports: Option<HotplugPorts>,
     pub boot: Option<BootLayer>,
     pub storage: Option<Vec<Storage>>,
     pub network: Option<Vec<Network>>,
@@ -56,6 +57,9 @@ pub struct VmConfig {
     pub cpus: Cpus,
     pub display: Display,
     pub vga: Vga,
+    /// Free PCIe root ports for hot-plugging on q35; `None` is the default
+    /// ([`HotplugPorts::DEFAULT`]), which other machines ignore.
+    pub hotplug_ports: Option<HotplugPorts>,
     pub boot: Boot,
     pub storage: Vec<Storage>,
     pub network: Vec<Network>,
@@ -74,6 +78,7 @@ impl Default for VmConfig {
             cpus: Cpus(1),
             display: Display::Headless,
             vga: Vga::Std,
+            hotplug_ports: None,
             boot: Boot::default(),
             storage: Vec::new(),
             network: Vec::new(),
@@ -99,6 +104,9 @@ impl VmConfig {
         set(&mut self.cpus, layer.cpus);
         set(&mut self.display, layer.display);
         set(&mut self.vga, layer.vga);
+        if layer.hotplug_ports.is_some() {
+            self.hotplug_ports = layer.hotplug_ports;
+        }
         if let Some(boot) = layer.boot {
             let b = &mut self.boot;
             b.kernel = boot.kernel.or(b.kernel.take());
@@ -154,6 +162,11 @@ impl VmConfig {
             format!("{:?}", given.display),
         );
         value("vga", format!("{:?}", self.vga), format!("{:?}", given.vga));
+        value(
+            "hotplug_ports",
+            self.hotplug_port_count().to_string(),
+            given.hotplug_port_count().to_string(),
+        );
         let (a, b) = (&self.boot, &given.boot);
         for (field, differs) in [
             ("boot.kernel", a.kernel != b.kernel),
@@ -210,6 +223,25 @@ fn named_differences<T: PartialEq>(
     }
     if out.len() == before && stored != given {
         out.push(format!("{field} (the order)"));
+    }
+}
+
+impl VmConfig {
+    /// True for QEMU's q35 machine (`q35`, `pc-q35-7.2`, ...), whose PCIe
+    /// root bus takes no hot-plugged devices.
+    pub fn is_q35(&self) -> bool {
+        let machine = self.machine.as_str();
+        machine.starts_with("q35") || machine.starts_with("pc-q35")
+    }
+
+    /// How many hot-plug ports maqet adds when the VM starts: the config's
+    /// count (4 unless it says otherwise) on q35, none on other machines.
+    pub fn hotplug_port_count(&self) -> u8 {
+        if self.is_q35() {
+            self.hotplug_ports.unwrap_or(HotplugPorts::DEFAULT).0
+        } else {
+            0
+        }
     }
 }
 

@@ -236,4 +236,46 @@ fn differences_name_each_field_and_entry() {
             "arguments",
         ]
     );
+    let more_ports = VmConfig {
+        hotplug_ports: Some(HotplugPorts(8)),
+        ..stored.clone()
+    };
+    assert_eq!(
+        stored.differences(&more_ports),
+        ["hotplug_ports (stored 4, given 8)"]
+    );
+}
+
+#[test]
+fn hotplug_ports_default_to_four_on_q35_and_none_elsewhere() {
+    let config = |machine: &str, ports: Option<u8>| VmConfig {
+        machine: name(machine),
+        hotplug_ports: ports.map(HotplugPorts),
+        ..VmConfig::default()
+    };
+    assert_eq!(VmConfig::default().hotplug_port_count(), 4);
+    assert_eq!(config("pc-q35-7.2", Some(9)).hotplug_port_count(), 9);
+    assert_eq!(config("q35", Some(0)).hotplug_port_count(), 0);
+    assert_eq!(config("pc", None).hotplug_port_count(), 0);
+    assert_eq!(config("microvm", None).hotplug_port_count(), 0);
+    assert!(HotplugPorts::new(32).is_ok());
+    assert!(HotplugPorts::new(33).is_err());
+    assert!(HotplugPorts::new(-1).is_err());
+
+    // A later layer sets the count; one without it keeps it.
+    let layer = |ports: Option<u8>| Layer {
+        hotplug_ports: ports.map(HotplugPorts),
+        ..Layer::default()
+    };
+    let (merged, _) =
+        merge(VmConfig::default(), vec![layer(Some(8)), layer(None)]).expect("q35 takes ports");
+    assert_eq!(merged.hotplug_ports, Some(HotplugPorts(8)));
+    // Ports asked for on a machine that gets none are refused, 0 is not.
+    let pc = || Layer {
+        machine: Some(name("pc")),
+        ..Layer::default()
+    };
+    assert!(merge(VmConfig::default(), vec![layer(Some(8)), pc()]).is_err());
+    assert!(merge(VmConfig::default(), vec![layer(Some(0)), pc()]).is_ok());
+    assert!(merge(VmConfig::default(), vec![pc()]).is_ok());
 }

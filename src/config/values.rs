@@ -326,3 +326,40 @@ impl<'de> Deserialize<'de> for MountTag {
         MountTag::new(&text).map_err(de::Error::custom)
     }
 }
+
+/// How many free PCIe root ports maqet adds on a q35 machine for
+/// hot-plugging (`hotplug_ports`): 0 to 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotplugPorts(pub u8);
+
+impl HotplugPorts {
+    /// Four slots of eight functions each (docs/config.md): past that, the
+    /// ports would start to crowd the slots QEMU gives other devices.
+    pub const MAX: u8 = 32;
+    /// What a q35 VM gets when its config says nothing, as libvirt does.
+    pub const DEFAULT: HotplugPorts = HotplugPorts(4);
+
+    pub fn new(n: i64) -> Result<HotplugPorts, String> {
+        match u8::try_from(n) {
+            Ok(n) if n <= Self::MAX => Ok(HotplugPorts(n)),
+            _ => Err(format!(
+                "hotplug_ports must be between 0 and {}, not {n}",
+                Self::MAX
+            )),
+        }
+    }
+}
+
+// As i64 both ways, like `Cpus`: a negative or huge count in RON gets our
+// message, not "integer out of bounds".
+impl Serialize for HotplugPorts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(i64::from(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HotplugPorts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HotplugPorts::new(i64::deserialize(d)?).map_err(de::Error::custom)
+    }
+}

@@ -333,6 +333,9 @@ fn offered_words_parse() {
             for word in words {
                 let ok = match arg {
                     "STATE" => word.parse::<crate::vm::Status>().is_ok(),
+                    "FORMAT" if node.path == ["qmp", "disk-add"] => {
+                        word.parse::<crate::commands::hotplug::DiskFormat>().is_ok()
+                    }
                     "FORMAT" => word.parse::<crate::commands::qmp::ImageFormat>().is_ok(),
                     _ => word.parse::<Shell>().is_ok() || man(Some(&word)).is_ok(),
                 };
@@ -629,6 +632,7 @@ fn bash_completes_vm_names_from_the_store_named_before_the_command() {
             "command",
             "device-add",
             "device-del",
+            "disk-add",
             "events",
             "keys",
             "pause",

@@ -138,6 +138,8 @@ pub fn image_fds(config: &VmConfig, disks_dir: &Utf8Path, chains: &Chains) -> Ve
 pub const QMP_CHARDEV: &str = "maqet-qmp";
 pub const CONSOLE_CHARDEV: &str = "maqet-console";
 pub const EVENTS_CHARDEV: &str = "maqet-events";
+/// The hot-plug ports are `maqet-hp0`, `maqet-hp1`, ...
+pub const HOTPLUG_PORT_PREFIX: &str = "maqet-hp";
 
 /// Everything the command line depends on.
 pub struct Plan<'a> {
@@ -249,6 +251,7 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
             ]);
         }
     }
+    argv.extend(hotplug_port_args(c.hotplug_port_count()));
     argv.extend(storage_args(
         &c.storage,
         plan.disks_dir,
@@ -425,6 +428,40 @@ fn storage_args(
     }
     args
 }
+
+/// The PCIe root ports devices are hot-plugged into on q35, whose root bus
+/// takes none (as libvirt does it).
+///
+/// Their places are fixed, so no other device moves when the count
+/// changes: eight ports to a slot as functions 0–7 (function 0
+/// multifunction), from slot 0x1c — where ICH9 has its own root ports —
+/// down to 0x19. QEMU gives other devices the lowest free slots, so these
+/// stay out of their way. Each port is its own hot-plug slot: chassis 254,
+/// slots 1 to 32, a pair that ports of a config's `arguments` (numbered
+/// from chassis 1, slot 0) do not use; QEMU refuses a pair given twice.
+pub fn hotplug_port_args(count: u8) -> Vec<String> {
+    let mut args = Vec::new();
+    for port in 0..count {
+        let (slot, function) = (0x1c - port / 8, port % 8);
+        let mut device = json!({
+            "driver": "pcie-root-port",
+            "id": format!("{HOTPLUG_PORT_PREFIX}{port}"),
+            "bus": "pcie.0",
+            "addr": format!("{slot:#x}.{function}"),
+            "chassis": HOTPLUG_CHASSIS,
+            "slot": u16::from(port) + 1,
+            "port": port,
+        });
+        if function == 0 {
+            device["multifunction"] = Value::Bool(true);
+        }
+        json_arg(&mut args, "-device", device);
+    }
+    args
+}
+
+/// The PCIe chassis number of maqet's hot-plug ports.
+const HOTPLUG_CHASSIS: u8 = 254;
 
 fn json_arg(args: &mut Vec<String>, flag: &str, value: Value) {
     args.push(flag.to_owned());

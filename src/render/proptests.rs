@@ -227,6 +227,10 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
                 block: Some(json!([{ "inserted": {
                     "node-name": "maqet-drive0", "file": text, "drv": text,
                 }}])),
+                hotplug_ports: Some(vec![crate::commands::hotplug::HotplugPort {
+                    id: "maqet-hp0".into(),
+                    device: Some(text.to_owned()),
+                }]),
             })),
             vec![
                 ("/accel_note", t()),
@@ -237,6 +241,7 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
                 ("/query_kvm/present", t()),
                 ("/block/0/inserted/file", t()),
                 ("/block/0/inserted/drv", t()),
+                ("/hotplug_ports/0/device", t()),
             ],
         ),
         (Report::Text(text.to_owned()), vec![("", t())]),

@@ -179,6 +179,7 @@ fn empty_vm_from_defaults() {
             "boot": {"append": null, "firmware": null, "initrd": null, "kernel": null},
             "cpus": 1,
             "display": {"kind": "headless"},
+            "hotplug_ports": 4,
             "machine": "q35",
             "memory": "1G",
             "memory_bytes": 1u64 << 30,
@@ -253,7 +254,7 @@ fn unknown_field_points_at_it() {
      4 │ )
        ╰────
       help: did you mean `memory`? Fields allowed here: name, binary, machine, accel, memory, cpus,
-            display, vga, boot, storage, network, arguments
+            display, vga, hotplug_ports, boot, storage, network, arguments
     "#);
     assert!(!t.data_dir().exists());
 }

@@ -13,7 +13,7 @@ use crate::harness::Test;
 
 /// True when the kernel has Landlock; otherwise the caller skips, loudly —
 /// unless `MAQET_REQUIRE_LANDLOCK=1` (CI sets it), where that fails.
-fn have_landlock(test: &str) -> bool {
+pub(crate) fn have_landlock(test: &str) -> bool {
     if !have_qemu(test) {
         return false;
     }

@@ -15,7 +15,7 @@ use crate::harness::{Test, mode, tree, trust};
 
 /// True when qemu-img and qemu-io (package qemu-utils) are installed. Without
 /// them the caller skips, loudly — unless `MAQET_REQUIRE_QEMU=1`.
-fn have_qemu_img(test: &str) -> bool {
+pub(crate) fn have_qemu_img(test: &str) -> bool {
     let found = ["qemu-img", "qemu-io"].iter().all(|tool| {
         Command::new(tool)
             .arg("--version")

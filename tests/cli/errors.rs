@@ -62,7 +62,8 @@ fn config_errors_as_json() {
                 "code": "maqet::config::invalid",
                 "message": "vm.ron: unknown field `memroy`",
                 "help": "did you mean `memory`? Fields allowed here: name, binary, machine, \
-                         accel, memory, cpus, display, vga, boot, storage, network, arguments",
+                         accel, memory, cpus, display, vga, hotplug_ports, boot, storage, network, \
+                         arguments",
                 "exit_code": 3,
             }
         })

@@ -40,6 +40,7 @@ fn info_shows_the_whole_configuration() {
     cpus:      2
     display:   headless
     vga:       std
+    hotplug:   4 ports
     kernel:    [TMP]/vmlinuz
     initrd:    [TMP]/initrd.img
     append:    console=ttyS0 root=/dev/vda1
@@ -77,6 +78,7 @@ fn info_of_a_minimal_vm() {
     cpus:    1
     display: headless
     vga:     std
+    hotplug: 4 ports
     storage: none
     network: none
     ");
@@ -106,6 +108,7 @@ fn info_as_json() {
         "display": {
           "kind": "headless"
         },
+        "hotplug_ports": 4,
         "machine": "q35",
         "memory": "2G",
         "memory_bytes": 2147483648,
@@ -321,6 +324,7 @@ memory:    1G
 cpus:      1
 display:   headless
 vga:       std
+hotplug:   4 ports
 kernel:    [TMP]/k\u{9}.img
 append:    quiet \u{1b}[2J\u{a}status:   running\u{202e}
 storage:   d raw virtio [TMP]/d\u{a}isk.img

@@ -211,6 +211,29 @@ fn json_docs_match_real_output() {
         json(&mut t, &["snapshot", "delete", "docs", "root", "s2"]),
     );
 
+    // A disk on a free hot-plug port. SeaBIOS never lets it go again: it
+    // stays until the VM stops.
+    std::fs::File::create(t.path("extra.img"))
+        .and_then(|f| f.set_len(1 << 20))
+        .expect("make a raw image");
+    put(
+        "qmp disk-add",
+        json(
+            &mut t,
+            &[
+                "qmp",
+                "disk-add",
+                "docs",
+                "extra.img",
+                "--id",
+                "extra",
+                "--format",
+                "raw",
+            ],
+        ),
+    );
+    put("inspect", json(&mut t, &["inspect", "docs"]));
+
     // `qmp events` without --follow prints the first event and exits; the
     // follower may connect after a pause, so pause and resume until it has
     // seen one.

@@ -16,6 +16,7 @@ mod guest;
 mod harness;
 mod help;
 mod hostile;
+mod hotplug;
 mod info;
 mod isolation;
 mod json_docs;

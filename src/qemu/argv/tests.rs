@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::{
-    CdromDrive, Forward, Port, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
+    CdromDrive, Forward, HotplugPorts, Port, Qcow2Drive, RawDrive, UserNetwork, UserPath,
+    VirtfsShare,
 };
 use crate::storage::Chains;
 
@@ -64,14 +65,72 @@ fn a_diskless_vm_gets_sockets_by_fd_and_no_defaults() {
     let argv = argv_for(&VmConfig::default());
     assert_eq!(
         shell_line(&argv),
-        "qemu-system-x86_64 -name guest=web,debug-threads=on -nodefaults -no-user-config \
-         -machine type=q35 -accel tcg -m size=1024M -smp cpus=1 -display none -vga std \
-         -chardev socket,id=maqet-qmp,fd=3,server=on,wait=off -mon chardev=maqet-qmp,mode=control \
-         -chardev socket,id=maqet-events,fd=5,server=on,wait=off -mon chardev=maqet-events,mode=control \
-         -chardev socket,id=maqet-console,fd=4,server=on,wait=off,logfile=/home/u/.local/state/maqet/run/0123/console.log,logappend=on \
-         -serial chardev:maqet-console -pidfile /home/u/.local/state/maqet/run/0123/qemu.pid"
+        concat!(
+            "qemu-system-x86_64 -name guest=web,debug-threads=on -nodefaults -no-user-config \
+             -machine type=q35 -accel tcg -m size=1024M -smp cpus=1 -display none -vga std \
+             -chardev socket,id=maqet-qmp,fd=3,server=on,wait=off -mon chardev=maqet-qmp,mode=control \
+             -chardev socket,id=maqet-events,fd=5,server=on,wait=off -mon chardev=maqet-events,mode=control \
+             -chardev socket,id=maqet-console,fd=4,server=on,wait=off,logfile=/home/u/.local/state/maqet/run/0123/console.log,logappend=on \
+             -serial chardev:maqet-console -pidfile /home/u/.local/state/maqet/run/0123/qemu.pid",
+            r#" -device '{"addr":"0x1c.0","bus":"pcie.0","chassis":254,"driver":"pcie-root-port","id":"maqet-hp0","multifunction":true,"port":0,"slot":1}'"#,
+            r#" -device '{"addr":"0x1c.1","bus":"pcie.0","chassis":254,"driver":"pcie-root-port","id":"maqet-hp1","port":1,"slot":2}'"#,
+            r#" -device '{"addr":"0x1c.2","bus":"pcie.0","chassis":254,"driver":"pcie-root-port","id":"maqet-hp2","port":2,"slot":3}'"#,
+            r#" -device '{"addr":"0x1c.3","bus":"pcie.0","chassis":254,"driver":"pcie-root-port","id":"maqet-hp3","port":3,"slot":4}'"#,
+        )
     );
     assert!(!argv.iter().any(|a| a == "-drive"), "never -drive");
+}
+
+/// The JSON values of every `-device` in an argv.
+fn devices(argv: &[String]) -> Vec<Value> {
+    argv.windows(2)
+        .filter(|w| w[0] == "-device")
+        .map(|w| serde_json::from_str(&w[1]).expect("a -device of maqet's is JSON"))
+        .collect()
+}
+
+#[test]
+fn hot_plug_ports_are_added_on_q35_only_and_never_collide() {
+    let ports = |machine: &str, count: Option<u8>| {
+        let config = VmConfig {
+            machine: machine.parse().expect("a machine name"),
+            hotplug_ports: count.map(HotplugPorts),
+            ..VmConfig::default()
+        };
+        devices(&argv_for(&config))
+            .into_iter()
+            .filter(|d| d["driver"] == "pcie-root-port")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ports("q35", None).len(), 4, "four by default");
+    assert_eq!(ports("pc-q35-7.2", Some(1)).len(), 1);
+    assert!(ports("q35", Some(0)).is_empty(), "0 turns them off");
+    assert!(ports("pc", None).is_empty(), "pc hot-plugs on pci.0");
+    assert!(ports("pc-i440fx-7.2", None).is_empty());
+
+    let all = ports("q35", Some(HotplugPorts::MAX));
+    assert_eq!(all.len(), 32);
+    let mut addrs = std::collections::BTreeSet::new();
+    let mut slots = std::collections::BTreeSet::new();
+    for (n, port) in all.iter().enumerate() {
+        assert_eq!(port["id"], format!("maqet-hp{n}"));
+        assert_eq!(port["bus"], "pcie.0");
+        let addr = port["addr"].as_str().expect("an addr").to_owned();
+        let function = addr.rsplit('.').next().expect("a function");
+        assert!(
+            ["0x1c.", "0x1b.", "0x1a.", "0x19."]
+                .iter()
+                .any(|s| addr.starts_with(s)),
+            "{addr}"
+        );
+        // Function 0 of a slot with more functions must say so.
+        assert_eq!(port["multifunction"] == true, function == "0", "{port}");
+        assert!(addrs.insert(addr), "{port}");
+        assert!(
+            slots.insert((port["chassis"].to_string(), port["slot"].to_string())),
+            "QEMU refuses a chassis and slot given twice: {port}"
+        );
+    }
 }
 
 #[test]
