@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A held lock; released when dropped (or when the process dies).
 pub type Held = Flock<File>;
 
-fn wait() -> Duration {
+pub(crate) fn wait() -> Duration {
     // Tests shorten the wait to see the busy error without sitting out 10 s.
     std::env::var("MAQET_LOCK_TIMEOUT_MS")
         .ok()

@@ -1,3 +1,5 @@
+use std::time::Instant;
+
 use crate::config::{self, Layer, Name, VmConfig};
 use crate::error::{Error, Result};
 use crate::store::{Access, Store};
@@ -33,70 +35,60 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
         nothing_given,
         trust,
     };
-    for _ in 0..ATTEMPTS {
+    let began = Instant::now();
+    loop {
         // Read, then let go of the store: the image checks run qemu-img,
         // and no command should wait on the store for that.
         let before = match Store::open_existing(&env.dirs, Access::Read)? {
-            Some(store) => match store.find(query) {
-                Ok(vm) => Some(vm),
-                Err(Error::VmNotFound { .. }) => None,
-                Err(other) => return Err(other),
-            },
+            Some(store) => find(store.find(query))?,
             None => None,
         };
-        let vm = request.applied_to(env, before.as_ref())?;
-        check_images(env, &vm)?;
-        let written = Store::open(&env.dirs)?.write(|tx| match &before {
-            None => {
-                // Someone defined it meanwhile: apply to theirs.
-                if tx.find(query).is_ok() {
-                    return Ok(None);
+        let checked = request.applied_to(env, before.as_ref())?;
+        check_images(env, &checked)?;
+        let written = Store::open(&env.dirs)?.write(|tx| {
+            // Apply to what is stored now. Another command may have changed
+            // the VM meanwhile; the images checked above still stand if the
+            // result names the same ones.
+            let now = find(tx.find(query))?;
+            let vm = match (&before, &now) {
+                (None, None) => checked.clone(),
+                (_, Some(now)) => {
+                    let vm = request.applied_to(env, Some(now))?;
+                    if vm.id != checked.id || vm.config.storage != checked.config.storage {
+                        return Ok(None);
+                    }
+                    vm
                 }
-                tx.put(&vm)?;
-                Ok(Some(Applied {
-                    vm: vm.clone(),
-                    created: true,
-                }))
-            }
-            Some(before) => {
-                // Start and stop change only the runtime fields meanwhile:
-                // keep theirs.
-                let mut now = match tx.get(&before.id) {
-                    Err(Error::VmNotFound { .. }) => return Ok(None),
-                    other => other?,
-                };
-                if now.name != before.name
-                    || now.config != before.config
-                    || now.sources != before.sources
-                    || now.trusted != before.trusted
-                {
-                    return Ok(None);
-                }
-                now.name = vm.name.clone();
-                now.config = vm.config.clone();
-                now.sources = vm.sources.clone();
-                now.trusted = vm.trusted;
-                now.updated = vm.updated;
-                tx.put(&now)?;
-                Ok(Some(Applied {
-                    vm: now,
-                    created: false,
-                }))
-            }
+                // Removed meanwhile: start over, to define it anew.
+                (Some(_), None) => return Ok(None),
+            };
+            tx.put(&vm)?;
+            Ok(Some(Applied {
+                vm,
+                created: now.is_none(),
+            }))
         })?;
         if let Some(applied) = written {
             return Ok(applied);
         }
+        if began.elapsed() > crate::lock::wait() {
+            return Err(Error::Busy {
+                what: format!("VM `{query}`"),
+                lock: env.dirs.database(),
+                waited_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        }
     }
-    Err(Error::Busy {
-        what: format!("VM `{query}`"),
-        lock: env.dirs.database(),
-        waited_ms: 0,
-    })
 }
 
-/// How often apply starts over when other commands keep changing the VM.
-const ATTEMPTS: usize = 8;
+/// The VM a lookup found, or none; other errors stay errors.
+fn find(found: Result<Vm>) -> Result<Option<Vm>> {
+    match found {
+        Ok(vm) => Ok(Some(vm)),
+        Err(Error::VmNotFound { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
 
 /// What `apply` was asked, to be applied to the VM as it is read.
 struct Request<'a> {

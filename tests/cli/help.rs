@@ -301,7 +301,7 @@ fn a_missing_or_unknown_verb_names_the_verbs() {
     t.args(["qmp"])
         .status(2)
         .stderr(
-            "maqet: a verb is missing: give one of command, keys, type, screendump, pause, resume, device-add, device-del, events\n  help: run `maqet --help`, or `maqet COMMAND --help`\n",
+            "maqet: a verb is missing: give one of command, keys, type, screendump, pause, resume, device-add, disk-add, device-del, events\n  help: run `maqet --help`, or `maqet COMMAND --help`\n",
         )
         .run();
     // The VM-first form and help still work.
