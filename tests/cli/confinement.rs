@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::guest::{bios_config, have_qemu};
 use crate::harness::Test;
@@ -14,27 +14,13 @@ use crate::harness::Test;
 /// True when the kernel has Landlock; otherwise the caller skips, loudly —
 /// unless `MAQET_REQUIRE_LANDLOCK=1` (CI sets it), where that fails.
 pub(crate) fn have_landlock(test: &str) -> bool {
-    if !have_qemu(test) {
-        return false;
-    }
-    let found = maqet::qemu::confine::kernel_abi().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_LANDLOCK").is_none_or(|v| v != "1"),
-            "{test}: this kernel has no Landlock and MAQET_REQUIRE_LANDLOCK=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: this kernel has no Landlock !!!\n");
-    }
-    found
-}
-
-/// Stops the VM when the test ends, however it ends.
-struct Stopper(Command);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
+    have_qemu(test)
+        && crate::harness::needs(
+            test,
+            "MAQET_REQUIRE_LANDLOCK",
+            maqet::qemu::confine::kernel_abi().is_ok(),
+            "this kernel has no Landlock",
+        )
 }
 
 fn s(path: &Path) -> String {
@@ -111,7 +97,7 @@ fn raw_arguments_cannot_reach_host_files_in_a_confined_qemu() {
         t.args(["add", "--trust", &format!("{name}.ron")])
             .stdout_any()
             .run();
-        let _stop = Stopper(t.command(["stop", "--force", &name]));
+        let _stop = t.stopper(&name);
         let (message, _) = fails(&mut t, &["start", &name], 1);
         assert!(
             message.starts_with(&format!("QEMU exited while starting `{name}`"))
@@ -183,7 +169,7 @@ fn raw_qmp_sends_only_the_allow_list() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     // Unconfined: the refusal alone must stop these.
     t.env("MAQET_CONFIG", &off)
         .args(["start", "q"])
@@ -274,7 +260,7 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     t.args(["start", "q"]).stdout_any().run();
     let status = t.args(["--json", "status", "q"]).run().json();
     assert_eq!(status["confined"], true, "{status}");
@@ -387,7 +373,7 @@ fn a_screendump_never_lands_outside_through_a_swapped_directory() {
             .args(["add", "q.ron"])
             .stdout_any()
             .run();
-        let _stop = Stopper(t.command(["stop", "--force", "q"]));
+        let _stop = t.stopper("q");
         if !confined {
             t.env("MAQET_CONFIG", &off);
         }
@@ -534,7 +520,7 @@ fn a_backing_chain_is_given_to_qemu_node_by_node() {
         ),
     );
     t.args(["add", "c.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "c"]));
+    let _stop = t.stopper("c");
     t.args(["start", "c"]).stdout_any().run();
     let block = t.args(["qmp", "c", "query-block"]).run().json();
     let backing = &block[0]["inserted"]["image"]["backing-image"]["filename"];
@@ -637,7 +623,7 @@ fn allow_write_in_the_settings_lets_images_into_a_system_directory() {
         .args(["add", "e.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "e"]));
+    let _stop = t.stopper("e");
     t.env("MAQET_CONFIG", &settings)
         .args(["start", "e"])
         .stdout_any()
@@ -689,7 +675,7 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
     );
     assert!(!t.runtime_dir().join("kvm-unusable").exists());
     t.args(["add", "--trust", "k.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "k"]));
+    let _stop = t.stopper("k");
     t.env("MAQET_CONFIG", &settings)
         .args(["start", "k"])
         .stdout_any()
@@ -765,7 +751,7 @@ fn every_kind_of_device_works_in_a_confined_qemu() {
         ),
     );
     t.args(["add", "all.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "all"]));
+    let _stop = t.stopper("all");
     t.args(["start", "all"]).stdout_any().run();
     let status = t.args(["--json", "status", "all"]).run().json();
     assert_eq!(status["confined"], true, "{status}");
@@ -950,7 +936,7 @@ fn kvm_works_in_a_confined_qemu() {
         "(name: \"kv\", accel: Kvm, memory: \"64M\", arguments: [\"-cpu\", \"qemu64\"])\n",
     );
     t.args(["add", "--trust", "kv.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "kv"]));
+    let _stop = t.stopper("kv");
     t.args(["start", "kv"]).stdout_any().run();
     let status = t.args(["--json", "status", "kv"]).run().json();
     assert_eq!(status["accel"], "kvm");
@@ -1202,7 +1188,7 @@ fn a_screendump_refuses_a_target_that_is_not_a_file() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     t.args(["start", "q"]).stdout_any().run();
     let fifo = t.path("shot.ppm");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
@@ -1226,7 +1212,7 @@ fn qemu_inherits_no_descriptor_of_its_caller() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     // The caller leaves a descriptor open (a shell redirection, a build's
     // jobserver): QEMU must not get it.
     let out = t
@@ -1414,7 +1400,7 @@ fn qemu_gets_none_of_the_callers_secrets_from_the_environment() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     t.env("AWS_SECRET_ACCESS_KEY", "hunter2")
         .env("LANG", "C.UTF-8")
         .args(["start", "q"])
