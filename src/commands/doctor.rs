@@ -342,6 +342,10 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
     let mut unknown = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
+        // What maqet remembers about this host, not a VM's.
+        if name == crate::qemu::KVM_MEMO {
+            continue;
+        }
         let id = name.strip_suffix(".lock").unwrap_or(name);
         if !known.contains(id) {
             unknown.push((id.to_owned(), entry.path().to_owned()));

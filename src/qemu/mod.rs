@@ -115,7 +115,7 @@ pub fn probe_kvm(program: &Utf8Path) -> std::result::Result<(), String> {
 }
 
 /// Where maqet remembers, in the runtime root, that KVM failed.
-const KVM_MEMO: &str = "kvm-unusable";
+pub const KVM_MEMO: &str = "kvm-unusable";
 
 /// What a failed KVM start is remembered by: this boot of the host and this
 /// QEMU program (a reboot, a kernel module change or a new QEMU tries again).

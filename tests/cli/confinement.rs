@@ -699,8 +699,21 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
         status["accel_note"],
         "KVM failed earlier in this boot: qemu: error: failed to set MSR 0x10a to 0x69"
     );
-    // `accel: Kvm` never falls back.
+    // The memo is not a stale runtime file: doctor does not report it and
+    // cleanup keeps it.
     t.args(["stop", "--force", "k"]).stdout_any().run();
+    let doctor = t.args(["--json", "doctor"]).stdout_any().run().json();
+    let files = doctor["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "runtime files")
+        .expect("a runtime files check")
+        .clone();
+    assert_eq!(files["detail"], "no stale files", "{files}");
+    t.args(["cleanup"]).stdout_any().run();
+    assert!(t.runtime_dir().join("kvm-unusable").exists());
+    // `accel: Kvm` never falls back.
     t.file(
         "kvm.ron",
         &format!("(name: \"k2\", memory: \"64M\", accel: Kvm, binary: \"{program}\")\n"),
