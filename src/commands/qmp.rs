@@ -440,16 +440,83 @@ pub(crate) fn check_device_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuse device properties that name host files QEMU opens itself (an
-/// option ROM, a sysfs device); a confined QEMU could not open them anyway.
+/// Device properties that make QEMU open a host file, directory or device,
+/// or use a descriptor, by name: an option ROM, a packet capture, an MTP
+/// root, a USB or hidraw device, vhost descriptors, a VFIO device, an NSS
+/// database. Compared without case, with `_` as `-`.
+pub const HOST_PROPERTIES: [&str; 17] = [
+    "romfile",
+    "sysfsdev",
+    "host",
+    "pcap",
+    "rootdir",
+    "hostdevice",
+    "hostbus",
+    "hostaddr",
+    "hostport",
+    "hidraw",
+    "vhostfd",
+    "vhostfds",
+    "fd",
+    "db",
+    "file",
+    "filename",
+    "script",
+];
+
+/// Words that, inside a property name, say it names a host path or a
+/// descriptor (`x-…-file`, `…-path`, `…dir`): refused too, so a property
+/// this list does not know yet is not let through.
+const HOST_WORDS: [&str; 4] = ["file", "path", "dir", "fd"];
+
+/// Device drivers that reach host devices or files whatever their
+/// properties: USB and hidraw passthrough, VFIO, vhost devices, MTP shares,
+/// smart card readers.
+pub const HOST_DRIVERS: [&str; 8] = [
+    "usb-host",
+    "u2f-passthru",
+    "vfio-",
+    "vhost-",
+    "usb-mtp",
+    "ccid-card-",
+    "vhost-user-",
+    "x-",
+];
+
+/// Refuse device properties that name host files QEMU opens itself; a
+/// confined QEMU could not open most of them, but it could still write
+/// the VM's own files through them (a `pcap` over its disk).
 pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
-    if let Some(key) = ["romfile", "sysfsdev"]
-        .into_iter()
-        .find(|k| props.contains_key(*k))
-    {
+    for key in props.keys() {
+        let name = key.to_ascii_lowercase().replace('_', "-");
+        let named = HOST_PROPERTIES.contains(&name.as_str());
+        let worded = name
+            .split('-')
+            .any(|part| HOST_WORDS.iter().any(|w| part.ends_with(w)));
+        if named || worded {
+            return Err(Error::Refused {
+                message: format!("the device property `{key}` names a host file or device"),
+                help: "leave it out; give the VM files through its config (docs/qmp.md lists the refused properties)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuse drivers that pass a host device or file to the guest.
+pub(crate) fn check_device_driver(driver: &str) -> Result<()> {
+    let name = driver.to_ascii_lowercase().replace('_', "-");
+    let host = HOST_DRIVERS.iter().any(|d| {
+        if d.ends_with('-') {
+            name.starts_with(*d)
+        } else {
+            name == *d
+        }
+    });
+    if host {
         return Err(Error::Refused {
-            message: format!("the device property `{key}` names a host file"),
-            help: "leave it out; give the device a file through the VM's config instead".into(),
+            message: format!("the device `{driver}` passes a host device or file to the guest"),
+            help: "put host devices in the VM's config `arguments` (with `maqet add --trust`), where they are reviewed".into(),
         });
     }
     Ok(())
@@ -466,6 +533,7 @@ pub fn device_add(
     timeout: Duration,
 ) -> Result<()> {
     check_device_id(id)?;
+    check_device_driver(driver)?;
     check_device_props(&props)?;
     let mut args = props;
     let mut session = connect(env, query, Monitor::Control, timeout)?;
@@ -490,6 +558,9 @@ pub fn device_add(
 /// checks so other commands on the VM are not held up meanwhile. A disk
 /// `disk-add` plugged is closed once its device is gone.
 pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result<()> {
+    // maqet's own devices (its disks, NICs, ports) stay: on `pc` QEMU would
+    // unplug them.
+    check_device_id(id)?;
     let vm_name = {
         let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
         match session.qmp.execute("device_del", Some(json!({"id": id}))) {
