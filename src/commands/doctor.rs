@@ -284,22 +284,27 @@ fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
             format!("{} (`maqet status NAME` says why)", crashed.join(", ")),
         )
     });
-    let stale = stale_runtime_files(env, &survey);
-    let mut c = if stale.is_empty() {
-        check("runtime files", Verdict::Ok, "no stale files")
-    } else {
-        check(
+    checks.push(match stale_runtime_files(env, &survey) {
+        Err(e) => check(
             "runtime files",
-            Verdict::Warn,
-            format!("{} stale: {}", stale.len(), join(&stale)),
-        )
-    };
-    if fix && !stale.is_empty() {
-        let removed = remove_all(&stale);
-        c.fixed = Some(format!("removed {removed}"));
-        c.verdict = Verdict::Ok;
-    }
-    checks.push(c);
+            Verdict::Fail,
+            format!("not looked at: {e}"),
+        ),
+        Ok(stale) if stale.is_empty() => check("runtime files", Verdict::Ok, "no stale files"),
+        Ok(stale) => {
+            let mut c = check(
+                "runtime files",
+                Verdict::Warn,
+                format!("{} stale: {}", stale.len(), join(&stale)),
+            );
+            if fix {
+                let removed = remove_all(&stale);
+                c.fixed = Some(format!("removed {removed}"));
+                c.verdict = Verdict::Ok;
+            }
+            c
+        }
+    });
     let orphans = super::storage::orphans(env, false)?;
     checks.push(if orphans.is_empty() {
         check("orphan disks", Verdict::Ok, "none")
@@ -324,11 +329,19 @@ fn join(paths: &[Utf8PathBuf]) -> String {
         .join(", ")
 }
 
-/// Runtime files nothing uses: directories of VMs the store does not know,
-/// and sockets and pidfiles of VMs that do not run.
-fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
+/// Runtime files nothing uses: directories (and locks) of VMs the store
+/// does not know, and sockets and pidfiles of VMs that do not run. Only
+/// names maqet makes count — a VM id, or an id and `.lock` — and only in a
+/// runtime directory that is private and ours: anything else there is left
+/// alone, and a runtime directory given by mistake (a home, someone
+/// else's) is refused, not emptied.
+fn stale_runtime_files(env: &Env, survey: &Survey) -> Result<Vec<Utf8PathBuf>> {
+    if std::fs::symlink_metadata(&env.dirs.runtime).is_err() {
+        return Ok(Vec::new());
+    }
+    crate::dirs::check_private_dir(&env.dirs.runtime)?;
     let Ok(entries) = env.dirs.runtime.read_dir_utf8() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let known = survey.rows.ids();
     // Only the VMs reconciled may run; any other has no QEMU.
@@ -346,7 +359,22 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
         if name == crate::qemu::KVM_MEMO {
             continue;
         }
-        let id = name.strip_suffix(".lock").unwrap_or(name);
+        let (id, lock) = match name.strip_suffix(".lock") {
+            Some(id) => (id, true),
+            None => (name, false),
+        };
+        // Not a name maqet makes, or not the kind of file it makes there.
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        let kind_ok = if lock {
+            meta.file_type().is_file()
+        } else {
+            meta.file_type().is_dir()
+        };
+        if VmId::parse(id).is_none() || !kind_ok {
+            continue;
+        }
         if !known.contains(id) {
             unknown.push((id.to_owned(), entry.path().to_owned()));
             continue;
@@ -375,14 +403,15 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
         }
     }
     stale.sort();
-    stale
+    Ok(stale)
 }
 
 fn remove_all(paths: &[Utf8PathBuf]) -> usize {
     paths
         .iter()
         .filter(|p| {
-            if p.is_dir() {
+            // Never through a symlink.
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()) {
                 std::fs::remove_dir_all(p).is_ok()
             } else {
                 std::fs::remove_file(p).is_ok()
@@ -405,7 +434,7 @@ pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
     } else {
         survey.reconcile(env)?;
     }
-    let stale = stale_runtime_files(env, &survey);
+    let stale = stale_runtime_files(env, &survey)?;
     if !dry_run {
         remove_all(&stale);
     }
