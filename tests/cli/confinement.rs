@@ -243,7 +243,10 @@ fn raw_qmp_sends_only_the_allow_list() {
         ],
         4,
     );
-    assert_eq!(message, "the device property `romfile` names a host file");
+    assert_eq!(
+        message,
+        "the device property `romfile` names a host file or device"
+    );
     assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
 }
 
@@ -1527,4 +1530,75 @@ fn a_vm_cannot_be_named_like_another_vms_id() {
         "{message}"
     );
     assert_eq!(t.list().len(), 1);
+}
+
+/// As root maqet could read anyone's files: another account's hidden files
+/// and /run (tokens, sockets, other users' runtime dirs) are refused like
+/// your own keys and /etc. An attacker had a crafted image's backing file
+/// hand `/home/mallory/.ssh/id_rsa` and a file under /run to the guest.
+#[test]
+fn other_accounts_hidden_files_and_run_are_refused() {
+    let test = "other_accounts_hidden_files_and_run_are_refused";
+    if !have_qemu(test) || !crate::harness::have_root(test) {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    let home = passwd
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .and_then(|l| l.split(':').nth(5))
+        .expect("a nobody account")
+        .to_owned();
+    let made_home = !Path::new(&home).exists();
+    if made_home {
+        std::fs::create_dir_all(format!("{home}/.ssh")).expect("mkdir");
+    }
+    let secret = format!("{home}/.ssh/maqet-test-{}", std::process::id());
+    std::fs::write(&secret, "key").expect("write the secret");
+    let run_dir = format!("/run/maqet-test-{}", std::process::id());
+    std::fs::create_dir_all(&run_dir).expect("mkdir /run/...");
+    std::fs::write(format!("{run_dir}/token"), "TOPSECRET").expect("write token");
+    let mut t = Test::new();
+    t.file(
+        "home.ron",
+        &format!("(name: \"h\", storage: [Raw(name: \"k\", file: \"{secret}\")])\n"),
+    )
+    .file(
+        "run.ron",
+        &format!("(name: \"r\", storage: [Raw(name: \"k\", file: \"{run_dir}/token\")])\n"),
+    );
+    let home_refused = fails(&mut t, &["add", "home.ron"], 4);
+    let run_refused = fails(&mut t, &["add", "run.ron"], 4);
+    // A backing file naming them is refused too.
+    let image = s(&t.path("cool.qcow2"));
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-F", "raw", "-b", &secret, &image, "1M",
+    ]);
+    t.file(
+        "img.ron",
+        &format!("(name: \"img\", storage: [Qcow2(name: \"root\", file: \"{image}\")])\n"),
+    );
+    let backing_refused = fails(&mut t, &["add", "img.ron"], 4);
+    let _ = std::fs::remove_file(&secret);
+    if made_home {
+        let _ = std::fs::remove_dir_all(&home);
+    }
+    let _ = std::fs::remove_dir_all(&run_dir);
+    assert!(
+        home_refused
+            .0
+            .ends_with("a hidden file or directory of the home of another account"),
+        "{home_refused:?}"
+    );
+    assert!(
+        run_refused.0.contains(&format!(
+            "resolves to `{run_dir}/token`, inside the system directory /run"
+        )),
+        "{run_refused:?}"
+    );
+    assert!(
+        backing_refused.0.contains("the home of another account"),
+        "{backing_refused:?}"
+    );
+    assert!(t.list().is_empty());
 }

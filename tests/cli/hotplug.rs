@@ -613,7 +613,7 @@ fn disk_add_checks_the_image_like_a_configs_and_qemu_stays_confined() {
             ],
             4,
             "maqet::refused",
-            "the device property `romfile` names a host file",
+            "the device property `romfile` names a host file or device",
         ),
     ];
     for (rest, exit, code, words) in refusals {
