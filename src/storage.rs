@@ -290,6 +290,23 @@ pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
             help: "give a disk image file (devices, FIFOs and sockets are not images)".into(),
         });
     }
+    // A hard link's other names may be anywhere (a root-made link to
+    // /etc/shadow passes every check of this name): only a file with one
+    // name, or a link of your own file when not root, which the kernel's
+    // protected_hardlinks leaves to the file's owner.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.nlink() > 1 && (me == 0 || meta.uid() != me) {
+            return Err(Error::Refused {
+                message: format!(
+                    "{path} has {} names (hard links); maqet cannot tell where the others are",
+                    meta.nlink()
+                ),
+                help: "copy it to a file of its own (`cp --reflink=auto`) and use the copy".into(),
+            });
+        }
+    }
     let real = crate::paths::dir::real_path(&file, path)?;
     if real != path.as_std_path() {
         return Err(changed(path, &real.display().to_string()));

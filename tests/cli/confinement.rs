@@ -1602,3 +1602,51 @@ fn other_accounts_hidden_files_and_run_are_refused() {
     );
     assert!(t.list().is_empty());
 }
+
+/// A hard link passes every check of its own name; as root it may be a
+/// second name of /etc/shadow. maqet refuses images with more than one name
+/// when it runs as root (or the file is not yours), at start and disk-add.
+#[test]
+fn a_hard_linked_image_is_refused_as_root() {
+    let test = "a_hard_linked_image_is_refused_as_root";
+    if !have_qemu(test) || !crate::harness::have_root(test) {
+        return;
+    }
+    let mut t = Test::new();
+    std::fs::write(t.path("orig.raw"), vec![0u8; 1 << 16]).expect("orig.raw");
+    std::fs::hard_link(t.path("orig.raw"), t.path("link.raw")).expect("link");
+    t.file(
+        "hl.ron",
+        "(name: \"hl\", accel: Tcg, memory: \"64M\", storage: [Raw(name: \"d\", file: \"link.raw\")])\n",
+    );
+    t.args(["add", "hl.ron"]).stdout_any().run();
+    let (message, help) = fails(&mut t, &["start", "hl"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "{} has 2 names (hard links); maqet cannot tell where the others are",
+            s(&t.path("link.raw"))
+        )
+    );
+    assert!(help.contains("cp --reflink=auto"), "{help}");
+    // disk-add of either name, into a running VM, is refused the same way.
+    t.file(
+        "plain.ron",
+        "(name: \"plain\", accel: Tcg, memory: \"64M\")\n",
+    );
+    t.args(["add", "plain.ron"]).stdout_any().run();
+    let _stop = t.stopper("plain");
+    t.args(["start", "plain"]).stdout_any().run();
+    let orig = s(&t.path("orig.raw"));
+    let (message, _) = fails(
+        &mut t,
+        &[
+            "qmp", "disk-add", "plain", &orig, "--id", "d1", "--format", "raw",
+        ],
+        4,
+    );
+    assert!(
+        message.ends_with("has 2 names (hard links); maqet cannot tell where the others are"),
+        "{message}"
+    );
+}
