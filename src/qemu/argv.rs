@@ -516,6 +516,27 @@ pub fn shell_line(argv: &[String]) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
             if plain {
                 word.clone()
+            } else if word.chars().any(char::is_control) {
+                // A newline or an escape inside '…' would not survive being
+                // shown and pasted: bash's and zsh's $'…' spell them out.
+                let mut out = String::from("$'");
+                for c in word.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        c if c.is_control() => {
+                            let mut buf = [0; 4];
+                            for b in c.encode_utf8(&mut buf).bytes() {
+                                out.push_str(&format!("\\x{b:02x}"));
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
+                out
             } else {
                 format!("'{}'", word.replace('\'', r"'\''"))
             }
