@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::error::{Error, Result};
+pub use crate::layout::{RuntimePaths, VmPaths};
 
 /// The data and runtime roots for this invocation.
 #[derive(Debug, Clone)]

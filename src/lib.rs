@@ -11,6 +11,7 @@ pub mod dirs;
 pub mod docgen;
 pub mod error;
 pub mod keys;
+pub mod layout;
 pub mod lock;
 pub mod log;
 pub mod paths;

@@ -9,8 +9,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::config::{ImageFormat, Storage, VmConfig};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
+use crate::layout::owned_image;
 use crate::paths::PathPolicy;
-use crate::qemu::argv::owned_image;
 
 /// Room an image needs besides its data: qcow2 metadata and the first writes.
 const MIN_FREE: u64 = 16 * 1024 * 1024;

@@ -18,7 +18,8 @@ use maqet::config::{
     Name, Network, NicModel, Port, Program, Protocol, Qcow2Drive, RawDrive, SecurityModel, Storage,
     UserNetwork, UserPath, Vga, VirtfsShare, VmConfig,
 };
-use maqet::qemu::argv::{Accelerator, Plan, RuntimePaths, build};
+use maqet::layout::RuntimePaths;
+use maqet::qemu::argv::{Accelerator, Plan, build};
 
 #[derive(Debug, Arbitrary)]
 struct Input {

@@ -10,8 +10,8 @@ use super::Env;
 use super::survey::{Survey, survey};
 use crate::dirs::check_private_dir;
 use crate::error::Result;
+use crate::layout::{RuntimePaths, runtime_entry_vm};
 use crate::qemu::{find_program, kvm_usable, logind_warning};
-use crate::reconcile::STALE_FILES;
 use crate::store::{Access, Store};
 use crate::vm::{Status, VmId};
 
@@ -342,18 +342,20 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
     let mut unknown = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let id = name.strip_suffix(".lock").unwrap_or(name);
+        let id = runtime_entry_vm(name);
         if !known.contains(id) {
             unknown.push((id.to_owned(), entry.path().to_owned()));
             continue;
         }
         if !running.contains(id) && entry.path().is_dir() {
-            for file in STALE_FILES {
-                let path = entry.path().join(file);
-                if path.exists() {
-                    stale.push(path);
-                }
-            }
+            let paths = RuntimePaths::new(entry.path().to_owned());
+            stale.extend(
+                paths
+                    .stale()
+                    .into_iter()
+                    .filter(|p| p.exists())
+                    .map(ToOwned::to_owned),
+            );
         }
     }
     // Added (and perhaps started) since the survey read the store: look

@@ -191,7 +191,7 @@ fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
 impl Env {
     /// Where maqet keeps the images it creates for a VM.
     pub fn disks_dir(&self, id: &crate::vm::VmId) -> Utf8PathBuf {
-        self.dirs.data.join("disks").join(id.as_str())
+        self.dirs.vm(id).disks
     }
 }
 

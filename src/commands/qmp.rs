@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::Env;
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::layout::RuntimePaths;
 use crate::lock::Held;
 use crate::paths::dir::CheckedDir;
 use crate::qemu::process::Liveness;
@@ -38,9 +39,10 @@ pub enum Monitor {
 pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> Result<Session> {
     let vm = running(env, query)?;
     let rt = vm.runtime.clone().ok_or_else(|| not_running(&vm))?;
+    let paths = RuntimePaths::new(rt.dir);
     let (socket, lock) = match monitor {
-        Monitor::Control => (rt.qmp_socket.clone(), rt.dir.join("qmp.lock")),
-        Monitor::Events => (rt.dir.join("events.sock"), rt.dir.join("events.lock")),
+        Monitor::Control => (rt.qmp_socket, paths.qmp_lock),
+        Monitor::Events => (paths.events_socket, paths.events_lock),
     };
     let lock = match monitor {
         Monitor::Control => {
@@ -373,7 +375,7 @@ pub fn screendump(
         .clone()
         .ok_or_else(|| not_running(&session.vm))?;
     // One screendump at a time per VM: the QMP lock is held.
-    let shot = rt.dir.join("screendump.tmp");
+    let shot = RuntimePaths::new(rt.dir).screendump;
     let _ = std::fs::remove_file(&shot);
     let mut args = json!({"filename": shot.as_str()});
     if format == ImageFormat::Png {

@@ -109,7 +109,7 @@ pub fn remove(
     let mut _vm_locks = Vec::with_capacity(ids.len());
     for id in &ids {
         _vm_locks.push(crate::lock::exclusive(
-            &env.dirs.runtime.join(format!("{id}.lock")),
+            &env.dirs.vm(id).lock,
             &format!("VM {}", id.short()),
         )?);
     }
@@ -174,8 +174,9 @@ pub fn remove(
     } in removed
     {
         // Its logs and lock go with it; nothing here is the user's.
-        let _ = std::fs::remove_dir_all(env.dirs.runtime.join(id.as_str()));
-        let _ = std::fs::remove_file(env.dirs.runtime.join(format!("{id}.lock")));
+        let paths = env.dirs.vm(&id);
+        let _ = std::fs::remove_dir_all(&paths.runtime.dir);
+        let _ = std::fs::remove_file(&paths.lock);
         let mut entry = Removed {
             deleted: Vec::new(),
             kept: images

@@ -10,7 +10,7 @@ use super::qmp::{Monitor, connect};
 use super::{Env, Note};
 use crate::config::Storage;
 use crate::error::{Error, Result};
-use crate::qemu::argv::owned_image;
+use crate::layout::owned_image;
 use crate::qemu::process::Liveness;
 use crate::qmp::Qmp;
 use crate::reconcile::observe;

@@ -9,7 +9,8 @@ use super::{Env, Note, needs_trust, read, read_id, save, untrusted};
 use crate::config::{Accel, VmConfig};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
-use crate::qemu::argv::{self, Accelerator, ImageFd, Plan, RuntimePaths};
+use crate::layout::{RuntimePaths, VmPaths};
+use crate::qemu::argv::{self, Accelerator, ImageFd, Plan};
 use crate::qemu::confine::{self, Prepared, kernel_abi};
 use crate::qemu::process::{Liveness, Pidfd, ProcStat};
 use crate::qemu::spawn::{
@@ -51,8 +52,11 @@ pub fn start(
 ) -> Result<StartOutcome> {
     let vm = read(env, query)?;
     check_trust(env, &vm)?;
-    let paths = RuntimePaths::new(env.dirs.runtime.join(vm.id.as_str()));
-    let disks_dir = env.disks_dir(&vm.id);
+    let VmPaths {
+        runtime: paths,
+        lock: vm_lock,
+        disks: disks_dir,
+    } = env.dirs.vm(&vm.id);
     if opts.dry_run {
         let (accel, _) = decide_accel(env, &vm, None)?;
         let chains = check_images(&vm.config, &disks_dir, &env.policy)?;
@@ -71,10 +75,7 @@ pub fn start(
     ensure_private_dir(&env.dirs.runtime)?;
     // One start or stop of a VM at a time: two concurrent starts must not
     // give two QEMUs on the same disks.
-    let _vm_lock = crate::lock::exclusive(
-        &env.dirs.runtime.join(format!("{}.lock", vm.id)),
-        &format!("VM `{}`", vm.name),
-    )?;
+    let _vm_lock = crate::lock::exclusive(&vm_lock, &format!("VM `{}`", vm.name))?;
     let mut vm = read_id(env, &vm.id)?;
     check_trust(env, &vm)?;
     // We hold the VM's lock: a record at STARTING, or a QEMU nobody

@@ -8,7 +8,7 @@ use camino::Utf8PathBuf;
 use super::Env;
 use crate::config::Storage;
 use crate::error::{Error, Result};
-use crate::qemu::argv::owned_image;
+use crate::layout::owned_image;
 use crate::storage::check_chain;
 use crate::storage::{create_image, missing_images, qemu_img};
 use crate::store::{Access, Store};
@@ -111,7 +111,7 @@ pub fn files_used(drive: &Storage, disks_dir: &camino::Utf8Path) -> Vec<Utf8Path
 /// Files under `$data_dir/disks` that no VM refers to; with `delete`,
 /// removed (and their empty directories with them).
 pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
-    let root = env.dirs.data.join("disks");
+    let root = env.dirs.disks();
     if !root.exists() {
         return Ok(Vec::new());
     }

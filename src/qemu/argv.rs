@@ -17,6 +17,7 @@ use crate::config::{
     Display, IdeBuses, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga,
     VmConfig,
 };
+use crate::layout::{RuntimePaths, owned_image};
 use crate::storage::Chains;
 
 /// The accelerator a start will use, after `Auto` was decided.
@@ -31,34 +32,6 @@ impl Accelerator {
         match self {
             Accelerator::Kvm => "kvm",
             Accelerator::Tcg => "tcg",
-        }
-    }
-}
-
-/// Files of one VM's runtime directory (DESIGN.md §2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimePaths {
-    pub dir: Utf8PathBuf,
-    pub qmp_socket: Utf8PathBuf,
-    /// A second QMP monitor, for `qmp events`: QEMU serves one client per
-    /// monitor, so a follower must not hold the one commands use.
-    pub events_socket: Utf8PathBuf,
-    pub console_socket: Utf8PathBuf,
-    pub pidfile: Utf8PathBuf,
-    pub qemu_log: Utf8PathBuf,
-    pub console_log: Utf8PathBuf,
-}
-
-impl RuntimePaths {
-    pub fn new(dir: Utf8PathBuf) -> RuntimePaths {
-        RuntimePaths {
-            qmp_socket: dir.join("qmp.sock"),
-            events_socket: dir.join("events.sock"),
-            console_socket: dir.join("console.sock"),
-            pidfile: dir.join("qemu.pid"),
-            qemu_log: dir.join("qemu.log"),
-            console_log: dir.join("console.log"),
-            dir,
         }
     }
 }
@@ -159,11 +132,6 @@ pub struct Plan<'a> {
 /// value unless doubled.
 pub fn escape(value: &str) -> String {
     value.replace(',', ",,")
-}
-
-/// The path of a qcow2 drive that has no `file`: maqet's own image.
-pub fn owned_image(disks_dir: &Utf8Path, drive: &str) -> Utf8PathBuf {
-    disks_dir.join(format!("{drive}.qcow2"))
 }
 
 /// The whole argv, program first.

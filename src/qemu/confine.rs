@@ -23,9 +23,10 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
 };
 
-use super::argv::{Accelerator, RuntimePaths, owned_image};
+use super::argv::Accelerator;
 use crate::config::{Display, Network, Protocol, Storage, VmConfig};
 use crate::error::{Error, Result};
+use crate::layout::{RuntimePaths, owned_image};
 use crate::paths::PathPolicy;
 use crate::settings::Settings;
 use crate::storage::Chains;
