@@ -137,7 +137,7 @@ pub fn remove(
                 .config
                 .storage
                 .iter()
-                .filter_map(|d| super::storage::image_path(d, &disks_dir))
+                .filter_map(|d| d.image(&disks_dir))
                 .collect();
             removed.push(Gone {
                 name: current.name,
@@ -233,12 +233,12 @@ pub(crate) fn users_of(
     store.each(|vm| {
         let disks_dir = env.disks_dir(&vm.id);
         for drive in &vm.config.storage {
-            for used in super::storage::files_used(drive, &disks_dir) {
+            for used in drive.files_used(&disks_dir) {
                 if candidates.contains(used.as_path()) && !users.contains_key(&used) {
                     users.insert(used, vm.name.clone());
                 }
             }
-            let file = super::storage::image_path(drive, &disks_dir);
+            let file = drive.image(&disks_dir);
             if let (crate::config::Storage::Qcow2(_), Some(file)) = (drive, file)
                 && file.is_file()
             {

@@ -10,7 +10,6 @@ use super::qmp::{Monitor, connect};
 use super::{Env, Note};
 use crate::config::Storage;
 use crate::error::{Error, Result};
-use crate::layout::owned_image;
 use crate::qemu::process::Liveness;
 use crate::qmp::Qmp;
 use crate::reconcile::observe;
@@ -132,10 +131,7 @@ fn qcow2_image(env: &Env, vm: &Vm, drive: &str) -> Result<Utf8PathBuf> {
             },
         }),
         Some(Storage::Qcow2(q)) => {
-            let path = q.file.as_ref().map_or_else(
-                || owned_image(&env.disks_dir(&vm.id), q.name.as_str()),
-                |f| f.as_path().to_owned(),
-            );
+            let path = q.image(&env.disks_dir(&vm.id));
             if path.exists() {
                 Ok(path)
             } else {

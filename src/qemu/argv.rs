@@ -17,7 +17,7 @@ use crate::config::{
     Display, IdeBuses, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga,
     VmConfig,
 };
-use crate::layout::{RuntimePaths, owned_image};
+use crate::layout::RuntimePaths;
 use crate::storage::Chains;
 
 /// The accelerator a start will use, after `Auto` was decided.
@@ -77,17 +77,13 @@ pub fn image_fds(config: &VmConfig, disks_dir: &Utf8Path, chains: &Chains) -> Ve
                 add(path, false);
             }
         }
-        match drive {
-            Storage::Qcow2(q) => add(
-                &q.file.as_ref().map_or_else(
-                    || owned_image(disks_dir, q.name.as_str()),
-                    |f| f.as_path().to_owned(),
-                ),
-                !q.readonly,
-            ),
-            Storage::Raw(r) => add(r.file.as_path(), !r.readonly),
-            Storage::Cdrom(c) => add(c.file.as_path(), false),
-            Storage::Virtfs(_) => {}
+        let writable = match drive {
+            Storage::Qcow2(q) => !q.readonly,
+            Storage::Raw(r) => !r.readonly,
+            Storage::Cdrom(_) | Storage::Virtfs(_) => false,
+        };
+        if let Some(path) = drive.image(disks_dir) {
+            add(&path, writable);
         }
     }
     let mut next = FIRST_IMAGE_FD;
@@ -273,16 +269,7 @@ fn storage_args(
     let mut fs_index = 0;
     for (index, drive) in storage.iter().enumerate() {
         let (file, format, interface, read_only, cdrom) = match drive {
-            Storage::Qcow2(q) => (
-                q.file.as_ref().map_or_else(
-                    || owned_image(disks_dir, q.name.as_str()),
-                    |f| f.as_path().to_owned(),
-                ),
-                "qcow2",
-                q.interface,
-                q.readonly,
-                false,
-            ),
+            Storage::Qcow2(q) => (q.image(disks_dir), "qcow2", q.interface, q.readonly, false),
             Storage::Raw(r) => (
                 r.file.as_path().to_owned(),
                 "raw",
