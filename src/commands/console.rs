@@ -1,7 +1,7 @@
 use std::io::{Seek, Write};
 use std::time::{Duration, Instant};
 
-use super::qmp::running;
+use super::session::running;
 use super::{Env, Note};
 use crate::console::{self, Ended};
 use crate::error::{Error, Result};

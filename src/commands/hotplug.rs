@@ -11,11 +11,40 @@ use camino::Utf8Path;
 use serde_json::{Map, Value, json};
 
 use super::Env;
-use super::qmp::{Monitor, check_device_id, check_device_props, connect};
+use super::session::{Monitor, connect};
 use crate::config::HotplugPorts;
 use crate::error::{Error, Result};
 use crate::qemu::argv::HOTPLUG_PORT_PREFIX;
 use crate::qmp::{Qmp, QmpError};
+
+/// Refuse an id of maqet's own for a device a user plugs.
+pub(crate) fn check_device_id(id: &str) -> Result<()> {
+    if id.starts_with(crate::config::RESERVED_ID_PREFIX) {
+        return Err(Error::usage(
+            format!(
+                "ids starting with `{}` are maqet's own",
+                crate::config::RESERVED_ID_PREFIX
+            ),
+            "choose another --id",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse device properties that name host files QEMU opens itself (an
+/// option ROM, a sysfs device); a confined QEMU could not open them anyway.
+pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
+    if let Some(key) = ["romfile", "sysfsdev"]
+        .into_iter()
+        .find(|k| props.contains_key(*k))
+    {
+        return Err(Error::Refused {
+            message: format!("the device property `{key}` names a host file"),
+            help: "leave it out; give the device a file through the VM's config instead".into(),
+        });
+    }
+    Ok(())
+}
 
 /// One of maqet's hot-plug ports in a running QEMU.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 mod add;
 mod apply;
 mod console;
+mod define;
 pub mod doctor;
 pub mod hotplug;
 mod info;
@@ -11,6 +12,7 @@ mod ls;
 pub mod qmp;
 mod rm;
 mod run;
+mod session;
 pub mod snapshot;
 mod start;
 mod status;

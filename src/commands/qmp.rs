@@ -6,86 +6,15 @@ use camino::Utf8PathBuf;
 use serde_json::{Map, Value, json};
 
 use super::Env;
+use super::hotplug::{check_device_id, check_device_props};
+use super::session::{Monitor, connect, not_running};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::layout::RuntimePaths;
-use crate::lock::Held;
 use crate::paths::dir::CheckedDir;
-use crate::qemu::process::Liveness;
 use crate::qmp::{Qmp, QmpError};
-use crate::reconcile::observe;
 
-use crate::vm::{Runtime, Vm};
-
-/// A QMP connection to a running VM, held under the VM's QMP lock so maqet
-/// commands queue for the monitor instead of timing out in its backlog
-/// (QEMU serves one client per monitor).
-pub struct Session {
-    pub vm: Vm,
-    pub qmp: Qmp,
-    _lock: Held,
-}
-
-/// Which of the VM's two monitors to use.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Monitor {
-    /// Commands.
-    Control,
-    /// `qmp events`: a follower must not block commands.
-    Events,
-}
-
-/// Find a running VM and connect to one of its monitors.
-pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> Result<Session> {
-    let vm = running(env, query)?;
-    let rt = vm.runtime.clone().ok_or_else(|| not_running(&vm))?;
-    let paths = RuntimePaths::new(rt.dir);
-    let (socket, lock) = match monitor {
-        Monitor::Control => (rt.qmp_socket, paths.qmp_lock),
-        Monitor::Events => (paths.events_socket, paths.events_lock),
-    };
-    let lock = match monitor {
-        Monitor::Control => {
-            crate::lock::exclusive(&lock, &format!("the QMP monitor of `{}`", vm.name))?
-        }
-        // A second follower would wait for the first forever: refuse now.
-        Monitor::Events => crate::lock::try_exclusive(&lock)?.ok_or_else(|| Error::Refused {
-            message: format!(
-                "the events of `{}` are already being followed by another maqet",
-                vm.name
-            ),
-            help: "stop the other `maqet qmp events` first; one follower per VM".into(),
-        })?,
-    };
-    let qmp = Qmp::connect(&socket, timeout)?;
-    Ok(Session {
-        vm,
-        qmp,
-        _lock: lock,
-    })
-}
-
-/// The VM, reconciled, if it runs and its runtime files are there.
-pub fn running(env: &Env, query: &str) -> Result<Vm> {
-    let vm = super::find_reconciled(env, query)?;
-    match observe(&vm) {
-        Some(Liveness::Running) => Ok(vm),
-        Some(Liveness::Orphaned) => Err(Error::NotRunning {
-            name: vm.name.to_string(),
-            status: "its QEMU runs, but its runtime files were deleted".into(),
-            help: format!("`maqet stop --force {}` stops it", vm.name),
-        }),
-        _ => Err(not_running(&vm)),
-    }
-}
-
-fn not_running(vm: &Vm) -> Error {
-    Error::NotRunning {
-        name: vm.name.to_string(),
-        status: vm.status.to_string(),
-        help: format!("start it with `maqet start {}`", vm.name),
-    }
-}
+use crate::vm::Runtime;
 
 /// Commands the raw form sends without `--allow-dangerous` (docs/qmp.md):
 /// every `query-*` and `x-query-*`, and these, none of which opens a host
@@ -426,35 +355,6 @@ pub fn set_paused(
     let status = session.qmp.execute("query-status", None)?;
     let state = status["status"].as_str().unwrap_or("unknown").to_owned();
     Ok((session.vm.name.to_string(), state))
-}
-
-/// Refuse an id of maqet's own for a device a user plugs.
-pub(crate) fn check_device_id(id: &str) -> Result<()> {
-    if id.starts_with(crate::config::RESERVED_ID_PREFIX) {
-        return Err(Error::usage(
-            format!(
-                "ids starting with `{}` are maqet's own",
-                crate::config::RESERVED_ID_PREFIX
-            ),
-            "choose another --id",
-        ));
-    }
-    Ok(())
-}
-
-/// Refuse device properties that name host files QEMU opens itself (an
-/// option ROM, a sysfs device); a confined QEMU could not open them anyway.
-pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
-    if let Some(key) = ["romfile", "sysfsdev"]
-        .into_iter()
-        .find(|k| props.contains_key(*k))
-    {
-        return Err(Error::Refused {
-            message: format!("the device property `{key}` names a host file"),
-            help: "leave it out; give the device a file through the VM's config instead".into(),
-        });
-    }
-    Ok(())
 }
 
 /// Hot-plug a device. A PCI device without a `bus` goes on a free

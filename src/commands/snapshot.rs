@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use serde_json::{Value, json};
 
-use super::qmp::{Monitor, connect};
+use super::session::{Monitor, connect};
 use super::{Env, Note};
 use crate::config::Storage;
 use crate::error::{Error, Result};
