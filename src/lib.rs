@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod deadline;
 pub mod dirs;
 pub mod docgen;
 pub mod error;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::deadline::poll_until;
 use crate::dirs::Dirs;
 use crate::error::Result;
 use crate::layout::RuntimePaths;
@@ -238,25 +239,26 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
     // The child lets go of the VM's lock while it execs QEMU, a moment
     // before /proc shows QEMU's command line: look again for a little while.
     let deadline = std::time::Instant::now() + STARTING_WAIT;
-    loop {
+    // `Err`: not QEMU, and never will be (gone, or a zombie).
+    let found = poll_until(deadline, Duration::from_millis(2), || {
         let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
-            return false;
+            return Err(());
         };
         if stat.state == 'Z' {
-            return false;
+            return Err(());
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let ours = cmdline
             .windows(dir.as_str().len())
             .any(|w| w == dir.as_str().as_bytes());
-        if ours {
-            take_over(vm, pid, stat.start_ticks, dir);
-            return true;
+        Ok(ours.then_some(stat.start_ticks))
+    });
+    match found {
+        Ok(Some(start_ticks)) => {
+            take_over(vm, pid, start_ticks, dir);
+            true
         }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+        Ok(None) | Err(()) => false,
     }
 }
 

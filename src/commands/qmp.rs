@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::Env;
 use super::hotplug::{check_device_id, check_device_props};
 use super::session::{Monitor, connect, not_running};
+use crate::deadline::poll_until;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::layout::RuntimePaths;
@@ -409,33 +410,27 @@ pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result
         session.vm.name.to_string()
     };
     let deadline = Instant::now() + timeout;
-    loop {
-        let gone = {
-            let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
-            let devices = session
-                .qmp
-                .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
-            let present = devices
-                .as_array()
-                .is_some_and(|d| d.iter().any(|p| p["name"] == id));
-            if !present {
-                super::hotplug::release_disk(&mut session.qmp, id)?;
-            }
-            !present
-        };
-        if gone {
-            return Ok(());
+    let gone = poll_until(deadline, Duration::from_millis(100), || {
+        let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
+        let devices = session
+            .qmp
+            .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
+        let present = devices
+            .as_array()
+            .is_some_and(|d| d.iter().any(|p| p["name"] == id));
+        if !present {
+            super::hotplug::release_disk(&mut session.qmp, id)?;
         }
-        if Instant::now() >= deadline {
-            return Err(Error::TimedOut {
-                what: format!("the guest of `{vm_name}` to release device `{id}`"),
-                seconds: timeout.as_secs(),
-                last_seen: None,
-                help: "the guest must cooperate with unplugging (ACPI hotplug); check it runs an OS that does".into(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Ok::<_, Error>((!present).then_some(()))
+    })?;
+    gone.ok_or_else(|| Error::TimedOut {
+        what: format!("the guest of `{vm_name}` to release device `{id}`"),
+        seconds: timeout.as_secs(),
+        last_seen: None,
+        help:
+            "the guest must cooperate with unplugging (ACPI hotplug); check it runs an OS that does"
+                .into(),
+    })
 }
 
 /// Stream events as NDJSON lines to `out` (via the events monitor). Without

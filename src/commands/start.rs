@@ -1,3 +1,4 @@
+use std::convert::Infallible;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use nix::sys::signal::Signal;
 use super::wait::{Condition, WaitFor, Watch};
 use super::{Env, Note, needs_trust, read, read_id, save, untrusted};
 use crate::config::{Accel, VmConfig};
+use crate::deadline::poll_until;
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
 use crate::layout::{RuntimePaths, VmPaths};
@@ -174,15 +176,16 @@ pub fn start(
             condition.describe()
         )));
         let mut watch = Watch::new(&condition, &paths.console_log, &paths.qmp_socket);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Err(exited_early(env, &mut vm, &mut child, &paths));
-            }
-            if watch.met() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                // The VM stays up: it started, only the condition was not met.
+        // `Some(true)`: QEMU exited first.
+        let Ok(ended) = poll_until(deadline, Duration::from_millis(50), || {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            Ok::<_, Infallible>((exited || watch.met()).then_some(exited))
+        });
+        match ended {
+            Some(true) => return Err(exited_early(env, &mut vm, &mut child, &paths)),
+            Some(false) => {}
+            // The VM stays up: it started, only the condition was not met.
+            None => {
                 return Err(Error::TimedOut {
                     what: condition.describe(),
                     seconds: opts.timeout.as_secs(),
@@ -193,7 +196,6 @@ pub fn start(
                     ),
                 });
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
     Ok(StartOutcome::Started {

@@ -85,18 +85,14 @@ pub fn probe_kvm(program: &Utf8Path) -> std::result::Result<(), String> {
         let _ = stdin.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n");
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("QEMU did not answer within 10 s with KVM".into());
-            }
-        }
+    let waited =
+        crate::deadline::poll_until(deadline, std::time::Duration::from_millis(10), || {
+            child.try_wait()
+        });
+    let Ok(Some(status)) = waited else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("QEMU did not answer within 10 s with KVM".into());
     };
     if status.success() {
         return Ok(());
