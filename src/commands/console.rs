@@ -7,7 +7,6 @@ use crate::console::{self, Ended};
 use crate::error::{Error, Result};
 use crate::layout::RuntimePaths;
 use crate::qemu::process::{Liveness, liveness};
-use crate::store::{Access, Store};
 
 /// How long a piped session keeps printing after stdin ends, waiting for
 /// the guest's answer to the last line.
@@ -67,12 +66,7 @@ pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>))
 /// Print everything the VM printed on its serial console (this run and
 /// earlier ones); with `follow`, keep printing until the VM stops.
 pub fn print_log(env: &Env, query: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let vm = store.find(query)?;
-    drop(store);
+    let vm = super::read(env, query)?;
     let path = env.dirs.vm(&vm.id).runtime.console_log;
     if !follow && !path.exists() {
         return Err(Error::Invalid {

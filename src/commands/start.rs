@@ -353,16 +353,9 @@ fn launch(
     vm.last_exit = None;
     vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
     save(env, vm)?;
-    let images = match open_images(&attempt_images) {
-        Ok(images) => images,
-        Err(e) => {
-            vm.status = Status::Stopped;
-            vm.runtime = None;
-            let _ = save(env, vm);
-            return Err(e);
-        }
-    };
-    let mut child = match spawn(&argv, paths, listeners, images, ruleset.as_ref()) {
+    let spawned = open_images(&attempt_images)
+        .and_then(|images| spawn(&argv, paths, listeners, images, ruleset.as_ref()));
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             vm.status = Status::Stopped;

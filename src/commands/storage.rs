@@ -15,12 +15,7 @@ use crate::vm::Vm;
 
 /// Create the image of one drive now (it is created at start otherwise).
 pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let vm = store.find(query)?;
-    drop(store);
+    let vm = super::read(env, query)?;
     let disks_dir = env.disks_dir(&vm.id);
     let Some(entry) = vm
         .config
@@ -150,12 +145,7 @@ pub struct DriveCheck {
 /// Check every file a VM's storage names: there, readable, of the format
 /// the config says (probed here only to compare: QEMU is always told).
 pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let vm = store.find(query)?;
-    drop(store);
+    let vm = super::read(env, query)?;
     let disks_dir = env.disks_dir(&vm.id);
     let mut checks = Vec::new();
     for drive in &vm.config.storage {
