@@ -95,6 +95,12 @@ impl Dirs {
     pub fn lock_file(&self) -> Utf8PathBuf {
         self.data.join("maqet.lock")
     }
+
+    /// Where maqet remembers, in the runtime root, that KVM failed in this
+    /// boot (`qemu::remember_kvm_broken`).
+    pub fn kvm_memo(&self) -> Utf8PathBuf {
+        self.runtime.join("kvm-unusable")
+    }
 }
 
 fn pick(

@@ -150,7 +150,7 @@ fn kvm_check(env: &Env) -> Check {
     let program = find_program(&env.base_config().binary).ok();
     if let Some(message) = program
         .as_ref()
-        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.runtime, p))
+        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.kvm_memo(), p))
     {
         return check(
             "kvm",

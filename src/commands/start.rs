@@ -141,7 +141,7 @@ pub fn start(
         match launch(env, &mut vm, attempt, &paths, deadline, opts.timeout, note)? {
             Launch::Ready(child, qmp) => {
                 if let Some(message) = &kvm_failure {
-                    remember_kvm_broken(&env.dirs.runtime, &program, message);
+                    remember_kvm_broken(&env.dirs.kvm_memo(), &program, message);
                     note(Note::Warning(&format!(
                         "QEMU failed with KVM ({message}); started `{}` with TCG (software emulation) instead",
                         vm.name
@@ -248,7 +248,7 @@ fn decide_accel(
     if accel == Accelerator::Kvm
         && vm.config.accel == Accel::Auto
         && let Some(program) = program
-        && let Some(message) = kvm_known_broken(&env.dirs.runtime, program)
+        && let Some(message) = kvm_known_broken(&env.dirs.kvm_memo(), program)
     {
         return Ok((
             Accelerator::Tcg,
