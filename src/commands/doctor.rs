@@ -10,8 +10,8 @@ use super::Env;
 use super::survey::{Survey, survey};
 use crate::dirs::check_private_dir;
 use crate::error::Result;
+use crate::layout::{RuntimePaths, runtime_entry_vm};
 use crate::qemu::{find_program, kvm_usable, logind_warning};
-use crate::reconcile::STALE_FILES;
 use crate::store::{Access, Store};
 use crate::vm::{Status, VmId};
 
@@ -150,7 +150,7 @@ fn kvm_check(env: &Env) -> Check {
     let program = find_program(&env.base_config().binary).ok();
     if let Some(message) = program
         .as_ref()
-        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.runtime, p))
+        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.kvm_memo(), p))
     {
         return check(
             "kvm",
@@ -355,15 +355,10 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Result<Vec<Utf8PathBuf>> {
     let mut unknown = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        // What maqet remembers about this host, not a VM's.
-        if name == crate::qemu::KVM_MEMO {
+        // Only names maqet makes, of the kind it makes there.
+        let Some((id, lock)) = runtime_entry_vm(name) else {
             continue;
-        }
-        let (id, lock) = match name.strip_suffix(".lock") {
-            Some(id) => (id, true),
-            None => (name, false),
         };
-        // Not a name maqet makes, or not the kind of file it makes there.
         let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
             continue;
         };
@@ -372,7 +367,7 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Result<Vec<Utf8PathBuf>> {
         } else {
             meta.file_type().is_dir()
         };
-        if VmId::parse(id).is_none() || !kind_ok {
+        if !kind_ok {
             continue;
         }
         if !known.contains(id) {
@@ -380,12 +375,14 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Result<Vec<Utf8PathBuf>> {
             continue;
         }
         if !running.contains(id) && entry.path().is_dir() {
-            for file in STALE_FILES {
-                let path = entry.path().join(file);
-                if path.exists() {
-                    stale.push(path);
-                }
-            }
+            let paths = RuntimePaths::new(entry.path().to_owned());
+            stale.extend(
+                paths
+                    .stale()
+                    .into_iter()
+                    .filter(|p| p.exists())
+                    .map(ToOwned::to_owned),
+            );
         }
     }
     // Added (and perhaps started) since the survey read the store: look

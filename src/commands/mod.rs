@@ -4,6 +4,7 @@
 mod add;
 mod apply;
 mod console;
+mod define;
 pub mod doctor;
 pub mod hotplug;
 mod info;
@@ -11,6 +12,7 @@ mod ls;
 pub mod qmp;
 mod rm;
 mod run;
+mod session;
 pub mod snapshot;
 mod start;
 mod status;
@@ -191,7 +193,7 @@ fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
 impl Env {
     /// Where maqet keeps the images it creates for a VM.
     pub fn disks_dir(&self, id: &crate::vm::VmId) -> Utf8PathBuf {
-        self.dirs.data.join("disks").join(id.as_str())
+        self.dirs.vm(id).disks
     }
 }
 

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::add::{defined, new_vm, store_new};
+use super::define::{defined, new_vm, store_new};
 use super::wait::Condition;
 use super::{
     ConfigInput, Env, Note, StartOptions, StartOutcome, WaitFor, find_reconciled, load_files,
