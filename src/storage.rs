@@ -434,6 +434,14 @@ pub fn check_standalone_qcow2(image: &std::fs::File, path: &Utf8Path) -> Result<
          disk in the VM's config, where maqet checks its backing chain"
     );
     if let Some(backing) = info.backing {
+        // Read through /proc/self/fd, a relative name resolves there: say
+        // it as the image's own directory would.
+        let backing = match backing.strip_prefix("/proc/self/fd/") {
+            Some(relative) => path
+                .parent()
+                .map_or_else(|| relative.to_owned(), |dir| dir.join(relative).to_string()),
+            None => backing,
+        };
         return Err(Error::Refused {
             message: format!(
                 "{path} has a backing file ({backing}); a hot-plugged image must stand alone"

@@ -559,6 +559,42 @@ fn disk_add_checks_the_image_like_a_configs_and_qemu_stays_confined() {
             base.display()
         )
     );
+    // A backing file named relative to the image is said as such, not as
+    // the /proc/self/fd name qemu-img read it through.
+    let relative = t.path("relative.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        "base.qcow2",
+        relative.to_str().expect("UTF-8"),
+    ]);
+    let (_, message, _) = fails(
+        &mut t,
+        4,
+        &[
+            "qmp",
+            "disk-add",
+            vm,
+            "relative.qcow2",
+            "--id",
+            "d0",
+            "--format",
+            "qcow2",
+        ],
+    );
+    assert_eq!(
+        message,
+        format!(
+            "{} has a backing file ({}); a hot-plugged image must stand alone",
+            relative.display(),
+            base.display()
+        )
+    );
     // The wrong format is qemu-img's to find; nothing is guessed.
     refused(
         &mut t,
