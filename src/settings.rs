@@ -155,12 +155,15 @@ fn check_owner(path: &Utf8Path) -> Result<()> {
             ),
         });
     }
-    // Nor may anyone else replace it: the directory holding the name given
-    // and, through a symlink, the one holding the file.
+    // Nor may anyone else replace it: the directories holding the name
+    // given and, through a symlink, the one holding the file, and every
+    // directory above them (whoever owns one can rename what is inside).
     let real = std::fs::canonicalize(path).map_err(|e| Error::io("cannot resolve", path, e))?;
     let dirs = [path.as_std_path().parent(), real.parent()];
     for dir in dirs.into_iter().flatten() {
-        check_dir(dir)?;
+        for above in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            check_dir(above)?;
+        }
     }
     Ok(())
 }

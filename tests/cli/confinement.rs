@@ -1289,6 +1289,21 @@ fn a_settings_file_others_can_write_is_refused() {
         t.env("MAQET_CONFIG", &settings);
         let (message, _) = fails(&mut t, &["ls"], 4);
         assert!(message.contains("it belongs to another user"), "{message}");
+        // A directory of yours inside another user's: they can rename it
+        // and put their own in its place.
+        t.file("theirs/mine/maqet.ron", "(allow_write: [\"/\"])\n");
+        nix::unistd::chown(&t.path("theirs"), Some(nobody.uid), None).expect("chown");
+        let deep = t.path("theirs/mine/maqet.ron");
+        t.env("MAQET_CONFIG", &deep);
+        let (message, _) = fails(&mut t, &["ls"], 4);
+        assert_eq!(
+            message,
+            format!(
+                "{} is not safe to use: the settings file's directory belongs to another user (uid {})",
+                s(&t.path("theirs")),
+                nobody.uid
+            )
+        );
     }
 }
 
