@@ -138,6 +138,13 @@ fn check_owner(path: &Utf8Path) -> Result<()> {
     let me = nix::unistd::geteuid().as_raw();
     let reason = if meta.uid() != me && meta.uid() != 0 {
         Some(format!("it belongs to another user (uid {})", meta.uid()))
+    } else if meta.nlink() > 1 {
+        // Another name of it may sit where a VM can write it (an image
+        // that is a hard link of the settings file).
+        Some(format!(
+            "it has {} names (hard links); one may be a VM's disk",
+            meta.nlink()
+        ))
     } else if meta.mode() & 0o022 != 0 {
         Some(format!(
             "others can write it (mode {:04o})",

@@ -323,23 +323,7 @@ pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
             help: "give a disk image file (devices, FIFOs and sockets are not images)".into(),
         });
     }
-    // A hard link's other names may be anywhere (a root-made link to
-    // /etc/shadow passes every check of this name): only a file with one
-    // name, or a link of your own file when not root, which the kernel's
-    // protected_hardlinks leaves to the file's owner.
-    {
-        use std::os::unix::fs::MetadataExt;
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.nlink() > 1 && (me == 0 || meta.uid() != me) {
-            return Err(Error::Refused {
-                message: format!(
-                    "{path} has {} names (hard links); maqet cannot tell where the others are",
-                    meta.nlink()
-                ),
-                help: "copy it to a file of its own (`cp --reflink=auto`) and use the copy".into(),
-            });
-        }
-    }
+    one_name(path, &meta)?;
     let real = crate::paths::dir::real_path(&file, path)?;
     if real != path.as_std_path() {
         return Err(changed(path, &real.display().to_string()));
@@ -351,6 +335,24 @@ pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
     )
     .map_err(|e| Error::io("cannot use", path, e.into()))?;
     Ok(file)
+}
+
+/// A file a VM uses must have one name. A hard link's other names may be
+/// anywhere, and no check of this name sees them: a root-made link to
+/// /etc/shadow, or your own link to maqet's settings file or store, or to
+/// a key in ~/.ssh, would pass every check of the path given.
+pub fn one_name(path: &Utf8Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.is_file() && meta.nlink() > 1 {
+        return Err(Error::Refused {
+            message: format!(
+                "{path} has {} names (hard links); maqet cannot tell where the others are",
+                meta.nlink()
+            ),
+            help: "copy it to a file of its own (`cp --reflink=auto`) and use the copy".into(),
+        });
+    }
+    Ok(())
 }
 
 fn changed(path: &Utf8Path, now: &str) -> Error {
@@ -579,8 +581,17 @@ pub fn check_chain(
                 name,
                 "has no recorded format, so QEMU would guess it".into(),
                 format!(
-                    "record it: `qemu-img rebase -u -F qcow2 -b {name} {}` (or -F raw)",
-                    member.filename
+                    "record it: `{}` (or -F raw)",
+                    crate::qemu::argv::shell_line(&[
+                        "qemu-img".into(),
+                        "rebase".into(),
+                        "-u".into(),
+                        "-F".into(),
+                        "qcow2".into(),
+                        "-b".into(),
+                        name.to_string(),
+                        member.filename.to_string(),
+                    ])
                 ),
             ));
         };
@@ -720,6 +731,18 @@ pub fn recheck_paths(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
                 message: format!("{what}: {e}"),
                 help: format!("{} (the file changed since the VM was added)", e.help()),
             })?;
+        // Images are checked as they are opened; the boot files QEMU opens
+        // by name are checked here.
+        let boot = matches!(what.as_str(), "kernel" | "initrd" | "firmware");
+        if let Some(meta) = boot.then(|| std::fs::metadata(path).ok()).flatten() {
+            one_name(path, &meta).map_err(|e| match e {
+                Error::Refused { message, help } => Error::Refused {
+                    message: format!("{what}: {message}"),
+                    help,
+                },
+                other => other,
+            })?;
+        }
     }
     Ok(())
 }

@@ -671,6 +671,16 @@ fn prepare_db_file(path: &Utf8Path) -> Result<()> {
             help: "move it away; maqet will create a new, empty store".into(),
         });
     }
+    if meta.nlink() > 1 {
+        return Err(Error::UnsafeDir {
+            path: path.to_owned(),
+            reason: format!(
+                "it has {} names (hard links); another may be a VM's disk",
+                meta.nlink()
+            ),
+            help: "remove the other names (`find / -samefile` finds them), or copy the store to a file of its own".into(),
+        });
+    }
     if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io("cannot set the mode of", path, e))?;

@@ -35,7 +35,7 @@ pub(crate) fn check_device_id(id: &str) -> Result<()> {
 /// or use a descriptor, by name: an option ROM, a packet capture, an MTP
 /// root, a USB or hidraw device, vhost descriptors, a VFIO device, an NSS
 /// database. Compared without case, with `_` as `-`.
-pub const HOST_PROPERTIES: [&str; 17] = [
+pub const HOST_PROPERTIES: [&str; 19] = [
     "romfile",
     "sysfsdev",
     "host",
@@ -53,6 +53,8 @@ pub const HOST_PROPERTIES: [&str; 17] = [
     "file",
     "filename",
     "script",
+    "evdev",
+    "cdat",
 ];
 
 /// Words that, inside a property name, say it names a host path or a
@@ -61,9 +63,9 @@ pub const HOST_PROPERTIES: [&str; 17] = [
 const HOST_WORDS: [&str; 4] = ["file", "path", "dir", "fd"];
 
 /// Device drivers that reach host devices or files whatever their
-/// properties: USB and hidraw passthrough, VFIO, vhost devices, MTP shares,
-/// smart card readers.
-pub const HOST_DRIVERS: [&str; 8] = [
+/// properties: USB, hidraw and input passthrough, VFIO, vhost devices, MTP
+/// shares, smart card readers, and sound cards (they open the host's audio).
+pub const HOST_DRIVERS: [&str; 20] = [
     "usb-host",
     "u2f-passthru",
     "vfio-",
@@ -72,6 +74,18 @@ pub const HOST_DRIVERS: [&str; 8] = [
     "ccid-card-",
     "vhost-user-",
     "x-",
+    "virtio-input-host",
+    "usb-audio",
+    "intel-hda",
+    "ich9-intel-hda",
+    "hda-",
+    "ac97",
+    "es1370",
+    "sb16",
+    "gus",
+    "cs4231a",
+    "adlib",
+    "pcspk",
 ];
 
 /// Refuse device properties that name host files QEMU opens itself; a
@@ -97,11 +111,15 @@ pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
 /// Refuse drivers that pass a host device or file to the guest.
 pub(crate) fn check_device_driver(driver: &str) -> Result<()> {
     let name = driver.to_ascii_lowercase().replace('_', "-");
+    // `usb-host` also stands for `usb-host-…`; `vfio-` for any `vfio-…`.
     let host = HOST_DRIVERS.iter().any(|d| {
         if d.ends_with('-') {
             name.starts_with(*d)
         } else {
             name == *d
+                || name
+                    .strip_prefix(*d)
+                    .is_some_and(|rest| rest.starts_with('-'))
         }
     });
     if host {

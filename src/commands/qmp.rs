@@ -25,14 +25,13 @@ use crate::vm::Runtime;
 /// …) and is refused: a command QEMU adds in a later version is refused
 /// until someone has read what it does. (`qom-list-properties` is out:
 /// QEMU 7.2 aborts on some types, e.g. `microvm-machine`, killing the VM.)
-pub const ALLOWED: [&str; 26] = [
+pub const ALLOWED: [&str; 25] = [
     "announce-self",
     "balloon",
     "block_set_io_throttle",
     "chardev-send-break",
     "cont",
     "device-list-properties",
-    "device_del",
     "eject",
     "expire_password",
     "inject-nmi",
@@ -56,7 +55,11 @@ pub const ALLOWED: [&str; 26] = [
 
 /// Why some commands outside the allow-list are refused, and what to use
 /// instead; the rest get a general reason.
-const REASONS: [(&str, &str); 9] = [
+const REASONS: [(&str, &str); 10] = [
+    (
+        "device_del",
+        "it would unplug maqet's own disks and NICs too; use `maqet qmp device-del`",
+    ),
     (
         "quit",
         "QEMU would exit behind maqet's back; use `maqet stop`",

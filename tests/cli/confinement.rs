@@ -483,6 +483,35 @@ fn a_crafted_backing_chain_is_refused_at_add() {
         )
     );
     assert!(help.contains("qemu-img rebase -u -F qcow2"), "{help}");
+    // The suggested command is quoted: a backing name with `$(...)` in it
+    // pasted into a shell ran it.
+    let evil = t.path("b $(touch PWNED) ;x");
+    std::fs::write(&evil, vec![0u8; 4096]).expect("evil backing");
+    let ov = s(&t.path("ov.qcow2"));
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        &s(&evil),
+        "-F",
+        "raw",
+        &ov,
+    ]);
+    forget_backing_format(&t.path("ov.qcow2"));
+    t.file(
+        "c.ron",
+        &format!("(name: \"c\", storage: [Qcow2(name: \"root\", file: \"{ov}\")])\n"),
+    );
+    let (_, help) = fails(&mut t, &["add", "c.ron"], 4);
+    assert!(
+        help.contains(&format!(
+            "`qemu-img rebase -u -F qcow2 -b '{}' {ov}`",
+            s(&evil)
+        )),
+        "{help}"
+    );
     // (b) A vmdk in the chain names its own extents.
     t.file(
         "desc.vmdk",
@@ -1663,5 +1692,54 @@ fn a_hard_linked_image_is_refused_as_root() {
     assert!(
         message.ends_with("has 2 names (hard links); maqet cannot tell where the others are"),
         "{message}"
+    );
+    // A kernel or initrd QEMU opens by name: refused at start too (a
+    // root-made link to /etc/shadow as the initrd was read into guest RAM).
+    std::fs::write(t.path("k.bin"), b"not a kernel").expect("k.bin");
+    std::fs::hard_link(t.path("k.bin"), t.path("k2.bin")).expect("link");
+    t.file(
+        "kern.ron",
+        "(name: \"kern\", accel: Tcg, memory: \"64M\", boot: (kernel: \"k2.bin\"))\n",
+    );
+    t.args(["add", "kern.ron"]).stdout_any().run();
+    let (message, _) = fails(&mut t, &["start", "kern"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "kernel: {} has 2 names (hard links); maqet cannot tell where the others are",
+            s(&t.path("k2.bin"))
+        )
+    );
+}
+
+/// A hard link of maqet's settings file (or store) used as a VM's disk
+/// would let the guest rewrite it (`confinement: Off`): a settings file or
+/// store with more than one name is refused, whoever runs maqet.
+#[test]
+fn a_settings_file_or_store_with_two_names_is_refused() {
+    let mut t = Test::new();
+    t.file("cfg/maqet.ron", "(confinement: Auto)\n");
+    std::fs::hard_link(t.path("cfg/maqet.ron"), t.path("disk.raw")).expect("link");
+    let settings = t.path("cfg/maqet.ron");
+    t.env("MAQET_CONFIG", &settings);
+    let (message, _) = fails(&mut t, &["ls"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "{} is not safe to use: it has 2 names (hard links); one may be a VM's disk",
+            s(&settings)
+        )
+    );
+    std::fs::remove_file(t.path("disk.raw")).expect("unlink");
+    t.add_empty("web");
+    let store = t.data_dir().join("maqet.redb");
+    std::fs::hard_link(&store, t.path("store.raw")).expect("link");
+    let (message, _) = fails(&mut t, &["add", "--empty", "--name", "db"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "{} is not safe to use: it has 2 names (hard links); another may be a VM's disk",
+            s(&store)
+        )
     );
 }

@@ -734,6 +734,7 @@ fn device_add_refuses_what_opens_host_files_and_device_del_keeps_maqets_devices(
         ("virtio-net-pci", "x-some-new-file=/etc/passwd".to_owned()),
         ("virtio-net-pci", "vhostfd=3".to_owned()),
         ("virtio-net-pci", "host_path=/etc".to_owned()),
+        ("virtio-keyboard-pci", "evdev=/dev/input/event0".to_owned()),
     ] {
         let (code, message, _) = fails(
             &mut t,
@@ -762,6 +763,9 @@ fn device_add_refuses_what_opens_host_files_and_device_del_keeps_maqets_devices(
         "u2f-passthru",
         "vfio-pci",
         "vhost-vsock-pci",
+        "virtio-input-host-pci",
+        "usb-audio",
+        "ich9-intel-hda",
     ] {
         let (code, message, _) = fails(&mut t, 4, &["qmp", "device-add", vm, driver, "--id", "x2"]);
         assert_eq!(code, "maqet::refused", "{driver}");
@@ -780,6 +784,14 @@ fn device_add_refuses_what_opens_host_files_and_device_del_keeps_maqets_devices(
         let (code, message, _) = fails(&mut t, 2, &["qmp", "device-del", vm, own]);
         assert_eq!(code, "maqet::usage");
         assert_eq!(message, "ids starting with `maqet-` are maqet's own");
+        // Nor through raw QMP, where device_del is off the allow-list.
+        let (code, message, _) = fails(
+            &mut t,
+            4,
+            &["qmp", vm, "device_del", "--arg", &format!("id={own}")],
+        );
+        assert_eq!(code, "maqet::refused");
+        assert!(message.contains("maqet qmp device-del"), "{message}");
     }
     let block = qmp(&mut t, vm, "query-block");
     assert!(
