@@ -11,9 +11,13 @@ use crate::commands::{
 };
 use crate::config::{Overrides, Program};
 use crate::error::{Error, Result};
-use crate::render::Report;
+use crate::render::{Output, Report};
 
-pub fn run(cli: Cli) -> Result<Report> {
+pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
+    run_report(cli).map(|r| Box::new(r) as Box<dyn Output>)
+}
+
+fn run_report(cli: Cli) -> Result<Report> {
     // Generated documents need no environment at all.
     match &cli.command {
         Some(Command::Completions(args)) => {
@@ -109,8 +113,7 @@ pub fn run(cli: Cli) -> Result<Report> {
                 created: a.created,
             })
         }
-        Command::Ls(args) if args.names => commands::names(&env).map(Report::Names),
-        Command::Ls(args) => commands::list(&env, args.status).map(Report::List),
+        Command::Ls(args) => commands::ls::run(&env, args).map(Report::boxed),
         Command::Info(args) => commands::info(&env, &args.vm).map(|vm| Report::Info(Box::new(vm))),
         Command::Rm(args) => {
             let target = match (args.vm, args.all) {

@@ -12,7 +12,6 @@ use camino::Utf8PathBuf;
 
 use crate::commands::WaitFor;
 use crate::config::{Cpus, Memory, Name};
-use crate::vm::Status;
 
 /// Manage local QEMU virtual machines: one binary, no daemon.
 #[derive(Debug, FromArgs, ArgsInfo)]
@@ -68,7 +67,7 @@ pub struct Cli {
 pub enum Command {
     Add(AddArgs),
     Apply(ApplyArgs),
-    Ls(LsArgs),
+    Ls(crate::commands::ls::Args),
     Info(InfoArgs),
     Rm(RmArgs),
     Start(StartArgs),
@@ -162,20 +161,6 @@ pub struct ApplyArgs {
     /// docs/security.md): a config file alone cannot grant them
     #[argh(switch)]
     pub trust: bool,
-}
-
-/// List VMs.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "ls")]
-pub struct LsArgs {
-    /// only VMs in this state: created, starting, running, stopped or crashed
-    #[argh(option, arg_name = "STATE")]
-    pub status: Option<Status>,
-
-    /// print names only, one per line, as stored (no liveness check; for
-    /// shell completion)
-    #[argh(switch)]
-    pub names: bool,
 }
 
 /// Show a VM's whole configuration.

@@ -3,7 +3,7 @@
 //! queries anything.
 
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write as _};
+use std::io::{self, IsTerminal};
 
 use serde_json::{Value, json};
 
@@ -13,19 +13,80 @@ use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
 use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
-use crate::rows::{Row, Rows};
 use crate::terminal::safe_field;
 use crate::vm::Vm;
 
+/// What a command returns: its result for scripts (`--json`), for people,
+/// and the exit code it carries. Nothing here prints or queries: `main`
+/// writes it to stdout.
+pub trait Output {
+    /// The `--json` form (docs/json.md).
+    fn json(&self) -> Value;
+
+    /// The form for people, before escaping.
+    fn text(&self) -> String;
+
+    /// Results that carry a verdict exit 1 when it is bad (`storage
+    /// verify` with a problem, `doctor` with a failed check).
+    fn exit_code(&self) -> u8 {
+        crate::error::exit::SUCCESS
+    }
+
+    /// Write the result to `out`, whole. Text for people has its control
+    /// characters made visible; JSON stays JSON, with the characters a
+    /// terminal would act on written as JSON escapes. `ls` overrides this
+    /// to write a row at a time.
+    fn write(&self, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
+        use crate::terminal::{safe, safe_json};
+        if json {
+            out.write_all(safe_json(&pretty(&self.json())).as_bytes())
+        } else {
+            out.write_all(safe(&self.text(), false).as_bytes())
+        }
+    }
+}
+
+/// A command that prints its own output as it goes (console, events).
+pub struct Silent;
+
+impl Output for Silent {
+    fn json(&self) -> Value {
+        Value::Null
+    }
+
+    fn text(&self) -> String {
+        String::new()
+    }
+
+    fn write(&self, _json: bool, _out: &mut dyn io::Write) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A value as `--json` prints it: pretty, one trailing newline.
+pub fn pretty(value: &Value) -> String {
+    let mut text =
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// A serializable result as a JSON value (keys in order, as `json!` has
+/// them).
+pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+}
+
 /// A command's result, ready to render.
 pub enum Report {
+    /// A command that owns its output type.
+    Boxed(Box<dyn Output>),
     Version,
     Added(Vm),
     Applied {
         vm: Vm,
         created: bool,
     },
-    List(Rows),
     Info(Box<Vm>),
     Removed(Vec<Removed>),
     DryRun(Vec<String>),
@@ -64,7 +125,6 @@ pub enum Report {
         dry_run: bool,
     },
     Ran(RunOutcome),
-    Names(Vec<String>),
     Orphans {
         files: Vec<camino::Utf8PathBuf>,
         deleted: bool,
@@ -76,9 +136,37 @@ pub enum Report {
 }
 
 impl Report {
-    /// Reports that carry a verdict exit 1 when it is bad: `storage verify`
-    /// with a problem, `doctor` with a failed check.
-    pub fn exit_code(&self) -> u8 {
+    pub fn boxed<T: Output + 'static>(output: T) -> Report {
+        Report::Boxed(Box::new(output))
+    }
+}
+
+impl Output for Report {
+    fn json(&self) -> Value {
+        match self {
+            Report::Boxed(output) => output.json(),
+            _ => to_json_report(self),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Report::Boxed(output) => output.text(),
+            _ => render(self, false),
+        }
+    }
+
+    fn write(&self, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
+        match self {
+            Report::Boxed(output) => output.write(json, out),
+            _ => write(self, json, out),
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        if let Report::Boxed(output) = self {
+            return output.exit_code();
+        }
         let bad = match self {
             Report::Verified { checks, .. } => checks.iter().any(|c| c.problem.is_some()),
             Report::Doctor { failed, .. } => *failed,
@@ -99,9 +187,6 @@ impl Report {
 pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
     use crate::terminal::{safe, safe_json};
     match report {
-        Report::List(rows) if json => write_list_json(rows, out),
-        // Rows hold only validated names, hex ids and numbers.
-        Report::List(rows) => write_table(rows, out),
         _ if json => out.write_all(safe_json(&render(report, true)).as_bytes()),
         // A raw QMP result is JSON for people too (`maqet qmp VM ... | jq`).
         Report::Json(_) => out.write_all(safe_json(&render(report, false)).as_bytes()),
@@ -110,26 +195,17 @@ pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result
 }
 
 pub fn render(report: &Report, json: bool) -> String {
-    if let Report::List(rows) = report {
-        let mut out = Vec::new();
-        let written = if json {
-            write_list_json(rows, &mut out)
-        } else {
-            write_table(rows, &mut out)
-        };
-        written.expect("writing to memory cannot fail");
-        return String::from_utf8(out).expect("rows are UTF-8");
-    }
     if matches!(report, Report::Silent) {
         return String::new();
     }
     if json {
-        let mut text = serde_json::to_string_pretty(&to_json(report))
+        let mut text = serde_json::to_string_pretty(&to_json_report(report))
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         text.push('\n');
         return text;
     }
     match report {
+        Report::Boxed(output) => output.text(),
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
         Report::Added(vm) => format!("{}\n", vm.id),
         Report::Applied { vm, created } => {
@@ -144,7 +220,6 @@ pub fn render(report: &Report, json: bool) -> String {
             }
             text
         }
-        Report::List(_) => unreachable!("lists are written above"),
         Report::Info(vm) => info(vm),
         Report::Removed(removed) => removed
             .iter()
@@ -215,10 +290,6 @@ pub fn render(report: &Report, json: bool) -> String {
             format!("{verb} snapshot {} ({how})\n", safe_field(name))
         }
         Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
-        Report::Names(names) => names
-            .iter()
-            .map(|n| format!("{}\n", safe_field(n)))
-            .collect(),
         Report::Doctor { checks, .. } => {
             let rows: Vec<[String; 3]> = checks
                 .iter()
@@ -501,8 +572,9 @@ fn inspect_text(i: &Inspection) -> String {
     key_values(&rows)
 }
 
-fn to_json(report: &Report) -> Value {
+fn to_json_report(report: &Report) -> Value {
     match report {
+        Report::Boxed(output) => output.json(),
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
         Report::Added(vm) => json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }),
         Report::Applied { vm, created } => json!({
@@ -511,7 +583,6 @@ fn to_json(report: &Report) -> Value {
             "created": created,
             "pending_restart": vm.pending_restart(),
         }),
-        Report::List(_) => unreachable!("lists are written row by row (write_list_json)"),
         Report::Info(vm) => vm_json(vm),
         Report::Removed(removed) => Value::Array(
             removed
@@ -586,7 +657,6 @@ fn to_json(report: &Report) -> Value {
             })).collect::<Vec<_>>(),
         }),
         Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
-        Report::Names(names) => json!(names),
         Report::Doctor { checks, failed } => json!({
             "ok": !failed,
             "checks": checks.iter().map(|c| json!({
@@ -685,65 +755,6 @@ fn status_json(s: &VmStatus) -> Value {
             "log_tail": e.log_tail,
         })),
     })
-}
-
-/// `ls`'s table, aligned like [`key_values`] tables, written a row at a
-/// time: only the column widths are worked out first.
-fn write_table(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
-    let header = ["NAME", "ID", "STATUS", "MEMORY", "CPUS"];
-    let mut widths = header.map(str::len);
-    for row in rows.iter() {
-        let cells = [
-            row.name.len(),
-            row.short_id().len(),
-            row.status.as_str().len(),
-            row.memory.human().len(),
-        ];
-        for (w, len) in widths.iter_mut().zip(cells) {
-            *w = (*w).max(len);
-        }
-    }
-    let mut out = io::BufWriter::new(out);
-    let [name, id, status, memory, _] = widths;
-    let [h_name, h_id, h_status, h_memory, h_cpus] = header;
-    writeln!(
-        out,
-        "{h_name:<name$}  {h_id:<id$}  {h_status:<status$}  {h_memory:<memory$}  {h_cpus}"
-    )?;
-    for row in rows.iter() {
-        writeln!(
-            out,
-            "{:<name$}  {:<id$}  {:<status$}  {:<memory$}  {}",
-            row.name,
-            row.short_id(),
-            row.status.as_str(),
-            row.memory.human(),
-            row.cpus
-        )?;
-    }
-    out.flush()
-}
-
-/// `--json ls`: the same text as the whole array pretty-printed at once,
-/// an element at a time.
-fn write_list_json(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
-    if rows.is_empty() {
-        return out.write_all(b"[]\n");
-    }
-    let mut out = io::BufWriter::new(out);
-    out.write_all(b"[")?;
-    for (i, row) in rows.iter().enumerate() {
-        let element = serde_json::to_string_pretty(&summary_json(row))?;
-        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        for (j, line) in element.lines().enumerate() {
-            if j > 0 {
-                out.write_all(b"\n")?;
-            }
-            write!(out, "  {line}")?;
-        }
-    }
-    out.write_all(b"\n]\n")?;
-    out.flush()
 }
 
 fn info(vm: &Vm) -> String {
@@ -970,17 +981,6 @@ fn protocol_name(f: &crate::config::Forward) -> &'static str {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
     }
-}
-
-fn summary_json(vm: Row<'_>) -> Value {
-    json!({
-        "name": vm.name,
-        "id": vm.id(),
-        "status": vm.status.as_str(),
-        "memory": vm.memory.human(),
-        "memory_bytes": vm.memory.0,
-        "cpus": vm.cpus,
-    })
 }
 
 fn vm_json(vm: &Vm) -> Value {

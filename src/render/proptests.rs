@@ -154,12 +154,33 @@ fn qmp_reply(text: &str) -> Value {
     json!({ text: [text, { "k": text, "n": 1 }], "file": text })
 }
 
+/// How a report's human output is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// Escaped, a value never adding a line.
+    Escaped,
+    /// Printed as given (completions, man pages), or a shell line quoted
+    /// for pasting (the dry run).
+    Verbatim,
+    /// A raw QMP result: JSON with or without --json.
+    RawJson,
+}
+
+/// A report, how its text is written, and where user text comes back in
+/// its JSON (pointer, value).
+type Case = (Box<dyn Output>, Kind, Vec<(&'static str, Value)>);
+
 /// Every report that carries user text, with where that text must come
 /// back in its JSON (pointer, value).
-fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
+fn reports(text: &str) -> Vec<Case> {
     let t = || Value::from(text);
     let p = || Value::from(path(text).as_str());
-    vec![
+    let kind = |report: &Report| match report {
+        Report::Text(_) | Report::DryRun(_) => Kind::Verbatim,
+        Report::Json(_) => Kind::RawJson,
+        _ => Kind::Escaped,
+    };
+    let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
         (
             Report::Info(Box::new(vm(text, false))),
             vec![
@@ -294,7 +315,6 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
             },
             vec![("/files/0", p())],
         ),
-        (Report::Names(vec![text.to_owned()]), vec![("/0", t())]),
         (
             Report::Doctor {
                 checks: vec![Check {
@@ -332,7 +352,27 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
                 ("/drives/0/problem", t()),
             ],
         ),
-    ]
+    ];
+    let mut all: Vec<Case> = reports
+        .into_iter()
+        .map(|(report, fields)| {
+            let kind = kind(&report);
+            (Box::new(report) as Box<dyn Output>, kind, fields)
+        })
+        .collect();
+    all.extend(outputs(text));
+    all
+}
+
+/// The reports of commands that own their output type.
+fn outputs(text: &str) -> Vec<Case> {
+    let t = || Value::from(text);
+    use crate::commands::ls::Listing;
+    vec![(
+        Box::new(Listing::Names(vec![text.to_owned()])),
+        Kind::Escaped,
+        vec![("/0", t())],
+    )]
 }
 
 /// Errors whose message or help carries user text.
@@ -369,20 +409,20 @@ fn raw_control(text: &str) -> Option<char> {
     })
 }
 
-fn written(report: &Report, json: bool) -> String {
+fn written(report: &dyn Output, json: bool) -> String {
     let mut out = Vec::new();
-    write(report, json, &mut out).expect("writing to memory");
+    report.write(json, &mut out).expect("writing to memory");
     String::from_utf8(out).expect("UTF-8 output")
 }
 
 proptest! {
     #[test]
     fn json_output_is_json_that_gives_the_text_back(text in hostile_text()) {
-        for (report, fields) in reports(&text) {
+        for (report, kind, fields) in reports(&text) {
             // A raw QMP result is JSON with or without --json.
-            let modes: &[bool] = if matches!(report, Report::Json(_)) { &[true, false] } else { &[true] };
+            let modes: &[bool] = if kind == Kind::RawJson { &[true, false] } else { &[true] };
             for &json in modes {
-                let out = written(&report, json);
+                let out = written(&*report, json);
                 let parsed: Value = match serde_json::from_str(&out) {
                     Ok(v) => v,
                     Err(e) => return Err(TestCaseError::fail(format!("not JSON ({e}): {out}"))),
@@ -416,16 +456,16 @@ proptest! {
     #[test]
     fn human_output_keeps_every_value_on_its_line(text in hostile_text()) {
         let plain = reports("plain");
-        for ((report, _), (tame, _)) in reports(&text).iter().zip(&plain) {
+        for ((report, kind, _), (tame, _, _)) in reports(&text).iter().zip(&plain) {
             // Text is printed as given (completions, man pages); the dry
             // run is a shell line, quoted for pasting; a QMP result is JSON.
-            if matches!(report, Report::Text(_) | Report::DryRun(_) | Report::Json(_)) {
+            if *kind != Kind::Escaped {
                 continue;
             }
-            let out = written(report, false);
+            let out = written(&**report, false);
             prop_assert_eq!(raw_control(&out), None, "{}", out);
             prop_assert!(!out.contains('\t'), "a raw tab in {}", out);
-            let want = written(tame, false).lines().count();
+            let want = written(&**tame, false).lines().count();
             prop_assert_eq!(out.lines().count(), want, "{}", out);
         }
     }
