@@ -114,7 +114,7 @@ fn run_report(cli: Cli) -> Result<Report> {
             })
         }
         Command::Ls(args) => commands::ls::run(&env, args).map(Report::boxed),
-        Command::Info(args) => commands::info(&env, &args.vm).map(|vm| Report::Info(Box::new(vm))),
+        Command::Info(args) => commands::info::run(&env, args).map(Report::boxed),
         Command::Rm(args) => {
             let target = match (args.vm, args.all) {
                 (Some(vm), false) => Target::One(vm),

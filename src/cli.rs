@@ -68,7 +68,7 @@ pub enum Command {
     Add(AddArgs),
     Apply(ApplyArgs),
     Ls(crate::commands::ls::Args),
-    Info(InfoArgs),
+    Info(crate::commands::info::Args),
     Rm(RmArgs),
     Start(StartArgs),
     Stop(StopArgs),
@@ -161,15 +161,6 @@ pub struct ApplyArgs {
     /// docs/security.md): a config file alone cannot grant them
     #[argh(switch)]
     pub trust: bool,
-}
-
-/// Show a VM's whole configuration.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "info")]
-pub struct InfoArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
 }
 
 /// Remove VMs from the registry.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
 use crate::commands::storage::DriveCheck;
 use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
-use crate::config::{Display, Interface, Network, Storage, VmConfig};
+use crate::config::Network;
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
 use crate::terminal::safe_field;
@@ -87,7 +87,6 @@ pub enum Report {
         vm: Vm,
         created: bool,
     },
-    Info(Box<Vm>),
     Removed(Vec<Removed>),
     DryRun(Vec<String>),
     Started {
@@ -220,7 +219,6 @@ pub fn render(report: &Report, json: bool) -> String {
             }
             text
         }
-        Report::Info(vm) => info(vm),
         Report::Removed(removed) => removed
             .iter()
             .map(|r| {
@@ -537,8 +535,8 @@ fn inspect_text(i: &Inspection) -> String {
         rows.push((
             "hotplug",
             match ports.len() {
-                0 => ports_text(0),
-                n => format!("{}, {free} free", ports_text(n)),
+                0 => config::ports_text(0),
+                n => format!("{}, {free} free", config::ports_text(n)),
             },
         ));
         for port in ports {
@@ -554,17 +552,7 @@ fn inspect_text(i: &Inspection) -> String {
         .config
         .network
         .iter()
-        .flat_map(|Network::User(n)| {
-            n.forwards.iter().map(|f| {
-                format!(
-                    "{} {}:{} -> {}",
-                    protocol_name(f),
-                    f.bind,
-                    f.host.0,
-                    f.guest.0
-                )
-            })
-        })
+        .flat_map(|Network::User(n)| n.forwards.iter().map(config::forward_text))
         .collect();
     for (n, fwd) in forwards.into_iter().enumerate() {
         rows.push((if n == 0 { "forwards" } else { "" }, fwd));
@@ -583,7 +571,6 @@ fn to_json_report(report: &Report) -> Value {
             "created": created,
             "pending_restart": vm.pending_restart(),
         }),
-        Report::Info(vm) => vm_json(vm),
         Report::Removed(removed) => Value::Array(
             removed
                 .iter()
@@ -725,7 +712,7 @@ fn to_json_report(report: &Report) -> Value {
                     .config
                     .network
                     .iter()
-                    .map(network_json)
+                    .map(config::network_json)
                     .collect(),
             );
             value
@@ -757,338 +744,6 @@ fn status_json(s: &VmStatus) -> Value {
     })
 }
 
-fn info(vm: &Vm) -> String {
-    let c = &vm.config;
-    let mut rows: Vec<(&str, String)> = vec![
-        ("name", vm.name.to_string()),
-        ("id", vm.id.to_string()),
-        ("status", vm.status.to_string()),
-        ("created", vm.created.rfc3339()),
-        ("updated", vm.updated.rfc3339()),
-    ];
-    if vm.pending_restart() {
-        rows.push((
-            "pending",
-            "the running QEMU has the config from before this update; it applies at the next start"
-                .into(),
-        ));
-    }
-    for (i, source) in vm.sources.iter().enumerate() {
-        rows.push((if i == 0 { "sources" } else { "" }, source.to_string()));
-    }
-    rows.push((
-        "trusted",
-        if vm.trusted {
-            "yes (--trust: raw arguments and binary allowed)".into()
-        } else {
-            "no".into()
-        },
-    ));
-    rows.extend([
-        ("binary", c.binary.as_str().to_owned()),
-        ("machine", c.machine.to_string()),
-        ("accel", accel_name(c).to_owned()),
-        ("memory", c.memory.0.human()),
-        ("cpus", c.cpus.0.to_string()),
-        ("display", display_text(&c.display)),
-        ("vga", vga_name(c).to_owned()),
-    ]);
-    if c.is_q35() {
-        rows.push(("hotplug", ports_text(c.hotplug_port_count().into())));
-    }
-    let boot = &c.boot;
-    for (key, value) in [
-        (
-            "kernel",
-            boot.kernel.as_ref().map(|p| p.as_path().to_string()),
-        ),
-        (
-            "initrd",
-            boot.initrd.as_ref().map(|p| p.as_path().to_string()),
-        ),
-        ("append", boot.append.clone()),
-        (
-            "firmware",
-            boot.firmware.as_ref().map(|p| p.as_path().to_string()),
-        ),
-    ] {
-        if let Some(v) = value {
-            rows.push((key, v));
-        }
-    }
-    let storage = if c.storage.is_empty() {
-        vec!["none".to_owned()]
-    } else {
-        c.storage.iter().map(storage_line).collect()
-    };
-    for (i, line) in storage.into_iter().enumerate() {
-        rows.push((if i == 0 { "storage" } else { "" }, line));
-    }
-    let network = if c.network.is_empty() {
-        vec!["none".to_owned()]
-    } else {
-        c.network.iter().flat_map(network_lines).collect()
-    };
-    for (i, line) in network.into_iter().enumerate() {
-        rows.push((if i == 0 { "network" } else { "" }, line));
-    }
-    if !c.arguments.is_empty() {
-        rows.push(("arguments", c.arguments.join(" ")));
-    }
-    key_values(&rows)
-}
-
-/// `no ports`, `1 port`, `4 ports`: maqet's hot-plug ports.
-fn ports_text(n: usize) -> String {
-    match n {
-        0 => "no ports".into(),
-        1 => "1 port".into(),
-        n => format!("{n} ports"),
-    }
-}
-
-fn storage_line(drive: &Storage) -> String {
-    match drive {
-        Storage::Qcow2(d) => {
-            let mut line = format!("{} qcow2 {}", d.name, interface_name(d.interface));
-            if let Some(size) = d.size {
-                let _ = write!(line, " {}", size.0);
-            }
-            match &d.file {
-                Some(f) => {
-                    let _ = write!(line, " {}", f.as_path());
-                }
-                None => line.push_str(" (maqet creates it)"),
-            }
-            if let Some(b) = &d.backing_file {
-                let format = match d.backing_format {
-                    Some(crate::config::ImageFormat::Raw) => "raw",
-                    _ => "qcow2",
-                };
-                let _ = write!(line, " backing {} ({format})", b.as_path());
-            }
-            if d.readonly {
-                line.push_str(" readonly");
-            }
-            line
-        }
-        Storage::Raw(d) => {
-            let mut line = format!("{} raw {}", d.name, interface_name(d.interface));
-            if let Some(size) = d.size {
-                let _ = write!(line, " {}", size.0);
-            }
-            let _ = write!(line, " {}", d.file.as_path());
-            if d.readonly {
-                line.push_str(" readonly");
-            }
-            line
-        }
-        Storage::Cdrom(d) => format!(
-            "{} cdrom {} {}",
-            d.name,
-            interface_name(d.interface),
-            d.file.as_path()
-        ),
-        Storage::Virtfs(d) => format!(
-            "{} virtfs {} tag={} {}{}",
-            d.name,
-            d.path.as_path(),
-            d.tag(),
-            security_model_name(d),
-            if d.readonly { " readonly" } else { "" }
-        ),
-    }
-}
-
-fn network_lines(net: &Network) -> Vec<String> {
-    let Network::User(n) = net;
-    let mut head = format!("{} user {}", n.name, nic_name(n));
-    if let Some(mac) = &n.mac {
-        let _ = write!(head, " mac {}", mac.as_str());
-    }
-    let mut lines = vec![head];
-    for f in &n.forwards {
-        lines.push(format!(
-            "  {} {}:{} -> {}",
-            protocol_name(f),
-            f.bind,
-            f.host.0,
-            f.guest.0
-        ));
-    }
-    lines
-}
-
-fn accel_name(c: &VmConfig) -> &'static str {
-    use crate::config::Accel;
-    match c.accel {
-        Accel::Auto => "auto",
-        Accel::Kvm => "kvm",
-        Accel::Tcg => "tcg",
-    }
-}
-
-fn vga_name(c: &VmConfig) -> &'static str {
-    use crate::config::Vga;
-    match c.vga {
-        Vga::Std => "std",
-        Vga::Virtio => "virtio",
-        Vga::Qxl => "qxl",
-        Vga::Cirrus => "cirrus",
-        Vga::Off => "off",
-    }
-}
-
-fn display_text(d: &Display) -> String {
-    match d {
-        Display::Headless => "headless".into(),
-        Display::Gtk => "gtk".into(),
-        Display::Sdl => "sdl".into(),
-        Display::Vnc { display, bind } => format!("vnc {bind}:{display}"),
-    }
-}
-
-fn interface_name(i: Interface) -> &'static str {
-    match i {
-        Interface::Virtio => "virtio",
-        Interface::Sata => "sata",
-        Interface::Ide => "ide",
-        Interface::Scsi => "scsi",
-    }
-}
-
-fn security_model_name(d: &crate::config::VirtfsShare) -> &'static str {
-    use crate::config::SecurityModel;
-    match d.security_model {
-        SecurityModel::MappedXattr => "mapped-xattr",
-        SecurityModel::MappedFile => "mapped-file",
-        SecurityModel::Passthrough => "passthrough",
-    }
-}
-
-fn nic_name(n: &crate::config::UserNetwork) -> &'static str {
-    use crate::config::NicModel;
-    match n.model {
-        NicModel::VirtioNet => "virtio-net",
-        NicModel::E1000 => "e1000",
-        NicModel::Rtl8139 => "rtl8139",
-    }
-}
-
-fn protocol_name(f: &crate::config::Forward) -> &'static str {
-    use crate::config::Protocol;
-    match f.protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    }
-}
-
-fn vm_json(vm: &Vm) -> Value {
-    json!({
-        "id": vm.id.as_str(),
-        "name": vm.name.as_str(),
-        "status": vm.status.as_str(),
-        "created": vm.created.rfc3339(),
-        "updated": vm.updated.rfc3339(),
-        "sources": vm.sources,
-        "trusted": vm.trusted,
-        "pending_restart": vm.pending_restart(),
-        "config": config_json(&vm.config),
-    })
-}
-
-fn config_json(c: &VmConfig) -> Value {
-    let path = |p: &Option<crate::config::UserPath>| p.as_ref().map(|p| p.as_path().to_string());
-    let display = match &c.display {
-        Display::Vnc { display, bind } => {
-            json!({ "kind": "vnc", "display": display, "bind": bind.to_string() })
-        }
-        other => json!({ "kind": display_text(other) }),
-    };
-    json!({
-        "binary": c.binary.as_str(),
-        "machine": c.machine.as_str(),
-        "accel": accel_name(c),
-        "memory": c.memory.0.human(),
-        "memory_bytes": c.memory.0.0,
-        "cpus": c.cpus.0,
-        "display": display,
-        "vga": vga_name(c),
-        "hotplug_ports": c.hotplug_port_count(),
-        "boot": {
-            "kernel": path(&c.boot.kernel),
-            "initrd": path(&c.boot.initrd),
-            "append": c.boot.append,
-            "firmware": path(&c.boot.firmware),
-        },
-        "storage": c.storage.iter().map(storage_json).collect::<Vec<_>>(),
-        "network": c.network.iter().map(network_json).collect::<Vec<_>>(),
-        "arguments": c.arguments,
-    })
-}
-
-fn storage_json(drive: &Storage) -> Value {
-    let path = |p: &crate::config::UserPath| p.as_path().to_string();
-    let size = |s: Option<crate::config::DiskSize>| s.map(|s| s.0.human());
-    let size_bytes = |s: Option<crate::config::DiskSize>| s.map(|s| s.0.0);
-    match drive {
-        Storage::Qcow2(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "qcow2",
-            "file": d.file.as_ref().map(path),
-            "size": size(d.size),
-            "size_bytes": size_bytes(d.size),
-            "interface": interface_name(d.interface),
-            "backing_file": d.backing_file.as_ref().map(path),
-            "backing_format": d.backing_format.map(|f| match f {
-                crate::config::ImageFormat::Qcow2 => "qcow2",
-                crate::config::ImageFormat::Raw => "raw",
-            }),
-            "readonly": d.readonly,
-        }),
-        Storage::Raw(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "raw",
-            "file": path(&d.file),
-            "size": size(d.size),
-            "size_bytes": size_bytes(d.size),
-            "interface": interface_name(d.interface),
-            "readonly": d.readonly,
-        }),
-        Storage::Cdrom(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "cdrom",
-            "file": path(&d.file),
-            "interface": interface_name(d.interface),
-            "readonly": true,
-        }),
-        Storage::Virtfs(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "virtfs",
-            "path": path(&d.path),
-            "mount_tag": d.tag(),
-            "security_model": security_model_name(d),
-            "readonly": d.readonly,
-        }),
-    }
-}
-
-fn network_json(net: &Network) -> Value {
-    let Network::User(n) = net;
-    json!({
-        "name": n.name.as_str(),
-        "kind": "user",
-        "model": nic_name(n),
-        "mac": n.mac.as_ref().map(|m| m.as_str()),
-        "forwards": n.forwards.iter().map(|f| json!({
-            "protocol": protocol_name(f),
-            "bind": f.bind.to_string(),
-            "host": f.host.0,
-            "guest": f.guest.0,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// An error for `--json` callers: the same facts as the human report, safe
 /// to print on a terminal.
 pub fn error_json(err: &Error) -> String {
@@ -1103,6 +758,8 @@ pub fn error_json(err: &Error) -> String {
     });
     crate::terminal::safe_json(&format!("{value}\n"))
 }
+
+pub mod config;
 
 #[cfg(test)]
 mod proptests;

@@ -18,6 +18,7 @@ use crate::config::{
     Boot, CdromDrive, Interface, Program, Qcow2Drive, RawDrive, SecurityModel, UserPath,
     VirtfsShare,
 };
+use crate::config::{Storage, VmConfig};
 use crate::storage::SnapshotInfo;
 use crate::vm::{Confinement, ExitInfo, Runtime, Status, Timestamp, VmId};
 
@@ -181,24 +182,6 @@ fn reports(text: &str) -> Vec<Case> {
         _ => Kind::Escaped,
     };
     let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
-        (
-            Report::Info(Box::new(vm(text, false))),
-            vec![
-                ("/config/binary", t()),
-                ("/config/boot/kernel", p()),
-                ("/config/boot/initrd", p()),
-                ("/config/boot/append", t()),
-                ("/config/boot/firmware", p()),
-                ("/config/storage/0/file", p()),
-                ("/config/storage/0/backing_file", p()),
-                ("/config/storage/1/file", p()),
-                ("/config/storage/2/file", p()),
-                ("/config/storage/3/path", p()),
-                ("/config/arguments/0", t()),
-                ("/config/arguments/2", t()),
-                ("/sources/0", p()),
-            ],
-        ),
         (
             Report::Removed(vec![Removed {
                 name: name("vm"),
@@ -367,12 +350,35 @@ fn reports(text: &str) -> Vec<Case> {
 /// The reports of commands that own their output type.
 fn outputs(text: &str) -> Vec<Case> {
     let t = || Value::from(text);
+    let p = || Value::from(path(text).as_str());
+    use crate::commands::info::Info;
     use crate::commands::ls::Listing;
-    vec![(
-        Box::new(Listing::Names(vec![text.to_owned()])),
-        Kind::Escaped,
-        vec![("/0", t())],
-    )]
+    vec![
+        (
+            Box::new(Info(vm(text, false))),
+            Kind::Escaped,
+            vec![
+                ("/config/binary", t()),
+                ("/config/boot/kernel", p()),
+                ("/config/boot/initrd", p()),
+                ("/config/boot/append", t()),
+                ("/config/boot/firmware", p()),
+                ("/config/storage/0/file", p()),
+                ("/config/storage/0/backing_file", p()),
+                ("/config/storage/1/file", p()),
+                ("/config/storage/2/file", p()),
+                ("/config/storage/3/path", p()),
+                ("/config/arguments/0", t()),
+                ("/config/arguments/2", t()),
+                ("/sources/0", p()),
+            ],
+        ),
+        (
+            Box::new(Listing::Names(vec![text.to_owned()])),
+            Kind::Escaped,
+            vec![("/0", t())],
+        ),
+    ]
 }
 
 /// Errors whose message or help carries user text.

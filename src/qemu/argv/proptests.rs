@@ -16,6 +16,7 @@ use crate::config::{
     Boot, Bytes, CdromDrive, Cpus, Forward, ImageFormat, Mac, Memory, MountTag, Name, Port,
     Program, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
 };
+use crate::config::{Protocol, SecurityModel};
 use crate::storage::Chains;
 
 /// QEMU's split of a `KEY=VALUE,...` option (`get_opt_name_value` in
