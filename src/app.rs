@@ -9,7 +9,6 @@ use std::time::Duration;
 use crate::commands::{
     self, ConfigInput, Env, Note, RunOptions, StartOptions, StartOutcome, StopOptions, Target,
 };
-use crate::config::{Overrides, Program};
 use crate::error::{Error, Result};
 use crate::render::{Output, Report};
 
@@ -94,25 +93,8 @@ fn run_report(cli: Cli) -> Result<Report> {
         env.dirs.data, env.dirs.runtime
     ));
     match command {
-        Command::Add(args) => {
-            let input = ConfigInput {
-                files: args.configs,
-                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
-                trust: args.trust,
-            };
-            commands::add(&env, input, args.empty).map(Report::Added)
-        }
-        Command::Apply(args) => {
-            let input = ConfigInput {
-                files: args.configs,
-                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
-                trust: args.trust,
-            };
-            commands::apply(&env, &args.vm, input).map(|a| Report::Applied {
-                vm: a.vm,
-                created: a.created,
-            })
-        }
+        Command::Add(args) => commands::add::run(&env, args).map(Report::boxed),
+        Command::Apply(args) => commands::apply::run(&env, args).map(Report::boxed),
         Command::Ls(args) => commands::ls::run(&env, args).map(Report::boxed),
         Command::Info(args) => commands::info::run(&env, args).map(Report::boxed),
         Command::Rm(args) => {
@@ -165,11 +147,12 @@ fn run_report(cli: Cli) -> Result<Report> {
         }
         Command::Qmp(args) => qmp(&env, args.verb),
         Command::Run(args) => {
-            let input = ConfigInput {
-                files: args.configs,
-                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
-                trust: args.trust,
-            };
+            let input = ConfigInput::new(
+                &env,
+                args.configs,
+                (args.name, args.memory, args.cpus, args.binary),
+                args.trust,
+            )?;
             let opts = RunOptions {
                 console: args.console,
                 rm: args.rm,
@@ -387,27 +370,6 @@ fn notify(note: Note<'_>) {
         Note::Progress(text) => return crate::log::info(format_args!("{text}")),
     };
     let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-fn overrides(
-    env: &Env,
-    name: Option<crate::config::Name>,
-    memory: Option<crate::config::Memory>,
-    cpus: Option<crate::config::Cpus>,
-    binary: Option<String>,
-) -> Result<Overrides> {
-    let binary = binary
-        .map(|b| {
-            Program::resolve(&b, &env.cwd)
-                .map_err(|why| Error::usage(why, "give --binary a program name or a path"))
-        })
-        .transpose()?;
-    Ok(Overrides {
-        name,
-        memory,
-        cpus,
-        binary,
-    })
 }
 
 /// Ask on a terminal; refuse when nobody can answer (DESIGN.md §8: never

@@ -65,8 +65,8 @@ pub struct Cli {
 #[derive(Debug, FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 pub enum Command {
-    Add(AddArgs),
-    Apply(ApplyArgs),
+    Add(crate::commands::add::Args),
+    Apply(crate::commands::apply::Args),
     Ls(crate::commands::ls::Args),
     Info(crate::commands::info::Args),
     Rm(RmArgs),
@@ -84,83 +84,6 @@ pub enum Command {
     Cleanup(CleanupArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
-}
-
-/// Define a new VM from RON config files; prints its id.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "add",
-    note = "Later files win; storage and network entries with the same name replace earlier ones.",
-    example = "maqet add vm.ron\nmaqet add base.ron big.ron --name web --memory 4G\nmaqet add --empty --name scratch"
-)]
-pub struct AddArgs {
-    /// config files (RON)
-    #[argh(positional, arg_name = "CONFIG")]
-    pub configs: Vec<Utf8PathBuf>,
-
-    /// the VM's name (wins over the files)
-    #[argh(option, arg_name = "NAME")]
-    pub name: Option<Name>,
-
-    /// guest memory, e.g. 2G (wins over the files)
-    #[argh(option, arg_name = "MEMORY")]
-    pub memory: Option<Memory>,
-
-    /// virtual CPUs (wins over the files)
-    #[argh(option, arg_name = "CPUS")]
-    pub cpus: Option<Cpus>,
-
-    /// QEMU program name or path (wins over the files)
-    #[argh(option, arg_name = "BINARY")]
-    pub binary: Option<String>,
-
-    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
-    /// docs/security.md): a config file alone cannot grant them
-    #[argh(switch)]
-    pub trust: bool,
-
-    /// define a VM with no config file, from defaults and options only
-    #[argh(switch)]
-    pub empty: bool,
-}
-
-/// Merge config files and options into a VM, creating it if it does not exist.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "apply",
-    example = "maqet apply web more-memory.ron\nmaqet apply web --cpus 4"
-)]
-pub struct ApplyArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-
-    /// config files (RON)
-    #[argh(positional, arg_name = "CONFIG")]
-    pub configs: Vec<Utf8PathBuf>,
-
-    /// rename the VM
-    #[argh(option, arg_name = "NAME")]
-    pub name: Option<Name>,
-
-    /// guest memory, e.g. 2G
-    #[argh(option, arg_name = "MEMORY")]
-    pub memory: Option<Memory>,
-
-    /// virtual CPUs
-    #[argh(option, arg_name = "CPUS")]
-    pub cpus: Option<Cpus>,
-
-    /// QEMU program name or path
-    #[argh(option, arg_name = "BINARY")]
-    pub binary: Option<String>,
-
-    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
-    /// docs/security.md): a config file alone cannot grant them
-    #[argh(switch)]
-    pub trust: bool,
 }
 
 /// Remove VMs from the registry.

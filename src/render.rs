@@ -82,11 +82,6 @@ pub enum Report {
     /// A command that owns its output type.
     Boxed(Box<dyn Output>),
     Version,
-    Added(Vm),
-    Applied {
-        vm: Vm,
-        created: bool,
-    },
     Removed(Vec<Removed>),
     DryRun(Vec<String>),
     Started {
@@ -206,19 +201,6 @@ pub fn render(report: &Report, json: bool) -> String {
     match report {
         Report::Boxed(output) => output.text(),
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
-        Report::Added(vm) => format!("{}\n", vm.id),
-        Report::Applied { vm, created } => {
-            let verb = if *created { "created" } else { "updated" };
-            let mut text = format!("{verb} {} ({})\n", vm.name, vm.id.short());
-            if vm.pending_restart() {
-                let _ = writeln!(
-                    text,
-                    "  it is running: the change applies at its next start (`maqet stop {0}`, then `maqet start {0}`)",
-                    vm.name
-                );
-            }
-            text
-        }
         Report::Removed(removed) => removed
             .iter()
             .map(|r| {
@@ -564,13 +546,6 @@ fn to_json_report(report: &Report) -> Value {
     match report {
         Report::Boxed(output) => output.json(),
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
-        Report::Added(vm) => json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }),
-        Report::Applied { vm, created } => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "created": created,
-            "pending_restart": vm.pending_restart(),
-        }),
         Report::Removed(removed) => Value::Array(
             removed
                 .iter()

@@ -1,8 +1,8 @@
 //! What each command does: typed inputs in, typed results out. Nothing here
 //! prints; `render` turns results into tables or JSON.
 
-mod add;
-mod apply;
+pub mod add;
+pub mod apply;
 mod console;
 pub mod doctor;
 pub mod hotplug;
@@ -19,8 +19,6 @@ pub mod storage;
 mod survey;
 mod wait;
 
-pub use add::add;
-pub use apply::{Applied, apply};
 pub use console::{attach as console_attach, print_log as console_log};
 pub use rm::{Removed, Target, remove};
 pub use run::{RunOptions, RunOutcome, run};
@@ -119,7 +117,42 @@ pub struct ConfigInput {
     pub trust: bool,
 }
 
+/// The options `add`, `apply` and `run` take over the files: `--name`,
+/// `--memory`, `--cpus`, `--binary`.
+pub type Options = (
+    Option<crate::config::Name>,
+    Option<crate::config::Memory>,
+    Option<crate::config::Cpus>,
+    Option<String>,
+);
+
 impl ConfigInput {
+    /// The files and options of `add`, `apply` or `run`; `--binary` is
+    /// resolved against the working directory.
+    pub fn new(
+        env: &Env,
+        files: Vec<Utf8PathBuf>,
+        (name, memory, cpus, binary): Options,
+        trust: bool,
+    ) -> Result<ConfigInput> {
+        let binary = binary
+            .map(|b| {
+                crate::config::Program::resolve(&b, &env.cwd)
+                    .map_err(|why| Error::usage(why, "give --binary a program name or a path"))
+            })
+            .transpose()?;
+        Ok(ConfigInput {
+            files,
+            overrides: Overrides {
+                name,
+                memory,
+                cpus,
+                binary,
+            },
+            trust,
+        })
+    }
+
     fn is_empty(&self) -> bool {
         let o = &self.overrides;
         self.files.is_empty()
