@@ -1,14 +1,12 @@
 //! From a parsed command line to a [`Report`]: builds the typed inputs,
 //! asks the user when it must, and calls the command.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, Command, DiskAction, ManArgs, QmpVerb, SnapshotAction, StorageAction};
 use std::time::Duration;
 
-use crate::commands::{
-    self, ConfigInput, Env, Note, RunOptions, StartOptions, StartOutcome, StopOptions, Target,
-};
+use crate::commands::{self, ConfigInput, Env, RunOptions, notify};
 use crate::error::{Error, Result};
 use crate::render::{Output, Report};
 
@@ -97,48 +95,9 @@ fn run_report(cli: Cli) -> Result<Report> {
         Command::Apply(args) => commands::apply::run(&env, args).map(Report::boxed),
         Command::Ls(args) => commands::ls::run(&env, args).map(Report::boxed),
         Command::Info(args) => commands::info::run(&env, args).map(Report::boxed),
-        Command::Rm(args) => {
-            let target = match (args.vm, args.all) {
-                (Some(vm), false) => Target::One(vm),
-                (None, true) => Target::All,
-                (Some(_), true) => {
-                    return Err(Error::usage(
-                        "give a VM or --all, not both",
-                        "`maqet rm NAME` removes one VM; `maqet rm --all` removes every VM",
-                    ));
-                }
-                (None, false) => {
-                    return Err(Error::usage(
-                        "rm needs a VM or --all",
-                        "`maqet rm NAME` removes one VM; `maqet rm --all` removes every VM",
-                    ));
-                }
-            };
-            if matches!(target, Target::All) && !args.force {
-                confirm("Remove every VM from the registry?")?;
-            }
-            commands::remove(&env, &target, args.force, args.clean_storage, &mut notify)
-                .map(Report::Removed)
-        }
-        Command::Start(args) => {
-            let opts = StartOptions {
-                timeout: Duration::from_secs(args.timeout),
-                wait_for: args.wait_for,
-                dry_run: args.dry_run,
-            };
-            match commands::start(&env, &args.vm, &opts, &mut notify)? {
-                StartOutcome::DryRun { argv, .. } => Ok(Report::DryRun(argv)),
-                StartOutcome::Started { vm, run_state } => Ok(Report::Started { vm, run_state }),
-            }
-        }
-        Command::Stop(args) => {
-            let seconds = args.timeout.or(env.settings.stop_timeout).unwrap_or(30);
-            let opts = StopOptions {
-                timeout: Duration::from_secs(seconds),
-                force: args.force,
-            };
-            commands::stop(&env, &args.vm, &opts, &mut notify).map(Report::Stopped)
-        }
+        Command::Rm(args) => commands::rm::run(&env, args).map(Report::boxed),
+        Command::Start(args) => commands::start::run(&env, args).map(Report::boxed),
+        Command::Stop(args) => commands::stop::run(&env, args).map(Report::boxed),
         Command::Status(args) => {
             commands::status(&env, &args.vm).map(|s| Report::Status(Box::new(s)))
         }
@@ -355,47 +314,6 @@ fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
             )?;
             Ok(Report::Silent)
         }
-    }
-}
-
-/// Warnings always reach stderr; progress only when a person is watching.
-/// Tell the user; a closed stderr is no reason to fail the command (a
-/// warning lost is better than a start abandoned half-way).
-fn notify(note: Note<'_>) {
-    use std::io::Write;
-    let line = match note {
-        Note::Warning(text) => format!("maqet: warning: {text}\n"),
-        Note::Status(text) => format!("maqet: {text}\n"),
-        Note::Progress(text) if std::io::stderr().is_terminal() => format!("maqet: {text}\n"),
-        Note::Progress(text) => return crate::log::info(format_args!("{text}")),
-    };
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-/// Ask on a terminal; refuse when nobody can answer (DESIGN.md §8: never
-/// prompt when stdin is not a terminal).
-fn confirm(question: &str) -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::Refused {
-            message: "refusing to remove every VM without confirmation".into(),
-            help: "stdin is not a terminal, so maqet cannot ask; add --force".into(),
-        });
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("cannot read the answer from", "stdin", e))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Refused {
-            message: "nothing removed".into(),
-            help: "answer `y` to remove, or add --force".into(),
-        })
     }
 }
 

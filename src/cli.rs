@@ -69,9 +69,9 @@ pub enum Command {
     Apply(crate::commands::apply::Args),
     Ls(crate::commands::ls::Args),
     Info(crate::commands::info::Args),
-    Rm(RmArgs),
-    Start(StartArgs),
-    Stop(StopArgs),
+    Rm(crate::commands::rm::Args),
+    Start(crate::commands::start::Args),
+    Stop(crate::commands::stop::Args),
     Status(StatusArgs),
     Inspect(InspectArgs),
     Qmp(QmpArgs),
@@ -84,86 +84,6 @@ pub enum Command {
     Cleanup(CleanupArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
-}
-
-/// Remove VMs from the registry.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "rm",
-    note = "`rm --all` asks first on a terminal; elsewhere it needs --force. Disk images are kept.",
-    example = "maqet rm web\nmaqet rm --all --force"
-)]
-pub struct RmArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: Option<String>,
-
-    /// remove every VM
-    #[argh(switch)]
-    pub all: bool,
-
-    /// never ask; remove VMs that are running
-    #[argh(switch)]
-    pub force: bool,
-
-    /// also delete the disk images maqet created for the VM (never yours)
-    #[argh(switch)]
-    pub clean_storage: bool,
-}
-
-/// Start a VM in the background; returns once it is ready.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "start",
-    note = "The VM keeps running after you log out. Conditions for --wait-for: qmp (the default:\n\
-            QMP answers), console:REGEX (the guest printed a matching line), port:N (for one of\n\
-            the VM's forwards: the guest answers behind it, i.e. sends data or keeps the\n\
-            connection it took; for any other port: 127.0.0.1:N accepts connections), ssh (an\n\
-            SSH- banner through the VM's forward of guest port 22), file:PATH (the file exists).\n\
-            Not met in time: exit 5, the VM keeps running, and maqet says what it saw last.",
-    example = "maqet start web\nmaqet start web --wait-for ssh --timeout 120\nmaqet start web --wait-for 'console:login:' --timeout 120\nmaqet start web --dry-run"
-)]
-pub struct StartArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-
-    /// seconds to wait for the VM to be ready (default 60)
-    #[argh(option, arg_name = "SECONDS", default = "60")]
-    pub timeout: u64,
-
-    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
-    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
-    pub wait_for: WaitFor,
-
-    /// print the QEMU command line instead of running it
-    #[argh(switch)]
-    pub dry_run: bool,
-}
-
-/// Stop a VM: ACPI power button, then QMP quit, then SIGKILL.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "stop",
-    note = "Stopping a stopped VM succeeds. Logs are kept for `status`.",
-    example = "maqet stop web\nmaqet stop web --force"
-)]
-pub struct StopArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-
-    /// seconds the guest gets to power off (default 30, or the settings
-    /// file's stop_timeout)
-    #[argh(option, arg_name = "SECONDS")]
-    pub timeout: Option<u64>,
-
-    /// do not ask the guest: quit QEMU at once (SIGKILL if it hangs)
-    #[argh(switch)]
-    pub force: bool,
 }
 
 /// Show whether a VM runs: state, pid, uptime, QEMU's run state.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
 use crate::commands::storage::DriveCheck;
-use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
+use crate::commands::{Inspection, RunOutcome, VmStatus};
 use crate::config::Network;
 use crate::error::Error;
 use crate::qemu::argv::shell_line;
@@ -82,13 +82,6 @@ pub enum Report {
     /// A command that owns its output type.
     Boxed(Box<dyn Output>),
     Version,
-    Removed(Vec<Removed>),
-    DryRun(Vec<String>),
-    Started {
-        vm: Box<Vm>,
-        run_state: String,
-    },
-    Stopped(StopOutcome),
     Status(Box<VmStatus>),
     Inspect(Box<Inspection>),
     /// The command printed its own output (console, events) or has none.
@@ -201,41 +194,6 @@ pub fn render(report: &Report, json: bool) -> String {
     match report {
         Report::Boxed(output) => output.text(),
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
-        Report::Removed(removed) => removed
-            .iter()
-            .map(|r| {
-                let mut text = format!("removed {} ({})\n", r.name, r.id.short());
-                for file in &r.deleted {
-                    let _ = writeln!(text, "  deleted {}", safe_field(file.as_str()));
-                }
-                for file in &r.kept {
-                    let _ = writeln!(
-                        text,
-                        "  kept {} (not created by maqet)",
-                        safe_field(file.as_str())
-                    );
-                }
-                for (file, user) in &r.in_use {
-                    let _ = writeln!(
-                        text,
-                        "  kept {} (used by {user})",
-                        safe_field(file.as_str())
-                    );
-                }
-                text
-            })
-            .collect(),
-        Report::DryRun(argv) => format!("{}\n", shell_line(argv)),
-        Report::Started { vm, .. } => {
-            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
-            format!("started {} (pid {pid})\n", vm.name)
-        }
-        Report::Stopped(StopOutcome::AlreadyStopped(vm)) => {
-            format!("{} is not running ({})\n", vm.name, vm.status)
-        }
-        Report::Stopped(StopOutcome::Stopped { vm, how }) => {
-            format!("stopped {}: {how}\n", vm.name)
-        }
         Report::Status(status) => key_values(&status_rows(status)),
         Report::Inspect(inspection) => inspect_text(inspection),
         Report::Silent | Report::Sent(_) => String::new(),
@@ -546,48 +504,6 @@ fn to_json_report(report: &Report) -> Value {
     match report {
         Report::Boxed(output) => output.json(),
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
-        Report::Removed(removed) => Value::Array(
-            removed
-                .iter()
-                .map(|r| {
-                    json!({
-                        "id": r.id.as_str(),
-                        "name": r.name.as_str(),
-                        "deleted": r.deleted,
-                        "kept": r.kept,
-                        "in_use": r.in_use.iter().map(|(file, user)| json!({"file": file, "by": user.as_str()})).collect::<Vec<_>>(),
-                    })
-                })
-                .collect(),
-        ),
-        Report::DryRun(argv) => json!(argv),
-        Report::Started { vm, run_state } => {
-            let rt = vm.runtime.as_ref();
-            json!({
-                "id": vm.id.as_str(),
-                "name": vm.name.as_str(),
-                "pid": rt.map(|r| r.pid),
-                "accel": rt.map(|r| r.accel.as_str()),
-                "accel_note": rt.and_then(|r| r.accel_note.as_deref()),
-                "confined": rt.map(|r| r.confinement.is_confined()),
-                "qmp_socket": rt.map(|r| r.qmp_socket.as_str()),
-                "console_socket": rt.map(|r| r.console_socket.as_str()),
-                "run_state": run_state,
-            })
-        }
-        Report::Stopped(outcome) => {
-            let (vm, how) = match outcome {
-                StopOutcome::AlreadyStopped(vm) => (vm, None),
-                StopOutcome::Stopped { vm, how } => (vm, Some(*how)),
-            };
-            json!({
-                "id": vm.id.as_str(),
-                "name": vm.name.as_str(),
-                "was_running": how.is_some(),
-                "how": how,
-                "status": vm.status.as_str(),
-            })
-        }
         Report::Status(status) => status_json(status),
         Report::Silent => Value::Null,
         Report::Text(text) => Value::from(text.as_str()),
@@ -677,10 +593,12 @@ fn to_json_report(report: &Report) -> Value {
             value["query_status"] = i.query_status.clone().unwrap_or(Value::Null);
             value["query_kvm"] = i.query_kvm.clone().unwrap_or(Value::Null);
             value["block"] = i.block.clone().unwrap_or(Value::Null);
-            value["hotplug_ports"] = json!(i.hotplug_ports.as_ref().map(|ports| ports
-                .iter()
-                .map(|p| json!({"id": p.id, "device": p.device, "free": p.device.is_none()}))
-                .collect::<Vec<_>>()));
+            value["hotplug_ports"] = json!(i.hotplug_ports.as_ref().map(|ports| {
+                ports
+                    .iter()
+                    .map(|p| json!({"id": p.id, "device": p.device, "free": p.device.is_none()}))
+                    .collect::<Vec<_>>()
+            }));
             value["network"] = Value::Array(
                 i.status
                     .vm

@@ -9,12 +9,12 @@ pub mod hotplug;
 pub mod info;
 pub mod ls;
 pub mod qmp;
-mod rm;
+pub mod rm;
 mod run;
 pub mod snapshot;
-mod start;
+pub mod start;
 mod status;
-mod stop;
+pub mod stop;
 pub mod storage;
 mod survey;
 mod wait;
@@ -43,6 +43,20 @@ pub enum Note<'a> {
     Progress(&'a str),
     /// Always shown, not a warning (console attach and detach).
     Status(&'a str),
+}
+
+/// Warnings always reach stderr; progress only when a person is watching.
+/// Tell the user; a closed stderr is no reason to fail the command (a
+/// warning lost is better than a start abandoned half-way).
+pub fn notify(note: Note<'_>) {
+    use std::io::{IsTerminal, Write};
+    let line = match note {
+        Note::Warning(text) => format!("maqet: warning: {text}\n"),
+        Note::Status(text) => format!("maqet: {text}\n"),
+        Note::Progress(text) if std::io::stderr().is_terminal() => format!("maqet: {text}\n"),
+        Note::Progress(text) => return crate::log::info(format_args!("{text}")),
+    };
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Where a command runs: its directories, working directory and path policy.

@@ -177,39 +177,11 @@ fn reports(text: &str) -> Vec<Case> {
     let t = || Value::from(text);
     let p = || Value::from(path(text).as_str());
     let kind = |report: &Report| match report {
-        Report::Text(_) | Report::DryRun(_) => Kind::Verbatim,
+        Report::Text(_) => Kind::Verbatim,
         Report::Json(_) => Kind::RawJson,
         _ => Kind::Escaped,
     };
     let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
-        (
-            Report::Removed(vec![Removed {
-                name: name("vm"),
-                id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
-                deleted: vec![path(text)],
-                kept: vec![path(text)],
-                in_use: vec![(path(text), name("child"))],
-            }]),
-            vec![
-                ("/0/deleted/0", p()),
-                ("/0/kept/0", p()),
-                ("/0/in_use/0/file", p()),
-            ],
-        ),
-        (Report::DryRun(vec![text.to_owned()]), vec![("/0", t())]),
-        (
-            Report::Started {
-                vm: Box::new(vm(text, true)),
-                run_state: text.to_owned(),
-            },
-            vec![
-                ("/accel", t()),
-                ("/accel_note", t()),
-                ("/qmp_socket", p()),
-                ("/console_socket", p()),
-                ("/run_state", t()),
-            ],
-        ),
         (
             Report::Status(Box::new(status(text, false))),
             vec![
@@ -353,7 +325,46 @@ fn outputs(text: &str) -> Vec<Case> {
     let p = || Value::from(path(text).as_str());
     use crate::commands::info::Info;
     use crate::commands::ls::Listing;
+    use crate::commands::rm::{Removals, Removed};
+    use crate::commands::start::StartOutcome;
     vec![
+        (
+            Box::new(Removals(vec![Removed {
+                name: name("vm"),
+                id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
+                deleted: vec![path(text)],
+                kept: vec![path(text)],
+                in_use: vec![(path(text), name("child"))],
+            }])),
+            Kind::Escaped,
+            vec![
+                ("/0/deleted/0", p()),
+                ("/0/kept/0", p()),
+                ("/0/in_use/0/file", p()),
+            ],
+        ),
+        (
+            Box::new(StartOutcome::DryRun {
+                vm: Box::new(vm(text, false)),
+                argv: vec![text.to_owned()],
+            }),
+            Kind::Verbatim,
+            vec![("/0", t())],
+        ),
+        (
+            Box::new(StartOutcome::Started {
+                vm: Box::new(vm(text, true)),
+                run_state: text.to_owned(),
+            }),
+            Kind::Escaped,
+            vec![
+                ("/accel", t()),
+                ("/accel_note", t()),
+                ("/qmp_socket", p()),
+                ("/console_socket", p()),
+                ("/run_state", t()),
+            ],
+        ),
         (
             Box::new(Info(vm(text, false))),
             Kind::Escaped,
