@@ -98,12 +98,8 @@ fn run_report(cli: Cli) -> Result<Report> {
         Command::Rm(args) => commands::rm::run(&env, args).map(Report::boxed),
         Command::Start(args) => commands::start::run(&env, args).map(Report::boxed),
         Command::Stop(args) => commands::stop::run(&env, args).map(Report::boxed),
-        Command::Status(args) => {
-            commands::status(&env, &args.vm).map(|s| Report::Status(Box::new(s)))
-        }
-        Command::Inspect(args) => {
-            commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
-        }
+        Command::Status(args) => commands::status::run(&env, args).map(Report::boxed),
+        Command::Inspect(args) => commands::status::run_inspect(&env, args).map(Report::boxed),
         Command::Qmp(args) => qmp(&env, args.verb),
         Command::Run(args) => {
             let input = ConfigInput::new(

@@ -72,8 +72,8 @@ pub enum Command {
     Rm(crate::commands::rm::Args),
     Start(crate::commands::start::Args),
     Stop(crate::commands::stop::Args),
-    Status(StatusArgs),
-    Inspect(InspectArgs),
+    Status(crate::commands::status::Args),
+    Inspect(crate::commands::status::InspectArgs),
     Qmp(QmpArgs),
     Console(ConsoleArgs),
     Run(RunArgs),
@@ -84,25 +84,6 @@ pub enum Command {
     Cleanup(CleanupArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
-}
-
-/// Show whether a VM runs: state, pid, uptime, QEMU's run state.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "status")]
-pub struct StatusArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-}
-
-/// Show a VM's status plus its command line, sockets, process figures and
-/// what QEMU reports.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "inspect")]
-pub struct InspectArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
 }
 
 /// Drive a running VM over QMP: any command, or a verb.

@@ -7,12 +7,10 @@ use std::io::{self, IsTerminal};
 
 use serde_json::{Value, json};
 
+use crate::commands::RunOutcome;
 use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
 use crate::commands::storage::DriveCheck;
-use crate::commands::{Inspection, RunOutcome, VmStatus};
-use crate::config::Network;
 use crate::error::Error;
-use crate::qemu::argv::shell_line;
 use crate::terminal::safe_field;
 use crate::vm::Vm;
 
@@ -82,8 +80,6 @@ pub enum Report {
     /// A command that owns its output type.
     Boxed(Box<dyn Output>),
     Version,
-    Status(Box<VmStatus>),
-    Inspect(Box<Inspection>),
     /// The command printed its own output (console, events) or has none.
     Silent,
     /// Text printed as it is (completion scripts, man pages).
@@ -194,8 +190,6 @@ pub fn render(report: &Report, json: bool) -> String {
     match report {
         Report::Boxed(output) => output.text(),
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
-        Report::Status(status) => key_values(&status_rows(status)),
-        Report::Inspect(inspection) => inspect_text(inspection),
         Report::Silent | Report::Sent(_) => String::new(),
         Report::Text(text) => text.clone(),
         Report::Json(value) => {
@@ -322,7 +316,7 @@ fn snapshot_table(snapshots: &[crate::storage::SnapshotInfo]) -> String {
 
 /// Left-aligned columns two spaces apart, no trailing blanks. Cells are
 /// escaped first, so each stays on its line and widths count what is shown.
-fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+pub fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let header = header.map(String::from);
     let rows: Vec<[String; N]> = rows
         .iter()
@@ -348,7 +342,7 @@ fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 
 /// `key: value` lines, values aligned; a value is escaped to stay on its
 /// line (an empty key continues the value above).
-fn key_values(rows: &[(&str, String)]) -> String {
+pub fn key_values(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
         .map(|(key, value)| {
@@ -362,149 +356,10 @@ fn key_values(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
-fn status_rows(s: &VmStatus) -> Vec<(&'static str, String)> {
-    let mut rows = vec![
-        ("name", s.vm.name.to_string()),
-        ("id", s.vm.id.to_string()),
-        ("state", s.state.clone()),
-    ];
-    if let Some(pid) = s.pid {
-        rows.push(("pid", pid.to_string()));
-    }
-    if let Some(up) = s.uptime_seconds {
-        rows.push(("uptime", duration_text(up)));
-    }
-    if let Some(rt) = &s.vm.runtime {
-        rows.push(("accel", rt.accel.clone()));
-        if let Some(why) = &rt.accel_note {
-            rows.push(("", why.clone()));
-        }
-        rows.push(("confined", rt.confinement.describe()));
-    }
-    if s.vm.pending_restart() {
-        rows.push((
-            "pending",
-            "the config changed since QEMU started; it applies at the next start".into(),
-        ));
-    }
-    if s.vm.trusted {
-        rows.push((
-            "trusted",
-            "yes: raw arguments and binary granted with --trust".into(),
-        ));
-    }
-    if let Some(word) = &s.run_state {
-        rows.push(("qmp", word.clone()));
-    }
-    if let Some(why) = &s.unreachable {
-        rows.push(("unreachable", why.clone()));
-    }
-    if s.vm.runtime.is_none()
-        && let Some(exit) = &s.vm.last_exit
-    {
-        rows.push(("ended", exit.at.rfc3339()));
-        rows.push(("reason", exit.reason.clone()));
-        for (i, line) in exit.log_tail.iter().enumerate() {
-            rows.push((if i == 0 { "log" } else { "" }, line.clone()));
-        }
-    }
-    rows
-}
-
-fn duration_text(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m{s:02}s"),
-        (0, _, _) => format!("{h}h{m:02}m"),
-        _ => format!("{d}d{h:02}h"),
-    }
-}
-
-fn inspect_text(i: &Inspection) -> String {
-    let mut rows = status_rows(&i.status);
-    if let Some(rt) = &i.status.vm.runtime {
-        rows.push(("runtime dir", rt.dir.to_string()));
-        rows.push(("qmp socket", rt.qmp_socket.to_string()));
-        rows.push(("console", rt.console_socket.to_string()));
-        rows.push(("started", rt.started.rfc3339()));
-        rows.push(("command", shell_line(&rt.argv)));
-    }
-    if let Some(kib) = i.rss_kib {
-        rows.push(("rss", format!("{} MiB", kib / 1024)));
-    }
-    if let Some(cpu) = i.cpu_seconds {
-        rows.push(("cpu time", format!("{cpu:.2}s")));
-    }
-    if let Some(t) = i.threads {
-        rows.push(("threads", t.to_string()));
-    }
-    if let Some(kvm) = &i.query_kvm {
-        let on = kvm["enabled"].as_bool().unwrap_or(false);
-        rows.push((
-            "kvm",
-            if on {
-                "enabled".into()
-            } else {
-                "disabled".into()
-            },
-        ));
-    }
-    if let Some(Value::Array(devices)) = &i.block {
-        for (n, dev) in devices.iter().enumerate() {
-            // maqet names its format nodes `maqet-drive<index in storage>`,
-            // and a disk `qmp disk-add` plugged `maqet-hd-<device id>`.
-            let node = dev["inserted"]["node-name"].as_str().unwrap_or("");
-            let name = node
-                .strip_prefix("maqet-drive")
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| i.status.vm.config.storage.get(n))
-                .map(|d| d.name().as_str())
-                .or_else(|| node.strip_prefix("maqet-hd-"))
-                .unwrap_or("?");
-            let file = dev["inserted"]["file"].as_str().unwrap_or("(no media)");
-            let fmt = dev["inserted"]["drv"].as_str().unwrap_or("");
-            rows.push((
-                if n == 0 { "block" } else { "" },
-                format!("{name} {fmt} {file}"),
-            ));
-        }
-    }
-    if let Some(ports) = &i.hotplug_ports {
-        let free = ports.iter().filter(|p| p.device.is_none()).count();
-        rows.push((
-            "hotplug",
-            match ports.len() {
-                0 => config::ports_text(0),
-                n => format!("{}, {free} free", config::ports_text(n)),
-            },
-        ));
-        for port in ports {
-            rows.push((
-                "",
-                format!("{} {}", port.id, port.device.as_deref().unwrap_or("(free)")),
-            ));
-        }
-    }
-    let forwards: Vec<String> = i
-        .status
-        .vm
-        .config
-        .network
-        .iter()
-        .flat_map(|Network::User(n)| n.forwards.iter().map(config::forward_text))
-        .collect();
-    for (n, fwd) in forwards.into_iter().enumerate() {
-        rows.push((if n == 0 { "forwards" } else { "" }, fwd));
-    }
-    key_values(&rows)
-}
-
 fn to_json_report(report: &Report) -> Value {
     match report {
         Report::Boxed(output) => output.json(),
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
-        Report::Status(status) => status_json(status),
         Report::Silent => Value::Null,
         Report::Text(text) => Value::from(text.as_str()),
         Report::Json(value) => value.clone(),
@@ -579,62 +434,7 @@ fn to_json_report(report: &Report) -> Value {
                 "problem": c.problem,
             })).collect::<Vec<_>>(),
         }),
-        Report::Inspect(i) => {
-            let mut value = status_json(&i.status);
-            let rt = i.status.vm.runtime.as_ref();
-            value["runtime_dir"] = json!(rt.map(|r| r.dir.as_str()));
-            value["qmp_socket"] = json!(rt.map(|r| r.qmp_socket.as_str()));
-            value["console_socket"] = json!(rt.map(|r| r.console_socket.as_str()));
-            value["started"] = json!(rt.map(|r| r.started.rfc3339()));
-            value["argv"] = json!(rt.map(|r| &r.argv));
-            value["rss_kib"] = json!(i.rss_kib);
-            value["cpu_seconds"] = json!(i.cpu_seconds);
-            value["threads"] = json!(i.threads);
-            value["query_status"] = i.query_status.clone().unwrap_or(Value::Null);
-            value["query_kvm"] = i.query_kvm.clone().unwrap_or(Value::Null);
-            value["block"] = i.block.clone().unwrap_or(Value::Null);
-            value["hotplug_ports"] = json!(i.hotplug_ports.as_ref().map(|ports| {
-                ports
-                    .iter()
-                    .map(|p| json!({"id": p.id, "device": p.device, "free": p.device.is_none()}))
-                    .collect::<Vec<_>>()
-            }));
-            value["network"] = Value::Array(
-                i.status
-                    .vm
-                    .config
-                    .network
-                    .iter()
-                    .map(config::network_json)
-                    .collect(),
-            );
-            value
-        }
     }
-}
-
-fn status_json(s: &VmStatus) -> Value {
-    let exit = s.vm.last_exit.as_ref().filter(|_| s.vm.runtime.is_none());
-    json!({
-        "id": s.vm.id.as_str(),
-        "name": s.vm.name.as_str(),
-        "state": s.state,
-        "pid": s.pid,
-        "uptime_seconds": s.uptime_seconds,
-        "accel": s.vm.runtime.as_ref().map(|r| r.accel.as_str()),
-        "accel_note": s.vm.runtime.as_ref().and_then(|r| r.accel_note.as_deref()),
-        "confined": s.vm.runtime.as_ref().map(|r| r.confinement.is_confined()),
-        "confinement": s.vm.runtime.as_ref().map(|r| r.confinement.describe()),
-        "trusted": s.vm.trusted,
-        "pending_restart": s.vm.pending_restart(),
-        "run_state": s.run_state,
-        "unreachable": s.unreachable,
-        "last_exit": exit.map(|e| json!({
-            "at": e.at.rfc3339(),
-            "reason": e.reason,
-            "log_tail": e.log_tail,
-        })),
-    })
 }
 
 /// An error for `--json` callers: the same facts as the human report, safe

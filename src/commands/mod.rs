@@ -13,7 +13,7 @@ pub mod rm;
 mod run;
 pub mod snapshot;
 pub mod start;
-mod status;
+pub mod status;
 pub mod stop;
 pub mod storage;
 mod survey;

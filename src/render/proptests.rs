@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::commands::doctor::{Check, Cleanup, Verdict};
 use crate::commands::snapshot::{Action, Outcome};
+use crate::commands::{Inspection, VmStatus};
 use crate::config::{
     Boot, CdromDrive, Interface, Program, Qcow2Drive, RawDrive, SecurityModel, UserPath,
     VirtfsShare,
@@ -182,44 +183,6 @@ fn reports(text: &str) -> Vec<Case> {
         _ => Kind::Escaped,
     };
     let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
-        (
-            Report::Status(Box::new(status(text, false))),
-            vec![
-                ("/state", t()),
-                ("/run_state", t()),
-                ("/unreachable", t()),
-                ("/last_exit/reason", t()),
-                ("/last_exit/log_tail/1", t()),
-            ],
-        ),
-        (
-            Report::Inspect(Box::new(Inspection {
-                status: status(text, true),
-                rss_kib: Some(1024),
-                cpu_seconds: Some(0.5),
-                threads: Some(3),
-                query_status: Some(qmp_reply(text)),
-                query_kvm: Some(json!({ "enabled": false, "present": text })),
-                block: Some(json!([{ "inserted": {
-                    "node-name": "maqet-drive0", "file": text, "drv": text,
-                }}])),
-                hotplug_ports: Some(vec![crate::commands::hotplug::HotplugPort {
-                    id: "maqet-hp0".into(),
-                    device: Some(text.to_owned()),
-                }]),
-            })),
-            vec![
-                ("/accel_note", t()),
-                ("/confinement", Value::from(format!("none: {text}"))),
-                ("/runtime_dir", p()),
-                ("/argv/1", t()),
-                ("/query_status", qmp_reply(text)),
-                ("/query_kvm/present", t()),
-                ("/block/0/inserted/file", t()),
-                ("/block/0/inserted/drv", t()),
-                ("/hotplug_ports/0/device", t()),
-            ],
-        ),
         (Report::Text(text.to_owned()), vec![("", t())]),
         (Report::Json(qmp_reply(text)), vec![("", qmp_reply(text))]),
         (Report::Written(path(text)), vec![("/file", p())]),
@@ -328,6 +291,46 @@ fn outputs(text: &str) -> Vec<Case> {
     use crate::commands::rm::{Removals, Removed};
     use crate::commands::start::StartOutcome;
     vec![
+        (
+            Box::new(status(text, false)),
+            Kind::Escaped,
+            vec![
+                ("/state", t()),
+                ("/run_state", t()),
+                ("/unreachable", t()),
+                ("/last_exit/reason", t()),
+                ("/last_exit/log_tail/1", t()),
+            ],
+        ),
+        (
+            Box::new(Inspection {
+                status: status(text, true),
+                rss_kib: Some(1024),
+                cpu_seconds: Some(0.5),
+                threads: Some(3),
+                query_status: Some(qmp_reply(text)),
+                query_kvm: Some(json!({ "enabled": false, "present": text })),
+                block: Some(json!([{ "inserted": {
+                    "node-name": "maqet-drive0", "file": text, "drv": text,
+                }}])),
+                hotplug_ports: Some(vec![crate::commands::hotplug::HotplugPort {
+                    id: "maqet-hp0".into(),
+                    device: Some(text.to_owned()),
+                }]),
+            }),
+            Kind::Escaped,
+            vec![
+                ("/accel_note", t()),
+                ("/confinement", Value::from(format!("none: {text}"))),
+                ("/runtime_dir", p()),
+                ("/argv/1", t()),
+                ("/query_status", qmp_reply(text)),
+                ("/query_kvm/present", t()),
+                ("/block/0/inserted/file", t()),
+                ("/block/0/inserted/drv", t()),
+                ("/hotplug_ports/0/device", t()),
+            ],
+        ),
         (
             Box::new(Removals(vec![Removed {
                 name: name("vm"),
