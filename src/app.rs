@@ -1,9 +1,9 @@
 //! From a parsed command line to a [`Report`]: builds the typed inputs,
 //! asks the user when it must, and calls the command.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, DiskAction, ManArgs, QmpVerb, SnapshotAction, StorageAction};
+use crate::cli::{Cli, Command, DiskAction, ManArgs, SnapshotAction, StorageAction};
 use std::time::Duration;
 
 use crate::commands::{self, ConfigInput, Env, RunOptions, notify};
@@ -100,7 +100,7 @@ fn run_report(cli: Cli) -> Result<Report> {
         Command::Stop(args) => commands::stop::run(&env, args).map(Report::boxed),
         Command::Status(args) => commands::status::run(&env, args).map(Report::boxed),
         Command::Inspect(args) => commands::status::run_inspect(&env, args).map(Report::boxed),
-        Command::Qmp(args) => qmp(&env, args.verb),
+        Command::Qmp(args) => commands::qmp::run(&env, args).map(Report::Boxed),
         Command::Run(args) => {
             let input = ConfigInput::new(
                 &env,
@@ -133,9 +133,8 @@ fn run_report(cli: Cli) -> Result<Report> {
             })
         }
         Command::Disk(args) => match args.action {
-            DiskAction::Create(a) => {
-                commands::storage::disk_create(&env, &a.vm, &a.drive).map(Report::Written)
-            }
+            DiskAction::Create(a) => commands::storage::disk_create(&env, &a.vm, &a.drive)
+                .map(|path| Report::boxed(crate::render::Written(path))),
         },
         Command::Storage(args) => match args.action {
             StorageAction::Orphans(a) => {
@@ -225,92 +224,6 @@ fn snapshot(env: &Env, action: SnapshotAction) -> Result<Report> {
         ),
     };
     snapshot(env, &vm, &req, &mut notify).map(Report::Snapshot)
-}
-
-fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
-    use commands::qmp;
-    let timeout = Duration::from_secs(10);
-    match verb {
-        QmpVerb::Command(a) => {
-            let args = qmp::parse_args("--arg", &a.arg, a.args_json.as_deref())?;
-            let value = qmp::raw(
-                env,
-                &a.vm,
-                &a.command,
-                args,
-                a.allow_dangerous,
-                Duration::from_secs(a.timeout),
-            )?;
-            Ok(Report::Json(value))
-        }
-        QmpVerb::Keys(a) => {
-            let n = qmp::send_keys(env, &a.vm, &a.keys, a.hold_time, timeout)?;
-            Ok(Report::Sent(n))
-        }
-        QmpVerb::Type(a) => {
-            // Typing takes hold-time per key; give QEMU that long and more.
-            let n = qmp::type_text(env, &a.vm, &a.text, a.hold_time, timeout)?;
-            Ok(Report::Sent(n))
-        }
-        QmpVerb::Screendump(a) => {
-            let path = qmp::screendump(env, &a.vm, &a.file, a.format, timeout)?;
-            Ok(Report::Written(path))
-        }
-        QmpVerb::Pause(a) => {
-            let (name, state) = qmp::set_paused(env, &a.vm, true, timeout)?;
-            Ok(Report::RunState { name, state })
-        }
-        QmpVerb::Resume(a) => {
-            let (name, state) = qmp::set_paused(env, &a.vm, false, timeout)?;
-            Ok(Report::RunState { name, state })
-        }
-        QmpVerb::DeviceAdd(a) => {
-            let props = qmp::parse_args("--prop", &a.prop, None)?;
-            qmp::device_add(env, &a.vm, &a.driver, &a.id, props, timeout)?;
-            Ok(Report::Device {
-                id: a.id,
-                added: true,
-            })
-        }
-        QmpVerb::DiskAdd(a) => {
-            let props = qmp::parse_args("--prop", &a.prop, None)?;
-            let disk = commands::hotplug::NewDisk {
-                file: &a.file,
-                id: &a.id,
-                format: a.format,
-                readonly: a.readonly,
-                props,
-            };
-            commands::hotplug::disk_add(env, &a.vm, disk, timeout)?;
-            Ok(Report::Device {
-                id: a.id,
-                added: true,
-            })
-        }
-        QmpVerb::DeviceDel(a) => {
-            qmp::device_del(env, &a.vm, &a.id, Duration::from_secs(a.timeout))?;
-            Ok(Report::Device {
-                id: a.id,
-                added: false,
-            })
-        }
-        QmpVerb::Events(a) => {
-            let mut out = std::io::stdout().lock();
-            let mut print = |event: &serde_json::Value| {
-                let line = crate::terminal::safe_json(&event.to_string());
-                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
-            };
-            qmp::events(
-                env,
-                &a.vm,
-                &a.filter,
-                a.follow,
-                Duration::from_secs(a.timeout),
-                &mut print,
-            )?;
-            Ok(Report::Silent)
-        }
-    }
 }
 
 /// Open `--log-file` to append: created 0600, never through a symlink, and

@@ -3,7 +3,7 @@
 //! queries anything.
 
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal};
+use std::io;
 
 use serde_json::{Value, json};
 
@@ -61,6 +61,19 @@ impl Output for Silent {
     }
 }
 
+/// A file written (`qmp screendump`, `disk create`): its path.
+pub struct Written(pub camino::Utf8PathBuf);
+
+impl Output for Written {
+    fn json(&self) -> Value {
+        json!({ "file": self.0.as_str() })
+    }
+
+    fn text(&self) -> String {
+        format!("{}\n", safe_field(self.0.as_str()))
+    }
+}
+
 /// A value as `--json` prints it: pretty, one trailing newline.
 pub fn pretty(value: &Value) -> String {
     let mut text =
@@ -84,20 +97,6 @@ pub enum Report {
     Silent,
     /// Text printed as it is (completion scripts, man pages).
     Text(String),
-    /// A raw QMP result.
-    Json(Value),
-    /// Key presses sent.
-    Sent(usize),
-    /// A file written (screendump).
-    Written(camino::Utf8PathBuf),
-    RunState {
-        name: String,
-        state: String,
-    },
-    Device {
-        id: String,
-        added: bool,
-    },
     Snapshot(SnapshotOutcome),
     Doctor {
         checks: Vec<crate::commands::doctor::Check>,
@@ -171,8 +170,6 @@ pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result
     use crate::terminal::{safe, safe_json};
     match report {
         _ if json => out.write_all(safe_json(&render(report, true)).as_bytes()),
-        // A raw QMP result is JSON for people too (`maqet qmp VM ... | jq`).
-        Report::Json(_) => out.write_all(safe_json(&render(report, false)).as_bytes()),
         _ => out.write_all(safe(&render(report, false), false).as_bytes()),
     }
 }
@@ -190,23 +187,8 @@ pub fn render(report: &Report, json: bool) -> String {
     match report {
         Report::Boxed(output) => output.text(),
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
-        Report::Silent | Report::Sent(_) => String::new(),
+        Report::Silent => String::new(),
         Report::Text(text) => text.clone(),
-        Report::Json(value) => {
-            // Pretty for people, one line for pipes.
-            let text = if std::io::stdout().is_terminal() {
-                serde_json::to_string_pretty(value)
-            } else {
-                serde_json::to_string(value)
-            };
-            format!("{}\n", text.unwrap_or_default())
-        }
-        Report::Written(path) => format!("{}\n", safe_field(path.as_str())),
-        Report::RunState { name, state } => {
-            format!("{}: {}\n", safe_field(name), safe_field(state))
-        }
-        Report::Device { id, added: true } => format!("added {}\n", safe_field(id)),
-        Report::Device { id, added: false } => format!("removed {}\n", safe_field(id)),
         Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => {
             let verb = match action {
                 SnapshotAction::Create => "created",
@@ -362,13 +344,6 @@ fn to_json_report(report: &Report) -> Value {
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
         Report::Silent => Value::Null,
         Report::Text(text) => Value::from(text.as_str()),
-        Report::Json(value) => value.clone(),
-        Report::Sent(n) => json!({ "sent": n }),
-        Report::Written(path) => json!({ "file": path.as_str() }),
-        Report::RunState { name, state } => json!({ "name": name, "run_state": state }),
-        // Says what happened: `device-add` added, `device-del` removed.
-        Report::Device { id, added: true } => json!({ "id": id, "added": true }),
-        Report::Device { id, added: false } => json!({ "id": id, "removed": true }),
         Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => json!({
             "action": format!("{action:?}").to_lowercase(),
             "name": name,

@@ -6,6 +6,8 @@ use camino::Utf8PathBuf;
 use serde_json::{Map, Value, json};
 
 use super::Env;
+
+mod cli;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::lock::Held;
@@ -13,6 +15,7 @@ use crate::paths::dir::CheckedDir;
 use crate::qemu::process::Liveness;
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::observe;
+pub use cli::{Args, Device, Reply, RunState, Sent, Verb, run};
 
 use crate::vm::{Runtime, Vm};
 
@@ -151,9 +154,13 @@ const REASONS: [(&str, &str); 9] = [
     ("getfd", "file descriptors are maqet's to pass"),
 ];
 
+/// Prefixes of the commands the raw form sends without `--allow-dangerous`:
+/// queries, which read QEMU's state and reach nothing on the host.
+pub const ALLOWED_PREFIXES: [&str; 2] = ["query-", "x-query-"];
+
 /// Whether the raw form sends `command` without `--allow-dangerous`.
 pub fn is_allowed(command: &str) -> bool {
-    command.starts_with("query-") || command.starts_with("x-query-") || ALLOWED.contains(&command)
+    ALLOWED_PREFIXES.iter().any(|p| command.starts_with(p)) || ALLOWED.contains(&command)
 }
 
 /// Parse `key=value` arguments: numbers, true/false and null as JSON,

@@ -179,27 +179,10 @@ fn reports(text: &str) -> Vec<Case> {
     let p = || Value::from(path(text).as_str());
     let kind = |report: &Report| match report {
         Report::Text(_) => Kind::Verbatim,
-        Report::Json(_) => Kind::RawJson,
         _ => Kind::Escaped,
     };
     let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
         (Report::Text(text.to_owned()), vec![("", t())]),
-        (Report::Json(qmp_reply(text)), vec![("", qmp_reply(text))]),
-        (Report::Written(path(text)), vec![("/file", p())]),
-        (
-            Report::RunState {
-                name: text.to_owned(),
-                state: text.to_owned(),
-            },
-            vec![("/name", t()), ("/run_state", t())],
-        ),
-        (
-            Report::Device {
-                id: text.to_owned(),
-                added: true,
-            },
-            vec![("/id", t())],
-        ),
         (
             Report::Snapshot(Outcome::Done {
                 action: Action::Create,
@@ -288,9 +271,39 @@ fn outputs(text: &str) -> Vec<Case> {
     let p = || Value::from(path(text).as_str());
     use crate::commands::info::Info;
     use crate::commands::ls::Listing;
+    use crate::commands::qmp::{Device, Reply, RunState};
     use crate::commands::rm::{Removals, Removed};
     use crate::commands::start::StartOutcome;
     vec![
+        (
+            Box::new(Reply {
+                value: qmp_reply(text),
+                pretty: false,
+            }),
+            Kind::RawJson,
+            vec![("", qmp_reply(text))],
+        ),
+        (
+            Box::new(Written(path(text))),
+            Kind::Escaped,
+            vec![("/file", p())],
+        ),
+        (
+            Box::new(RunState {
+                name: text.to_owned(),
+                run_state: text.to_owned(),
+            }),
+            Kind::Escaped,
+            vec![("/name", t()), ("/run_state", t())],
+        ),
+        (
+            Box::new(Device {
+                id: text.to_owned(),
+                added: true,
+            }),
+            Kind::Escaped,
+            vec![("/id", t())],
+        ),
         (
             Box::new(status(text, false)),
             Kind::Escaped,
