@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, DiskAction, ManArgs, SnapshotAction, StorageAction};
+use crate::cli::{Cli, Command, DiskAction, ManArgs, StorageAction};
 use std::time::Duration;
 
 use crate::commands::{self, ConfigInput, Env, RunOptions, notify};
@@ -117,7 +117,7 @@ fn run_report(cli: Cli) -> Result<Report> {
             let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             commands::run(&env, input, &opts, tty, &mut notify).map(Report::Ran)
         }
-        Command::Snapshot(args) => snapshot(&env, args.action),
+        Command::Snapshot(args) => commands::snapshot::run(&env, args).map(Report::boxed),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
         Command::Doctor(args) => {
             let checks = commands::doctor::doctor(&env, args.fix)?;
@@ -177,53 +177,6 @@ fn run_report(cli: Cli) -> Result<Report> {
             Ok(Report::Silent)
         }
     }
-}
-
-fn snapshot(env: &Env, action: SnapshotAction) -> Result<Report> {
-    use commands::snapshot::{Action, Request, snapshot};
-    let (vm, req) = match action {
-        SnapshotAction::Create(a) => (
-            a.vm,
-            Request {
-                action: Action::Create,
-                drive: a.drive,
-                name: Some(a.name),
-                overwrite: a.overwrite,
-                timeout: Duration::from_secs(a.timeout),
-            },
-        ),
-        SnapshotAction::Load(a) => (
-            a.vm,
-            Request {
-                action: Action::Load,
-                drive: a.drive,
-                name: Some(a.name),
-                overwrite: false,
-                timeout: Duration::from_secs(a.timeout),
-            },
-        ),
-        SnapshotAction::Delete(a) => (
-            a.vm,
-            Request {
-                action: Action::Delete,
-                drive: a.drive,
-                name: Some(a.name),
-                overwrite: false,
-                timeout: Duration::from_secs(a.timeout),
-            },
-        ),
-        SnapshotAction::List(a) => (
-            a.vm,
-            Request {
-                action: Action::List,
-                drive: a.drive,
-                name: None,
-                overwrite: false,
-                timeout: Duration::from_secs(60),
-            },
-        ),
-    };
-    snapshot(env, &vm, &req, &mut notify).map(Report::Snapshot)
 }
 
 /// Open `--log-file` to append: created 0600, never through a symlink, and

@@ -12,6 +12,7 @@ use camino::Utf8PathBuf;
 
 use crate::commands::WaitFor;
 pub use crate::commands::qmp::{Args as QmpArgs, Verb as QmpVerb};
+pub use crate::commands::snapshot::{Args as SnapshotArgs, Verb as SnapshotAction};
 use crate::config::{Cpus, Memory, Name};
 
 /// Manage local QEMU virtual machines: one binary, no daemon.
@@ -185,101 +186,8 @@ pub struct RunArgs {
     pub timeout: u64,
 }
 
-/// Internal qcow2 snapshots: offline with qemu-img, live over QMP.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "snapshot",
-    note = "`maqet snapshot VM create DRIVE NAME` also works (VM before the verb). On a running VM a\n\
-            snapshot holds RAM and device state (in DRIVE) and every writable qcow2 disk; on a\n\
-            stopped VM it holds DRIVE's disk only. See docs/storage.md.",
-    example = "maqet snapshot create web root before-upgrade\nmaqet snapshot list web root\nmaqet snapshot load web root before-upgrade"
-)]
-pub struct SnapshotArgs {
-    #[argh(subcommand)]
-    pub action: SnapshotAction,
-}
-
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand)]
-pub enum SnapshotAction {
-    Create(SnapshotCreateArgs),
-    Load(SnapshotLoadArgs),
-    List(SnapshotListArgs),
-    Delete(SnapshotDeleteArgs),
-}
-
 /// The verbs `snapshot` takes; `snapshot VM VERB ...` is rewritten to them.
 pub const SNAPSHOT_VERBS: [&str; 4] = ["create", "load", "list", "delete"];
-
-/// Take a snapshot.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "create")]
-pub struct SnapshotCreateArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-    /// the qcow2 drive
-    #[argh(positional, arg_name = "DRIVE")]
-    pub drive: String,
-    /// the snapshot's name
-    #[argh(positional, arg_name = "NAME")]
-    pub name: String,
-    /// replace a snapshot of the same name
-    #[argh(switch)]
-    pub overwrite: bool,
-    /// seconds to wait for a live snapshot (default 300)
-    #[argh(option, arg_name = "SECONDS", default = "300")]
-    pub timeout: u64,
-}
-
-/// Go back to a snapshot.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "load")]
-pub struct SnapshotLoadArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-    /// the qcow2 drive
-    #[argh(positional, arg_name = "DRIVE")]
-    pub drive: String,
-    /// the snapshot's name
-    #[argh(positional, arg_name = "NAME")]
-    pub name: String,
-    /// seconds to wait for a live load (default 300)
-    #[argh(option, arg_name = "SECONDS", default = "300")]
-    pub timeout: u64,
-}
-
-/// List a drive's snapshots.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "list")]
-pub struct SnapshotListArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-    /// the qcow2 drive
-    #[argh(positional, arg_name = "DRIVE")]
-    pub drive: String,
-}
-
-/// Delete a snapshot.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "delete")]
-pub struct SnapshotDeleteArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-    /// the qcow2 drive
-    #[argh(positional, arg_name = "DRIVE")]
-    pub drive: String,
-    /// the snapshot's name
-    #[argh(positional, arg_name = "NAME")]
-    pub name: String,
-    /// seconds to wait for a live delete (default 300)
-    #[argh(option, arg_name = "SECONDS", default = "300")]
-    pub timeout: u64,
-}
 
 /// Disk images of a VM.
 #[derive(Debug, FromArgs, ArgsInfo)]

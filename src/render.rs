@@ -8,7 +8,6 @@ use std::io;
 use serde_json::{Value, json};
 
 use crate::commands::RunOutcome;
-use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
 use crate::commands::storage::DriveCheck;
 use crate::error::Error;
 use crate::terminal::safe_field;
@@ -97,7 +96,6 @@ pub enum Report {
     Silent,
     /// Text printed as it is (completion scripts, man pages).
     Text(String),
-    Snapshot(SnapshotOutcome),
     Doctor {
         checks: Vec<crate::commands::doctor::Check>,
         failed: bool,
@@ -189,21 +187,6 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
         Report::Silent => String::new(),
         Report::Text(text) => text.clone(),
-        Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => {
-            let verb = match action {
-                SnapshotAction::Create => "created",
-                SnapshotAction::Load => "loaded",
-                SnapshotAction::Delete => "deleted",
-                SnapshotAction::List => "listed",
-            };
-            let how = if *live {
-                "live: RAM, devices and every writable qcow2 disk"
-            } else {
-                "offline: this disk"
-            };
-            format!("{verb} snapshot {} ({how})\n", safe_field(name))
-        }
-        Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
         Report::Doctor { checks, .. } => {
             let rows: Vec<[String; 3]> = checks
                 .iter()
@@ -277,25 +260,6 @@ pub fn render(report: &Report, json: bool) -> String {
     }
 }
 
-fn snapshot_table(snapshots: &[crate::storage::SnapshotInfo]) -> String {
-    let rows: Vec<[String; 4]> = snapshots
-        .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                crate::vm::Timestamp(s.date).rfc3339(),
-                if s.vm_state_size == 0 {
-                    "-".into()
-                } else {
-                    crate::config::Bytes(s.vm_state_size).human_approx()
-                },
-                format!("{}s", s.vm_clock),
-            ]
-        })
-        .collect();
-    grid(&["NAME", "DATE", "VM STATE", "GUEST CLOCK"], &rows)
-}
-
 /// Left-aligned columns two spaces apart, no trailing blanks. Cells are
 /// escaped first, so each stays on its line and widths count what is shown.
 pub fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
@@ -344,26 +308,6 @@ fn to_json_report(report: &Report) -> Value {
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
         Report::Silent => Value::Null,
         Report::Text(text) => Value::from(text.as_str()),
-        Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => json!({
-            "action": format!("{action:?}").to_lowercase(),
-            "name": name,
-            "live": live,
-        }),
-        Report::Snapshot(SnapshotOutcome::List {
-            drive,
-            live,
-            snapshots,
-        }) => json!({
-            "drive": drive,
-            "live": live,
-            "snapshots": snapshots.iter().map(|s| json!({
-                "id": s.id,
-                "name": s.name,
-                "date": crate::vm::Timestamp(s.date).rfc3339(),
-                "vm_state_bytes": s.vm_state_size,
-                "guest_clock_seconds": s.vm_clock,
-            })).collect::<Vec<_>>(),
-        }),
         Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
         Report::Doctor { checks, failed } => json!({
             "ok": !failed,

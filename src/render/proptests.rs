@@ -184,7 +184,7 @@ fn reports(text: &str) -> Vec<Case> {
     let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
         (Report::Text(text.to_owned()), vec![("", t())]),
         (
-            Report::Snapshot(Outcome::Done {
+            Report::boxed(Outcome::Done {
                 action: Action::Create,
                 name: text.to_owned(),
                 live: false,
@@ -192,7 +192,7 @@ fn reports(text: &str) -> Vec<Case> {
             vec![("/name", t())],
         ),
         (
-            Report::Snapshot(Outcome::List {
+            Report::boxed(Outcome::List {
                 drive: text.to_owned(),
                 live: false,
                 snapshots: vec![SnapshotInfo {
