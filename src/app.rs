@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{Cli, Command, DiskAction, ManArgs, StorageAction};
+use crate::cli::{Cli, Command, ManArgs};
 use std::time::Duration;
 
 use crate::commands::{self, ConfigInput, Env, RunOptions, notify};
@@ -119,37 +119,10 @@ fn run_report(cli: Cli) -> Result<Report> {
         }
         Command::Snapshot(args) => commands::snapshot::run(&env, args).map(Report::boxed),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
-        Command::Doctor(args) => {
-            let checks = commands::doctor::doctor(&env, args.fix)?;
-            let failed = checks
-                .iter()
-                .any(|c| c.verdict == commands::doctor::Verdict::Fail);
-            Ok(Report::Doctor { checks, failed })
-        }
-        Command::Cleanup(args) => {
-            commands::doctor::cleanup(&env, args.dry_run).map(|c| Report::Cleanup {
-                cleanup: c,
-                dry_run: args.dry_run,
-            })
-        }
-        Command::Disk(args) => match args.action {
-            DiskAction::Create(a) => commands::storage::disk_create(&env, &a.vm, &a.drive)
-                .map(|path| Report::boxed(crate::render::Written(path))),
-        },
-        Command::Storage(args) => match args.action {
-            StorageAction::Orphans(a) => {
-                commands::storage::orphans(&env, a.delete).map(|files| Report::Orphans {
-                    files,
-                    deleted: a.delete,
-                })
-            }
-            StorageAction::Verify(a) => {
-                commands::storage::verify(&env, &a.vm).map(|(vm, checks)| Report::Verified {
-                    vm: Box::new(vm),
-                    checks,
-                })
-            }
-        },
+        Command::Doctor(args) => commands::doctor::run(&env, args).map(Report::boxed),
+        Command::Cleanup(args) => commands::doctor::run_cleanup(&env, args).map(Report::boxed),
+        Command::Disk(args) => commands::disk::run(&env, args).map(Report::boxed),
+        Command::Storage(args) => commands::storage::run(&env, args).map(Report::Boxed),
         Command::Console(args) => {
             if args.log {
                 let mut out = std::io::stdout().lock();

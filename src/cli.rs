@@ -80,10 +80,10 @@ pub enum Command {
     Console(ConsoleArgs),
     Run(RunArgs),
     Snapshot(SnapshotArgs),
-    Disk(DiskArgs),
-    Storage(StorageArgs),
-    Doctor(DoctorArgs),
-    Cleanup(CleanupArgs),
+    Disk(crate::commands::disk::Args),
+    Storage(crate::commands::storage::Args),
+    Doctor(crate::commands::doctor::Args),
+    Cleanup(crate::commands::doctor::CleanupArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -188,90 +188,6 @@ pub struct RunArgs {
 
 /// The verbs `snapshot` takes; `snapshot VM VERB ...` is rewritten to them.
 pub const SNAPSHOT_VERBS: [&str; 4] = ["create", "load", "list", "delete"];
-
-/// Disk images of a VM.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "disk")]
-pub struct DiskArgs {
-    #[argh(subcommand)]
-    pub action: DiskAction,
-}
-
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand)]
-pub enum DiskAction {
-    Create(DiskCreateArgs),
-}
-
-/// Create a drive's image now instead of at start (never overwrites).
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "create", example = "maqet disk create web root")]
-pub struct DiskCreateArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-    /// the drive
-    #[argh(positional, arg_name = "DRIVE")]
-    pub drive: String,
-}
-
-/// The files under the data directory: orphans and checks.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "storage")]
-pub struct StorageArgs {
-    #[argh(subcommand)]
-    pub action: StorageAction,
-}
-
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand)]
-pub enum StorageAction {
-    Orphans(StorageOrphansArgs),
-    Verify(StorageVerifyArgs),
-}
-
-/// List images under the data directory that no VM uses.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "orphans")]
-pub struct StorageOrphansArgs {
-    /// delete them
-    #[argh(switch)]
-    pub delete: bool,
-}
-
-/// Check that a VM's images exist, are readable and have the configured format.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "verify")]
-pub struct StorageVerifyArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-}
-
-/// Check that this host can run VMs and that maqet's files are sound.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "doctor",
-    note = "Checks QEMU, qemu-img, KVM, the data and runtime directories, logind lingering, the\n\
-            database, crashed VMs, stale runtime files and orphan disks. --fix repairs what is\n\
-            safe (directory modes, stale runtime files) and says what it left. Exit 1 when a\n\
-            check fails."
-)]
-pub struct DoctorArgs {
-    /// repair what is safe to repair
-    #[argh(switch)]
-    pub fix: bool,
-}
-
-/// Reconcile every VM now and remove stale runtime files.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(subcommand, name = "cleanup")]
-pub struct CleanupArgs {
-    /// say what would be done, change nothing
-    #[argh(switch)]
-    pub dry_run: bool,
-}
 
 /// Print a shell completion script.
 #[derive(Debug, FromArgs, ArgsInfo)]

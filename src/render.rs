@@ -8,10 +8,8 @@ use std::io;
 use serde_json::{Value, json};
 
 use crate::commands::RunOutcome;
-use crate::commands::storage::DriveCheck;
 use crate::error::Error;
 use crate::terminal::safe_field;
-use crate::vm::Vm;
 
 /// What a command returns: its result for scripts (`--json`), for people,
 /// and the exit code it carries. Nothing here prints or queries: `main`
@@ -96,23 +94,7 @@ pub enum Report {
     Silent,
     /// Text printed as it is (completion scripts, man pages).
     Text(String),
-    Doctor {
-        checks: Vec<crate::commands::doctor::Check>,
-        failed: bool,
-    },
-    Cleanup {
-        cleanup: crate::commands::doctor::Cleanup,
-        dry_run: bool,
-    },
     Ran(RunOutcome),
-    Orphans {
-        files: Vec<camino::Utf8PathBuf>,
-        deleted: bool,
-    },
-    Verified {
-        vm: Box<Vm>,
-        checks: Vec<DriveCheck>,
-    },
 }
 
 impl Report {
@@ -147,16 +129,7 @@ impl Output for Report {
         if let Report::Boxed(output) = self {
             return output.exit_code();
         }
-        let bad = match self {
-            Report::Verified { checks, .. } => checks.iter().any(|c| c.problem.is_some()),
-            Report::Doctor { failed, .. } => *failed,
-            _ => false,
-        };
-        if bad {
-            crate::error::exit::FAILED
-        } else {
-            crate::error::exit::SUCCESS
-        }
+        crate::error::exit::SUCCESS
     }
 }
 
@@ -187,34 +160,6 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
         Report::Silent => String::new(),
         Report::Text(text) => text.clone(),
-        Report::Doctor { checks, .. } => {
-            let rows: Vec<[String; 3]> = checks
-                .iter()
-                .map(|c| {
-                    let mut detail = c.detail.clone();
-                    if let Some(fixed) = &c.fixed {
-                        let _ = write!(detail, " (fixed: {fixed})");
-                    }
-                    [c.verdict.as_str().to_owned(), c.name.to_owned(), detail]
-                })
-                .collect();
-            grid(&["", "CHECK", "DETAIL"], &rows)
-        }
-        Report::Cleanup { cleanup, dry_run } => {
-            let verb = if *dry_run { "would remove" } else { "removed" };
-            let mut text = String::new();
-            let now = if *dry_run { "would be" } else { "now" };
-            for (name, status) in &cleanup.reconciled {
-                let _ = writeln!(text, "{}: {now} {status}", safe_field(name));
-            }
-            for path in &cleanup.removed {
-                let _ = writeln!(text, "{verb} {}", safe_field(path.as_str()));
-            }
-            if text.is_empty() {
-                text.push_str("nothing to clean up\n");
-            }
-            text
-        }
         Report::Ran(RunOutcome::Started {
             vm,
             ssh_port,
@@ -233,30 +178,6 @@ pub fn render(report: &Report, json: bool) -> String {
             text
         }
         Report::Ran(RunOutcome::Console { .. }) => String::new(),
-        Report::Orphans { files, deleted } => files
-            .iter()
-            .map(|f| {
-                let f = safe_field(f.as_str());
-                if *deleted {
-                    format!("deleted {f}\n")
-                } else {
-                    format!("{f}\n")
-                }
-            })
-            .collect(),
-        Report::Verified { checks, .. } => {
-            let rows: Vec<[String; 3]> = checks
-                .iter()
-                .map(|c| {
-                    [
-                        c.drive.clone(),
-                        c.problem.clone().unwrap_or_else(|| "ok".into()),
-                        c.path.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            grid(&["DRIVE", "STATE", "FILE"], &rows)
-        }
     }
 }
 
@@ -308,21 +229,6 @@ fn to_json_report(report: &Report) -> Value {
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
         Report::Silent => Value::Null,
         Report::Text(text) => Value::from(text.as_str()),
-        Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
-        Report::Doctor { checks, failed } => json!({
-            "ok": !failed,
-            "checks": checks.iter().map(|c| json!({
-                "check": c.name,
-                "status": c.verdict.as_str(),
-                "detail": c.detail,
-                "fixed": c.fixed,
-            })).collect::<Vec<_>>(),
-        }),
-        Report::Cleanup { cleanup, dry_run } => json!({
-            "dry_run": dry_run,
-            "reconciled": cleanup.reconciled.iter().map(|(n, s)| json!({"name": n, "status": s.as_str()})).collect::<Vec<_>>(),
-            "removed": cleanup.removed,
-        }),
         Report::Ran(RunOutcome::Started {
             vm,
             ssh_port,
@@ -341,17 +247,6 @@ fn to_json_report(report: &Report) -> Value {
             "id": vm.id.as_str(),
             "name": vm.name.as_str(),
             "removed": removed,
-        }),
-        Report::Verified { vm, checks } => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "ok": checks.iter().all(|c| c.problem.is_none()),
-            "drives": checks.iter().map(|c| json!({
-                "drive": c.drive,
-                "file": c.path,
-                "ok": c.problem.is_none(),
-                "problem": c.problem,
-            })).collect::<Vec<_>>(),
         }),
     }
 }

@@ -4,6 +4,7 @@
 pub mod add;
 pub mod apply;
 mod console;
+pub mod disk;
 pub mod doctor;
 pub mod hotplug;
 pub mod info;

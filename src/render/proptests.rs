@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::commands::doctor::{Check, Cleanup, Verdict};
 use crate::commands::snapshot::{Action, Outcome};
+use crate::commands::storage::DriveCheck;
 use crate::commands::{Inspection, VmStatus};
 use crate::config::{
     Boot, CdromDrive, Interface, Program, Qcow2Drive, RawDrive, SecurityModel, UserPath,
@@ -21,6 +22,7 @@ use crate::config::{
 };
 use crate::config::{Storage, VmConfig};
 use crate::storage::SnapshotInfo;
+use crate::vm::Vm;
 use crate::vm::{Confinement, ExitInfo, Runtime, Status, Timestamp, VmId};
 
 /// Text built from pieces that break naive escaping: C0 and C1 controls,
@@ -210,43 +212,40 @@ fn reports(text: &str) -> Vec<Case> {
             ],
         ),
         (
-            Report::Orphans {
+            Report::boxed(crate::commands::storage::Orphans {
                 files: vec![path(text)],
                 deleted: false,
-            },
+            }),
             vec![("/files/0", p())],
         ),
         (
-            Report::Doctor {
-                checks: vec![Check {
-                    name: "qemu",
-                    verdict: Verdict::Warn,
-                    detail: text.to_owned(),
-                    fixed: Some(text.to_owned()),
-                }],
-                failed: false,
-            },
+            Report::boxed(crate::commands::doctor::Checks(vec![Check {
+                name: "qemu",
+                verdict: Verdict::Warn,
+                detail: text.to_owned(),
+                fixed: Some(text.to_owned()),
+            }])),
             vec![("/checks/0/detail", t()), ("/checks/0/fixed", t())],
         ),
         (
-            Report::Cleanup {
+            Report::boxed(crate::commands::doctor::Cleaned {
                 cleanup: Cleanup {
                     reconciled: vec![(text.to_owned(), Status::Stopped)],
                     removed: vec![path(text)],
                 },
                 dry_run: true,
-            },
+            }),
             vec![("/reconciled/0/name", t()), ("/removed/0", p())],
         ),
         (
-            Report::Verified {
-                vm: Box::new(vm(text, false)),
+            Report::boxed(crate::commands::storage::Verified {
+                vm: vm(text, false),
                 checks: vec![DriveCheck {
                     drive: text.to_owned(),
                     path: Some(path(text)),
                     problem: Some(text.to_owned()),
                 }],
-            },
+            }),
             vec![
                 ("/drives/0/drive", t()),
                 ("/drives/0/file", p()),
