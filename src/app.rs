@@ -1,12 +1,9 @@
 //! From a parsed command line to a [`Report`]: builds the typed inputs,
 //! asks the user when it must, and calls the command.
 
-use std::io::IsTerminal;
-
 use crate::cli::{Cli, Command, ManArgs};
-use std::time::Duration;
 
-use crate::commands::{self, ConfigInput, Env, RunOptions, notify};
+use crate::commands::{self, Env};
 use crate::error::{Error, Result};
 use crate::render::{Output, Report};
 
@@ -101,54 +98,14 @@ fn run_report(cli: Cli) -> Result<Report> {
         Command::Status(args) => commands::status::run(&env, args).map(Report::boxed),
         Command::Inspect(args) => commands::status::run_inspect(&env, args).map(Report::boxed),
         Command::Qmp(args) => commands::qmp::run(&env, args).map(Report::Boxed),
-        Command::Run(args) => {
-            let input = ConfigInput::new(
-                &env,
-                args.configs,
-                (args.name, args.memory, args.cpus, args.binary),
-                args.trust,
-            )?;
-            let opts = RunOptions {
-                console: args.console,
-                rm: args.rm,
-                wait_for: args.wait_for,
-                timeout: Duration::from_secs(args.timeout),
-            };
-            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-            commands::run(&env, input, &opts, tty, &mut notify).map(Report::Ran)
-        }
+        Command::Run(args) => commands::run::run(&env, args).map(Report::boxed),
         Command::Snapshot(args) => commands::snapshot::run(&env, args).map(Report::boxed),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
         Command::Doctor(args) => commands::doctor::run(&env, args).map(Report::boxed),
         Command::Cleanup(args) => commands::doctor::run_cleanup(&env, args).map(Report::boxed),
         Command::Disk(args) => commands::disk::run(&env, args).map(Report::boxed),
         Command::Storage(args) => commands::storage::run(&env, args).map(Report::Boxed),
-        Command::Console(args) => {
-            if args.log {
-                let mut out = std::io::stdout().lock();
-                if json {
-                    // The guest wrote it: under --json it is data, one
-                    // `{"line": ...}` per line, never raw on stdout.
-                    let mut lines = crate::console::JsonLines::new(&mut out);
-                    commands::console_log(&env, &args.vm, args.follow, &mut lines)?;
-                    lines
-                        .finish()
-                        .map_err(|e| Error::io("cannot write", "stdout", e))?;
-                } else {
-                    commands::console_log(&env, &args.vm, args.follow, &mut out)?;
-                }
-                return Ok(Report::Silent);
-            }
-            if args.follow {
-                return Err(Error::usage(
-                    "--follow goes with --log",
-                    "maqet console VM --log --follow",
-                ));
-            }
-            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-            commands::console_attach(&env, &args.vm, tty, &mut notify)?;
-            Ok(Report::Silent)
-        }
+        Command::Console(args) => commands::console::run(&env, args, json).map(Report::boxed),
     }
 }
 

@@ -10,10 +10,8 @@ use std::ffi::OsString;
 use argh::{ArgsInfo, FromArgs};
 use camino::Utf8PathBuf;
 
-use crate::commands::WaitFor;
 pub use crate::commands::qmp::{Args as QmpArgs, Verb as QmpVerb};
 pub use crate::commands::snapshot::{Args as SnapshotArgs, Verb as SnapshotAction};
-use crate::config::{Cpus, Memory, Name};
 
 /// Manage local QEMU virtual machines: one binary, no daemon.
 #[derive(Debug, FromArgs, ArgsInfo)]
@@ -77,8 +75,8 @@ pub enum Command {
     Status(crate::commands::status::Args),
     Inspect(crate::commands::status::InspectArgs),
     Qmp(QmpArgs),
-    Console(ConsoleArgs),
-    Run(RunArgs),
+    Console(crate::commands::console::Args),
+    Run(crate::commands::run::Args),
     Snapshot(SnapshotArgs),
     Disk(crate::commands::disk::Args),
     Storage(crate::commands::storage::Args),
@@ -101,90 +99,6 @@ pub const QMP_VERBS: [&str; 10] = [
     "device-del",
     "events",
 ];
-
-/// Attach to a VM's serial console, or print what it printed.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "console",
-    note = "On a terminal, Ctrl-] detaches. Without a terminal, stdin goes to the guest and its\n\
-            output to stdout; after stdin ends maqet keeps printing until the guest is quiet\n\
-            for 1.5 s. The log keeps everything the guest printed, across runs; at a start it is\n\
-            rotated to console.log.1 once it passes 8 MiB.",
-    example = "maqet console web\necho 'uname -a' | maqet console web\nmaqet console web --log --follow"
-)]
-pub struct ConsoleArgs {
-    /// the VM: name, id or id prefix
-    #[argh(positional, arg_name = "VM")]
-    pub vm: String,
-
-    /// print the console log instead of attaching
-    #[argh(switch)]
-    pub log: bool,
-
-    /// with --log: keep printing until the VM stops
-    #[argh(switch)]
-    pub follow: bool,
-}
-
-/// Add and start a VM in one go: from config files, or the default VM.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "run",
-    note = "Without CONFIG, runs the default VM: diskless, headless, 256M, a serial console, and\n\
-            user networking with the guest's port 22 forwarded from a free port on 127.0.0.1 —\n\
-            enough to check that this host can run VMs. Its name is run-XXXXXX unless --name.\n\
-            --wait-for takes the conditions of `maqet start` (see `maqet start --help`).\n\
-            --rm removes the VM and the images maqet created for it once it has stopped: at\n\
-            once when it stops while the console is attached or through `maqet stop`, else the\n\
-            next time a maqet command finds it stopped. Run again, a VM of the same name whose\n\
-            config is what the files and options give is started, or reported running (exit 0);\n\
-            one configured otherwise is an error that says what differs (exit 3).",
-    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for ssh --timeout 120"
-)]
-pub struct RunArgs {
-    /// config files (RON)
-    #[argh(positional, arg_name = "CONFIG")]
-    pub configs: Vec<Utf8PathBuf>,
-
-    /// the VM's name (wins over the files)
-    #[argh(option, arg_name = "NAME")]
-    pub name: Option<Name>,
-
-    /// guest memory, e.g. 2G (wins over the files)
-    #[argh(option, arg_name = "MEMORY")]
-    pub memory: Option<Memory>,
-
-    /// virtual CPUs (wins over the files)
-    #[argh(option, arg_name = "CPUS")]
-    pub cpus: Option<Cpus>,
-
-    /// QEMU program name or path (wins over the files)
-    #[argh(option, arg_name = "BINARY")]
-    pub binary: Option<String>,
-
-    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
-    /// docs/security.md): a config file alone cannot grant them
-    #[argh(switch)]
-    pub trust: bool,
-
-    /// attach the serial console in the foreground (Ctrl-] detaches)
-    #[argh(switch)]
-    pub console: bool,
-
-    /// remove the VM, and the images maqet created for it, once it stops
-    #[argh(switch)]
-    pub rm: bool,
-
-    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
-    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
-    pub wait_for: WaitFor,
-
-    /// seconds to wait for the VM to be ready (default 60)
-    #[argh(option, arg_name = "SECONDS", default = "60")]
-    pub timeout: u64,
-}
 
 /// The verbs `snapshot` takes; `snapshot VM VERB ...` is rewritten to them.
 pub const SNAPSHOT_VERBS: [&str; 4] = ["create", "load", "list", "delete"];

@@ -7,7 +7,6 @@ use std::io;
 
 use serde_json::{Value, json};
 
-use crate::commands::RunOutcome;
 use crate::error::Error;
 use crate::terminal::safe_field;
 
@@ -94,7 +93,6 @@ pub enum Report {
     Silent,
     /// Text printed as it is (completion scripts, man pages).
     Text(String),
-    Ran(RunOutcome),
 }
 
 impl Report {
@@ -160,24 +158,6 @@ pub fn render(report: &Report, json: bool) -> String {
         Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
         Report::Silent => String::new(),
         Report::Text(text) => text.clone(),
-        Report::Ran(RunOutcome::Started {
-            vm,
-            ssh_port,
-            already_running,
-            ..
-        }) => {
-            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
-            let mut text = if *already_running {
-                format!("{} is already running (pid {pid})\n", vm.name)
-            } else {
-                format!("started {} (pid {pid})\n", vm.name)
-            };
-            if let Some(port) = ssh_port {
-                let _ = writeln!(text, "guest ssh: 127.0.0.1:{port}");
-            }
-            text
-        }
-        Report::Ran(RunOutcome::Console { .. }) => String::new(),
     }
 }
 
@@ -229,25 +209,6 @@ fn to_json_report(report: &Report) -> Value {
         Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
         Report::Silent => Value::Null,
         Report::Text(text) => Value::from(text.as_str()),
-        Report::Ran(RunOutcome::Started {
-            vm,
-            ssh_port,
-            created,
-            already_running,
-        }) => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "pid": vm.runtime.as_ref().map(|r| r.pid),
-            "ssh_port": ssh_port,
-            "auto_remove": vm.auto_remove,
-            "created": created,
-            "already_running": already_running,
-        }),
-        Report::Ran(RunOutcome::Console { vm, removed, .. }) => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "removed": removed,
-        }),
     }
 }
 

@@ -3,7 +3,7 @@
 
 pub mod add;
 pub mod apply;
-mod console;
+pub mod console;
 pub mod disk;
 pub mod doctor;
 pub mod hotplug;
@@ -11,7 +11,7 @@ pub mod info;
 pub mod ls;
 pub mod qmp;
 pub mod rm;
-mod run;
+pub mod run;
 pub mod snapshot;
 pub mod start;
 pub mod status;
@@ -20,9 +20,9 @@ pub mod storage;
 mod survey;
 mod wait;
 
-pub use console::{attach as console_attach, print_log as console_log};
+pub use console::attach as console_attach;
 pub use rm::{Removed, Target, remove};
-pub use run::{RunOptions, RunOutcome, run};
+pub use run::{RunOptions, RunOutcome};
 pub use start::{StartOptions, StartOutcome, start};
 pub use status::{Inspection, VmStatus, inspect, status};
 pub use stop::{StopOptions, StopOutcome, stop};
