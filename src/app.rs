@@ -1,49 +1,23 @@
-//! From a parsed command line to a [`Report`]: builds the typed inputs,
-//! asks the user when it must, and calls the command.
+//! From a parsed command line to a command's [`Output`]: sets up what every
+//! command shares (settings, logging, directories), then hands the
+//! command's arguments to its `run` (src/commands/<name>.rs).
 
-use crate::cli::{Cli, Command, ManArgs};
+use serde_json::{Value, json};
 
+use crate::cli::{Cli, Command};
 use crate::commands::{self, Env};
 use crate::error::{Error, Result};
-use crate::render::{Output, Report};
+use crate::render::Output;
 
 pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
-    run_report(cli).map(|r| Box::new(r) as Box<dyn Output>)
-}
-
-fn run_report(cli: Cli) -> Result<Report> {
-    // Generated documents need no environment at all.
-    match &cli.command {
-        Some(Command::Completions(args)) => {
-            return Ok(Report::Text(crate::docgen::completion(args.shell)));
-        }
-        Some(Command::Man(ManArgs { dir: Some(dir), .. })) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir.clone(), e))?;
-            let mut written = Vec::new();
-            for (name, text) in crate::docgen::man_pages() {
-                let path = dir.join(&name);
-                std::fs::write(&path, text)
-                    .map_err(|e| Error::io("cannot write", path.clone(), e))?;
-                written.push(path);
-            }
-            return Ok(Report::Text(
-                written.iter().map(|p| format!("{p}\n")).collect(),
-            ));
-        }
-        Some(Command::Man(args)) => {
-            return crate::docgen::man(args.command.as_deref())
-                .map(Report::Text)
-                .map_err(|pages| {
-                    Error::usage(
-                        format!("no man page `{}`", args.command.as_deref().unwrap_or("")),
-                        pages,
-                    )
-                });
-        }
-        _ => {}
-    }
+    let command = match cli.command {
+        // Generated documents need no environment at all.
+        Some(Command::Completions(args)) => return out(Ok(commands::completions::run(args))),
+        Some(Command::Man(args)) => return out(commands::man::run(args)),
+        command => command,
+    };
     let cwd = Env::current_dir()?;
-    let settings = match &cli.command {
+    let settings = match &command {
         // Help-like commands work whatever the settings file says.
         None => crate::settings::Settings::default(),
         Some(_) => crate::settings::load(cli.config_dir.as_deref(), &cwd)?,
@@ -65,76 +39,58 @@ fn run_report(cli: Cli) -> Result<Report> {
                 .map_err(Error::path)
         })
         .transpose()?;
-    let log_file = log_file.as_deref().map(open_log_file).transpose()?;
+    let log_file = log_file.as_deref().map(crate::log::open_file).transpose()?;
     crate::log::init(verbosity, log_file);
     if cli.version {
-        return Ok(Report::Version);
+        return out(Ok(Version));
     }
-    let Some(command) = cli.command else {
+    let Some(command) = command else {
         return Err(Error::usage(
             "no command given",
             "run `maqet --help` to see the commands",
         ));
     };
-    let json = cli.json;
-    let env = Env::from_process(
-        cwd,
-        cli.data_dir.as_deref(),
-        cli.runtime_dir.as_deref(),
-        settings,
-    )?;
+    let (data_dir, runtime_dir) = (cli.data_dir.as_deref(), cli.runtime_dir.as_deref());
+    let env = Env::from_process(cwd, data_dir, runtime_dir, settings)?;
     crate::log::debug(format_args!(
         "data dir {}, runtime dir {}",
         env.dirs.data, env.dirs.runtime
     ));
     match command {
-        Command::Add(args) => commands::add::run(&env, args).map(Report::boxed),
-        Command::Apply(args) => commands::apply::run(&env, args).map(Report::boxed),
-        Command::Ls(args) => commands::ls::run(&env, args).map(Report::boxed),
-        Command::Info(args) => commands::info::run(&env, args).map(Report::boxed),
-        Command::Rm(args) => commands::rm::run(&env, args).map(Report::boxed),
-        Command::Start(args) => commands::start::run(&env, args).map(Report::boxed),
-        Command::Stop(args) => commands::stop::run(&env, args).map(Report::boxed),
-        Command::Status(args) => commands::status::run(&env, args).map(Report::boxed),
-        Command::Inspect(args) => commands::status::run_inspect(&env, args).map(Report::boxed),
-        Command::Qmp(args) => commands::qmp::run(&env, args).map(Report::Boxed),
-        Command::Run(args) => commands::run::run(&env, args).map(Report::boxed),
-        Command::Snapshot(args) => commands::snapshot::run(&env, args).map(Report::boxed),
+        Command::Add(args) => out(commands::add::run(&env, args)),
+        Command::Apply(args) => out(commands::apply::run(&env, args)),
+        Command::Ls(args) => out(commands::ls::run(&env, args)),
+        Command::Info(args) => out(commands::info::run(&env, args)),
+        Command::Rm(args) => out(commands::rm::run(&env, args)),
+        Command::Start(args) => out(commands::start::run(&env, args)),
+        Command::Stop(args) => out(commands::stop::run(&env, args)),
+        Command::Status(args) => out(commands::status::run(&env, args)),
+        Command::Inspect(args) => out(commands::status::run_inspect(&env, args)),
+        Command::Qmp(args) => commands::qmp::run(&env, args),
+        Command::Console(args) => out(commands::console::run(&env, args, cli.json)),
+        Command::Run(args) => out(commands::run::run(&env, args)),
+        Command::Snapshot(args) => out(commands::snapshot::run(&env, args)),
+        Command::Disk(args) => out(commands::disk::run(&env, args)),
+        Command::Storage(args) => commands::storage::run(&env, args),
+        Command::Doctor(args) => out(commands::doctor::run(&env, args)),
+        Command::Cleanup(args) => out(commands::doctor::run_cleanup(&env, args)),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
-        Command::Doctor(args) => commands::doctor::run(&env, args).map(Report::boxed),
-        Command::Cleanup(args) => commands::doctor::run_cleanup(&env, args).map(Report::boxed),
-        Command::Disk(args) => commands::disk::run(&env, args).map(Report::boxed),
-        Command::Storage(args) => commands::storage::run(&env, args).map(Report::Boxed),
-        Command::Console(args) => commands::console::run(&env, args, json).map(Report::boxed),
     }
 }
 
-/// Open `--log-file` to append: created 0600, never through a symlink, and
-/// only a regular file with no other name (not a FIFO, which would block,
-/// nor a hard link to someone's file).
-fn open_log_file(path: &camino::Utf8Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-        .open(path)
-        .and_then(|file| {
-            let meta = file.metadata()?;
-            if meta.is_file() && meta.nlink() == 1 {
-                Ok(file)
-            } else {
-                Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
-            }
-        })
-        .map_err(|e| match e.raw_os_error() {
-            // ENXIO: a FIFO nobody reads (opened without blocking).
-            Some(nix::libc::ELOOP | nix::libc::ENXIO) => Error::UnsafeDir {
-                path: path.to_owned(),
-                reason: "the log file is a symlink, a hard link or not a regular file".into(),
-                help: "give a log file of your own (a new name is fine)".into(),
-            },
-            _ => Error::io("cannot open the log file", path, e),
-        })
+fn out<T: Output + 'static>(output: Result<T>) -> Result<Box<dyn Output>> {
+    output.map(|o| Box::new(o) as Box<dyn Output>)
+}
+
+/// `maqet --version`.
+struct Version;
+
+impl Output for Version {
+    fn json(&self) -> Value {
+        json!({ "version": env!("CARGO_PKG_VERSION") })
+    }
+
+    fn text(&self) -> String {
+        format!("maqet {}\n", env!("CARGO_PKG_VERSION"))
+    }
 }

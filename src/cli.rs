@@ -82,8 +82,8 @@ pub enum Command {
     Storage(crate::commands::storage::Args),
     Doctor(crate::commands::doctor::Args),
     Cleanup(crate::commands::doctor::CleanupArgs),
-    Completions(CompletionsArgs),
-    Man(ManArgs),
+    Completions(crate::commands::completions::Args),
+    Man(crate::commands::man::Args),
 }
 
 /// The names `qmp` takes as verbs; anything else after `qmp` is a VM.
@@ -102,38 +102,6 @@ pub const QMP_VERBS: [&str; 10] = [
 
 /// The verbs `snapshot` takes; `snapshot VM VERB ...` is rewritten to them.
 pub const SNAPSHOT_VERBS: [&str; 4] = ["create", "load", "list", "delete"];
-
-/// Print a shell completion script.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "completions",
-    example = "maqet completions bash > ~/.local/share/bash-completion/completions/maqet\n\
-               maqet completions zsh > ~/.zfunc/_maqet\n\
-               maqet completions fish > ~/.config/fish/completions/maqet.fish"
-)]
-pub struct CompletionsArgs {
-    /// bash, zsh or fish
-    #[argh(positional, arg_name = "SHELL")]
-    pub shell: crate::docgen::Shell,
-}
-
-/// Print a man page (roff): maqet(1), or one command's.
-#[derive(Debug, FromArgs, ArgsInfo)]
-#[argh(
-    subcommand,
-    name = "man",
-    example = "maqet man | man -l -\nmaqet man start | man -l -\nmaqet man --dir ~/.local/share/man/man1"
-)]
-pub struct ManArgs {
-    /// a command, e.g. start (default: the main page)
-    #[argh(positional, arg_name = "COMMAND")]
-    pub command: Option<String>,
-
-    /// write every page (maqet.1, maqet-COMMAND.1) into this directory
-    #[argh(option, arg_name = "DIR")]
-    pub dir: Option<Utf8PathBuf>,
-}
 
 /// How parsing ended when it did not produce a [`Cli`].
 pub enum ParseExit {

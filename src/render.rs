@@ -57,6 +57,20 @@ impl Output for Silent {
     }
 }
 
+/// Text printed as it is: completion scripts, man pages, the files `man
+/// --dir` wrote.
+pub struct Text(pub String);
+
+impl Output for Text {
+    fn json(&self) -> Value {
+        Value::from(self.0.as_str())
+    }
+
+    fn text(&self) -> String {
+        self.0.clone()
+    }
+}
+
 /// A file written (`qmp screendump`, `disk create`): its path.
 pub struct Written(pub camino::Utf8PathBuf);
 
@@ -82,83 +96,6 @@ pub fn pretty(value: &Value) -> String {
 /// them).
 pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
-}
-
-/// A command's result, ready to render.
-pub enum Report {
-    /// A command that owns its output type.
-    Boxed(Box<dyn Output>),
-    Version,
-    /// The command printed its own output (console, events) or has none.
-    Silent,
-    /// Text printed as it is (completion scripts, man pages).
-    Text(String),
-}
-
-impl Report {
-    pub fn boxed<T: Output + 'static>(output: T) -> Report {
-        Report::Boxed(Box::new(output))
-    }
-}
-
-impl Output for Report {
-    fn json(&self) -> Value {
-        match self {
-            Report::Boxed(output) => output.json(),
-            _ => to_json_report(self),
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Report::Boxed(output) => output.text(),
-            _ => render(self, false),
-        }
-    }
-
-    fn write(&self, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
-        match self {
-            Report::Boxed(output) => output.write(json, out),
-            _ => write(self, json, out),
-        }
-    }
-
-    fn exit_code(&self) -> u8 {
-        if let Report::Boxed(output) = self {
-            return output.exit_code();
-        }
-        crate::error::exit::SUCCESS
-    }
-}
-
-/// Write a report to `out`. A list is written row by row, never built whole
-/// in memory; every other report is rendered first. Text for people has its
-/// control characters made visible; JSON stays JSON, with the characters a
-/// terminal would act on written as JSON escapes.
-pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
-    use crate::terminal::{safe, safe_json};
-    match report {
-        _ if json => out.write_all(safe_json(&render(report, true)).as_bytes()),
-        _ => out.write_all(safe(&render(report, false), false).as_bytes()),
-    }
-}
-
-pub fn render(report: &Report, json: bool) -> String {
-    if matches!(report, Report::Silent) {
-        return String::new();
-    }
-    if json {
-        let mut text = serde_json::to_string_pretty(&to_json_report(report))
-            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-        text.push('\n');
-        return text;
-    }
-    match report {
-        Report::Boxed(output) => output.text(),
-        Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
-        Report::Silent => String::new(),
-        Report::Text(text) => text.clone(),
-    }
 }
 
 /// Left-aligned columns two spaces apart, no trailing blanks. Cells are
@@ -201,15 +138,6 @@ pub fn key_values(rows: &[(&str, String)]) -> String {
             format!("{label:<width$} {}\n", safe_field(value))
         })
         .collect()
-}
-
-fn to_json_report(report: &Report) -> Value {
-    match report {
-        Report::Boxed(output) => output.json(),
-        Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
-        Report::Silent => Value::Null,
-        Report::Text(text) => Value::from(text.as_str()),
-    }
 }
 
 /// An error for `--json` callers: the same facts as the human report, safe

@@ -3,12 +3,14 @@
 
 pub mod add;
 pub mod apply;
+pub mod completions;
 pub mod console;
 pub mod disk;
 pub mod doctor;
 pub mod hotplug;
 pub mod info;
 pub mod ls;
+pub mod man;
 pub mod qmp;
 pub mod rm;
 pub mod run;

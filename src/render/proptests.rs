@@ -172,21 +172,19 @@ enum Kind {
 
 /// A report, how its text is written, and where user text comes back in
 /// its JSON (pointer, value).
-type Case = (Box<dyn Output>, Kind, Vec<(&'static str, Value)>);
+type Case = (Box<dyn Output>, Kind, Fields);
+
+/// Where user text must come back in a report's JSON: (pointer, value).
+type Fields = Vec<(&'static str, Value)>;
 
 /// Every report that carries user text, with where that text must come
 /// back in its JSON (pointer, value).
 fn reports(text: &str) -> Vec<Case> {
     let t = || Value::from(text);
     let p = || Value::from(path(text).as_str());
-    let kind = |report: &Report| match report {
-        Report::Text(_) => Kind::Verbatim,
-        _ => Kind::Escaped,
-    };
-    let reports: Vec<(Report, Vec<(&'static str, Value)>)> = vec![
-        (Report::Text(text.to_owned()), vec![("", t())]),
+    let reports: Vec<(Box<dyn Output>, Fields)> = vec![
         (
-            Report::boxed(Outcome::Done {
+            Box::new(Outcome::Done {
                 action: Action::Create,
                 name: text.to_owned(),
                 live: false,
@@ -194,7 +192,7 @@ fn reports(text: &str) -> Vec<Case> {
             vec![("/name", t())],
         ),
         (
-            Report::boxed(Outcome::List {
+            Box::new(Outcome::List {
                 drive: text.to_owned(),
                 live: false,
                 snapshots: vec![SnapshotInfo {
@@ -212,14 +210,14 @@ fn reports(text: &str) -> Vec<Case> {
             ],
         ),
         (
-            Report::boxed(crate::commands::storage::Orphans {
+            Box::new(crate::commands::storage::Orphans {
                 files: vec![path(text)],
                 deleted: false,
             }),
             vec![("/files/0", p())],
         ),
         (
-            Report::boxed(crate::commands::doctor::Checks(vec![Check {
+            Box::new(crate::commands::doctor::Checks(vec![Check {
                 name: "qemu",
                 verdict: Verdict::Warn,
                 detail: text.to_owned(),
@@ -228,7 +226,7 @@ fn reports(text: &str) -> Vec<Case> {
             vec![("/checks/0/detail", t()), ("/checks/0/fixed", t())],
         ),
         (
-            Report::boxed(crate::commands::doctor::Cleaned {
+            Box::new(crate::commands::doctor::Cleaned {
                 cleanup: Cleanup {
                     reconciled: vec![(text.to_owned(), Status::Stopped)],
                     removed: vec![path(text)],
@@ -238,7 +236,7 @@ fn reports(text: &str) -> Vec<Case> {
             vec![("/reconciled/0/name", t()), ("/removed/0", p())],
         ),
         (
-            Report::boxed(crate::commands::storage::Verified {
+            Box::new(crate::commands::storage::Verified {
                 vm: vm(text, false),
                 checks: vec![DriveCheck {
                     drive: text.to_owned(),
@@ -255,10 +253,7 @@ fn reports(text: &str) -> Vec<Case> {
     ];
     let mut all: Vec<Case> = reports
         .into_iter()
-        .map(|(report, fields)| {
-            let kind = kind(&report);
-            (Box::new(report) as Box<dyn Output>, kind, fields)
-        })
+        .map(|(report, fields)| (report, Kind::Escaped, fields))
         .collect();
     all.extend(outputs(text));
     all
@@ -274,6 +269,11 @@ fn outputs(text: &str) -> Vec<Case> {
     use crate::commands::rm::{Removals, Removed};
     use crate::commands::start::StartOutcome;
     vec![
+        (
+            Box::new(Text(text.to_owned())),
+            Kind::Verbatim,
+            vec![("", t())],
+        ),
         (
             Box::new(Reply {
                 value: qmp_reply(text),
