@@ -27,18 +27,22 @@ pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
         .map_or(0, |l| l.verbosity())
         .max(cli.verbose);
     // The log file goes through the path filter like every path a user
-    // gives (a symlinked directory into /etc is refused); it is then opened
-    // by the name given, never through a final symlink.
-    let log_file = cli
-        .log_file
-        .as_deref()
-        .map(|p| {
-            crate::paths::PathPolicy::from_env()
-                .check(p.as_os_str(), &cwd)
-                .map(|_| cwd.join(p))
-                .map_err(Error::path)
-        })
-        .transpose()?;
+    // gives (a symlinked directory into /etc is refused, and so are maqet's
+    // own directories: a log over the store would damage it); it is then
+    // opened by the name given, never through a final symlink.
+    let log_file = match cli.log_file.as_deref() {
+        Some(p) => {
+            let env = Env::from_process(
+                cwd.clone(),
+                cli.data_dir.as_deref(),
+                cli.runtime_dir.as_deref(),
+                settings.clone(),
+            )?;
+            env.policy.check(p.as_os_str(), &cwd).map_err(Error::path)?;
+            Some(cwd.join(p))
+        }
+        None => None,
+    };
     let log_file = log_file.as_deref().map(crate::log::open_file).transpose()?;
     crate::log::init(verbosity, log_file);
     if cli.version {

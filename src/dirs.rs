@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::error::{Error, Result};
+pub use crate::layout::{RuntimePaths, VmPaths};
 
 /// The data and runtime roots for this invocation.
 #[derive(Debug, Clone)]
@@ -93,6 +94,12 @@ impl Dirs {
 
     pub fn lock_file(&self) -> Utf8PathBuf {
         self.data.join("maqet.lock")
+    }
+
+    /// Where maqet remembers, in the runtime root, that KVM failed in this
+    /// boot (`qemu::remember_kvm_broken`).
+    pub fn kvm_memo(&self) -> Utf8PathBuf {
+        self.runtime.join("kvm-unusable")
     }
 }
 

@@ -15,13 +15,14 @@ use camino::{Utf8Path, Utf8PathBuf};
 pub mod dir;
 
 /// Directories whose contents maqet never reads or writes on a user's behalf.
-const SYSTEM_DIRS: [&str; 12] = [
+const SYSTEM_DIRS: [&str; 13] = [
     "/etc", "/sys", "/proc", "/dev", "/boot", "/root", "/var", "/usr", "/bin", "/sbin", "/lib",
-    "/lib64",
+    "/lib64", "/run",
 ];
 
-/// Inside a system directory, but meant for users.
-const ALLOWED_INSIDE_SYSTEM: [&str; 1] = ["/dev/shm"];
+/// Inside a system directory, but meant for users (and `/run/user/UID`, the
+/// user's own runtime directory).
+const ALLOWED_INSIDE_SYSTEM: [&str; 2] = ["/dev/shm", "/run/media"];
 
 /// Linux's own limit on symlinks followed in one lookup (`MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
@@ -53,8 +54,13 @@ pub enum PathError {
     },
     #[error("the shared directory `{path}` holds {holds}")]
     ShareHolds { path: String, holds: String },
-    #[error("`{path}` is inside `{hidden}`, a hidden file or directory of your home")]
-    HiddenInHome { path: String, hidden: String },
+    #[error("`{path}` is inside `{hidden}`, a hidden file or directory of {whose}")]
+    HiddenInHome {
+        path: String,
+        hidden: String,
+        /// "your home", or "the home of another account".
+        whose: &'static str,
+    },
     #[error("`{path}` has too many levels of symbolic links")]
     SymlinkLoop { path: String },
     #[error("cannot resolve `{path}`: {reason}")]
@@ -93,7 +99,7 @@ impl PathError {
                     .into()
             }
             PathError::HiddenInHome { .. } => {
-                "your home's hidden files and directories hold keys and settings (~/.ssh, \
+                "the hidden files and directories of a home hold keys and settings (~/.ssh, \
                  ~/.gnupg, ~/.config); a VM may not use them. Keep VM files elsewhere, or \
                  name the directory in `allow_write` in maqet's settings"
                     .into()
@@ -238,7 +244,24 @@ impl PathPolicy {
         if self.allowed.iter().any(|dir| std.starts_with(dir)) {
             return Ok(path);
         }
-        for home in self.homes() {
+        let own = self.homes();
+        let others = if self.look_up_account {
+            other_homes()
+                .iter()
+                .filter_map(|h| resolve(h).ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let homes = own.into_iter().map(|h| (h, "your home")).chain(
+            others
+                .into_iter()
+                .map(|h| (h, "the home of another account")),
+        );
+        for (home, whose) in homes {
+            if home == Path::new("/") {
+                continue;
+            }
             let Ok(rest) = std.strip_prefix(&home) else {
                 continue;
             };
@@ -249,6 +272,7 @@ impl PathPolicy {
                     return Err(PathError::HiddenInHome {
                         path: raw.to_string_lossy().into_owned(),
                         hidden: hidden.display().to_string(),
+                        whose,
                     });
                 }
             }
@@ -307,6 +331,7 @@ impl PathPolicy {
         }
         if self.exempt.iter().any(|dir| std.starts_with(dir))
             || ALLOWED_INSIDE_SYSTEM.iter().any(|dir| std.starts_with(dir))
+            || std.starts_with(format!("/run/user/{}", nix::unistd::getuid()))
         {
             return Ok(resolved);
         }
@@ -322,6 +347,25 @@ impl PathPolicy {
         }
         Ok(resolved)
     }
+}
+
+/// Every account's home in the password file: their hidden files (an SSH
+/// key, a token) are as much off limits as the user's own, which matters
+/// most when maqet runs as root and could read them.
+fn other_homes() -> Vec<PathBuf> {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|text| homes_in(&text))
+        .unwrap_or_default()
+}
+
+/// The home field of each line of a password file.
+fn homes_in(passwd: &str) -> Vec<PathBuf> {
+    passwd
+        .lines()
+        .filter_map(|line| line.split(':').nth(5))
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute() && dir != Path::new("/"))
+        .collect()
 }
 
 /// A home or temp directory of `/`, `/usr` or `/var` would exempt a whole

@@ -3,24 +3,14 @@
 
 use std::time::Duration;
 
+use crate::deadline::poll_until;
 use crate::dirs::Dirs;
 use crate::error::Result;
+use crate::layout::RuntimePaths;
 use crate::qemu::process::{Liveness, liveness};
 use crate::qemu::spawn::tail;
 use crate::store::Store;
 use crate::vm::{ExitInfo, Runtime, Status, Timestamp, Vm, VmId};
-
-/// What a VM's runtime directory holds only while QEMU runs (the logs stay).
-pub const STALE_FILES: [&str; 8] = [
-    "qmp.sock",
-    "events.sock",
-    "console.sock",
-    "qemu.pid",
-    "spawn.pid",
-    "qmp.lock",
-    "events.lock",
-    "console.lock",
-];
 
 /// How many lines of qemu.log a stopped or crashed VM keeps for `status`.
 pub const LOG_TAIL: usize = 10;
@@ -40,9 +30,10 @@ pub fn settle(vm: &mut Vm, status: Status, reason: String) {
         vm.status = status;
         return;
     };
-    let log_tail = tail(&rt.dir.join("qemu.log"), LOG_TAIL);
-    for stale in STALE_FILES {
-        let _ = std::fs::remove_file(rt.dir.join(stale));
+    let paths = RuntimePaths::new(rt.dir);
+    let log_tail = tail(&paths.qemu_log, LOG_TAIL);
+    for stale in paths.stale() {
+        let _ = std::fs::remove_file(stale);
     }
     vm.status = status;
     vm.last_exit = Some(ExitInfo {
@@ -90,7 +81,7 @@ pub fn reconcile(dirs: &Dirs, vms: &mut Vec<Vm>) -> Result<()> {
             // A `start` under way holds the VM's lock until it is done; it
             // records its QEMU's pid right after the spawn. A killed start's
             // child also holds it, from its fork until it runs QEMU.
-            let lock = dirs.runtime.join(format!("{}.lock", vm.id));
+            let lock = dirs.vm(&vm.id).lock;
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match crate::lock::exclusive_within(&lock, "a start", left) {
                 Ok(free) => {
@@ -170,12 +161,13 @@ fn recorded(dirs: &Dirs, id: &VmId) -> Option<Vm> {
 /// Delete what maqet made for a removed VM: its runtime directory, its lock,
 /// and the images it created (never the user's).
 pub fn forget_files(dirs: &Dirs, vm: &Vm) {
-    let _ = std::fs::remove_dir_all(dirs.runtime.join(vm.id.as_str()));
-    let _ = std::fs::remove_file(dirs.runtime.join(format!("{}.lock", vm.id)));
+    let paths = dirs.vm(&vm.id);
+    let _ = std::fs::remove_dir_all(&paths.runtime.dir);
+    let _ = std::fs::remove_file(&paths.lock);
     for file in &vm.owned {
         let _ = crate::paths::dir::remove_own_file(file);
     }
-    let _ = std::fs::remove_dir(dirs.data.join("disks").join(vm.id.as_str()));
+    let _ = std::fs::remove_dir(&paths.disks);
 }
 
 /// Reconcile one VM; `None` when it was removed (`run --rm`).
@@ -197,13 +189,14 @@ const STARTING_WAIT: Duration = Duration::from_millis(250);
 /// not known yet ([`STARTING`]). Written first, so a `start` killed right
 /// after the spawn leaves a record that leads to the process.
 pub fn placeholder(dir: &camino::Utf8Path) -> Runtime {
+    let paths = RuntimePaths::new(dir.to_owned());
     Runtime {
         pid: STARTING,
         start_ticks: 0,
-        dir: dir.to_owned(),
-        qmp_socket: dir.join("qmp.sock"),
-        console_socket: dir.join("console.sock"),
-        pidfile: dir.join("qemu.pid"),
+        qmp_socket: paths.qmp_socket,
+        console_socket: paths.console_socket,
+        pidfile: paths.pidfile,
+        dir: paths.dir,
         started: Timestamp::now(),
         accel: String::new(),
         argv: Vec::new(),
@@ -225,7 +218,7 @@ pub fn resolve_starting(vm: &mut Vm) -> bool {
         vm.last_exit = Some(ExitInfo {
             at: Timestamp::now(),
             reason: "the start was interrupted before QEMU ran".into(),
-            log_tail: crate::qemu::spawn::tail(&rt.dir.join("qemu.log"), LOG_TAIL),
+            log_tail: tail(&RuntimePaths::new(rt.dir).qemu_log, LOG_TAIL),
         });
     }
     true
@@ -236,7 +229,7 @@ pub fn resolve_starting(vm: &mut Vm) -> bool {
 /// It is taken only if its command line names this VM's runtime directory,
 /// so a reused pid is never adopted.
 fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
-    let Some(pid) = std::fs::read_to_string(dir.join(crate::qemu::spawn::SPAWN_PID))
+    let Some(pid) = std::fs::read_to_string(RuntimePaths::new(dir.to_owned()).spawn_pid)
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
         .filter(|p| *p > 1)
@@ -246,25 +239,26 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
     // The child lets go of the VM's lock while it execs QEMU, a moment
     // before /proc shows QEMU's command line: look again for a little while.
     let deadline = std::time::Instant::now() + STARTING_WAIT;
-    loop {
+    // `Err`: not QEMU, and never will be (gone, or a zombie).
+    let found = poll_until(deadline, Duration::from_millis(2), || {
         let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
-            return false;
+            return Err(());
         };
         if stat.state == 'Z' {
-            return false;
+            return Err(());
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let ours = cmdline
             .windows(dir.as_str().len())
             .any(|w| w == dir.as_str().as_bytes());
-        if ours {
-            take_over(vm, pid, stat.start_ticks, dir);
-            return true;
+        Ok(ours.then_some(stat.start_ticks))
+    });
+    match found {
+        Ok(Some(start_ticks)) => {
+            take_over(vm, pid, start_ticks, dir);
+            true
         }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
+        Ok(None) | Err(()) => false,
     }
 }
 
@@ -302,7 +296,7 @@ pub fn adopt_orphan(vm: &mut Vm, runtime_dir: &camino::Utf8Path) -> bool {
     if vm.runtime.is_some() {
         return false;
     }
-    let pidfile = runtime_dir.join("qemu.pid");
+    let pidfile = RuntimePaths::new(runtime_dir.to_owned()).pidfile;
     let Ok(Some(pid)) = crate::qemu::process::pidfile_lock_holder(&pidfile) else {
         return false;
     };

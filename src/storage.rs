@@ -6,11 +6,47 @@ use std::process::{Command, Stdio};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::config::{ImageFormat, Storage, VmConfig};
+use crate::config::{ImageFormat, Qcow2Drive, Storage, VmConfig};
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
+use crate::layout::owned_image;
 use crate::paths::PathPolicy;
-use crate::qemu::argv::owned_image;
+
+impl Storage {
+    /// The image file this drive uses, given the VM's disks directory:
+    /// its `file`, or maqet's own image for a qcow2 drive without one.
+    /// `None` for a shared directory.
+    pub fn image(&self, disks: &Utf8Path) -> Option<Utf8PathBuf> {
+        match self {
+            Storage::Qcow2(q) => Some(q.image(disks)),
+            Storage::Raw(r) => Some(r.file.as_path().to_owned()),
+            Storage::Cdrom(c) => Some(c.file.as_path().to_owned()),
+            Storage::Virtfs(_) => None,
+        }
+    }
+
+    /// The files this drive uses: its image, and the backing file its
+    /// config names (an image another VM's config names as a base is in
+    /// use too).
+    pub fn files_used(&self, disks: &Utf8Path) -> Vec<Utf8PathBuf> {
+        let backing = match self {
+            Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path().to_owned()),
+            _ => None,
+        };
+        self.image(disks).into_iter().chain(backing).collect()
+    }
+}
+
+impl Qcow2Drive {
+    /// The image file of this drive: its `file`, or else the one maqet
+    /// creates for it in the VM's disks directory.
+    pub fn image(&self, disks: &Utf8Path) -> Utf8PathBuf {
+        self.file.as_ref().map_or_else(
+            || owned_image(disks, self.name.as_str()),
+            |f| f.as_path().to_owned(),
+        )
+    }
+}
 
 /// Room an image needs besides its data: qcow2 metadata and the first writes.
 const MIN_FREE: u64 = 16 * 1024 * 1024;
@@ -32,10 +68,7 @@ pub fn missing_images(config: &VmConfig, disks_dir: &Utf8Path) -> Vec<NewImage> 
     for drive in &config.storage {
         match drive {
             Storage::Qcow2(q) => {
-                let path = q.file.as_ref().map_or_else(
-                    || owned_image(disks_dir, q.name.as_str()),
-                    |f| f.as_path().to_owned(),
-                );
+                let path = q.image(disks_dir);
                 if let (false, Some(size)) = (path.exists(), q.size) {
                     let backing = q.backing_file.as_ref().map(|b| {
                         let format = match q.backing_format.unwrap_or(ImageFormat::Qcow2) {
@@ -289,6 +322,23 @@ pub fn open_image(path: &Utf8Path, writable: bool) -> Result<std::fs::File> {
             message: format!("{path} is not a regular file"),
             help: "give a disk image file (devices, FIFOs and sockets are not images)".into(),
         });
+    }
+    // A hard link's other names may be anywhere (a root-made link to
+    // /etc/shadow passes every check of this name): only a file with one
+    // name, or a link of your own file when not root, which the kernel's
+    // protected_hardlinks leaves to the file's owner.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.nlink() > 1 && (me == 0 || meta.uid() != me) {
+            return Err(Error::Refused {
+                message: format!(
+                    "{path} has {} names (hard links); maqet cannot tell where the others are",
+                    meta.nlink()
+                ),
+                help: "copy it to a file of its own (`cp --reflink=auto`) and use the copy".into(),
+            });
+        }
     }
     let real = crate::paths::dir::real_path(&file, path)?;
     if real != path.as_std_path() {
@@ -590,10 +640,7 @@ pub fn chains_to_check<'c>(config: &'c VmConfig, disks_dir: &Utf8Path) -> Vec<Ch
     let mut chains = Vec::new();
     for drive in &config.storage {
         let Storage::Qcow2(q) = drive else { continue };
-        let path = q.file.as_ref().map_or_else(
-            || owned_image(disks_dir, q.name.as_str()),
-            |f| f.as_path().to_owned(),
-        );
+        let path = q.image(disks_dir);
         if path.exists() {
             chains.push(ChainStart {
                 drive: q.name.as_str(),

@@ -18,7 +18,8 @@ use maqet::config::{
     Name, Network, NicModel, Port, Program, Protocol, Qcow2Drive, RawDrive, SecurityModel, Storage,
     UserNetwork, UserPath, Vga, VirtfsShare, VmConfig,
 };
-use maqet::qemu::argv::{Accelerator, Plan, RuntimePaths, build};
+use maqet::layout::RuntimePaths;
+use maqet::qemu::argv::{Accelerator, Plan, build};
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -38,6 +39,7 @@ struct Input {
     firmware: Option<String>,
     storage: Vec<Drive>,
     network: Vec<Net>,
+    hotplug_ports: Option<u8>,
     arguments: Vec<String>,
     runtime_dir: String,
     disks_dir: String,
@@ -212,6 +214,9 @@ impl Input {
             },
             storage,
             network,
+            hotplug_ports: self
+                .hotplug_ports
+                .map(|n| maqet::config::HotplugPorts(n % 33)),
             arguments: self.arguments.clone(),
         }
     }

@@ -15,7 +15,8 @@ use camino::Utf8PathBuf;
 use libfuzzer_sys::fuzz_target;
 use maqet::Error;
 use maqet::config::{VmConfig, load_file, merge};
-use maqet::qemu::argv::{Accelerator, Plan, RuntimePaths, build};
+use maqet::layout::RuntimePaths;
+use maqet::qemu::argv::{Accelerator, Plan, build};
 use maqet_fuzz::paths::Sandbox;
 
 struct Setup {

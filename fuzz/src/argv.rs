@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 
 use camino::Utf8PathBuf;
 use maqet::config::{Display, Storage, VmConfig};
-use maqet::qemu::argv::{Plan, owned_image};
+use maqet::layout::owned_image;
+use maqet::qemu::argv::Plan;
 use serde_json::{Map, Value};
 
 /// How QEMU reads the word after each option maqet writes.

@@ -2,13 +2,13 @@ use argh::{ArgsInfo, FromArgs};
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
-use crate::config::{self, Cpus, Layer, Memory, Name, VmConfig};
+use crate::config::{Cpus, Layer, Memory, Name};
 use crate::error::{Error, Result};
 use crate::render::{Output, to_json};
-use crate::store::Store;
 use crate::vm::Vm;
 
-use super::{ConfigInput, Env, check_images, load_files, needs_trust, untrusted};
+use super::define::{defined, new_vm, store_new};
+use super::{ConfigInput, Env, load_files};
 
 /// Define a new VM from RON config files; prints its id.
 #[derive(Debug, FromArgs, ArgsInfo)]
@@ -114,42 +114,4 @@ fn define(
     let vm = new_vm(env, name, config, sources, auto_remove, trust)?;
     store_new(env, &vm)?;
     Ok(vm)
-}
-
-/// The config and name `layers` define, merged onto the defaults.
-pub(crate) fn defined(env: &Env, layers: Vec<Layer>) -> Result<(Name, VmConfig)> {
-    let (config, name) = config::merge(env.base_config(), layers)?;
-    let name = name.ok_or_else(|| {
-        Error::invalid(
-            "the VM has no name",
-            "add `name: \"...\"` to the config, or give --name",
-        )
-    })?;
-    Ok((name, config))
-}
-
-/// A new, checked VM from a merged config, not yet stored.
-pub(crate) fn new_vm(
-    env: &Env,
-    name: Name,
-    config: VmConfig,
-    sources: Vec<camino::Utf8PathBuf>,
-    auto_remove: bool,
-    trust: bool,
-) -> Result<Vm> {
-    if let Some(what) = needs_trust(env, &config)
-        && !trust
-    {
-        return Err(untrusted(name.as_str(), what, "add it again with --trust"));
-    }
-    let mut vm = Vm::new(name, config, sources, auto_remove)?;
-    vm.trusted = trust;
-    check_images(env, &vm)?;
-    Ok(vm)
-}
-
-/// Store a VM made by [`new_vm`].
-pub(crate) fn store_new(env: &Env, vm: &Vm) -> Result<()> {
-    let store = Store::open(&env.dirs)?;
-    store.write(|tx| tx.put(vm))
 }

@@ -5,13 +5,13 @@ use std::io::IsTerminal;
 
 use argh::{ArgsInfo, FromArgs};
 
-use super::qmp::running;
+use super::session::running;
 use super::{Env, Note, notify};
 use crate::console::{self, Ended};
 use crate::error::{Error, Result};
+use crate::layout::RuntimePaths;
 use crate::qemu::process::{Liveness, liveness};
 use crate::render::Silent;
-use crate::store::{Access, Store};
 
 /// How long a piped session keeps printing after stdin ends, waiting for
 /// the guest's answer to the last line.
@@ -77,7 +77,7 @@ pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>))
     let rt = vm.runtime.clone().ok_or_else(|| Error::VmNotFound {
         query: query.into(),
     })?;
-    let lock_path = rt.dir.join("console.lock");
+    let lock_path = RuntimePaths::new(rt.dir.clone()).console_lock;
     let Some(mut lock) = crate::lock::try_exclusive(&lock_path)? else {
         let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
         let holder = holder.trim();
@@ -125,13 +125,8 @@ pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>))
 /// Print everything the VM printed on its serial console (this run and
 /// earlier ones); with `follow`, keep printing until the VM stops.
 pub fn print_log(env: &Env, query: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let vm = store.find(query)?;
-    drop(store);
-    let path = env.dirs.runtime.join(vm.id.as_str()).join("console.log");
+    let vm = super::read(env, query)?;
+    let path = env.dirs.vm(&vm.id).runtime.console_log;
     if !follow && !path.exists() {
         return Err(Error::Invalid {
             message: format!("`{}` has no console log yet", vm.name),

@@ -15,8 +15,8 @@ use super::Env;
 use super::survey::{Survey, survey};
 use crate::dirs::check_private_dir;
 use crate::error::Result;
+use crate::layout::{RuntimePaths, runtime_entry_vm};
 use crate::qemu::{find_program, kvm_usable, logind_warning};
-use crate::reconcile::STALE_FILES;
 use crate::render::{Output, grid};
 use crate::store::{Access, Store};
 use crate::terminal::safe_field;
@@ -286,7 +286,7 @@ fn kvm_check(env: &Env) -> Check {
     let program = find_program(&env.base_config().binary).ok();
     if let Some(message) = program
         .as_ref()
-        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.runtime, p))
+        .and_then(|p| crate::qemu::kvm_known_broken(&env.dirs.kvm_memo(), p))
     {
         return check(
             "kvm",
@@ -420,22 +420,27 @@ fn store_checks(env: &Env, fix: bool) -> Result<Vec<Check>> {
             format!("{} (`maqet status NAME` says why)", crashed.join(", ")),
         )
     });
-    let stale = stale_runtime_files(env, &survey);
-    let mut c = if stale.is_empty() {
-        check("runtime files", Verdict::Ok, "no stale files")
-    } else {
-        check(
+    checks.push(match stale_runtime_files(env, &survey) {
+        Err(e) => check(
             "runtime files",
-            Verdict::Warn,
-            format!("{} stale: {}", stale.len(), join(&stale)),
-        )
-    };
-    if fix && !stale.is_empty() {
-        let removed = remove_all(&stale);
-        c.fixed = Some(format!("removed {removed}"));
-        c.verdict = Verdict::Ok;
-    }
-    checks.push(c);
+            Verdict::Fail,
+            format!("not looked at: {e}"),
+        ),
+        Ok(stale) if stale.is_empty() => check("runtime files", Verdict::Ok, "no stale files"),
+        Ok(stale) => {
+            let mut c = check(
+                "runtime files",
+                Verdict::Warn,
+                format!("{} stale: {}", stale.len(), join(&stale)),
+            );
+            if fix {
+                let removed = remove_all(&stale);
+                c.fixed = Some(format!("removed {removed}"));
+                c.verdict = Verdict::Ok;
+            }
+            c
+        }
+    });
     let orphans = super::storage::orphans(env, false)?;
     checks.push(if orphans.is_empty() {
         check("orphan disks", Verdict::Ok, "none")
@@ -460,11 +465,19 @@ fn join(paths: &[Utf8PathBuf]) -> String {
         .join(", ")
 }
 
-/// Runtime files nothing uses: directories of VMs the store does not know,
-/// and sockets and pidfiles of VMs that do not run.
-fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
+/// Runtime files nothing uses: directories (and locks) of VMs the store
+/// does not know, and sockets and pidfiles of VMs that do not run. Only
+/// names maqet makes count — a VM id, or an id and `.lock` — and only in a
+/// runtime directory that is private and ours: anything else there is left
+/// alone, and a runtime directory given by mistake (a home, someone
+/// else's) is refused, not emptied.
+fn stale_runtime_files(env: &Env, survey: &Survey) -> Result<Vec<Utf8PathBuf>> {
+    if std::fs::symlink_metadata(&env.dirs.runtime).is_err() {
+        return Ok(Vec::new());
+    }
+    crate::dirs::check_private_dir(&env.dirs.runtime)?;
     let Ok(entries) = env.dirs.runtime.read_dir_utf8() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let known = survey.rows.ids();
     // Only the VMs reconciled may run; any other has no QEMU.
@@ -478,18 +491,34 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
     let mut unknown = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let id = name.strip_suffix(".lock").unwrap_or(name);
+        // Only names maqet makes, of the kind it makes there.
+        let Some((id, lock)) = runtime_entry_vm(name) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        let kind_ok = if lock {
+            meta.file_type().is_file()
+        } else {
+            meta.file_type().is_dir()
+        };
+        if !kind_ok {
+            continue;
+        }
         if !known.contains(id) {
             unknown.push((id.to_owned(), entry.path().to_owned()));
             continue;
         }
         if !running.contains(id) && entry.path().is_dir() {
-            for file in STALE_FILES {
-                let path = entry.path().join(file);
-                if path.exists() {
-                    stale.push(path);
-                }
-            }
+            let paths = RuntimePaths::new(entry.path().to_owned());
+            stale.extend(
+                paths
+                    .stale()
+                    .into_iter()
+                    .filter(|p| p.exists())
+                    .map(ToOwned::to_owned),
+            );
         }
     }
     // Added (and perhaps started) since the survey read the store: look
@@ -507,14 +536,15 @@ fn stale_runtime_files(env: &Env, survey: &Survey) -> Vec<Utf8PathBuf> {
         }
     }
     stale.sort();
-    stale
+    Ok(stale)
 }
 
 fn remove_all(paths: &[Utf8PathBuf]) -> usize {
     paths
         .iter()
         .filter(|p| {
-            if p.is_dir() {
+            // Never through a symlink.
+            if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir()) {
                 std::fs::remove_dir_all(p).is_ok()
             } else {
                 std::fs::remove_file(p).is_ok()
@@ -537,7 +567,7 @@ pub fn cleanup(env: &Env, dry_run: bool) -> Result<Cleanup> {
     } else {
         survey.reconcile(env)?;
     }
-    let stale = stale_runtime_files(env, &survey);
+    let stale = stale_runtime_files(env, &survey)?;
     if !dry_run {
         remove_all(&stale);
     }

@@ -11,11 +11,107 @@ use camino::Utf8Path;
 use serde_json::{Map, Value, json};
 
 use super::Env;
-use super::qmp::{Monitor, check_device_id, check_device_props, connect};
+use super::session::{Monitor, connect};
 use crate::config::HotplugPorts;
 use crate::error::{Error, Result};
 use crate::qemu::argv::HOTPLUG_PORT_PREFIX;
 use crate::qmp::{Qmp, QmpError};
+
+/// Refuse an id of maqet's own for a device a user plugs.
+pub(crate) fn check_device_id(id: &str) -> Result<()> {
+    if id.starts_with(crate::config::RESERVED_ID_PREFIX) {
+        return Err(Error::usage(
+            format!(
+                "ids starting with `{}` are maqet's own",
+                crate::config::RESERVED_ID_PREFIX
+            ),
+            "choose another --id",
+        ));
+    }
+    Ok(())
+}
+
+/// Device properties that make QEMU open a host file, directory or device,
+/// or use a descriptor, by name: an option ROM, a packet capture, an MTP
+/// root, a USB or hidraw device, vhost descriptors, a VFIO device, an NSS
+/// database. Compared without case, with `_` as `-`.
+pub const HOST_PROPERTIES: [&str; 17] = [
+    "romfile",
+    "sysfsdev",
+    "host",
+    "pcap",
+    "rootdir",
+    "hostdevice",
+    "hostbus",
+    "hostaddr",
+    "hostport",
+    "hidraw",
+    "vhostfd",
+    "vhostfds",
+    "fd",
+    "db",
+    "file",
+    "filename",
+    "script",
+];
+
+/// Words that, inside a property name, say it names a host path or a
+/// descriptor (`x-…-file`, `…-path`, `…dir`): refused too, so a property
+/// this list does not know yet is not let through.
+const HOST_WORDS: [&str; 4] = ["file", "path", "dir", "fd"];
+
+/// Device drivers that reach host devices or files whatever their
+/// properties: USB and hidraw passthrough, VFIO, vhost devices, MTP shares,
+/// smart card readers.
+pub const HOST_DRIVERS: [&str; 8] = [
+    "usb-host",
+    "u2f-passthru",
+    "vfio-",
+    "vhost-",
+    "usb-mtp",
+    "ccid-card-",
+    "vhost-user-",
+    "x-",
+];
+
+/// Refuse device properties that name host files QEMU opens itself; a
+/// confined QEMU could not open most of them, but it could still write
+/// the VM's own files through them (a `pcap` over its disk).
+pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
+    for key in props.keys() {
+        let name = key.to_ascii_lowercase().replace('_', "-");
+        let named = HOST_PROPERTIES.contains(&name.as_str());
+        let worded = name
+            .split('-')
+            .any(|part| HOST_WORDS.iter().any(|w| part.ends_with(w)));
+        if named || worded {
+            return Err(Error::Refused {
+                message: format!("the device property `{key}` names a host file or device"),
+                help: "leave it out; give the VM files through its config (docs/qmp.md lists the refused properties)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuse drivers that pass a host device or file to the guest.
+pub(crate) fn check_device_driver(driver: &str) -> Result<()> {
+    let name = driver.to_ascii_lowercase().replace('_', "-");
+    let host = HOST_DRIVERS.iter().any(|d| {
+        if d.ends_with('-') {
+            name.starts_with(*d)
+        } else {
+            name == *d
+        }
+    });
+    if host {
+        return Err(Error::Refused {
+            message: format!("the device `{driver}` passes a host device or file to the guest"),
+            help: "put host devices in the VM's config `arguments` (with `maqet add --trust`), where they are reviewed".into(),
+        });
+    }
+    Ok(())
+}
 
 /// One of maqet's hot-plug ports in a running QEMU.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ pub mod add;
 pub mod apply;
 pub mod completions;
 pub mod console;
+mod define;
 pub mod disk;
 pub mod doctor;
 pub mod hotplug;
@@ -14,6 +15,7 @@ pub mod man;
 pub mod qmp;
 pub mod rm;
 pub mod run;
+mod session;
 pub mod snapshot;
 pub mod start;
 pub mod status;
@@ -239,7 +241,7 @@ fn check_images(env: &Env, vm: &crate::vm::Vm) -> Result<()> {
 impl Env {
     /// Where maqet keeps the images it creates for a VM.
     pub fn disks_dir(&self, id: &crate::vm::VmId) -> Utf8PathBuf {
-        self.dirs.data.join("disks").join(id.as_str())
+        self.dirs.vm(id).disks
     }
 }
 

@@ -6,87 +6,19 @@ use camino::Utf8PathBuf;
 use serde_json::{Map, Value, json};
 
 use super::Env;
+use super::hotplug::{check_device_driver, check_device_id, check_device_props};
+use super::session::{Monitor, connect, not_running};
+use crate::deadline::poll_until;
 
 mod cli;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::lock::Held;
+use crate::layout::RuntimePaths;
 use crate::paths::dir::CheckedDir;
-use crate::qemu::process::Liveness;
 use crate::qmp::{Qmp, QmpError};
-use crate::reconcile::observe;
 pub use cli::{Args, Device, Reply, RunState, Sent, Verb, run};
 
-use crate::vm::{Runtime, Vm};
-
-/// A QMP connection to a running VM, held under the VM's QMP lock so maqet
-/// commands queue for the monitor instead of timing out in its backlog
-/// (QEMU serves one client per monitor).
-pub struct Session {
-    pub vm: Vm,
-    pub qmp: Qmp,
-    _lock: Held,
-}
-
-/// Which of the VM's two monitors to use.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Monitor {
-    /// Commands.
-    Control,
-    /// `qmp events`: a follower must not block commands.
-    Events,
-}
-
-/// Find a running VM and connect to one of its monitors.
-pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> Result<Session> {
-    let vm = running(env, query)?;
-    let rt = vm.runtime.clone().ok_or_else(|| not_running(&vm))?;
-    let (socket, lock) = match monitor {
-        Monitor::Control => (rt.qmp_socket.clone(), rt.dir.join("qmp.lock")),
-        Monitor::Events => (rt.dir.join("events.sock"), rt.dir.join("events.lock")),
-    };
-    let lock = match monitor {
-        Monitor::Control => {
-            crate::lock::exclusive(&lock, &format!("the QMP monitor of `{}`", vm.name))?
-        }
-        // A second follower would wait for the first forever: refuse now.
-        Monitor::Events => crate::lock::try_exclusive(&lock)?.ok_or_else(|| Error::Refused {
-            message: format!(
-                "the events of `{}` are already being followed by another maqet",
-                vm.name
-            ),
-            help: "stop the other `maqet qmp events` first; one follower per VM".into(),
-        })?,
-    };
-    let qmp = Qmp::connect(&socket, timeout)?;
-    Ok(Session {
-        vm,
-        qmp,
-        _lock: lock,
-    })
-}
-
-/// The VM, reconciled, if it runs and its runtime files are there.
-pub fn running(env: &Env, query: &str) -> Result<Vm> {
-    let vm = super::find_reconciled(env, query)?;
-    match observe(&vm) {
-        Some(Liveness::Running) => Ok(vm),
-        Some(Liveness::Orphaned) => Err(Error::NotRunning {
-            name: vm.name.to_string(),
-            status: "its QEMU runs, but its runtime files were deleted".into(),
-            help: format!("`maqet stop --force {}` stops it", vm.name),
-        }),
-        _ => Err(not_running(&vm)),
-    }
-}
-
-fn not_running(vm: &Vm) -> Error {
-    Error::NotRunning {
-        name: vm.name.to_string(),
-        status: vm.status.to_string(),
-        help: format!("start it with `maqet start {}`", vm.name),
-    }
-}
+use crate::vm::Runtime;
 
 /// Commands the raw form sends without `--allow-dangerous` (docs/qmp.md):
 /// every `query-*` and `x-query-*`, and these, none of which opens a host
@@ -380,7 +312,7 @@ pub fn screendump(
         .clone()
         .ok_or_else(|| not_running(&session.vm))?;
     // One screendump at a time per VM: the QMP lock is held.
-    let shot = rt.dir.join("screendump.tmp");
+    let shot = RuntimePaths::new(rt.dir).screendump;
     let _ = std::fs::remove_file(&shot);
     let mut args = json!({"filename": shot.as_str()});
     if format == ImageFormat::Png {
@@ -433,35 +365,6 @@ pub fn set_paused(
     Ok((session.vm.name.to_string(), state))
 }
 
-/// Refuse an id of maqet's own for a device a user plugs.
-pub(crate) fn check_device_id(id: &str) -> Result<()> {
-    if id.starts_with(crate::config::RESERVED_ID_PREFIX) {
-        return Err(Error::usage(
-            format!(
-                "ids starting with `{}` are maqet's own",
-                crate::config::RESERVED_ID_PREFIX
-            ),
-            "choose another --id",
-        ));
-    }
-    Ok(())
-}
-
-/// Refuse device properties that name host files QEMU opens itself (an
-/// option ROM, a sysfs device); a confined QEMU could not open them anyway.
-pub(crate) fn check_device_props(props: &Map<String, Value>) -> Result<()> {
-    if let Some(key) = ["romfile", "sysfsdev"]
-        .into_iter()
-        .find(|k| props.contains_key(*k))
-    {
-        return Err(Error::Refused {
-            message: format!("the device property `{key}` names a host file"),
-            help: "leave it out; give the device a file through the VM's config instead".into(),
-        });
-    }
-    Ok(())
-}
-
 /// Hot-plug a device. A PCI device without a `bus` goes on a free
 /// hot-plug port on q35 (see [`super::hotplug`]).
 pub fn device_add(
@@ -473,6 +376,7 @@ pub fn device_add(
     timeout: Duration,
 ) -> Result<()> {
     check_device_id(id)?;
+    check_device_driver(driver)?;
     check_device_props(&props)?;
     let mut args = props;
     let mut session = connect(env, query, Monitor::Control, timeout)?;
@@ -497,6 +401,9 @@ pub fn device_add(
 /// checks so other commands on the VM are not held up meanwhile. A disk
 /// `disk-add` plugged is closed once its device is gone.
 pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result<()> {
+    // maqet's own devices (its disks, NICs, ports) stay: on `pc` QEMU would
+    // unplug them.
+    check_device_id(id)?;
     let vm_name = {
         let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
         match session.qmp.execute("device_del", Some(json!({"id": id}))) {
@@ -514,33 +421,27 @@ pub fn device_del(env: &Env, query: &str, id: &str, timeout: Duration) -> Result
         session.vm.name.to_string()
     };
     let deadline = Instant::now() + timeout;
-    loop {
-        let gone = {
-            let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
-            let devices = session
-                .qmp
-                .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
-            let present = devices
-                .as_array()
-                .is_some_and(|d| d.iter().any(|p| p["name"] == id));
-            if !present {
-                super::hotplug::release_disk(&mut session.qmp, id)?;
-            }
-            !present
-        };
-        if gone {
-            return Ok(());
+    let gone = poll_until(deadline, Duration::from_millis(100), || {
+        let mut session = connect(env, query, Monitor::Control, Duration::from_secs(10))?;
+        let devices = session
+            .qmp
+            .execute("qom-list", Some(json!({"path": "/machine/peripheral"})))?;
+        let present = devices
+            .as_array()
+            .is_some_and(|d| d.iter().any(|p| p["name"] == id));
+        if !present {
+            super::hotplug::release_disk(&mut session.qmp, id)?;
         }
-        if Instant::now() >= deadline {
-            return Err(Error::TimedOut {
-                what: format!("the guest of `{vm_name}` to release device `{id}`"),
-                seconds: timeout.as_secs(),
-                last_seen: None,
-                help: "the guest must cooperate with unplugging (ACPI hotplug); check it runs an OS that does".into(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Ok::<_, Error>((!present).then_some(()))
+    })?;
+    gone.ok_or_else(|| Error::TimedOut {
+        what: format!("the guest of `{vm_name}` to release device `{id}`"),
+        seconds: timeout.as_secs(),
+        last_seen: None,
+        help:
+            "the guest must cooperate with unplugging (ACPI hotplug); check it runs an OS that does"
+                .into(),
+    })
 }
 
 /// Stream events as NDJSON lines to `out` (via the events monitor). Without

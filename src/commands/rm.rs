@@ -235,7 +235,7 @@ pub fn remove(
     let mut _vm_locks = Vec::with_capacity(ids.len());
     for id in &ids {
         _vm_locks.push(crate::lock::exclusive(
-            &env.dirs.runtime.join(format!("{id}.lock")),
+            &env.dirs.vm(id).lock,
             &format!("VM {}", id.short()),
         )?);
     }
@@ -263,7 +263,7 @@ pub fn remove(
                 .config
                 .storage
                 .iter()
-                .filter_map(|d| super::storage::image_path(d, &disks_dir))
+                .filter_map(|d| d.image(&disks_dir))
                 .collect();
             removed.push(Gone {
                 name: current.name,
@@ -300,8 +300,9 @@ pub fn remove(
     } in removed
     {
         // Its logs and lock go with it; nothing here is the user's.
-        let _ = std::fs::remove_dir_all(env.dirs.runtime.join(id.as_str()));
-        let _ = std::fs::remove_file(env.dirs.runtime.join(format!("{id}.lock")));
+        let paths = env.dirs.vm(&id);
+        let _ = std::fs::remove_dir_all(&paths.runtime.dir);
+        let _ = std::fs::remove_file(&paths.lock);
         let mut entry = Removed {
             deleted: Vec::new(),
             kept: images
@@ -358,12 +359,12 @@ pub(crate) fn users_of(
     store.each(|vm| {
         let disks_dir = env.disks_dir(&vm.id);
         for drive in &vm.config.storage {
-            for used in super::storage::files_used(drive, &disks_dir) {
+            for used in drive.files_used(&disks_dir) {
                 if candidates.contains(used.as_path()) && !users.contains_key(&used) {
                     users.insert(used, vm.name.clone());
                 }
             }
-            let file = super::storage::image_path(drive, &disks_dir);
+            let file = drive.image(&disks_dir);
             if let (crate::config::Storage::Qcow2(_), Some(file)) = (drive, file)
                 && file.is_file()
             {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::config::Cpus;
 use crate::render::Output;
 
-use super::add::{defined, new_vm, store_new};
+use super::define::{defined, new_vm, store_new};
 use super::wait::Condition;
 use super::{
     ConfigInput, Env, Note, StartOptions, StartOutcome, WaitFor, find_reconciled, load_files,

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use serde_json::{Value, json};
 
-use super::qmp::{Monitor, connect};
+use super::session::{Monitor, connect};
 use super::{Env, Note};
 use crate::config::Storage;
+use crate::deadline::poll_until;
 use crate::error::{Error, Result};
-use crate::qemu::argv::owned_image;
 use crate::qemu::process::Liveness;
 use crate::qmp::Qmp;
 use crate::reconcile::observe;
@@ -135,10 +135,7 @@ fn qcow2_image(env: &Env, vm: &Vm, drive: &str) -> Result<Utf8PathBuf> {
             },
         }),
         Some(Storage::Qcow2(q)) => {
-            let path = q.file.as_ref().map_or_else(
-                || owned_image(&env.disks_dir(&vm.id), q.name.as_str()),
-                |f| f.as_path().to_owned(),
-            );
+            let path = q.image(&env.disks_dir(&vm.id));
             if path.exists() {
                 Ok(path)
             } else {
@@ -482,7 +479,7 @@ fn run_job(qmp: &mut Qmp, command: &str, args: Value, timeout: Duration) -> Resu
     let job = args["job-id"].as_str().unwrap_or_default().to_owned();
     qmp.execute(command, Some(args))?;
     let deadline = Instant::now() + timeout;
-    loop {
+    let done = poll_until(deadline, Duration::from_millis(50), || {
         let jobs = qmp.execute("query-jobs", None)?;
         let ours = jobs
             .as_array()
@@ -491,27 +488,24 @@ fn run_job(qmp: &mut Qmp, command: &str, args: Value, timeout: Duration) -> Resu
         match ours {
             Some(j) if j["status"] == "concluded" => {
                 let _ = qmp.execute("job-dismiss", Some(json!({"id": job})));
-                return match j["error"].as_str() {
+                match j["error"].as_str() {
                     Some(error) => Err(Error::Invalid {
                         message: format!("QEMU's {command} failed: {error}"),
                         help: "see docs/storage.md for what live snapshots need".into(),
                     }),
-                    None => Ok(()),
-                };
+                    None => Ok(Some(())),
+                }
             }
-            None => return Ok(()),
-            Some(_) => {}
+            None => Ok(Some(())),
+            Some(_) => Ok(None),
         }
-        if Instant::now() >= deadline {
-            return Err(Error::TimedOut {
-                what: format!("the {command} job"),
-                seconds: timeout.as_secs(),
-                last_seen: None,
-                help: "a snapshot of a large guest takes time; give --timeout more".into(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })?;
+    done.ok_or_else(|| Error::TimedOut {
+        what: format!("the {command} job"),
+        seconds: timeout.as_secs(),
+        last_seen: None,
+        help: "a snapshot of a large guest takes time; give --timeout more".into(),
+    })
 }
 
 /// UEFI guests keep their variables in a writable pflash device, which has

@@ -1,3 +1,4 @@
+use std::convert::Infallible;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,11 @@ use serde_json::{Value, json};
 use super::wait::{Condition, WaitFor, Watch};
 use super::{Env, Note, needs_trust, notify, read, read_id, save, untrusted};
 use crate::config::{Accel, VmConfig};
+use crate::deadline::poll_until;
 use crate::dirs::ensure_private_dir;
 use crate::error::{Error, Result};
-use crate::qemu::argv::{self, Accelerator, ImageFd, Plan, RuntimePaths};
+use crate::layout::{RuntimePaths, VmPaths};
+use crate::qemu::argv::{self, Accelerator, ImageFd, Plan};
 use crate::qemu::confine::{self, Prepared, kernel_abi};
 use crate::qemu::process::{Liveness, Pidfd, ProcStat};
 use crate::qemu::spawn::{
@@ -127,8 +130,11 @@ pub fn start(
 ) -> Result<StartOutcome> {
     let vm = read(env, query)?;
     check_trust(env, &vm)?;
-    let paths = RuntimePaths::new(env.dirs.runtime.join(vm.id.as_str()));
-    let disks_dir = env.disks_dir(&vm.id);
+    let VmPaths {
+        runtime: paths,
+        lock: vm_lock,
+        disks: disks_dir,
+    } = env.dirs.vm(&vm.id);
     if opts.dry_run {
         let (accel, _) = decide_accel(env, &vm, None)?;
         let chains = check_images(&vm.config, &disks_dir, &env.policy)?;
@@ -147,10 +153,7 @@ pub fn start(
     ensure_private_dir(&env.dirs.runtime)?;
     // One start or stop of a VM at a time: two concurrent starts must not
     // give two QEMUs on the same disks.
-    let _vm_lock = crate::lock::exclusive(
-        &env.dirs.runtime.join(format!("{}.lock", vm.id)),
-        &format!("VM `{}`", vm.name),
-    )?;
+    let _vm_lock = crate::lock::exclusive(&vm_lock, &format!("VM `{}`", vm.name))?;
     let mut vm = read_id(env, &vm.id)?;
     check_trust(env, &vm)?;
     // We hold the VM's lock: a record at STARTING, or a QEMU nobody
@@ -214,7 +217,7 @@ pub fn start(
         match launch(env, &mut vm, attempt, &paths, deadline, opts.timeout, note)? {
             Launch::Ready(child, qmp) => {
                 if let Some(message) = &kvm_failure {
-                    remember_kvm_broken(&env.dirs.runtime, &program, message);
+                    remember_kvm_broken(&env.dirs.kvm_memo(), &program, message);
                     note(Note::Warning(&format!(
                         "QEMU failed with KVM ({message}); started `{}` with TCG (software emulation) instead",
                         vm.name
@@ -249,15 +252,16 @@ pub fn start(
             condition.describe()
         )));
         let mut watch = Watch::new(&condition, &paths.console_log, &paths.qmp_socket);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Err(exited_early(env, &mut vm, &mut child, &paths));
-            }
-            if watch.met() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                // The VM stays up: it started, only the condition was not met.
+        // `Some(true)`: QEMU exited first.
+        let Ok(ended) = poll_until(deadline, Duration::from_millis(50), || {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            Ok::<_, Infallible>((exited || watch.met()).then_some(exited))
+        });
+        match ended {
+            Some(true) => return Err(exited_early(env, &mut vm, &mut child, &paths)),
+            Some(false) => {}
+            // The VM stays up: it started, only the condition was not met.
+            None => {
                 return Err(Error::TimedOut {
                     what: condition.describe(),
                     seconds: opts.timeout.as_secs(),
@@ -268,7 +272,6 @@ pub fn start(
                     ),
                 });
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
     Ok(StartOutcome::Started {
@@ -321,7 +324,7 @@ fn decide_accel(
     if accel == Accelerator::Kvm
         && vm.config.accel == Accel::Auto
         && let Some(program) = program
-        && let Some(message) = kvm_known_broken(&env.dirs.runtime, program)
+        && let Some(message) = kvm_known_broken(&env.dirs.kvm_memo(), program)
     {
         return Ok((
             Accelerator::Tcg,
@@ -426,16 +429,9 @@ fn launch(
     vm.last_exit = None;
     vm.runtime = Some(crate::reconcile::placeholder(&paths.dir));
     save(env, vm)?;
-    let images = match open_images(&attempt_images) {
-        Ok(images) => images,
-        Err(e) => {
-            vm.status = Status::Stopped;
-            vm.runtime = None;
-            let _ = save(env, vm);
-            return Err(e);
-        }
-    };
-    let mut child = match spawn(&argv, paths, listeners, images, ruleset.as_ref()) {
+    let spawned = open_images(&attempt_images)
+        .and_then(|images| spawn(&argv, paths, listeners, images, ruleset.as_ref()));
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             vm.status = Status::Stopped;

@@ -107,15 +107,13 @@ pub fn stop(
 ) -> Result<StopOutcome> {
     let vm = read(env, query)?;
     crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
-    let _vm_lock = crate::lock::exclusive(
-        &env.dirs.runtime.join(format!("{}.lock", vm.id)),
-        &format!("VM `{}`", vm.name),
-    )?;
+    let paths = env.dirs.vm(&vm.id);
+    let _vm_lock = crate::lock::exclusive(&paths.lock, &format!("VM `{}`", vm.name))?;
     let mut vm = read_id(env, &vm.id)?;
     // A QEMU whose start was interrupted before it was recorded is still
     // this VM's: stop it too.
-    let dir = env.dirs.runtime.join(vm.id.as_str());
-    if crate::reconcile::resolve_starting(&mut vm) || crate::reconcile::adopt_orphan(&mut vm, &dir)
+    if crate::reconcile::resolve_starting(&mut vm)
+        || crate::reconcile::adopt_orphan(&mut vm, &paths.runtime.dir)
     {
         save(env, &vm)?;
     }

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use super::Env;
 use crate::config::Storage;
 use crate::error::{Error, Result};
-use crate::qemu::argv::owned_image;
 use crate::render::{Output, grid, to_json};
 use crate::storage::check_chain;
 use crate::storage::{create_image, missing_images, qemu_img};
@@ -148,12 +147,7 @@ impl Output for Verified {
 
 /// Create the image of one drive now (it is created at start otherwise).
 pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let vm = store.find(query)?;
-    drop(store);
+    let vm = super::read(env, query)?;
     let disks_dir = env.disks_dir(&vm.id);
     let Some(entry) = vm
         .config
@@ -175,7 +169,7 @@ pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
         });
     };
     let path = match entry {
-        Storage::Qcow2(_) | Storage::Raw(_) => image_path(entry, &disks_dir),
+        Storage::Qcow2(_) | Storage::Raw(_) => entry.image(&disks_dir),
         Storage::Cdrom(_) | Storage::Virtfs(_) => None,
     }
     .ok_or_else(|| Error::Invalid {
@@ -214,36 +208,10 @@ pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {
     Ok(image.path)
 }
 
-/// Where a drive's image lives, for qcow2 and raw drives.
-pub fn image_path(drive: &Storage, disks_dir: &camino::Utf8Path) -> Option<Utf8PathBuf> {
-    match drive {
-        Storage::Qcow2(q) => Some(q.file.as_ref().map_or_else(
-            || owned_image(disks_dir, q.name.as_str()),
-            |f| f.as_path().to_owned(),
-        )),
-        Storage::Raw(r) => Some(r.file.as_path().to_owned()),
-        Storage::Cdrom(c) => Some(c.file.as_path().to_owned()),
-        Storage::Virtfs(_) => None,
-    }
-}
-
-/// The files a drive uses: its image, and the backing file its config
-/// names (an image another VM's config names as a base is in use too).
-pub fn files_used(drive: &Storage, disks_dir: &camino::Utf8Path) -> Vec<Utf8PathBuf> {
-    let backing = match drive {
-        Storage::Qcow2(q) => q.backing_file.as_ref().map(|b| b.as_path().to_owned()),
-        _ => None,
-    };
-    image_path(drive, disks_dir)
-        .into_iter()
-        .chain(backing)
-        .collect()
-}
-
 /// Files under `$data_dir/disks` that no VM refers to; with `delete`,
 /// removed (and their empty directories with them).
 pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
-    let root = env.dirs.data.join("disks");
+    let root = env.dirs.disks();
     if !root.exists() {
         return Ok(Vec::new());
     }
@@ -256,7 +224,7 @@ pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
                 vm.config
                     .storage
                     .iter()
-                    .flat_map(|d| files_used(d, &disks_dir)),
+                    .flat_map(|d| d.files_used(&disks_dir)),
             );
             used.extend(vm.owned);
             Ok(())
@@ -309,12 +277,7 @@ pub struct DriveCheck {
 /// Check every file a VM's storage names: there, readable, of the format
 /// the config says (probed here only to compare: QEMU is always told).
 pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
-    let store =
-        Store::open_existing(&env.dirs, Access::Read)?.ok_or_else(|| Error::VmNotFound {
-            query: query.into(),
-        })?;
-    let vm = store.find(query)?;
-    drop(store);
+    let vm = super::read(env, query)?;
     let disks_dir = env.disks_dir(&vm.id);
     let mut checks = Vec::new();
     for drive in &vm.config.storage {
@@ -331,8 +294,8 @@ pub fn verify(env: &Env, query: &str) -> Result<(Vm, Vec<DriveCheck>)> {
                 });
                 continue;
             }
-            Storage::Qcow2(_) => (image_path(drive, &disks_dir), "qcow2"),
-            Storage::Raw(_) | Storage::Cdrom(_) => (image_path(drive, &disks_dir), "raw"),
+            Storage::Qcow2(_) => (drive.image(&disks_dir), "qcow2"),
+            Storage::Raw(_) | Storage::Cdrom(_) => (drive.image(&disks_dir), "raw"),
         };
         let Some(path) = path else { continue };
         // maqet's own images live in its data directory, which the filter

@@ -640,3 +640,21 @@ fn hidden_files_of_the_account_home_are_refused_whatever_home_says() {
             .is_ok()
     );
 }
+
+#[test]
+fn every_accounts_home_is_read_from_the_password_file() {
+    let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                  nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
+                  mallory:x:1001:1001::/home/mallory:/bin/sh\n\
+                  odd:x:1002:1002::relative:/bin/sh\n\
+                  slash:x:1003:1003::/:/bin/sh\n\
+                  short:x:1004\n";
+    assert_eq!(
+        super::homes_in(passwd),
+        [
+            PathBuf::from("/root"),
+            PathBuf::from("/nonexistent"),
+            PathBuf::from("/home/mallory"),
+        ]
+    );
+}

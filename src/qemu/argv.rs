@@ -14,6 +14,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Value, json};
 
 use crate::config::{Display, IdeBuses, Interface, Network, NicModel, Storage, Vga, VmConfig};
+use crate::layout::RuntimePaths;
 use crate::storage::Chains;
 
 /// The accelerator a start will use, after `Auto` was decided.
@@ -28,34 +29,6 @@ impl Accelerator {
         match self {
             Accelerator::Kvm => "kvm",
             Accelerator::Tcg => "tcg",
-        }
-    }
-}
-
-/// Files of one VM's runtime directory (DESIGN.md §2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimePaths {
-    pub dir: Utf8PathBuf,
-    pub qmp_socket: Utf8PathBuf,
-    /// A second QMP monitor, for `qmp events`: QEMU serves one client per
-    /// monitor, so a follower must not hold the one commands use.
-    pub events_socket: Utf8PathBuf,
-    pub console_socket: Utf8PathBuf,
-    pub pidfile: Utf8PathBuf,
-    pub qemu_log: Utf8PathBuf,
-    pub console_log: Utf8PathBuf,
-}
-
-impl RuntimePaths {
-    pub fn new(dir: Utf8PathBuf) -> RuntimePaths {
-        RuntimePaths {
-            qmp_socket: dir.join("qmp.sock"),
-            events_socket: dir.join("events.sock"),
-            console_socket: dir.join("console.sock"),
-            pidfile: dir.join("qemu.pid"),
-            qemu_log: dir.join("qemu.log"),
-            console_log: dir.join("console.log"),
-            dir,
         }
     }
 }
@@ -101,17 +74,13 @@ pub fn image_fds(config: &VmConfig, disks_dir: &Utf8Path, chains: &Chains) -> Ve
                 add(path, false);
             }
         }
-        match drive {
-            Storage::Qcow2(q) => add(
-                &q.file.as_ref().map_or_else(
-                    || owned_image(disks_dir, q.name.as_str()),
-                    |f| f.as_path().to_owned(),
-                ),
-                !q.readonly,
-            ),
-            Storage::Raw(r) => add(r.file.as_path(), !r.readonly),
-            Storage::Cdrom(c) => add(c.file.as_path(), false),
-            Storage::Virtfs(_) => {}
+        let writable = match drive {
+            Storage::Qcow2(q) => !q.readonly,
+            Storage::Raw(r) => !r.readonly,
+            Storage::Cdrom(_) | Storage::Virtfs(_) => false,
+        };
+        if let Some(path) = drive.image(disks_dir) {
+            add(&path, writable);
         }
     }
     let mut next = FIRST_IMAGE_FD;
@@ -156,11 +125,6 @@ pub struct Plan<'a> {
 /// value unless doubled.
 pub fn escape(value: &str) -> String {
     value.replace(',', ",,")
-}
-
-/// The path of a qcow2 drive that has no `file`: maqet's own image.
-pub fn owned_image(disks_dir: &Utf8Path, drive: &str) -> Utf8PathBuf {
-    disks_dir.join(format!("{drive}.qcow2"))
 }
 
 /// The whole argv, program first.
@@ -300,16 +264,7 @@ fn storage_args(
     let mut fs_index = 0;
     for (index, drive) in storage.iter().enumerate() {
         let (file, format, interface, read_only, cdrom) = match drive {
-            Storage::Qcow2(q) => (
-                q.file.as_ref().map_or_else(
-                    || owned_image(disks_dir, q.name.as_str()),
-                    |f| f.as_path().to_owned(),
-                ),
-                "qcow2",
-                q.interface,
-                q.readonly,
-                false,
-            ),
+            Storage::Qcow2(q) => (q.image(disks_dir), "qcow2", q.interface, q.readonly, false),
             Storage::Raw(r) => (
                 r.file.as_path().to_owned(),
                 "raw",
@@ -504,6 +459,27 @@ pub fn shell_line(argv: &[String]) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
             if plain {
                 word.clone()
+            } else if word.chars().any(char::is_control) {
+                // A newline or an escape inside '…' would not survive being
+                // shown and pasted: bash's and zsh's $'…' spell them out.
+                let mut out = String::from("$'");
+                for c in word.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        c if c.is_control() => {
+                            let mut buf = [0; 4];
+                            for b in c.encode_utf8(&mut buf).bytes() {
+                                out.push_str(&format!("\\x{b:02x}"));
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
+                out
             } else {
                 format!("'{}'", word.replace('\'', r"'\''"))
             }

@@ -23,9 +23,10 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
 };
 
-use super::argv::{Accelerator, RuntimePaths, owned_image};
+use super::argv::Accelerator;
 use crate::config::{Display, Network, Protocol, Storage, VmConfig};
 use crate::error::{Error, Result};
+use crate::layout::RuntimePaths;
 use crate::paths::PathPolicy;
 use crate::settings::Settings;
 use crate::storage::Chains;
@@ -171,7 +172,7 @@ pub fn needs(
                 Some(file) => (file.as_path().to_owned(), !q.readonly),
                 // maqet's own image, in its data directory.
                 None => {
-                    needs.own.push(owned_image(disks_dir, q.name.as_str()));
+                    needs.own.push(q.image(disks_dir));
                     continue;
                 }
             },

@@ -85,18 +85,14 @@ pub fn probe_kvm(program: &Utf8Path) -> std::result::Result<(), String> {
         let _ = stdin.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n");
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("QEMU did not answer within 10 s with KVM".into());
-            }
-        }
+    let waited =
+        crate::deadline::poll_until(deadline, std::time::Duration::from_millis(10), || {
+            child.try_wait()
+        });
+    let Ok(Some(status)) = waited else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("QEMU did not answer within 10 s with KVM".into());
     };
     if status.success() {
         return Ok(());
@@ -113,9 +109,6 @@ pub fn probe_kvm(program: &Utf8Path) -> std::result::Result<(), String> {
         tail
     })
 }
-
-/// Where maqet remembers, in the runtime root, that KVM failed.
-const KVM_MEMO: &str = "kvm-unusable";
 
 /// What a failed KVM start is remembered by: this boot of the host and this
 /// QEMU program (a reboot, a kernel module change or a new QEMU tries again).
@@ -135,20 +128,20 @@ fn kvm_memo_key(program: &Utf8Path) -> Option<String> {
 
 /// QEMU's message from a KVM start that failed earlier in this boot, with
 /// this program.
-pub fn kvm_known_broken(runtime_root: &Utf8Path, program: &Utf8Path) -> Option<String> {
-    let text = std::fs::read_to_string(runtime_root.join(KVM_MEMO)).ok()?;
+/// `memo` is [`Dirs::kvm_memo`](crate::dirs::Dirs::kvm_memo).
+pub fn kvm_known_broken(memo: &Utf8Path, program: &Utf8Path) -> Option<String> {
+    let text = std::fs::read_to_string(memo).ok()?;
     let (key, message) = text.split_once('\n')?;
     (Some(key) == kvm_memo_key(program).as_deref()).then(|| message.trim().to_owned())
 }
 
 /// Remember that KVM failed with `program` in this boot, so later starts go
 /// straight to TCG.
-pub fn remember_kvm_broken(runtime_root: &Utf8Path, program: &Utf8Path, message: &str) {
+pub fn remember_kvm_broken(memo: &Utf8Path, program: &Utf8Path, message: &str) {
     let Some(key) = kvm_memo_key(program) else {
         return;
     };
-    let path = runtime_root.join(KVM_MEMO);
-    if let Ok(mut file) = spawn::private_file(&path, true) {
+    if let Ok(mut file) = spawn::private_file(memo, true) {
         use std::io::Write;
         let _ = write!(file, "{key}\n{message}\n");
     }

@@ -11,13 +11,10 @@ use std::process::{Child, Command, Stdio};
 use camino::Utf8Path;
 use nix::sys::stat::{Mode, umask};
 
-use super::argv::{CONSOLE_FD, EVENTS_FD, ImageFd, QMP_FD, RuntimePaths};
+use super::argv::{CONSOLE_FD, EVENTS_FD, ImageFd, QMP_FD};
 use super::confine::{self, Prepared};
 use crate::error::{Error, Result};
-
-/// The file in a VM's runtime directory where the spawned child writes its
-/// pid before it becomes QEMU.
-pub const SPAWN_PID: &str = "spawn.pid";
+use crate::layout::RuntimePaths;
 
 /// The longest path a Unix socket address holds (`sun_path` is 108 bytes,
 /// one of them the terminating NUL).
@@ -152,7 +149,7 @@ pub fn spawn(
     // The child writes its own pid here before exec, so a maqet killed
     // between the fork and recording the pid still leaves a way to the
     // process (`reconcile::resolve_starting`).
-    let spawn_pid = private_file(&paths.dir.join(SPAWN_PID), true)?;
+    let spawn_pid = private_file(&paths.spawn_pid, true)?;
     let spawn_pid_fd = spawn_pid.as_raw_fd();
     let mut command = Command::new(&argv[0]);
     command

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::guest::{bios_config, have_qemu};
 use crate::harness::Test;
@@ -14,27 +14,13 @@ use crate::harness::Test;
 /// True when the kernel has Landlock; otherwise the caller skips, loudly —
 /// unless `MAQET_REQUIRE_LANDLOCK=1` (CI sets it), where that fails.
 pub(crate) fn have_landlock(test: &str) -> bool {
-    if !have_qemu(test) {
-        return false;
-    }
-    let found = maqet::qemu::confine::kernel_abi().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_LANDLOCK").is_none_or(|v| v != "1"),
-            "{test}: this kernel has no Landlock and MAQET_REQUIRE_LANDLOCK=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: this kernel has no Landlock !!!\n");
-    }
-    found
-}
-
-/// Stops the VM when the test ends, however it ends.
-struct Stopper(Command);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
+    have_qemu(test)
+        && crate::harness::needs(
+            test,
+            "MAQET_REQUIRE_LANDLOCK",
+            maqet::qemu::confine::kernel_abi().is_ok(),
+            "this kernel has no Landlock",
+        )
 }
 
 fn s(path: &Path) -> String {
@@ -111,7 +97,7 @@ fn raw_arguments_cannot_reach_host_files_in_a_confined_qemu() {
         t.args(["add", "--trust", &format!("{name}.ron")])
             .stdout_any()
             .run();
-        let _stop = Stopper(t.command(["stop", "--force", &name]));
+        let _stop = t.stopper(&name);
         let (message, _) = fails(&mut t, &["start", &name], 1);
         assert!(
             message.starts_with(&format!("QEMU exited while starting `{name}`"))
@@ -183,7 +169,7 @@ fn raw_qmp_sends_only_the_allow_list() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     // Unconfined: the refusal alone must stop these.
     t.env("MAQET_CONFIG", &off)
         .args(["start", "q"])
@@ -257,7 +243,10 @@ fn raw_qmp_sends_only_the_allow_list() {
         ],
         4,
     );
-    assert_eq!(message, "the device property `romfile` names a host file");
+    assert_eq!(
+        message,
+        "the device property `romfile` names a host file or device"
+    );
     assert_eq!(std::fs::read_to_string(&secret).expect("secret"), text);
 }
 
@@ -274,7 +263,7 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     t.args(["start", "q"]).stdout_any().run();
     let status = t.args(["--json", "status", "q"]).run().json();
     assert_eq!(status["confined"], true, "{status}");
@@ -387,7 +376,7 @@ fn a_screendump_never_lands_outside_through_a_swapped_directory() {
             .args(["add", "q.ron"])
             .stdout_any()
             .run();
-        let _stop = Stopper(t.command(["stop", "--force", "q"]));
+        let _stop = t.stopper("q");
         if !confined {
             t.env("MAQET_CONFIG", &off);
         }
@@ -534,7 +523,7 @@ fn a_backing_chain_is_given_to_qemu_node_by_node() {
         ),
     );
     t.args(["add", "c.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "c"]));
+    let _stop = t.stopper("c");
     t.args(["start", "c"]).stdout_any().run();
     let block = t.args(["qmp", "c", "query-block"]).run().json();
     let backing = &block[0]["inserted"]["image"]["backing-image"]["filename"];
@@ -637,7 +626,7 @@ fn allow_write_in_the_settings_lets_images_into_a_system_directory() {
         .args(["add", "e.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "e"]));
+    let _stop = t.stopper("e");
     t.env("MAQET_CONFIG", &settings)
         .args(["start", "e"])
         .stdout_any()
@@ -689,7 +678,7 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
     );
     assert!(!t.runtime_dir().join("kvm-unusable").exists());
     t.args(["add", "--trust", "k.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "k"]));
+    let _stop = t.stopper("k");
     t.env("MAQET_CONFIG", &settings)
         .args(["start", "k"])
         .stdout_any()
@@ -713,8 +702,21 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
         status["accel_note"],
         "KVM failed earlier in this boot: qemu: error: failed to set MSR 0x10a to 0x69"
     );
-    // `accel: Kvm` never falls back.
+    // The memo is not a stale runtime file: doctor does not report it and
+    // cleanup keeps it.
     t.args(["stop", "--force", "k"]).stdout_any().run();
+    let doctor = t.args(["--json", "doctor"]).stdout_any().run().json();
+    let files = doctor["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "runtime files")
+        .expect("a runtime files check")
+        .clone();
+    assert_eq!(files["detail"], "no stale files", "{files}");
+    t.args(["cleanup"]).stdout_any().run();
+    assert!(t.runtime_dir().join("kvm-unusable").exists());
+    // `accel: Kvm` never falls back.
     t.file(
         "kvm.ron",
         &format!("(name: \"k2\", memory: \"64M\", accel: Kvm, binary: \"{program}\")\n"),
@@ -765,7 +767,7 @@ fn every_kind_of_device_works_in_a_confined_qemu() {
         ),
     );
     t.args(["add", "all.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "all"]));
+    let _stop = t.stopper("all");
     t.args(["start", "all"]).stdout_any().run();
     let status = t.args(["--json", "status", "all"]).run().json();
     assert_eq!(status["confined"], true, "{status}");
@@ -950,7 +952,7 @@ fn kvm_works_in_a_confined_qemu() {
         "(name: \"kv\", accel: Kvm, memory: \"64M\", arguments: [\"-cpu\", \"qemu64\"])\n",
     );
     t.args(["add", "--trust", "kv.ron"]).stdout_any().run();
-    let _stop = Stopper(t.command(["stop", "--force", "kv"]));
+    let _stop = t.stopper("kv");
     t.args(["start", "kv"]).stdout_any().run();
     let status = t.args(["--json", "status", "kv"]).run().json();
     assert_eq!(status["accel"], "kvm");
@@ -1202,7 +1204,7 @@ fn a_screendump_refuses_a_target_that_is_not_a_file() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     t.args(["start", "q"]).stdout_any().run();
     let fifo = t.path("shot.ppm");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
@@ -1226,7 +1228,7 @@ fn qemu_inherits_no_descriptor_of_its_caller() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     // The caller leaves a descriptor open (a shell redirection, a build's
     // jobserver): QEMU must not get it.
     let out = t
@@ -1414,7 +1416,7 @@ fn qemu_gets_none_of_the_callers_secrets_from_the_environment() {
         .args(["add", "q.ron"])
         .stdout_any()
         .run();
-    let _stop = Stopper(t.command(["stop", "--force", "q"]));
+    let _stop = t.stopper("q");
     t.env("AWS_SECRET_ACCESS_KEY", "hunter2")
         .env("LANG", "C.UTF-8")
         .args(["start", "q"])
@@ -1528,4 +1530,123 @@ fn a_vm_cannot_be_named_like_another_vms_id() {
         "{message}"
     );
     assert_eq!(t.list().len(), 1);
+}
+
+/// As root maqet could read anyone's files: another account's hidden files
+/// and /run (tokens, sockets, other users' runtime dirs) are refused like
+/// your own keys and /etc. An attacker had a crafted image's backing file
+/// hand `/home/mallory/.ssh/id_rsa` and a file under /run to the guest.
+#[test]
+fn other_accounts_hidden_files_and_run_are_refused() {
+    let test = "other_accounts_hidden_files_and_run_are_refused";
+    if !have_qemu(test) || !crate::harness::have_root(test) {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+    let home = passwd
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .and_then(|l| l.split(':').nth(5))
+        .expect("a nobody account")
+        .to_owned();
+    let made_home = !Path::new(&home).exists();
+    if made_home {
+        std::fs::create_dir_all(format!("{home}/.ssh")).expect("mkdir");
+    }
+    let secret = format!("{home}/.ssh/maqet-test-{}", std::process::id());
+    std::fs::write(&secret, "key").expect("write the secret");
+    let run_dir = format!("/run/maqet-test-{}", std::process::id());
+    std::fs::create_dir_all(&run_dir).expect("mkdir /run/...");
+    std::fs::write(format!("{run_dir}/token"), "TOPSECRET").expect("write token");
+    let mut t = Test::new();
+    t.file(
+        "home.ron",
+        &format!("(name: \"h\", storage: [Raw(name: \"k\", file: \"{secret}\")])\n"),
+    )
+    .file(
+        "run.ron",
+        &format!("(name: \"r\", storage: [Raw(name: \"k\", file: \"{run_dir}/token\")])\n"),
+    );
+    let home_refused = fails(&mut t, &["add", "home.ron"], 4);
+    let run_refused = fails(&mut t, &["add", "run.ron"], 4);
+    // A backing file naming them is refused too.
+    let image = s(&t.path("cool.qcow2"));
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-F", "raw", "-b", &secret, &image, "1M",
+    ]);
+    t.file(
+        "img.ron",
+        &format!("(name: \"img\", storage: [Qcow2(name: \"root\", file: \"{image}\")])\n"),
+    );
+    let backing_refused = fails(&mut t, &["add", "img.ron"], 4);
+    let _ = std::fs::remove_file(&secret);
+    if made_home {
+        let _ = std::fs::remove_dir_all(&home);
+    }
+    let _ = std::fs::remove_dir_all(&run_dir);
+    assert!(
+        home_refused
+            .0
+            .ends_with("a hidden file or directory of the home of another account"),
+        "{home_refused:?}"
+    );
+    assert!(
+        run_refused.0.contains(&format!(
+            "resolves to `{run_dir}/token`, inside the system directory /run"
+        )),
+        "{run_refused:?}"
+    );
+    assert!(
+        backing_refused.0.contains("the home of another account"),
+        "{backing_refused:?}"
+    );
+    assert!(t.list().is_empty());
+}
+
+/// A hard link passes every check of its own name; as root it may be a
+/// second name of /etc/shadow. maqet refuses images with more than one name
+/// when it runs as root (or the file is not yours), at start and disk-add.
+#[test]
+fn a_hard_linked_image_is_refused_as_root() {
+    let test = "a_hard_linked_image_is_refused_as_root";
+    if !have_qemu(test) || !crate::harness::have_root(test) {
+        return;
+    }
+    let mut t = Test::new();
+    std::fs::write(t.path("orig.raw"), vec![0u8; 1 << 16]).expect("orig.raw");
+    std::fs::hard_link(t.path("orig.raw"), t.path("link.raw")).expect("link");
+    t.file(
+        "hl.ron",
+        "(name: \"hl\", accel: Tcg, memory: \"64M\", storage: [Raw(name: \"d\", file: \"link.raw\")])\n",
+    );
+    t.args(["add", "hl.ron"]).stdout_any().run();
+    let (message, help) = fails(&mut t, &["start", "hl"], 4);
+    assert_eq!(
+        message,
+        format!(
+            "{} has 2 names (hard links); maqet cannot tell where the others are",
+            s(&t.path("link.raw"))
+        )
+    );
+    assert!(help.contains("cp --reflink=auto"), "{help}");
+    // disk-add of either name, into a running VM, is refused the same way.
+    t.file(
+        "plain.ron",
+        "(name: \"plain\", accel: Tcg, memory: \"64M\")\n",
+    );
+    t.args(["add", "plain.ron"]).stdout_any().run();
+    let _stop = t.stopper("plain");
+    t.args(["start", "plain"]).stdout_any().run();
+    let orig = s(&t.path("orig.raw"));
+    let (message, _) = fails(
+        &mut t,
+        &[
+            "qmp", "disk-add", "plain", &orig, "--id", "d1", "--format", "raw",
+        ],
+        4,
+    );
+    assert!(
+        message.ends_with("has 2 names (hard links); maqet cannot tell where the others are"),
+        "{message}"
+    );
 }

@@ -16,20 +16,12 @@ use crate::harness::{Test, mode, tree, trust};
 /// True when qemu-img and qemu-io (package qemu-utils) are installed. Without
 /// them the caller skips, loudly — unless `MAQET_REQUIRE_QEMU=1`.
 pub(crate) fn have_qemu_img(test: &str) -> bool {
-    let found = ["qemu-img", "qemu-io"].iter().all(|tool| {
-        Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_QEMU").is_none_or(|v| v != "1"),
-            "{test}: qemu-img or qemu-io is missing and MAQET_REQUIRE_QEMU=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: qemu-img/qemu-io (qemu-utils) are not installed !!!\n");
-    }
-    found
+    crate::harness::needs(
+        test,
+        "MAQET_REQUIRE_QEMU",
+        crate::harness::runs("qemu-img") && crate::harness::runs("qemu-io"),
+        "qemu-img/qemu-io (qemu-utils) are not installed",
+    )
 }
 
 /// One of guest.rs's configs with `storage` entries added.
@@ -110,18 +102,6 @@ fn fails(t: &mut Test, args: &[&str], code: i32) -> (String, String) {
 
 /// Stops the VM when the test ends, however it ends, so a failed assertion
 /// leaves no QEMU behind.
-struct Stopper(Command);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
-}
-
-fn stopper(t: &Test, vm: &str) -> Stopper {
-    Stopper(t.command(["stop", "--force", vm]))
-}
-
 /// A small tmpfs, unmounted when the test ends.
 struct Tmpfs(PathBuf);
 
@@ -236,7 +216,7 @@ fn a_qcow2_drive_without_a_file_is_created_private_at_start_even_under_umask_000
         .stdout
         .trim_end()
         .to_owned();
-    let _stop = stopper(&t, "made");
+    let _stop = t.stopper("made");
     t.umask(0o000).args(["start", "made"]).run();
     t.args(["stop", "--force", "made"])
         .stdout("stopped made: QEMU quit\n")
@@ -381,7 +361,7 @@ fn not_enough_free_space_is_a_clear_error_and_leaves_nothing_behind() {
         expected
     );
     assert_eq!(tree(&small), Vec::<String>::new());
-    let _stop = stopper(&t, "full");
+    let _stop = t.stopper("full");
     assert_eq!(fails(&mut t, &["start", "full"], 3), expected);
     assert_eq!(tree(&small), Vec::<String>::new());
     let status = t.args(["--json", "status", "full"]).run().json();
@@ -641,7 +621,7 @@ fn a_live_snapshot_brings_back_the_guests_memory() {
         "live",
         &with_storage(&guest_config("live"), r#"Qcow2(name: "root", size: "32M")"#),
     );
-    let _stop = stopper(&t, "live");
+    let _stop = t.stopper("live");
     let ready = format!("console:^{READY}$");
     t.args(["start", "live", "--wait-for", &ready, "--timeout", "120"])
         .run();
@@ -749,7 +729,7 @@ fn a_live_snapshot_covers_every_qcow2_drive_and_says_raw_drives_are_left_out() {
                Raw(name: "scratch", file: "scratch.raw", interface: Scsi), Cdrom(name: "cd", file: "cd.iso")"#,
         ),
     );
-    let _stop = stopper(&t, "multi");
+    let _stop = t.stopper("multi");
     t.args(["start", "multi"]).run();
     // Read-only media need no snapshot; a writable raw disk cannot have one,
     // and the user must hear that without -v.
@@ -797,7 +777,7 @@ fn a_live_snapshot_needs_a_writable_drive_for_the_vm_state() {
             r#"Qcow2(name: "root", file: "ro.qcow2", readonly: true), Qcow2(name: "w", size: "16M")"#,
         ),
     );
-    let _stop = stopper(&t, "ro");
+    let _stop = t.stopper("ro");
     t.args(["start", "ro"]).run();
     // Refused (4): the drive is fine, the request would write into it.
     let (message, help) = fails(&mut t, &["snapshot", "ro", "create", "root", "x"], 4);
@@ -832,7 +812,7 @@ fn a_live_load_of_a_snapshot_one_drive_lacks_leaves_the_vm_running() {
     );
     t.args(["disk", "create", "half", "root"]).run();
     t.args(["snapshot", "half", "create", "root", "off1"]).run();
-    let _stop = stopper(&t, "half");
+    let _stop = t.stopper("half");
     t.args(["start", "half"]).run();
     let (message, help) = fails(&mut t, &["snapshot", "half", "load", "root", "off1"], 3);
     assert!(message.contains("off1"), "{message} / {help}");
@@ -871,7 +851,7 @@ fn a_live_snapshot_of_a_uefi_guest_with_a_writable_varstore_is_explained() {
         s(&t.path("vars.fd"))
     );
     add(&mut t, "uefi", &config);
-    let _stop = stopper(&t, "uefi");
+    let _stop = t.stopper("uefi");
     // Raw `-drive` arguments open files only the settings file can allow a
     // confined QEMU (docs/security.md).
     let settings = format!(
@@ -1050,7 +1030,7 @@ fn an_evil_image_is_refused_by_apply_and_when_swapped_in_by_start() {
     assert_eq!(stored(&mut t), before, "the stored config is unchanged");
 
     // The file the VM was added with is replaced behind maqet's back.
-    let _stop = stopper(&t, "g");
+    let _stop = t.stopper("g");
     let dir = s(t.root());
     for (file, why) in &evil {
         std::fs::copy(t.path(file), &good).expect("swap the image");
@@ -1097,7 +1077,7 @@ fn a_drive_file_swapped_for_a_symlink_into_etc_is_refused_at_start() {
     for (name, file) in [("sw-raw", "disk.raw"), ("sw-qcow2", "disk.qcow2")] {
         std::fs::remove_file(t.path(file)).expect("remove the image");
         std::os::unix::fs::symlink("/etc/passwd", t.path(file)).expect("symlink");
-        let _stop = stopper(&t, name);
+        let _stop = t.stopper(name);
         let (message, _) = fails(&mut t, &["start", name], 4);
         assert!(message.contains("/etc/passwd"), "{name}: {message}");
     }
@@ -1169,7 +1149,7 @@ fn a_raw_image_that_starts_with_a_qcow2_header_is_attached_as_raw() {
     assert_eq!(json["ok"], false);
     assert_eq!(json["drives"][0]["ok"], false);
 
-    let _stop = stopper(&t, "rawq");
+    let _stop = t.stopper("rawq");
     t.args(["start", "rawq"]).run();
     let inspect = t.args(["--json", "inspect", "rawq"]).run().json();
     let block = inspect["block"]

@@ -39,18 +39,12 @@ fn pages() -> Vec<(Option<String>, String)> {
 }
 
 fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_TOOLS").is_none_or(|v| v != "1"),
-            "{test}: {tool} is missing and MAQET_REQUIRE_TOOLS=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: {tool} is not installed !!!\n");
-    }
-    found
+    crate::harness::needs(
+        test,
+        "MAQET_REQUIRE_TOOLS",
+        crate::harness::runs(tool),
+        &format!("{tool} is not installed"),
+    )
 }
 
 #[test]

@@ -77,6 +77,56 @@ fn stale_runtime_files_are_found_and_removed() {
     t.args(["cleanup"]).stdout("nothing to clean up\n").run();
 }
 
+/// cleanup removes only what maqet makes (VM-id directories and locks),
+/// never other files of a runtime directory given by mistake, and refuses
+/// one that is not private or not ours (an attacker had it empty another
+/// user's directory).
+#[test]
+fn cleanup_touches_only_maqets_own_names_in_a_private_runtime_dir() {
+    let mut t = Test::new();
+    let dir = t.path("mistake");
+    std::fs::create_dir_all(dir.join(".ssh")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("0123456789abcdef0123456789abcdef")).expect("mkdir");
+    std::fs::write(dir.join("thesis.txt"), "mine").expect("write");
+    std::fs::write(dir.join("fedcba9876543210fedcba9876543210.lock"), "").expect("write");
+    // A symlink named like a VM is not followed, nor taken for a VM's dir.
+    std::os::unix::fs::symlink(
+        t.path("elsewhere"),
+        dir.join("00112233445566778899aabbccddeeff"),
+    )
+    .expect("symlink");
+    std::fs::create_dir_all(t.path("elsewhere")).expect("mkdir");
+    std::fs::write(t.path("elsewhere/keep"), "keep").expect("write");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let d = dir.to_str().expect("UTF-8");
+    let out = t.args(["cleanup", "--runtime-dir", d]).run();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "removed {d}/0123456789abcdef0123456789abcdef\nremoved {d}/fedcba9876543210fedcba9876543210.lock\n"
+        )
+    );
+    assert!(dir.join("thesis.txt").exists() && dir.join(".ssh").exists());
+    assert!(t.path("elsewhere/keep").exists());
+    // Open to others: refused, nothing removed.
+    std::fs::create_dir_all(dir.join("0123456789abcdef0123456789abcdef")).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = t
+        .args(["--json", "cleanup", "--runtime-dir", d])
+        .status(4)
+        .run();
+    assert_eq!(out.stderr_json()["error"]["exit_code"], 4);
+    assert!(dir.join("0123456789abcdef0123456789abcdef").exists());
+    let report = t
+        .args(["--json", "doctor", "--runtime-dir", d])
+        .status(1)
+        .stdout_any()
+        .run()
+        .json();
+    assert_eq!(check(&report, "runtime files")["status"], "fail");
+    assert!(dir.join("0123456789abcdef0123456789abcdef").exists());
+}
+
 #[test]
 fn cleanup_reconciles_a_vm_whose_qemu_was_killed() {
     if !have_qemu("cleanup_reconciles_a_vm_whose_qemu_was_killed") {

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -11,22 +11,10 @@ use nix::sys::termios::{LocalFlags, Termios, tcgetattr};
 use serde_json::Value;
 
 use crate::guest::{POWEROFF, READY, bios_config, guest, guest_config, have_qemu};
-use crate::harness::{Rng, Test, mode, trust};
+use crate::harness::{Rng, Stopper, Test, mode, trust};
 
 /// Stops the VM when the test ends, however it ends, so a failed assertion
 /// leaves no QEMU behind.
-pub(crate) struct Stopper(Command);
-
-impl Drop for Stopper {
-    fn drop(&mut self) {
-        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
-}
-
-pub(crate) fn stopper(t: &Test, vm: &str) -> Stopper {
-    Stopper(t.command(["stop", "--force", vm]))
-}
-
 /// Add `config` as `name` and start it; with `ready`, wait for the test
 /// guest's READY line on its console.
 pub(crate) fn start(t: &mut Test, name: &str, config: &str, ready: bool) -> Stopper {
@@ -35,7 +23,7 @@ pub(crate) fn start(t: &mut Test, name: &str, config: &str, ready: bool) -> Stop
         .args(["add", &file])
         .args(trust(config))
         .run();
-    let guard = stopper(t, name);
+    let guard = t.stopper(name);
     if ready {
         let wait = format!("console:^{READY}$");
         t.args(["start", name, "--wait-for", &wait, "--timeout", "120"])
@@ -255,7 +243,7 @@ fn the_console_log_is_rotated_at_start_once_past_8_mib() {
     let mut t = Test::new();
     t.file("vm.ron", &bios_config("drv-rotate"));
     let id = t.args(["add", "vm.ron"]).run().stdout.trim().to_owned();
-    let _stop = stopper(&t, "drv-rotate");
+    let _stop = t.stopper("drv-rotate");
     t.args(["start", "drv-rotate"]).run();
     t.args(["stop", "--force", "drv-rotate"]).run();
     let log = t.runtime_dir().join(&id).join("console.log");

@@ -148,6 +148,30 @@ fn an_unopenable_log_file_fails_with_exit_1() {
         .run();
 }
 
+/// A log over maqet's own store (or anything in its directories) is
+/// refused before anything is written: an attacker's `ls --log-file
+/// .../maqet.redb` left a store every later command called damaged.
+#[test]
+fn a_log_file_in_maqets_own_directories_is_refused() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    let store = t.data_dir().join("maqet.redb");
+    let before = std::fs::read(&store).expect("read the store");
+    let log = store.to_str().expect("UTF-8").to_owned();
+    let out = t
+        .args(["--json", "ls", "--log-file", &log, "-vvv"])
+        .status(4)
+        .run();
+    assert_eq!(out.stderr_json()["error"]["code"], "maqet::path");
+    assert_eq!(std::fs::read(&store).expect("read the store"), before);
+    let runtime_log = t.runtime_dir().join("maqet.log");
+    t.args(["ls", "--log-file", runtime_log.to_str().expect("UTF-8")])
+        .status(4)
+        .stderr_contains("inside maqet's own directory")
+        .run();
+    assert_eq!(t.list()[0]["name"], "web");
+}
+
 #[test]
 fn a_non_utf8_argument_is_a_usage_error() {
     use std::os::unix::ffi::OsStrExt;

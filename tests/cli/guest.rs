@@ -8,18 +8,12 @@ use std::sync::OnceLock;
 /// True when QEMU is installed. Without it the caller skips, loudly — unless
 /// `MAQET_REQUIRE_QEMU=1` (as in CI), where a missing QEMU fails the test.
 pub fn have_qemu(test: &str) -> bool {
-    let found = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_QEMU").is_none_or(|v| v != "1"),
-            "{test}: qemu-system-x86_64 is missing and MAQET_REQUIRE_QEMU=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: qemu-system-x86_64 is not installed !!!\n");
-    }
-    found
+    crate::harness::needs(
+        test,
+        "MAQET_REQUIRE_QEMU",
+        crate::harness::runs("qemu-system-x86_64"),
+        "qemu-system-x86_64 is not installed",
+    )
 }
 
 /// The test guest's kernel and initramfs, built once per test run.

@@ -676,16 +676,50 @@ impl Test {
     }
 }
 
-/// True when the tests run as root. Without root the caller skips, loudly —
-/// unless `MAQET_REQUIRE_ROOT=1` (as in CI), where that fails the test.
-pub fn have_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
+/// Whether what `test` needs is here. When it is not, the test skips,
+/// loudly — unless the environment sets `flag` to 1 (CI sets every such
+/// flag), where a missing need fails the test instead.
+pub fn needs(test: &str, flag: &str, present: bool, missing: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os(flag).is_none_or(|v| v != "1"),
+            "{test}: {missing} and {flag}=1"
+        );
+        eprintln!("\n!!! SKIPPED {test}: {missing} !!!\n");
     }
-    assert!(
-        std::env::var_os("MAQET_REQUIRE_ROOT").is_none_or(|v| v != "1"),
-        "{test}: not root and MAQET_REQUIRE_ROOT=1"
-    );
-    eprintln!("\n!!! SKIPPED {test}: needs root !!!\n");
-    false
+    present
+}
+
+/// True when `program --version` runs.
+pub fn runs(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// True when the tests run as root (`MAQET_REQUIRE_ROOT`).
+pub fn have_root(test: &str) -> bool {
+    needs(
+        test,
+        "MAQET_REQUIRE_ROOT",
+        nix::unistd::geteuid().is_root(),
+        "needs root",
+    )
+}
+
+/// Stops a VM when the test ends, however it ends.
+pub struct Stopper(Command);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        let _ = self.0.stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+impl Test {
+    /// `maqet stop --force VM` when the returned guard is dropped.
+    pub fn stopper(&self, vm: &str) -> Stopper {
+        Stopper(self.command(["stop", "--force", vm]))
+    }
 }

@@ -613,7 +613,7 @@ fn disk_add_checks_the_image_like_a_configs_and_qemu_stays_confined() {
             ],
             4,
             "maqet::refused",
-            "the device property `romfile` names a host file",
+            "the device property `romfile` names a host file or device",
         ),
     ];
     for (rest, exit, code, words) in refusals {
@@ -664,4 +664,90 @@ fn disk_add_checks_the_image_like_a_configs_and_qemu_stays_confined() {
         .stderr_contains("Permission denied")
         .run();
     }
+}
+
+/// Devices and properties that make QEMU open host files are refused, on
+/// the VM's own files too (a packet capture over its console log or disk,
+/// as an attacker tried): confinement alone would let those through.
+/// maqet's own devices cannot be unplugged.
+#[test]
+fn device_add_refuses_what_opens_host_files_and_device_del_keeps_maqets_devices() {
+    let test = "device_add_refuses_what_opens_host_files_and_device_del_keeps_maqets_devices";
+    if !have_qemu(test) {
+        return;
+    }
+    let mut t = Test::new();
+    std::fs::write(t.path("data.raw"), vec![7u8; 1 << 16]).expect("data.raw");
+    let vm = "hp-host";
+    let config = bios_config(vm).replace(
+        "memory: \"64M\"",
+        "memory: \"64M\", machine: \"pc\", storage: [Raw(name: \"data\", file: \"data.raw\")]",
+    );
+    assert!(config.contains("data.raw"), "{config}");
+    let _stop = start(&mut t, vm, &config, false);
+    let id = t.args(["--json", "info", vm]).run().json()["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let log = t.runtime_dir().join(&id).join("console.log");
+    let disk = t.path("data.raw");
+    for (driver, prop) in [
+        ("usb-kbd", format!("pcap={}", log.display())),
+        ("usb-kbd", format!("PCAP={}", disk.display())),
+        ("virtio-rng-pci", "romfile=".to_owned()),
+        ("virtio-net-pci", "x-some-new-file=/etc/passwd".to_owned()),
+        ("virtio-net-pci", "vhostfd=3".to_owned()),
+        ("virtio-net-pci", "host_path=/etc".to_owned()),
+    ] {
+        let (code, message, _) = fails(
+            &mut t,
+            4,
+            &[
+                "qmp",
+                "device-add",
+                vm,
+                driver,
+                "--id",
+                "x1",
+                "--prop",
+                &prop,
+            ],
+        );
+        assert_eq!(code, "maqet::refused", "{prop}");
+        let key = prop.split('=').next().expect("a key");
+        assert_eq!(
+            message,
+            format!("the device property `{key}` names a host file or device")
+        );
+    }
+    for driver in [
+        "usb-mtp",
+        "usb-host",
+        "u2f-passthru",
+        "vfio-pci",
+        "vhost-vsock-pci",
+    ] {
+        let (code, message, _) = fails(&mut t, 4, &["qmp", "device-add", vm, driver, "--id", "x2"]);
+        assert_eq!(code, "maqet::refused", "{driver}");
+        assert_eq!(
+            message,
+            format!("the device `{driver}` passes a host device or file to the guest")
+        );
+    }
+    // Nothing was written over: the disk still holds its bytes.
+    assert_eq!(
+        std::fs::read(&disk).expect("read data.raw"),
+        vec![7u8; 1 << 16]
+    );
+    // On `pc`, QEMU would unplug maqet's own disk and NIC: refused.
+    for own in ["maqet-disk0", "maqet-nic0"] {
+        let (code, message, _) = fails(&mut t, 2, &["qmp", "device-del", vm, own]);
+        assert_eq!(code, "maqet::usage");
+        assert_eq!(message, "ids starting with `maqet-` are maqet's own");
+    }
+    let block = qmp(&mut t, vm, "query-block");
+    assert!(
+        block.to_string().contains("data.raw") || block.to_string().contains("maqet-drive0"),
+        "{block}"
+    );
 }

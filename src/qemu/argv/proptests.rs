@@ -17,6 +17,7 @@ use crate::config::{
     Program, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
 };
 use crate::config::{Protocol, SecurityModel};
+use crate::layout::owned_image;
 use crate::storage::Chains;
 
 /// QEMU's split of a `KEY=VALUE,...` option (`get_opt_name_value` in

@@ -316,6 +316,35 @@ fn shell_line_quotes_what_a_shell_would_split() {
     );
 }
 
+/// Control characters are spelled out with bash's $'…', so the line reads
+/// on a terminal and pastes back into bash as the same words.
+#[test]
+fn shell_line_spells_out_control_characters() {
+    let words: Vec<String> = ["a\nb.ron", "x\u{1b}[2Jy", "tab\there", "q'\\", "é\u{7f}"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let line = shell_line(&words);
+    assert_eq!(
+        line,
+        r"$'a\nb.ron' $'x\x1b[2Jy' $'tab\there' 'q'\''\' $'é\x7f'"
+    );
+    assert!(!line.chars().any(char::is_control), "{line:?}");
+    let Ok(out) = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("printf '%s\\0' {line}"))
+        .output()
+    else {
+        return;
+    };
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .split_terminator('\0')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, words);
+}
+
 /// Two names of one place (`///` and `/////`) are still two labels: each
 /// node's fd set carries the very text it stands for (found by the `argv`
 /// fuzz target).
