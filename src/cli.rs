@@ -1,5 +1,7 @@
-//! The command line, defined once. Help text (and later the man pages and
-//! shell completions) come from these structs.
+//! The command line, defined once: the global options and the list of
+//! commands here, each command's arguments in its own file
+//! (`commands::<name>::Args`). Help text, the man pages and the shell
+//! completions come from these structs (src/docgen.rs).
 //!
 //! argh reads global options only before the command name; maqet moves
 //! those given after it there first ([`hoist_globals`]), so `maqet ls

@@ -1,5 +1,8 @@
-//! What each command does: typed inputs in, typed results out. Nothing here
-//! prints; `render` turns results into tables or JSON.
+//! One file per command: its argh `Args`, its `run` (validated input, the
+//! action, a typed result) and its output type (`render::Output`). The
+//! actions print nothing; `main` writes what `run` returns. The rest of
+//! this module is what commands share: the environment they run in, config
+//! files and options, and reading and saving a VM.
 
 pub mod add;
 pub mod apply;
