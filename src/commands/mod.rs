@@ -28,11 +28,8 @@ mod survey;
 mod wait;
 
 pub use console::attach as console_attach;
-pub use rm::{Removed, Target, remove};
-pub use run::{RunOptions, RunOutcome};
 pub use start::{StartOptions, StartOutcome, start};
-pub use status::{Inspection, VmStatus, inspect, status};
-pub use stop::{StopOptions, StopOutcome, stop};
+pub use stop::{StopOptions, stop};
 pub use wait::WaitFor;
 
 use camino::{Utf8Path, Utf8PathBuf};

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::commands::doctor::{Check, Cleanup, Verdict};
 use crate::commands::snapshot::{Action, Outcome};
+use crate::commands::status::{Inspection, VmStatus};
 use crate::commands::storage::DriveCheck;
-use crate::commands::{Inspection, VmStatus};
 use crate::config::{
     Boot, CdromDrive, Interface, Program, Qcow2Drive, RawDrive, SecurityModel, UserPath,
     VirtfsShare,
