@@ -20,9 +20,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
+use maqet::commands::ls::Listing;
 use maqet::config::VmConfig;
 use maqet::dirs::Dirs;
-use maqet::render::{Report, render};
+use maqet::render::Output as _;
 use maqet::store::{Access, Store};
 use maqet::vm::{Status, Timestamp, Vm, VmId, VmRecord};
 use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition};
@@ -224,8 +225,7 @@ fn bench_size(n: usize) -> BenchResult {
         times.push(t.elapsed());
         assert_eq!(vms.len(), n);
         let t = Instant::now();
-        let report = Report::List(vms);
-        black_box(render(&report, false));
+        black_box(Listing::Rows(vms).text());
         with_render.push(t.elapsed() + times[times.len() - 1]);
     }
     row(n, "rows() (what ls reads)", &times, None);
@@ -251,7 +251,7 @@ fn bench_size(n: usize) -> BenchResult {
         let store = Store::open_existing(&dirs, Access::Read)?.ok_or("the store is missing")?;
         let (vms, _) = maqet::rows::Rows::read(&store)?;
         drop(store);
-        black_box(render(&Report::List(vms), false));
+        black_box(Listing::Rows(vms).text());
         times.push(t.elapsed());
     }
     row(n, "open + rows + close + render", &times, ls_budget);

@@ -1,51 +1,23 @@
-//! From a parsed command line to a [`Report`]: builds the typed inputs,
-//! asks the user when it must, and calls the command.
+//! From a parsed command line to a command's [`Output`]: sets up what every
+//! command shares (settings, logging, directories), then hands the
+//! command's arguments to its `run` (src/commands/<name>.rs).
 
-use std::io::{BufRead, IsTerminal, Write};
+use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, DiskAction, ManArgs, QmpVerb, SnapshotAction, StorageAction};
-use std::time::Duration;
-
-use crate::commands::{
-    self, ConfigInput, Env, Note, RunOptions, StartOptions, StartOutcome, StopOptions, Target,
-};
-use crate::config::{Overrides, Program};
+use crate::cli::{Cli, Command};
+use crate::commands::{self, Env};
 use crate::error::{Error, Result};
-use crate::render::Report;
+use crate::render::Output;
 
-pub fn run(cli: Cli) -> Result<Report> {
-    // Generated documents need no environment at all.
-    match &cli.command {
-        Some(Command::Completions(args)) => {
-            return Ok(Report::Text(crate::docgen::completion(args.shell)));
-        }
-        Some(Command::Man(ManArgs { dir: Some(dir), .. })) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir.clone(), e))?;
-            let mut written = Vec::new();
-            for (name, text) in crate::docgen::man_pages() {
-                let path = dir.join(&name);
-                std::fs::write(&path, text)
-                    .map_err(|e| Error::io("cannot write", path.clone(), e))?;
-                written.push(path);
-            }
-            return Ok(Report::Text(
-                written.iter().map(|p| format!("{p}\n")).collect(),
-            ));
-        }
-        Some(Command::Man(args)) => {
-            return crate::docgen::man(args.command.as_deref())
-                .map(Report::Text)
-                .map_err(|pages| {
-                    Error::usage(
-                        format!("no man page `{}`", args.command.as_deref().unwrap_or("")),
-                        pages,
-                    )
-                });
-        }
-        _ => {}
-    }
+pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
+    let command = match cli.command {
+        // Generated documents need no environment at all.
+        Some(Command::Completions(args)) => return out(Ok(commands::completions::run(args))),
+        Some(Command::Man(args)) => return out(commands::man::run(args)),
+        command => command,
+    };
     let cwd = Env::current_dir()?;
-    let settings = match &cli.command {
+    let settings = match &command {
         // Help-like commands work whatever the settings file says.
         None => crate::settings::Settings::default(),
         Some(_) => crate::settings::load(cli.config_dir.as_deref(), &cwd)?,
@@ -71,399 +43,58 @@ pub fn run(cli: Cli) -> Result<Report> {
         }
         None => None,
     };
-    let log_file = log_file.as_deref().map(open_log_file).transpose()?;
+    let log_file = log_file.as_deref().map(crate::log::open_file).transpose()?;
     crate::log::init(verbosity, log_file);
     if cli.version {
-        return Ok(Report::Version);
+        return out(Ok(Version));
     }
-    let Some(command) = cli.command else {
+    let Some(command) = command else {
         return Err(Error::usage(
             "no command given",
             "run `maqet --help` to see the commands",
         ));
     };
-    let json = cli.json;
-    let env = Env::from_process(
-        cwd,
-        cli.data_dir.as_deref(),
-        cli.runtime_dir.as_deref(),
-        settings,
-    )?;
+    let (data_dir, runtime_dir) = (cli.data_dir.as_deref(), cli.runtime_dir.as_deref());
+    let env = Env::from_process(cwd, data_dir, runtime_dir, settings)?;
     crate::log::debug(format_args!(
         "data dir {}, runtime dir {}",
         env.dirs.data, env.dirs.runtime
     ));
     match command {
-        Command::Add(args) => {
-            let input = ConfigInput {
-                files: args.configs,
-                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
-                trust: args.trust,
-            };
-            commands::add(&env, input, args.empty).map(Report::Added)
-        }
-        Command::Apply(args) => {
-            let input = ConfigInput {
-                files: args.configs,
-                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
-                trust: args.trust,
-            };
-            commands::apply(&env, &args.vm, input).map(|a| Report::Applied {
-                vm: a.vm,
-                created: a.created,
-            })
-        }
-        Command::Ls(args) if args.names => commands::names(&env).map(Report::Names),
-        Command::Ls(args) => commands::list(&env, args.status).map(Report::List),
-        Command::Info(args) => commands::info(&env, &args.vm).map(|vm| Report::Info(Box::new(vm))),
-        Command::Rm(args) => {
-            let target = match (args.vm, args.all) {
-                (Some(vm), false) => Target::One(vm),
-                (None, true) => Target::All,
-                (Some(_), true) => {
-                    return Err(Error::usage(
-                        "give a VM or --all, not both",
-                        "`maqet rm NAME` removes one VM; `maqet rm --all` removes every VM",
-                    ));
-                }
-                (None, false) => {
-                    return Err(Error::usage(
-                        "rm needs a VM or --all",
-                        "`maqet rm NAME` removes one VM; `maqet rm --all` removes every VM",
-                    ));
-                }
-            };
-            if matches!(target, Target::All) && !args.force {
-                confirm("Remove every VM from the registry?")?;
-            }
-            commands::remove(&env, &target, args.force, args.clean_storage, &mut notify)
-                .map(Report::Removed)
-        }
-        Command::Start(args) => {
-            let opts = StartOptions {
-                timeout: Duration::from_secs(args.timeout),
-                wait_for: args.wait_for,
-                dry_run: args.dry_run,
-            };
-            match commands::start(&env, &args.vm, &opts, &mut notify)? {
-                StartOutcome::DryRun { argv, .. } => Ok(Report::DryRun(argv)),
-                StartOutcome::Started { vm, run_state } => Ok(Report::Started { vm, run_state }),
-            }
-        }
-        Command::Stop(args) => {
-            let seconds = args.timeout.or(env.settings.stop_timeout).unwrap_or(30);
-            let opts = StopOptions {
-                timeout: Duration::from_secs(seconds),
-                force: args.force,
-            };
-            commands::stop(&env, &args.vm, &opts, &mut notify).map(Report::Stopped)
-        }
-        Command::Status(args) => {
-            commands::status(&env, &args.vm).map(|s| Report::Status(Box::new(s)))
-        }
-        Command::Inspect(args) => {
-            commands::inspect(&env, &args.vm).map(|i| Report::Inspect(Box::new(i)))
-        }
-        Command::Qmp(args) => qmp(&env, args.verb),
-        Command::Run(args) => {
-            let input = ConfigInput {
-                files: args.configs,
-                overrides: overrides(&env, args.name, args.memory, args.cpus, args.binary)?,
-                trust: args.trust,
-            };
-            let opts = RunOptions {
-                console: args.console,
-                rm: args.rm,
-                wait_for: args.wait_for,
-                timeout: Duration::from_secs(args.timeout),
-            };
-            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-            commands::run(&env, input, &opts, tty, &mut notify).map(Report::Ran)
-        }
-        Command::Snapshot(args) => snapshot(&env, args.action),
+        Command::Add(args) => out(commands::add::run(&env, args)),
+        Command::Apply(args) => out(commands::apply::run(&env, args)),
+        Command::Ls(args) => out(commands::ls::run(&env, args)),
+        Command::Info(args) => out(commands::info::run(&env, args)),
+        Command::Rm(args) => out(commands::rm::run(&env, args)),
+        Command::Start(args) => out(commands::start::run(&env, args)),
+        Command::Stop(args) => out(commands::stop::run(&env, args)),
+        Command::Status(args) => out(commands::status::run(&env, args)),
+        Command::Inspect(args) => out(commands::status::run_inspect(&env, args)),
+        Command::Qmp(args) => commands::qmp::run(&env, args),
+        Command::Console(args) => out(commands::console::run(&env, args, cli.json)),
+        Command::Run(args) => out(commands::run::run(&env, args)),
+        Command::Snapshot(args) => out(commands::snapshot::run(&env, args)),
+        Command::Disk(args) => out(commands::disk::run(&env, args)),
+        Command::Storage(args) => commands::storage::run(&env, args),
+        Command::Doctor(args) => out(commands::doctor::run(&env, args)),
+        Command::Cleanup(args) => out(commands::doctor::run_cleanup(&env, args)),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
-        Command::Doctor(args) => {
-            let checks = commands::doctor::doctor(&env, args.fix)?;
-            let failed = checks
-                .iter()
-                .any(|c| c.verdict == commands::doctor::Verdict::Fail);
-            Ok(Report::Doctor { checks, failed })
-        }
-        Command::Cleanup(args) => {
-            commands::doctor::cleanup(&env, args.dry_run).map(|c| Report::Cleanup {
-                cleanup: c,
-                dry_run: args.dry_run,
-            })
-        }
-        Command::Disk(args) => match args.action {
-            DiskAction::Create(a) => {
-                commands::storage::disk_create(&env, &a.vm, &a.drive).map(Report::Written)
-            }
-        },
-        Command::Storage(args) => match args.action {
-            StorageAction::Orphans(a) => {
-                commands::storage::orphans(&env, a.delete).map(|files| Report::Orphans {
-                    files,
-                    deleted: a.delete,
-                })
-            }
-            StorageAction::Verify(a) => {
-                commands::storage::verify(&env, &a.vm).map(|(vm, checks)| Report::Verified {
-                    vm: Box::new(vm),
-                    checks,
-                })
-            }
-        },
-        Command::Console(args) => {
-            if args.log {
-                let mut out = std::io::stdout().lock();
-                if json {
-                    // The guest wrote it: under --json it is data, one
-                    // `{"line": ...}` per line, never raw on stdout.
-                    let mut lines = crate::console::JsonLines::new(&mut out);
-                    commands::console_log(&env, &args.vm, args.follow, &mut lines)?;
-                    lines
-                        .finish()
-                        .map_err(|e| Error::io("cannot write", "stdout", e))?;
-                } else {
-                    commands::console_log(&env, &args.vm, args.follow, &mut out)?;
-                }
-                return Ok(Report::Silent);
-            }
-            if args.follow {
-                return Err(Error::usage(
-                    "--follow goes with --log",
-                    "maqet console VM --log --follow",
-                ));
-            }
-            let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-            commands::console_attach(&env, &args.vm, tty, &mut notify)?;
-            Ok(Report::Silent)
-        }
     }
 }
 
-fn snapshot(env: &Env, action: SnapshotAction) -> Result<Report> {
-    use commands::snapshot::{Action, Request, snapshot};
-    let (vm, req) = match action {
-        SnapshotAction::Create(a) => (
-            a.vm,
-            Request {
-                action: Action::Create,
-                drive: a.drive,
-                name: Some(a.name),
-                overwrite: a.overwrite,
-                timeout: Duration::from_secs(a.timeout),
-            },
-        ),
-        SnapshotAction::Load(a) => (
-            a.vm,
-            Request {
-                action: Action::Load,
-                drive: a.drive,
-                name: Some(a.name),
-                overwrite: false,
-                timeout: Duration::from_secs(a.timeout),
-            },
-        ),
-        SnapshotAction::Delete(a) => (
-            a.vm,
-            Request {
-                action: Action::Delete,
-                drive: a.drive,
-                name: Some(a.name),
-                overwrite: false,
-                timeout: Duration::from_secs(a.timeout),
-            },
-        ),
-        SnapshotAction::List(a) => (
-            a.vm,
-            Request {
-                action: Action::List,
-                drive: a.drive,
-                name: None,
-                overwrite: false,
-                timeout: Duration::from_secs(60),
-            },
-        ),
-    };
-    snapshot(env, &vm, &req, &mut notify).map(Report::Snapshot)
+fn out<T: Output + 'static>(output: Result<T>) -> Result<Box<dyn Output>> {
+    output.map(|o| Box::new(o) as Box<dyn Output>)
 }
 
-fn qmp(env: &Env, verb: QmpVerb) -> Result<Report> {
-    use commands::qmp;
-    let timeout = Duration::from_secs(10);
-    match verb {
-        QmpVerb::Command(a) => {
-            let args = qmp::parse_args("--arg", &a.arg, a.args_json.as_deref())?;
-            let value = qmp::raw(
-                env,
-                &a.vm,
-                &a.command,
-                args,
-                a.allow_dangerous,
-                Duration::from_secs(a.timeout),
-            )?;
-            Ok(Report::Json(value))
-        }
-        QmpVerb::Keys(a) => {
-            let n = qmp::send_keys(env, &a.vm, &a.keys, a.hold_time, timeout)?;
-            Ok(Report::Sent(n))
-        }
-        QmpVerb::Type(a) => {
-            // Typing takes hold-time per key; give QEMU that long and more.
-            let n = qmp::type_text(env, &a.vm, &a.text, a.hold_time, timeout)?;
-            Ok(Report::Sent(n))
-        }
-        QmpVerb::Screendump(a) => {
-            let path = qmp::screendump(env, &a.vm, &a.file, a.format, timeout)?;
-            Ok(Report::Written(path))
-        }
-        QmpVerb::Pause(a) => {
-            let (name, state) = qmp::set_paused(env, &a.vm, true, timeout)?;
-            Ok(Report::RunState { name, state })
-        }
-        QmpVerb::Resume(a) => {
-            let (name, state) = qmp::set_paused(env, &a.vm, false, timeout)?;
-            Ok(Report::RunState { name, state })
-        }
-        QmpVerb::DeviceAdd(a) => {
-            let props = qmp::parse_args("--prop", &a.prop, None)?;
-            qmp::device_add(env, &a.vm, &a.driver, &a.id, props, timeout)?;
-            Ok(Report::Device {
-                id: a.id,
-                added: true,
-            })
-        }
-        QmpVerb::DiskAdd(a) => {
-            let props = qmp::parse_args("--prop", &a.prop, None)?;
-            let disk = commands::hotplug::NewDisk {
-                file: &a.file,
-                id: &a.id,
-                format: a.format,
-                readonly: a.readonly,
-                props,
-            };
-            commands::hotplug::disk_add(env, &a.vm, disk, timeout)?;
-            Ok(Report::Device {
-                id: a.id,
-                added: true,
-            })
-        }
-        QmpVerb::DeviceDel(a) => {
-            qmp::device_del(env, &a.vm, &a.id, Duration::from_secs(a.timeout))?;
-            Ok(Report::Device {
-                id: a.id,
-                added: false,
-            })
-        }
-        QmpVerb::Events(a) => {
-            let mut out = std::io::stdout().lock();
-            let mut print = |event: &serde_json::Value| {
-                let line = crate::terminal::safe_json(&event.to_string());
-                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
-            };
-            qmp::events(
-                env,
-                &a.vm,
-                &a.filter,
-                a.follow,
-                Duration::from_secs(a.timeout),
-                &mut print,
-            )?;
-            Ok(Report::Silent)
-        }
+/// `maqet --version`.
+struct Version;
+
+impl Output for Version {
+    fn json(&self) -> Value {
+        json!({ "version": env!("CARGO_PKG_VERSION") })
     }
-}
 
-/// Warnings always reach stderr; progress only when a person is watching.
-/// Tell the user; a closed stderr is no reason to fail the command (a
-/// warning lost is better than a start abandoned half-way).
-fn notify(note: Note<'_>) {
-    use std::io::Write;
-    let line = match note {
-        Note::Warning(text) => format!("maqet: warning: {text}\n"),
-        Note::Status(text) => format!("maqet: {text}\n"),
-        Note::Progress(text) if std::io::stderr().is_terminal() => format!("maqet: {text}\n"),
-        Note::Progress(text) => return crate::log::info(format_args!("{text}")),
-    };
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-fn overrides(
-    env: &Env,
-    name: Option<crate::config::Name>,
-    memory: Option<crate::config::Memory>,
-    cpus: Option<crate::config::Cpus>,
-    binary: Option<String>,
-) -> Result<Overrides> {
-    let binary = binary
-        .map(|b| {
-            Program::resolve(&b, &env.cwd)
-                .map_err(|why| Error::usage(why, "give --binary a program name or a path"))
-        })
-        .transpose()?;
-    Ok(Overrides {
-        name,
-        memory,
-        cpus,
-        binary,
-    })
-}
-
-/// Ask on a terminal; refuse when nobody can answer (DESIGN.md §8: never
-/// prompt when stdin is not a terminal).
-fn confirm(question: &str) -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::Refused {
-            message: "refusing to remove every VM without confirmation".into(),
-            help: "stdin is not a terminal, so maqet cannot ask; add --force".into(),
-        });
+    fn text(&self) -> String {
+        format!("maqet {}\n", env!("CARGO_PKG_VERSION"))
     }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("cannot read the answer from", "stdin", e))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Refused {
-            message: "nothing removed".into(),
-            help: "answer `y` to remove, or add --force".into(),
-        })
-    }
-}
-
-/// Open `--log-file` to append: created 0600, never through a symlink, and
-/// only a regular file with no other name (not a FIFO, which would block,
-/// nor a hard link to someone's file).
-fn open_log_file(path: &camino::Utf8Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-        .open(path)
-        .and_then(|file| {
-            let meta = file.metadata()?;
-            if meta.is_file() && meta.nlink() == 1 {
-                Ok(file)
-            } else {
-                Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
-            }
-        })
-        .map_err(|e| match e.raw_os_error() {
-            // ENXIO: a FIFO nobody reads (opened without blocking).
-            Some(nix::libc::ELOOP | nix::libc::ENXIO) => Error::UnsafeDir {
-                path: path.to_owned(),
-                reason: "the log file is a symlink, a hard link or not a regular file".into(),
-                help: "give a log file of your own (a new name is fine)".into(),
-            },
-            _ => Error::io("cannot open the log file", path, e),
-        })
 }

@@ -20,7 +20,7 @@ struct Logger {
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Set up logging once, from the global options: a stderr verbosity and an
-/// opened log file (see `app::open_log_file`).
+/// opened log file (see [`open_file`]).
 pub fn init(verbosity: u8, file: Option<File>) {
     let _ = LOGGER.set(Logger {
         stderr_level: verbosity,
@@ -66,4 +66,34 @@ pub fn debug(args: std::fmt::Arguments<'_>) {
 /// message and a backtrace hint; `-vvv` or `--log-file` still has them.
 pub fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| debug(format_args!("panic: {info}"))));
+}
+
+/// Open `--log-file` to append: created 0600, never through a symlink, and
+/// only a regular file with no other name (not a FIFO, which would block,
+/// nor a hard link to someone's file).
+pub fn open_file(path: &camino::Utf8Path) -> crate::error::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            if meta.is_file() && meta.nlink() == 1 {
+                Ok(file)
+            } else {
+                Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
+            }
+        })
+        .map_err(|e| match e.raw_os_error() {
+            // ENXIO: a FIFO nobody reads (opened without blocking).
+            Some(nix::libc::ELOOP | nix::libc::ENXIO) => crate::error::Error::UnsafeDir {
+                path: path.to_owned(),
+                reason: "the log file is a symlink, a hard link or not a regular file".into(),
+                help: "give a log file of your own (a new name is fine)".into(),
+            },
+            _ => crate::error::Error::io("cannot open the log file", path, e),
+        })
 }

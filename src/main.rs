@@ -32,7 +32,7 @@ fn run() -> ExitCode {
         Ok(report) => {
             let code = report.exit_code();
             let mut out = std::io::stdout().lock();
-            let written = maqet::render::write(&report, json, &mut out).and_then(|()| out.flush());
+            let written = report.write(json, &mut out).and_then(|()| out.flush());
             finish(written, code)
         }
         Err(err) => fail(&err, json),

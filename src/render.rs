@@ -3,317 +3,104 @@
 //! queries anything.
 
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write as _};
+use std::io;
 
 use serde_json::{Value, json};
 
-use crate::commands::snapshot::{Action as SnapshotAction, Outcome as SnapshotOutcome};
-use crate::commands::storage::DriveCheck;
-use crate::commands::{Inspection, Removed, RunOutcome, StopOutcome, VmStatus};
-use crate::config::{Display, Interface, Network, Storage, VmConfig};
 use crate::error::Error;
-use crate::qemu::argv::shell_line;
-use crate::rows::{Row, Rows};
 use crate::terminal::safe_field;
-use crate::vm::Vm;
 
-/// A command's result, ready to render.
-pub enum Report {
-    Version,
-    Added(Vm),
-    Applied {
-        vm: Vm,
-        created: bool,
-    },
-    List(Rows),
-    Info(Box<Vm>),
-    Removed(Vec<Removed>),
-    DryRun(Vec<String>),
-    Started {
-        vm: Box<Vm>,
-        run_state: String,
-    },
-    Stopped(StopOutcome),
-    Status(Box<VmStatus>),
-    Inspect(Box<Inspection>),
-    /// The command printed its own output (console, events) or has none.
-    Silent,
-    /// Text printed as it is (completion scripts, man pages).
-    Text(String),
-    /// A raw QMP result.
-    Json(Value),
-    /// Key presses sent.
-    Sent(usize),
-    /// A file written (screendump).
-    Written(camino::Utf8PathBuf),
-    RunState {
-        name: String,
-        state: String,
-    },
-    Device {
-        id: String,
-        added: bool,
-    },
-    Snapshot(SnapshotOutcome),
-    Doctor {
-        checks: Vec<crate::commands::doctor::Check>,
-        failed: bool,
-    },
-    Cleanup {
-        cleanup: crate::commands::doctor::Cleanup,
-        dry_run: bool,
-    },
-    Ran(RunOutcome),
-    Names(Vec<String>),
-    Orphans {
-        files: Vec<camino::Utf8PathBuf>,
-        deleted: bool,
-    },
-    Verified {
-        vm: Box<Vm>,
-        checks: Vec<DriveCheck>,
-    },
-}
+/// What a command returns: its result for scripts (`--json`), for people,
+/// and the exit code it carries. Nothing here prints or queries: `main`
+/// writes it to stdout.
+pub trait Output {
+    /// The `--json` form (docs/json.md).
+    fn json(&self) -> Value;
 
-impl Report {
-    /// Reports that carry a verdict exit 1 when it is bad: `storage verify`
-    /// with a problem, `doctor` with a failed check.
-    pub fn exit_code(&self) -> u8 {
-        let bad = match self {
-            Report::Verified { checks, .. } => checks.iter().any(|c| c.problem.is_some()),
-            Report::Doctor { failed, .. } => *failed,
-            _ => false,
-        };
-        if bad {
-            crate::error::exit::FAILED
+    /// The form for people, before escaping.
+    fn text(&self) -> String;
+
+    /// Results that carry a verdict exit 1 when it is bad (`storage
+    /// verify` with a problem, `doctor` with a failed check).
+    fn exit_code(&self) -> u8 {
+        crate::error::exit::SUCCESS
+    }
+
+    /// Write the result to `out`, whole. Text for people has its control
+    /// characters made visible; JSON stays JSON, with the characters a
+    /// terminal would act on written as JSON escapes. `ls` overrides this
+    /// to write a row at a time.
+    fn write(&self, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
+        use crate::terminal::{safe, safe_json};
+        if json {
+            out.write_all(safe_json(&pretty(&self.json())).as_bytes())
         } else {
-            crate::error::exit::SUCCESS
+            out.write_all(safe(&self.text(), false).as_bytes())
         }
     }
 }
 
-/// Write a report to `out`. A list is written row by row, never built whole
-/// in memory; every other report is rendered first. Text for people has its
-/// control characters made visible; JSON stays JSON, with the characters a
-/// terminal would act on written as JSON escapes.
-pub fn write(report: &Report, json: bool, out: &mut dyn io::Write) -> io::Result<()> {
-    use crate::terminal::{safe, safe_json};
-    match report {
-        Report::List(rows) if json => write_list_json(rows, out),
-        // Rows hold only validated names, hex ids and numbers.
-        Report::List(rows) => write_table(rows, out),
-        _ if json => out.write_all(safe_json(&render(report, true)).as_bytes()),
-        // A raw QMP result is JSON for people too (`maqet qmp VM ... | jq`).
-        Report::Json(_) => out.write_all(safe_json(&render(report, false)).as_bytes()),
-        _ => out.write_all(safe(&render(report, false), false).as_bytes()),
+/// A command that prints its own output as it goes (console, events).
+pub struct Silent;
+
+impl Output for Silent {
+    fn json(&self) -> Value {
+        Value::Null
+    }
+
+    fn text(&self) -> String {
+        String::new()
+    }
+
+    fn write(&self, _json: bool, _out: &mut dyn io::Write) -> io::Result<()> {
+        Ok(())
     }
 }
 
-pub fn render(report: &Report, json: bool) -> String {
-    if let Report::List(rows) = report {
-        let mut out = Vec::new();
-        let written = if json {
-            write_list_json(rows, &mut out)
-        } else {
-            write_table(rows, &mut out)
-        };
-        written.expect("writing to memory cannot fail");
-        return String::from_utf8(out).expect("rows are UTF-8");
+/// Text printed as it is: completion scripts, man pages, the files `man
+/// --dir` wrote.
+pub struct Text(pub String);
+
+impl Output for Text {
+    fn json(&self) -> Value {
+        Value::from(self.0.as_str())
     }
-    if matches!(report, Report::Silent) {
-        return String::new();
-    }
-    if json {
-        let mut text = serde_json::to_string_pretty(&to_json(report))
-            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-        text.push('\n');
-        return text;
-    }
-    match report {
-        Report::Version => format!("maqet {}\n", env!("CARGO_PKG_VERSION")),
-        Report::Added(vm) => format!("{}\n", vm.id),
-        Report::Applied { vm, created } => {
-            let verb = if *created { "created" } else { "updated" };
-            let mut text = format!("{verb} {} ({})\n", vm.name, vm.id.short());
-            if vm.pending_restart() {
-                let _ = writeln!(
-                    text,
-                    "  it is running: the change applies at its next start (`maqet stop {0}`, then `maqet start {0}`)",
-                    vm.name
-                );
-            }
-            text
-        }
-        Report::List(_) => unreachable!("lists are written above"),
-        Report::Info(vm) => info(vm),
-        Report::Removed(removed) => removed
-            .iter()
-            .map(|r| {
-                let mut text = format!("removed {} ({})\n", r.name, r.id.short());
-                for file in &r.deleted {
-                    let _ = writeln!(text, "  deleted {}", safe_field(file.as_str()));
-                }
-                for file in &r.kept {
-                    let _ = writeln!(
-                        text,
-                        "  kept {} (not created by maqet)",
-                        safe_field(file.as_str())
-                    );
-                }
-                for (file, user) in &r.in_use {
-                    let _ = writeln!(
-                        text,
-                        "  kept {} (used by {user})",
-                        safe_field(file.as_str())
-                    );
-                }
-                text
-            })
-            .collect(),
-        Report::DryRun(argv) => format!("{}\n", shell_line(argv)),
-        Report::Started { vm, .. } => {
-            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
-            format!("started {} (pid {pid})\n", vm.name)
-        }
-        Report::Stopped(StopOutcome::AlreadyStopped(vm)) => {
-            format!("{} is not running ({})\n", vm.name, vm.status)
-        }
-        Report::Stopped(StopOutcome::Stopped { vm, how }) => {
-            format!("stopped {}: {how}\n", vm.name)
-        }
-        Report::Status(status) => key_values(&status_rows(status)),
-        Report::Inspect(inspection) => inspect_text(inspection),
-        Report::Silent | Report::Sent(_) => String::new(),
-        Report::Text(text) => text.clone(),
-        Report::Json(value) => {
-            // Pretty for people, one line for pipes.
-            let text = if std::io::stdout().is_terminal() {
-                serde_json::to_string_pretty(value)
-            } else {
-                serde_json::to_string(value)
-            };
-            format!("{}\n", text.unwrap_or_default())
-        }
-        Report::Written(path) => format!("{}\n", safe_field(path.as_str())),
-        Report::RunState { name, state } => {
-            format!("{}: {}\n", safe_field(name), safe_field(state))
-        }
-        Report::Device { id, added: true } => format!("added {}\n", safe_field(id)),
-        Report::Device { id, added: false } => format!("removed {}\n", safe_field(id)),
-        Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => {
-            let verb = match action {
-                SnapshotAction::Create => "created",
-                SnapshotAction::Load => "loaded",
-                SnapshotAction::Delete => "deleted",
-                SnapshotAction::List => "listed",
-            };
-            let how = if *live {
-                "live: RAM, devices and every writable qcow2 disk"
-            } else {
-                "offline: this disk"
-            };
-            format!("{verb} snapshot {} ({how})\n", safe_field(name))
-        }
-        Report::Snapshot(SnapshotOutcome::List { snapshots, .. }) => snapshot_table(snapshots),
-        Report::Names(names) => names
-            .iter()
-            .map(|n| format!("{}\n", safe_field(n)))
-            .collect(),
-        Report::Doctor { checks, .. } => {
-            let rows: Vec<[String; 3]> = checks
-                .iter()
-                .map(|c| {
-                    let mut detail = c.detail.clone();
-                    if let Some(fixed) = &c.fixed {
-                        let _ = write!(detail, " (fixed: {fixed})");
-                    }
-                    [c.verdict.as_str().to_owned(), c.name.to_owned(), detail]
-                })
-                .collect();
-            grid(&["", "CHECK", "DETAIL"], &rows)
-        }
-        Report::Cleanup { cleanup, dry_run } => {
-            let verb = if *dry_run { "would remove" } else { "removed" };
-            let mut text = String::new();
-            let now = if *dry_run { "would be" } else { "now" };
-            for (name, status) in &cleanup.reconciled {
-                let _ = writeln!(text, "{}: {now} {status}", safe_field(name));
-            }
-            for path in &cleanup.removed {
-                let _ = writeln!(text, "{verb} {}", safe_field(path.as_str()));
-            }
-            if text.is_empty() {
-                text.push_str("nothing to clean up\n");
-            }
-            text
-        }
-        Report::Ran(RunOutcome::Started {
-            vm,
-            ssh_port,
-            already_running,
-            ..
-        }) => {
-            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
-            let mut text = if *already_running {
-                format!("{} is already running (pid {pid})\n", vm.name)
-            } else {
-                format!("started {} (pid {pid})\n", vm.name)
-            };
-            if let Some(port) = ssh_port {
-                let _ = writeln!(text, "guest ssh: 127.0.0.1:{port}");
-            }
-            text
-        }
-        Report::Ran(RunOutcome::Console { .. }) => String::new(),
-        Report::Orphans { files, deleted } => files
-            .iter()
-            .map(|f| {
-                let f = safe_field(f.as_str());
-                if *deleted {
-                    format!("deleted {f}\n")
-                } else {
-                    format!("{f}\n")
-                }
-            })
-            .collect(),
-        Report::Verified { checks, .. } => {
-            let rows: Vec<[String; 3]> = checks
-                .iter()
-                .map(|c| {
-                    [
-                        c.drive.clone(),
-                        c.problem.clone().unwrap_or_else(|| "ok".into()),
-                        c.path.as_ref().map(ToString::to_string).unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            grid(&["DRIVE", "STATE", "FILE"], &rows)
-        }
+
+    fn text(&self) -> String {
+        self.0.clone()
     }
 }
 
-fn snapshot_table(snapshots: &[crate::storage::SnapshotInfo]) -> String {
-    let rows: Vec<[String; 4]> = snapshots
-        .iter()
-        .map(|s| {
-            [
-                s.name.clone(),
-                crate::vm::Timestamp(s.date).rfc3339(),
-                if s.vm_state_size == 0 {
-                    "-".into()
-                } else {
-                    crate::config::Bytes(s.vm_state_size).human_approx()
-                },
-                format!("{}s", s.vm_clock),
-            ]
-        })
-        .collect();
-    grid(&["NAME", "DATE", "VM STATE", "GUEST CLOCK"], &rows)
+/// A file written (`qmp screendump`, `disk create`): its path.
+pub struct Written(pub camino::Utf8PathBuf);
+
+impl Output for Written {
+    fn json(&self) -> Value {
+        json!({ "file": self.0.as_str() })
+    }
+
+    fn text(&self) -> String {
+        format!("{}\n", safe_field(self.0.as_str()))
+    }
+}
+
+/// A value as `--json` prints it: pretty, one trailing newline.
+pub fn pretty(value: &Value) -> String {
+    let mut text =
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// A serializable result as a JSON value (keys in order, as `json!` has
+/// them).
+pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
 /// Left-aligned columns two spaces apart, no trailing blanks. Cells are
 /// escaped first, so each stays on its line and widths count what is shown.
-fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+pub fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let header = header.map(String::from);
     let rows: Vec<[String; N]> = rows
         .iter()
@@ -339,7 +126,7 @@ fn grid<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
 
 /// `key: value` lines, values aligned; a value is escaped to stay on its
 /// line (an empty key continues the value above).
-fn key_values(rows: &[(&str, String)]) -> String {
+pub fn key_values(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
         .map(|(key, value)| {
@@ -351,742 +138,6 @@ fn key_values(rows: &[(&str, String)]) -> String {
             format!("{label:<width$} {}\n", safe_field(value))
         })
         .collect()
-}
-
-fn status_rows(s: &VmStatus) -> Vec<(&'static str, String)> {
-    let mut rows = vec![
-        ("name", s.vm.name.to_string()),
-        ("id", s.vm.id.to_string()),
-        ("state", s.state.clone()),
-    ];
-    if let Some(pid) = s.pid {
-        rows.push(("pid", pid.to_string()));
-    }
-    if let Some(up) = s.uptime_seconds {
-        rows.push(("uptime", duration_text(up)));
-    }
-    if let Some(rt) = &s.vm.runtime {
-        rows.push(("accel", rt.accel.clone()));
-        if let Some(why) = &rt.accel_note {
-            rows.push(("", why.clone()));
-        }
-        rows.push(("confined", rt.confinement.describe()));
-    }
-    if s.vm.pending_restart() {
-        rows.push((
-            "pending",
-            "the config changed since QEMU started; it applies at the next start".into(),
-        ));
-    }
-    if s.vm.trusted {
-        rows.push((
-            "trusted",
-            "yes: raw arguments and binary granted with --trust".into(),
-        ));
-    }
-    if let Some(word) = &s.run_state {
-        rows.push(("qmp", word.clone()));
-    }
-    if let Some(why) = &s.unreachable {
-        rows.push(("unreachable", why.clone()));
-    }
-    if s.vm.runtime.is_none()
-        && let Some(exit) = &s.vm.last_exit
-    {
-        rows.push(("ended", exit.at.rfc3339()));
-        rows.push(("reason", exit.reason.clone()));
-        for (i, line) in exit.log_tail.iter().enumerate() {
-            rows.push((if i == 0 { "log" } else { "" }, line.clone()));
-        }
-    }
-    rows
-}
-
-fn duration_text(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m{s:02}s"),
-        (0, _, _) => format!("{h}h{m:02}m"),
-        _ => format!("{d}d{h:02}h"),
-    }
-}
-
-fn inspect_text(i: &Inspection) -> String {
-    let mut rows = status_rows(&i.status);
-    if let Some(rt) = &i.status.vm.runtime {
-        rows.push(("runtime dir", rt.dir.to_string()));
-        rows.push(("qmp socket", rt.qmp_socket.to_string()));
-        rows.push(("console", rt.console_socket.to_string()));
-        rows.push(("started", rt.started.rfc3339()));
-        rows.push(("command", shell_line(&rt.argv)));
-    }
-    if let Some(kib) = i.rss_kib {
-        rows.push(("rss", format!("{} MiB", kib / 1024)));
-    }
-    if let Some(cpu) = i.cpu_seconds {
-        rows.push(("cpu time", format!("{cpu:.2}s")));
-    }
-    if let Some(t) = i.threads {
-        rows.push(("threads", t.to_string()));
-    }
-    if let Some(kvm) = &i.query_kvm {
-        let on = kvm["enabled"].as_bool().unwrap_or(false);
-        rows.push((
-            "kvm",
-            if on {
-                "enabled".into()
-            } else {
-                "disabled".into()
-            },
-        ));
-    }
-    if let Some(Value::Array(devices)) = &i.block {
-        for (n, dev) in devices.iter().enumerate() {
-            // maqet names its format nodes `maqet-drive<index in storage>`,
-            // and a disk `qmp disk-add` plugged `maqet-hd-<device id>`.
-            let node = dev["inserted"]["node-name"].as_str().unwrap_or("");
-            let name = node
-                .strip_prefix("maqet-drive")
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| i.status.vm.config.storage.get(n))
-                .map(|d| d.name().as_str())
-                .or_else(|| node.strip_prefix("maqet-hd-"))
-                .unwrap_or("?");
-            let file = dev["inserted"]["file"].as_str().unwrap_or("(no media)");
-            let fmt = dev["inserted"]["drv"].as_str().unwrap_or("");
-            rows.push((
-                if n == 0 { "block" } else { "" },
-                format!("{name} {fmt} {file}"),
-            ));
-        }
-    }
-    if let Some(ports) = &i.hotplug_ports {
-        let free = ports.iter().filter(|p| p.device.is_none()).count();
-        rows.push((
-            "hotplug",
-            match ports.len() {
-                0 => ports_text(0),
-                n => format!("{}, {free} free", ports_text(n)),
-            },
-        ));
-        for port in ports {
-            rows.push((
-                "",
-                format!("{} {}", port.id, port.device.as_deref().unwrap_or("(free)")),
-            ));
-        }
-    }
-    let forwards: Vec<String> = i
-        .status
-        .vm
-        .config
-        .network
-        .iter()
-        .flat_map(|Network::User(n)| {
-            n.forwards.iter().map(|f| {
-                format!(
-                    "{} {}:{} -> {}",
-                    protocol_name(f),
-                    f.bind,
-                    f.host.0,
-                    f.guest.0
-                )
-            })
-        })
-        .collect();
-    for (n, fwd) in forwards.into_iter().enumerate() {
-        rows.push((if n == 0 { "forwards" } else { "" }, fwd));
-    }
-    key_values(&rows)
-}
-
-fn to_json(report: &Report) -> Value {
-    match report {
-        Report::Version => json!({ "version": env!("CARGO_PKG_VERSION") }),
-        Report::Added(vm) => json!({ "id": vm.id.as_str(), "name": vm.name.as_str() }),
-        Report::Applied { vm, created } => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "created": created,
-            "pending_restart": vm.pending_restart(),
-        }),
-        Report::List(_) => unreachable!("lists are written row by row (write_list_json)"),
-        Report::Info(vm) => vm_json(vm),
-        Report::Removed(removed) => Value::Array(
-            removed
-                .iter()
-                .map(|r| {
-                    json!({
-                        "id": r.id.as_str(),
-                        "name": r.name.as_str(),
-                        "deleted": r.deleted,
-                        "kept": r.kept,
-                        "in_use": r.in_use.iter().map(|(file, user)| json!({"file": file, "by": user.as_str()})).collect::<Vec<_>>(),
-                    })
-                })
-                .collect(),
-        ),
-        Report::DryRun(argv) => json!(argv),
-        Report::Started { vm, run_state } => {
-            let rt = vm.runtime.as_ref();
-            json!({
-                "id": vm.id.as_str(),
-                "name": vm.name.as_str(),
-                "pid": rt.map(|r| r.pid),
-                "accel": rt.map(|r| r.accel.as_str()),
-                "accel_note": rt.and_then(|r| r.accel_note.as_deref()),
-                "confined": rt.map(|r| r.confinement.is_confined()),
-                "qmp_socket": rt.map(|r| r.qmp_socket.as_str()),
-                "console_socket": rt.map(|r| r.console_socket.as_str()),
-                "run_state": run_state,
-            })
-        }
-        Report::Stopped(outcome) => {
-            let (vm, how) = match outcome {
-                StopOutcome::AlreadyStopped(vm) => (vm, None),
-                StopOutcome::Stopped { vm, how } => (vm, Some(*how)),
-            };
-            json!({
-                "id": vm.id.as_str(),
-                "name": vm.name.as_str(),
-                "was_running": how.is_some(),
-                "how": how,
-                "status": vm.status.as_str(),
-            })
-        }
-        Report::Status(status) => status_json(status),
-        Report::Silent => Value::Null,
-        Report::Text(text) => Value::from(text.as_str()),
-        Report::Json(value) => value.clone(),
-        Report::Sent(n) => json!({ "sent": n }),
-        Report::Written(path) => json!({ "file": path.as_str() }),
-        Report::RunState { name, state } => json!({ "name": name, "run_state": state }),
-        // Says what happened: `device-add` added, `device-del` removed.
-        Report::Device { id, added: true } => json!({ "id": id, "added": true }),
-        Report::Device { id, added: false } => json!({ "id": id, "removed": true }),
-        Report::Snapshot(SnapshotOutcome::Done { action, name, live }) => json!({
-            "action": format!("{action:?}").to_lowercase(),
-            "name": name,
-            "live": live,
-        }),
-        Report::Snapshot(SnapshotOutcome::List {
-            drive,
-            live,
-            snapshots,
-        }) => json!({
-            "drive": drive,
-            "live": live,
-            "snapshots": snapshots.iter().map(|s| json!({
-                "id": s.id,
-                "name": s.name,
-                "date": crate::vm::Timestamp(s.date).rfc3339(),
-                "vm_state_bytes": s.vm_state_size,
-                "guest_clock_seconds": s.vm_clock,
-            })).collect::<Vec<_>>(),
-        }),
-        Report::Orphans { files, deleted } => json!({ "files": files, "deleted": deleted }),
-        Report::Names(names) => json!(names),
-        Report::Doctor { checks, failed } => json!({
-            "ok": !failed,
-            "checks": checks.iter().map(|c| json!({
-                "check": c.name,
-                "status": c.verdict.as_str(),
-                "detail": c.detail,
-                "fixed": c.fixed,
-            })).collect::<Vec<_>>(),
-        }),
-        Report::Cleanup { cleanup, dry_run } => json!({
-            "dry_run": dry_run,
-            "reconciled": cleanup.reconciled.iter().map(|(n, s)| json!({"name": n, "status": s.as_str()})).collect::<Vec<_>>(),
-            "removed": cleanup.removed,
-        }),
-        Report::Ran(RunOutcome::Started {
-            vm,
-            ssh_port,
-            created,
-            already_running,
-        }) => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "pid": vm.runtime.as_ref().map(|r| r.pid),
-            "ssh_port": ssh_port,
-            "auto_remove": vm.auto_remove,
-            "created": created,
-            "already_running": already_running,
-        }),
-        Report::Ran(RunOutcome::Console { vm, removed, .. }) => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "removed": removed,
-        }),
-        Report::Verified { vm, checks } => json!({
-            "id": vm.id.as_str(),
-            "name": vm.name.as_str(),
-            "ok": checks.iter().all(|c| c.problem.is_none()),
-            "drives": checks.iter().map(|c| json!({
-                "drive": c.drive,
-                "file": c.path,
-                "ok": c.problem.is_none(),
-                "problem": c.problem,
-            })).collect::<Vec<_>>(),
-        }),
-        Report::Inspect(i) => {
-            let mut value = status_json(&i.status);
-            let rt = i.status.vm.runtime.as_ref();
-            value["runtime_dir"] = json!(rt.map(|r| r.dir.as_str()));
-            value["qmp_socket"] = json!(rt.map(|r| r.qmp_socket.as_str()));
-            value["console_socket"] = json!(rt.map(|r| r.console_socket.as_str()));
-            value["started"] = json!(rt.map(|r| r.started.rfc3339()));
-            value["argv"] = json!(rt.map(|r| &r.argv));
-            value["rss_kib"] = json!(i.rss_kib);
-            value["cpu_seconds"] = json!(i.cpu_seconds);
-            value["threads"] = json!(i.threads);
-            value["query_status"] = i.query_status.clone().unwrap_or(Value::Null);
-            value["query_kvm"] = i.query_kvm.clone().unwrap_or(Value::Null);
-            value["block"] = i.block.clone().unwrap_or(Value::Null);
-            value["hotplug_ports"] = json!(i.hotplug_ports.as_ref().map(|ports| ports
-                .iter()
-                .map(|p| json!({"id": p.id, "device": p.device, "free": p.device.is_none()}))
-                .collect::<Vec<_>>()));
-            value["network"] = Value::Array(
-                i.status
-                    .vm
-                    .config
-                    .network
-                    .iter()
-                    .map(network_json)
-                    .collect(),
-            );
-            value
-        }
-    }
-}
-
-fn status_json(s: &VmStatus) -> Value {
-    let exit = s.vm.last_exit.as_ref().filter(|_| s.vm.runtime.is_none());
-    json!({
-        "id": s.vm.id.as_str(),
-        "name": s.vm.name.as_str(),
-        "state": s.state,
-        "pid": s.pid,
-        "uptime_seconds": s.uptime_seconds,
-        "accel": s.vm.runtime.as_ref().map(|r| r.accel.as_str()),
-        "accel_note": s.vm.runtime.as_ref().and_then(|r| r.accel_note.as_deref()),
-        "confined": s.vm.runtime.as_ref().map(|r| r.confinement.is_confined()),
-        "confinement": s.vm.runtime.as_ref().map(|r| r.confinement.describe()),
-        "trusted": s.vm.trusted,
-        "pending_restart": s.vm.pending_restart(),
-        "run_state": s.run_state,
-        "unreachable": s.unreachable,
-        "last_exit": exit.map(|e| json!({
-            "at": e.at.rfc3339(),
-            "reason": e.reason,
-            "log_tail": e.log_tail,
-        })),
-    })
-}
-
-/// `ls`'s table, aligned like [`key_values`] tables, written a row at a
-/// time: only the column widths are worked out first.
-fn write_table(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
-    let header = ["NAME", "ID", "STATUS", "MEMORY", "CPUS"];
-    let mut widths = header.map(str::len);
-    for row in rows.iter() {
-        let cells = [
-            row.name.len(),
-            row.short_id().len(),
-            row.status.as_str().len(),
-            row.memory.human().len(),
-        ];
-        for (w, len) in widths.iter_mut().zip(cells) {
-            *w = (*w).max(len);
-        }
-    }
-    let mut out = io::BufWriter::new(out);
-    let [name, id, status, memory, _] = widths;
-    let [h_name, h_id, h_status, h_memory, h_cpus] = header;
-    writeln!(
-        out,
-        "{h_name:<name$}  {h_id:<id$}  {h_status:<status$}  {h_memory:<memory$}  {h_cpus}"
-    )?;
-    for row in rows.iter() {
-        writeln!(
-            out,
-            "{:<name$}  {:<id$}  {:<status$}  {:<memory$}  {}",
-            row.name,
-            row.short_id(),
-            row.status.as_str(),
-            row.memory.human(),
-            row.cpus
-        )?;
-    }
-    out.flush()
-}
-
-/// `--json ls`: the same text as the whole array pretty-printed at once,
-/// an element at a time.
-fn write_list_json(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
-    if rows.is_empty() {
-        return out.write_all(b"[]\n");
-    }
-    let mut out = io::BufWriter::new(out);
-    out.write_all(b"[")?;
-    for (i, row) in rows.iter().enumerate() {
-        let element = serde_json::to_string_pretty(&summary_json(row))?;
-        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        for (j, line) in element.lines().enumerate() {
-            if j > 0 {
-                out.write_all(b"\n")?;
-            }
-            write!(out, "  {line}")?;
-        }
-    }
-    out.write_all(b"\n]\n")?;
-    out.flush()
-}
-
-fn info(vm: &Vm) -> String {
-    let c = &vm.config;
-    let mut rows: Vec<(&str, String)> = vec![
-        ("name", vm.name.to_string()),
-        ("id", vm.id.to_string()),
-        ("status", vm.status.to_string()),
-        ("created", vm.created.rfc3339()),
-        ("updated", vm.updated.rfc3339()),
-    ];
-    if vm.pending_restart() {
-        rows.push((
-            "pending",
-            "the running QEMU has the config from before this update; it applies at the next start"
-                .into(),
-        ));
-    }
-    for (i, source) in vm.sources.iter().enumerate() {
-        rows.push((if i == 0 { "sources" } else { "" }, source.to_string()));
-    }
-    rows.push((
-        "trusted",
-        if vm.trusted {
-            "yes (--trust: raw arguments and binary allowed)".into()
-        } else {
-            "no".into()
-        },
-    ));
-    rows.extend([
-        ("binary", c.binary.as_str().to_owned()),
-        ("machine", c.machine.to_string()),
-        ("accel", accel_name(c).to_owned()),
-        ("memory", c.memory.0.human()),
-        ("cpus", c.cpus.0.to_string()),
-        ("display", display_text(&c.display)),
-        ("vga", vga_name(c).to_owned()),
-    ]);
-    if c.is_q35() {
-        rows.push(("hotplug", ports_text(c.hotplug_port_count().into())));
-    }
-    let boot = &c.boot;
-    for (key, value) in [
-        (
-            "kernel",
-            boot.kernel.as_ref().map(|p| p.as_path().to_string()),
-        ),
-        (
-            "initrd",
-            boot.initrd.as_ref().map(|p| p.as_path().to_string()),
-        ),
-        ("append", boot.append.clone()),
-        (
-            "firmware",
-            boot.firmware.as_ref().map(|p| p.as_path().to_string()),
-        ),
-    ] {
-        if let Some(v) = value {
-            rows.push((key, v));
-        }
-    }
-    let storage = if c.storage.is_empty() {
-        vec!["none".to_owned()]
-    } else {
-        c.storage.iter().map(storage_line).collect()
-    };
-    for (i, line) in storage.into_iter().enumerate() {
-        rows.push((if i == 0 { "storage" } else { "" }, line));
-    }
-    let network = if c.network.is_empty() {
-        vec!["none".to_owned()]
-    } else {
-        c.network.iter().flat_map(network_lines).collect()
-    };
-    for (i, line) in network.into_iter().enumerate() {
-        rows.push((if i == 0 { "network" } else { "" }, line));
-    }
-    if !c.arguments.is_empty() {
-        rows.push(("arguments", c.arguments.join(" ")));
-    }
-    key_values(&rows)
-}
-
-/// `no ports`, `1 port`, `4 ports`: maqet's hot-plug ports.
-fn ports_text(n: usize) -> String {
-    match n {
-        0 => "no ports".into(),
-        1 => "1 port".into(),
-        n => format!("{n} ports"),
-    }
-}
-
-fn storage_line(drive: &Storage) -> String {
-    match drive {
-        Storage::Qcow2(d) => {
-            let mut line = format!("{} qcow2 {}", d.name, interface_name(d.interface));
-            if let Some(size) = d.size {
-                let _ = write!(line, " {}", size.0);
-            }
-            match &d.file {
-                Some(f) => {
-                    let _ = write!(line, " {}", f.as_path());
-                }
-                None => line.push_str(" (maqet creates it)"),
-            }
-            if let Some(b) = &d.backing_file {
-                let format = match d.backing_format {
-                    Some(crate::config::ImageFormat::Raw) => "raw",
-                    _ => "qcow2",
-                };
-                let _ = write!(line, " backing {} ({format})", b.as_path());
-            }
-            if d.readonly {
-                line.push_str(" readonly");
-            }
-            line
-        }
-        Storage::Raw(d) => {
-            let mut line = format!("{} raw {}", d.name, interface_name(d.interface));
-            if let Some(size) = d.size {
-                let _ = write!(line, " {}", size.0);
-            }
-            let _ = write!(line, " {}", d.file.as_path());
-            if d.readonly {
-                line.push_str(" readonly");
-            }
-            line
-        }
-        Storage::Cdrom(d) => format!(
-            "{} cdrom {} {}",
-            d.name,
-            interface_name(d.interface),
-            d.file.as_path()
-        ),
-        Storage::Virtfs(d) => format!(
-            "{} virtfs {} tag={} {}{}",
-            d.name,
-            d.path.as_path(),
-            d.tag(),
-            security_model_name(d),
-            if d.readonly { " readonly" } else { "" }
-        ),
-    }
-}
-
-fn network_lines(net: &Network) -> Vec<String> {
-    let Network::User(n) = net;
-    let mut head = format!("{} user {}", n.name, nic_name(n));
-    if let Some(mac) = &n.mac {
-        let _ = write!(head, " mac {}", mac.as_str());
-    }
-    let mut lines = vec![head];
-    for f in &n.forwards {
-        lines.push(format!(
-            "  {} {}:{} -> {}",
-            protocol_name(f),
-            f.bind,
-            f.host.0,
-            f.guest.0
-        ));
-    }
-    lines
-}
-
-fn accel_name(c: &VmConfig) -> &'static str {
-    use crate::config::Accel;
-    match c.accel {
-        Accel::Auto => "auto",
-        Accel::Kvm => "kvm",
-        Accel::Tcg => "tcg",
-    }
-}
-
-fn vga_name(c: &VmConfig) -> &'static str {
-    use crate::config::Vga;
-    match c.vga {
-        Vga::Std => "std",
-        Vga::Virtio => "virtio",
-        Vga::Qxl => "qxl",
-        Vga::Cirrus => "cirrus",
-        Vga::Off => "off",
-    }
-}
-
-fn display_text(d: &Display) -> String {
-    match d {
-        Display::Headless => "headless".into(),
-        Display::Gtk => "gtk".into(),
-        Display::Sdl => "sdl".into(),
-        Display::Vnc { display, bind } => format!("vnc {bind}:{display}"),
-    }
-}
-
-fn interface_name(i: Interface) -> &'static str {
-    match i {
-        Interface::Virtio => "virtio",
-        Interface::Sata => "sata",
-        Interface::Ide => "ide",
-        Interface::Scsi => "scsi",
-    }
-}
-
-fn security_model_name(d: &crate::config::VirtfsShare) -> &'static str {
-    use crate::config::SecurityModel;
-    match d.security_model {
-        SecurityModel::MappedXattr => "mapped-xattr",
-        SecurityModel::MappedFile => "mapped-file",
-        SecurityModel::Passthrough => "passthrough",
-    }
-}
-
-fn nic_name(n: &crate::config::UserNetwork) -> &'static str {
-    use crate::config::NicModel;
-    match n.model {
-        NicModel::VirtioNet => "virtio-net",
-        NicModel::E1000 => "e1000",
-        NicModel::Rtl8139 => "rtl8139",
-    }
-}
-
-fn protocol_name(f: &crate::config::Forward) -> &'static str {
-    use crate::config::Protocol;
-    match f.protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    }
-}
-
-fn summary_json(vm: Row<'_>) -> Value {
-    json!({
-        "name": vm.name,
-        "id": vm.id(),
-        "status": vm.status.as_str(),
-        "memory": vm.memory.human(),
-        "memory_bytes": vm.memory.0,
-        "cpus": vm.cpus,
-    })
-}
-
-fn vm_json(vm: &Vm) -> Value {
-    json!({
-        "id": vm.id.as_str(),
-        "name": vm.name.as_str(),
-        "status": vm.status.as_str(),
-        "created": vm.created.rfc3339(),
-        "updated": vm.updated.rfc3339(),
-        "sources": vm.sources,
-        "trusted": vm.trusted,
-        "pending_restart": vm.pending_restart(),
-        "config": config_json(&vm.config),
-    })
-}
-
-fn config_json(c: &VmConfig) -> Value {
-    let path = |p: &Option<crate::config::UserPath>| p.as_ref().map(|p| p.as_path().to_string());
-    let display = match &c.display {
-        Display::Vnc { display, bind } => {
-            json!({ "kind": "vnc", "display": display, "bind": bind.to_string() })
-        }
-        other => json!({ "kind": display_text(other) }),
-    };
-    json!({
-        "binary": c.binary.as_str(),
-        "machine": c.machine.as_str(),
-        "accel": accel_name(c),
-        "memory": c.memory.0.human(),
-        "memory_bytes": c.memory.0.0,
-        "cpus": c.cpus.0,
-        "display": display,
-        "vga": vga_name(c),
-        "hotplug_ports": c.hotplug_port_count(),
-        "boot": {
-            "kernel": path(&c.boot.kernel),
-            "initrd": path(&c.boot.initrd),
-            "append": c.boot.append,
-            "firmware": path(&c.boot.firmware),
-        },
-        "storage": c.storage.iter().map(storage_json).collect::<Vec<_>>(),
-        "network": c.network.iter().map(network_json).collect::<Vec<_>>(),
-        "arguments": c.arguments,
-    })
-}
-
-fn storage_json(drive: &Storage) -> Value {
-    let path = |p: &crate::config::UserPath| p.as_path().to_string();
-    let size = |s: Option<crate::config::DiskSize>| s.map(|s| s.0.human());
-    let size_bytes = |s: Option<crate::config::DiskSize>| s.map(|s| s.0.0);
-    match drive {
-        Storage::Qcow2(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "qcow2",
-            "file": d.file.as_ref().map(path),
-            "size": size(d.size),
-            "size_bytes": size_bytes(d.size),
-            "interface": interface_name(d.interface),
-            "backing_file": d.backing_file.as_ref().map(path),
-            "backing_format": d.backing_format.map(|f| match f {
-                crate::config::ImageFormat::Qcow2 => "qcow2",
-                crate::config::ImageFormat::Raw => "raw",
-            }),
-            "readonly": d.readonly,
-        }),
-        Storage::Raw(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "raw",
-            "file": path(&d.file),
-            "size": size(d.size),
-            "size_bytes": size_bytes(d.size),
-            "interface": interface_name(d.interface),
-            "readonly": d.readonly,
-        }),
-        Storage::Cdrom(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "cdrom",
-            "file": path(&d.file),
-            "interface": interface_name(d.interface),
-            "readonly": true,
-        }),
-        Storage::Virtfs(d) => json!({
-            "name": d.name.as_str(),
-            "kind": "virtfs",
-            "path": path(&d.path),
-            "mount_tag": d.tag(),
-            "security_model": security_model_name(d),
-            "readonly": d.readonly,
-        }),
-    }
-}
-
-fn network_json(net: &Network) -> Value {
-    let Network::User(n) = net;
-    json!({
-        "name": n.name.as_str(),
-        "kind": "user",
-        "model": nic_name(n),
-        "mac": n.mac.as_ref().map(|m| m.as_str()),
-        "forwards": n.forwards.iter().map(|f| json!({
-            "protocol": protocol_name(f),
-            "bind": f.bind.to_string(),
-            "host": f.host.0,
-            "guest": f.guest.0,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// An error for `--json` callers: the same facts as the human report, safe
@@ -1103,6 +154,8 @@ pub fn error_json(err: &Error) -> String {
     });
     crate::terminal::safe_json(&format!("{value}\n"))
 }
+
+pub mod config;
 
 #[cfg(test)]
 mod proptests;

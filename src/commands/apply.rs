@@ -1,11 +1,91 @@
 use std::time::Instant;
 
-use crate::config::{self, Layer, Name, VmConfig};
+use std::fmt::Write as _;
+
+use argh::{ArgsInfo, FromArgs};
+use camino::Utf8PathBuf;
+use serde_json::{Value, json};
+
+use crate::config::{self, Cpus, Layer, Memory, Name, VmConfig};
 use crate::error::{Error, Result};
+use crate::render::Output;
 use crate::store::{Access, Store};
 use crate::vm::{Timestamp, Vm};
 
 use super::{ConfigInput, Env, check_images, load_files, needs_trust, untrusted};
+
+/// Merge config files and options into a VM, creating it if it does not exist.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "apply",
+    example = "maqet apply web more-memory.ron\nmaqet apply web --cpus 4"
+)]
+pub struct Args {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// config files (RON)
+    #[argh(positional, arg_name = "CONFIG")]
+    pub configs: Vec<Utf8PathBuf>,
+
+    /// rename the VM
+    #[argh(option, arg_name = "NAME")]
+    pub name: Option<Name>,
+
+    /// guest memory, e.g. 2G
+    #[argh(option, arg_name = "MEMORY")]
+    pub memory: Option<Memory>,
+
+    /// virtual CPUs
+    #[argh(option, arg_name = "CPUS")]
+    pub cpus: Option<Cpus>,
+
+    /// QEMU program name or path
+    #[argh(option, arg_name = "BINARY")]
+    pub binary: Option<String>,
+
+    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
+    /// docs/security.md): a config file alone cannot grant them
+    #[argh(switch)]
+    pub trust: bool,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<Applied> {
+    let input = ConfigInput::new(
+        env,
+        args.configs,
+        (args.name, args.memory, args.cpus, args.binary),
+        args.trust,
+    )?;
+    apply(env, &args.vm, input)
+}
+
+impl Output for Applied {
+    fn json(&self) -> Value {
+        json!({
+            "id": self.vm.id.as_str(),
+            "name": self.vm.name.as_str(),
+            "created": self.created,
+            "pending_restart": self.vm.pending_restart(),
+        })
+    }
+
+    fn text(&self) -> String {
+        let vm = &self.vm;
+        let verb = if self.created { "created" } else { "updated" };
+        let mut text = format!("{verb} {} ({})\n", vm.name, vm.id.short());
+        if vm.pending_restart() {
+            let _ = writeln!(
+                text,
+                "  it is running: the change applies at its next start (`maqet stop {0}`, then `maqet start {0}`)",
+                vm.name
+            );
+        }
+        text
+    }
+}
 
 pub struct Applied {
     pub vm: Vm,

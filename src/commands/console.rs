@@ -1,16 +1,75 @@
 use std::io::{Seek, Write};
 use std::time::{Duration, Instant};
 
+use std::io::IsTerminal;
+
+use argh::{ArgsInfo, FromArgs};
+
 use super::session::running;
-use super::{Env, Note};
+use super::{Env, Note, notify};
 use crate::console::{self, Ended};
 use crate::error::{Error, Result};
 use crate::layout::RuntimePaths;
 use crate::qemu::process::{Liveness, liveness};
+use crate::render::Silent;
 
 /// How long a piped session keeps printing after stdin ends, waiting for
 /// the guest's answer to the last line.
 pub const PIPE_LINGER: Duration = Duration::from_millis(1500);
+
+/// Attach to a VM's serial console, or print what it printed.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "console",
+    note = "On a terminal, Ctrl-] detaches. Without a terminal, stdin goes to the guest and its\n\
+            output to stdout; after stdin ends maqet keeps printing until the guest is quiet\n\
+            for 1.5 s. The log keeps everything the guest printed, across runs; at a start it is\n\
+            rotated to console.log.1 once it passes 8 MiB.",
+    example = "maqet console web\necho 'uname -a' | maqet console web\nmaqet console web --log --follow"
+)]
+pub struct Args {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// print the console log instead of attaching
+    #[argh(switch)]
+    pub log: bool,
+
+    /// with --log: keep printing until the VM stops
+    #[argh(switch)]
+    pub follow: bool,
+}
+
+/// The console's output goes straight to the terminal (attach) or stdout
+/// (`--log`); nothing is left to print after.
+pub fn run(env: &Env, args: Args, json: bool) -> Result<Silent> {
+    if args.log {
+        let mut out = std::io::stdout().lock();
+        if json {
+            // The guest wrote it: under --json it is data, one
+            // `{"line": ...}` per line, never raw on stdout.
+            let mut lines = console::JsonLines::new(&mut out);
+            print_log(env, &args.vm, args.follow, &mut lines)?;
+            lines
+                .finish()
+                .map_err(|e| Error::io("cannot write", "stdout", e))?;
+        } else {
+            print_log(env, &args.vm, args.follow, &mut out)?;
+        }
+        return Ok(Silent);
+    }
+    if args.follow {
+        return Err(Error::usage(
+            "--follow goes with --log",
+            "maqet console VM --log --follow",
+        ));
+    }
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    attach(env, &args.vm, tty, &mut notify)?;
+    Ok(Silent)
+}
 
 /// Attach to a running VM's serial console. One session at a time per VM.
 pub fn attach(env: &Env, query: &str, tty: bool, note: &mut dyn FnMut(Note<'_>)) -> Result<Ended> {

@@ -6,13 +6,20 @@ use std::os::unix::fs::PermissionsExt;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
+use std::fmt::Write as _;
+
+use argh::{ArgsInfo, FromArgs};
+use serde_json::{Value, json};
+
 use super::Env;
 use super::survey::{Survey, survey};
 use crate::dirs::check_private_dir;
 use crate::error::Result;
 use crate::layout::{RuntimePaths, runtime_entry_vm};
 use crate::qemu::{find_program, kvm_usable, logind_warning};
+use crate::render::{Output, grid};
 use crate::store::{Access, Store};
+use crate::terminal::safe_field;
 use crate::vm::{Status, VmId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +36,135 @@ impl Verdict {
             Verdict::Warn => "warn",
             Verdict::Fail => "fail",
         }
+    }
+}
+
+/// Check that this host can run VMs and that maqet's files are sound.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "doctor",
+    note = "Checks QEMU, qemu-img, KVM, the data and runtime directories, logind lingering, the\n\
+            database, crashed VMs, stale runtime files and orphan disks. --fix repairs what is\n\
+            safe (directory modes, stale runtime files) and says what it left. Exit 1 when a\n\
+            check fails."
+)]
+pub struct Args {
+    /// repair what is safe to repair
+    #[argh(switch)]
+    pub fix: bool,
+}
+
+/// Reconcile every VM now and remove stale runtime files.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "cleanup")]
+pub struct CleanupArgs {
+    /// say what would be done, change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<Checks> {
+    doctor(env, args.fix).map(Checks)
+}
+
+pub fn run_cleanup(env: &Env, args: CleanupArgs) -> Result<Cleaned> {
+    let cleanup = cleanup(env, args.dry_run)?;
+    Ok(Cleaned {
+        cleanup,
+        dry_run: args.dry_run,
+    })
+}
+
+/// Every check `doctor` made. A failed one exits 1.
+pub struct Checks(pub Vec<Check>);
+
+impl Checks {
+    fn failed(&self) -> bool {
+        self.0.iter().any(|c| c.verdict == Verdict::Fail)
+    }
+}
+
+impl Output for Checks {
+    fn json(&self) -> Value {
+        let checks: Vec<Value> = self
+            .0
+            .iter()
+            .map(|c| {
+                json!({
+                    "check": c.name,
+                    "status": c.verdict.as_str(),
+                    "detail": c.detail,
+                    "fixed": c.fixed,
+                })
+            })
+            .collect();
+        json!({ "ok": !self.failed(), "checks": checks })
+    }
+
+    fn text(&self) -> String {
+        let rows: Vec<[String; 3]> = self
+            .0
+            .iter()
+            .map(|c| {
+                let mut detail = c.detail.clone();
+                if let Some(fixed) = &c.fixed {
+                    let _ = write!(detail, " (fixed: {fixed})");
+                }
+                [c.verdict.as_str().to_owned(), c.name.to_owned(), detail]
+            })
+            .collect();
+        grid(&["", "CHECK", "DETAIL"], &rows)
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.failed() {
+            crate::error::exit::FAILED
+        } else {
+            crate::error::exit::SUCCESS
+        }
+    }
+}
+
+/// What `cleanup` did, or with `--dry-run` would do.
+pub struct Cleaned {
+    pub cleanup: Cleanup,
+    pub dry_run: bool,
+}
+
+impl Output for Cleaned {
+    fn json(&self) -> Value {
+        let reconciled: Vec<Value> = self
+            .cleanup
+            .reconciled
+            .iter()
+            .map(|(n, s)| json!({"name": n, "status": s.as_str()}))
+            .collect();
+        json!({
+            "dry_run": self.dry_run,
+            "reconciled": reconciled,
+            "removed": self.cleanup.removed,
+        })
+    }
+
+    fn text(&self) -> String {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let now = if self.dry_run { "would be" } else { "now" };
+        let mut text = String::new();
+        for (name, status) in &self.cleanup.reconciled {
+            let _ = writeln!(text, "{}: {now} {status}", safe_field(name));
+        }
+        for path in &self.cleanup.removed {
+            let _ = writeln!(text, "{verb} {}", safe_field(path.as_str()));
+        }
+        if text.is_empty() {
+            text.push_str("nothing to clean up\n");
+        }
+        text
     }
 }
 

@@ -1,36 +1,35 @@
-//! What each command does: typed inputs in, typed results out. Nothing here
-//! prints; `render` turns results into tables or JSON.
+//! One file per command: its argh `Args`, its `run` (validated input, the
+//! action, a typed result) and its output type (`render::Output`). The
+//! actions print nothing; `main` writes what `run` returns. The rest of
+//! this module is what commands share: the environment they run in, config
+//! files and options, and reading and saving a VM.
 
-mod add;
-mod apply;
-mod console;
+pub mod add;
+pub mod apply;
+pub mod completions;
+pub mod console;
 mod define;
+pub mod disk;
 pub mod doctor;
 pub mod hotplug;
-mod info;
-mod ls;
+pub mod info;
+pub mod ls;
+pub mod man;
 pub mod qmp;
-mod rm;
-mod run;
+pub mod rm;
+pub mod run;
 mod session;
 pub mod snapshot;
-mod start;
-mod status;
-mod stop;
+pub mod start;
+pub mod status;
+pub mod stop;
 pub mod storage;
 mod survey;
 mod wait;
 
-pub use add::add;
-pub use apply::{Applied, apply};
-pub use console::{attach as console_attach, print_log as console_log};
-pub use info::info;
-pub use ls::{list, names};
-pub use rm::{Removed, Target, remove};
-pub use run::{RunOptions, RunOutcome, run};
+pub use console::attach as console_attach;
 pub use start::{StartOptions, StartOutcome, start};
-pub use status::{Inspection, VmStatus, inspect, status};
-pub use stop::{StopOptions, StopOutcome, stop};
+pub use stop::{StopOptions, stop};
 pub use wait::WaitFor;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -49,6 +48,20 @@ pub enum Note<'a> {
     Progress(&'a str),
     /// Always shown, not a warning (console attach and detach).
     Status(&'a str),
+}
+
+/// Warnings always reach stderr; progress only when a person is watching.
+/// Tell the user; a closed stderr is no reason to fail the command (a
+/// warning lost is better than a start abandoned half-way).
+pub fn notify(note: Note<'_>) {
+    use std::io::{IsTerminal, Write};
+    let line = match note {
+        Note::Warning(text) => format!("maqet: warning: {text}\n"),
+        Note::Status(text) => format!("maqet: {text}\n"),
+        Note::Progress(text) if std::io::stderr().is_terminal() => format!("maqet: {text}\n"),
+        Note::Progress(text) => return crate::log::info(format_args!("{text}")),
+    };
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Where a command runs: its directories, working directory and path policy.
@@ -123,7 +136,42 @@ pub struct ConfigInput {
     pub trust: bool,
 }
 
+/// The options `add`, `apply` and `run` take over the files: `--name`,
+/// `--memory`, `--cpus`, `--binary`.
+pub type Options = (
+    Option<crate::config::Name>,
+    Option<crate::config::Memory>,
+    Option<crate::config::Cpus>,
+    Option<String>,
+);
+
 impl ConfigInput {
+    /// The files and options of `add`, `apply` or `run`; `--binary` is
+    /// resolved against the working directory.
+    pub fn new(
+        env: &Env,
+        files: Vec<Utf8PathBuf>,
+        (name, memory, cpus, binary): Options,
+        trust: bool,
+    ) -> Result<ConfigInput> {
+        let binary = binary
+            .map(|b| {
+                crate::config::Program::resolve(&b, &env.cwd)
+                    .map_err(|why| Error::usage(why, "give --binary a program name or a path"))
+            })
+            .transpose()?;
+        Ok(ConfigInput {
+            files,
+            overrides: Overrides {
+                name,
+                memory,
+                cpus,
+                binary,
+            },
+            trust,
+        })
+    }
+
     fn is_empty(&self) -> bool {
         let o = &self.overrides;
         self.files.is_empty()

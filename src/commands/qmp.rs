@@ -9,11 +9,14 @@ use super::Env;
 use super::hotplug::{check_device_driver, check_device_id, check_device_props};
 use super::session::{Monitor, connect, not_running};
 use crate::deadline::poll_until;
+
+mod cli;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::layout::RuntimePaths;
 use crate::paths::dir::CheckedDir;
 use crate::qmp::{Qmp, QmpError};
+pub use cli::{Args, Device, Reply, RunState, Sent, Verb, run};
 
 use crate::vm::Runtime;
 
@@ -86,9 +89,13 @@ const REASONS: [(&str, &str); 10] = [
     ("getfd", "file descriptors are maqet's to pass"),
 ];
 
+/// Prefixes of the commands the raw form sends without `--allow-dangerous`:
+/// queries, which read QEMU's state and reach nothing on the host.
+pub const ALLOWED_PREFIXES: [&str; 2] = ["query-", "x-query-"];
+
 /// Whether the raw form sends `command` without `--allow-dangerous`.
 pub fn is_allowed(command: &str) -> bool {
-    command.starts_with("query-") || command.starts_with("x-query-") || ALLOWED.contains(&command)
+    ALLOWED_PREFIXES.iter().any(|p| command.starts_with(p)) || ALLOWED.contains(&command)
 }
 
 /// Parse `key=value` arguments: numbers, true/false and null as JSON,

@@ -1,13 +1,139 @@
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write as _};
 use std::time::Duration;
 
-use super::{Env, Note, StopOptions, stop};
+use argh::{ArgsInfo, FromArgs};
+use serde_json::{Value, json};
+
+use super::{Env, Note, StopOptions, notify, stop};
 use crate::config::Name;
 use crate::error::{Error, Result};
 use crate::paths::dir::remove_own_file;
 use crate::reconcile::reconcile;
+use crate::render::Output;
 use crate::store::{Access, Store};
+use crate::terminal::safe_field;
 use crate::vm::VmId;
+
+/// Remove VMs from the registry.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "rm",
+    note = "`rm --all` asks first on a terminal; elsewhere it needs --force. Disk images are kept.",
+    example = "maqet rm web\nmaqet rm --all --force"
+)]
+pub struct Args {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: Option<String>,
+
+    /// remove every VM
+    #[argh(switch)]
+    pub all: bool,
+
+    /// never ask; remove VMs that are running
+    #[argh(switch)]
+    pub force: bool,
+
+    /// also delete the disk images maqet created for the VM (never yours)
+    #[argh(switch)]
+    pub clean_storage: bool,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<Removals> {
+    let both = "`maqet rm NAME` removes one VM; `maqet rm --all` removes every VM";
+    let target = match (args.vm, args.all) {
+        (Some(vm), false) => Target::One(vm),
+        (None, true) => Target::All,
+        (Some(_), true) => return Err(Error::usage("give a VM or --all, not both", both)),
+        (None, false) => return Err(Error::usage("rm needs a VM or --all", both)),
+    };
+    if matches!(target, Target::All) && !args.force {
+        confirm("Remove every VM from the registry?")?;
+    }
+    remove(env, &target, args.force, args.clean_storage, &mut notify).map(Removals)
+}
+
+/// Ask on a terminal; refuse when nobody can answer (DESIGN.md §8: never
+/// prompt when stdin is not a terminal).
+fn confirm(question: &str) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::Refused {
+            message: "refusing to remove every VM without confirmation".into(),
+            help: "stdin is not a terminal, so maqet cannot ask; add --force".into(),
+        });
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("cannot read the answer from", "stdin", e))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            message: "nothing removed".into(),
+            help: "answer `y` to remove, or add --force".into(),
+        })
+    }
+}
+
+/// Every VM removed, and what happened to its images.
+pub struct Removals(pub Vec<Removed>);
+
+impl Output for Removals {
+    fn json(&self) -> Value {
+        Value::Array(
+            self.0
+                .iter()
+                .map(|r| {
+                    let in_use: Vec<Value> = r
+                        .in_use
+                        .iter()
+                        .map(|(file, user)| json!({"file": file, "by": user.as_str()}))
+                        .collect();
+                    json!({
+                        "id": r.id.as_str(),
+                        "name": r.name.as_str(),
+                        "deleted": r.deleted,
+                        "kept": r.kept,
+                        "in_use": in_use,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::new();
+        for r in &self.0 {
+            let _ = writeln!(text, "removed {} ({})", r.name, r.id.short());
+            for file in &r.deleted {
+                let _ = writeln!(text, "  deleted {}", safe_field(file.as_str()));
+            }
+            for file in &r.kept {
+                let _ = writeln!(
+                    text,
+                    "  kept {} (not created by maqet)",
+                    safe_field(file.as_str())
+                );
+            }
+            for (file, user) in &r.in_use {
+                let _ = writeln!(
+                    text,
+                    "  kept {} (used by {user})",
+                    safe_field(file.as_str())
+                );
+            }
+        }
+        text
+    }
+}
 
 pub enum Target {
     One(String),

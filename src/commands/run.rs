@@ -1,4 +1,13 @@
+use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::time::Duration;
+
+use argh::{ArgsInfo, FromArgs};
+use camino::Utf8PathBuf;
+use serde_json::{Value, json};
+
+use crate::config::Cpus;
+use crate::render::Output;
 
 use super::define::{defined, new_vm, store_new};
 use super::wait::Condition;
@@ -15,6 +24,131 @@ use crate::error::{Error, Result};
 use crate::reconcile::{forget_files, reconcile_one};
 use crate::store::{Access, Store};
 use crate::vm::{Vm, VmId};
+
+/// Add and start a VM in one go: from config files, or the default VM.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "run",
+    note = "Without CONFIG, runs the default VM: diskless, headless, 256M, a serial console, and\n\
+            user networking with the guest's port 22 forwarded from a free port on 127.0.0.1 —\n\
+            enough to check that this host can run VMs. Its name is run-XXXXXX unless --name.\n\
+            --wait-for takes the conditions of `maqet start` (see `maqet start --help`).\n\
+            --rm removes the VM and the images maqet created for it once it has stopped: at\n\
+            once when it stops while the console is attached or through `maqet stop`, else the\n\
+            next time a maqet command finds it stopped. Run again, a VM of the same name whose\n\
+            config is what the files and options give is started, or reported running (exit 0);\n\
+            one configured otherwise is an error that says what differs (exit 3).",
+    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for ssh --timeout 120"
+)]
+pub struct Args {
+    /// config files (RON)
+    #[argh(positional, arg_name = "CONFIG")]
+    pub configs: Vec<Utf8PathBuf>,
+
+    /// the VM's name (wins over the files)
+    #[argh(option, arg_name = "NAME")]
+    pub name: Option<Name>,
+
+    /// guest memory, e.g. 2G (wins over the files)
+    #[argh(option, arg_name = "MEMORY")]
+    pub memory: Option<Memory>,
+
+    /// virtual CPUs (wins over the files)
+    #[argh(option, arg_name = "CPUS")]
+    pub cpus: Option<Cpus>,
+
+    /// QEMU program name or path (wins over the files)
+    #[argh(option, arg_name = "BINARY")]
+    pub binary: Option<String>,
+
+    /// allow this VM's raw QEMU `arguments` and custom `binary` (see
+    /// docs/security.md): a config file alone cannot grant them
+    #[argh(switch)]
+    pub trust: bool,
+
+    /// attach the serial console in the foreground (Ctrl-] detaches)
+    #[argh(switch)]
+    pub console: bool,
+
+    /// remove the VM, and the images maqet created for it, once it stops
+    #[argh(switch)]
+    pub rm: bool,
+
+    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
+    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
+    pub wait_for: WaitFor,
+
+    /// seconds to wait for the VM to be ready (default 60)
+    #[argh(option, arg_name = "SECONDS", default = "60")]
+    pub timeout: u64,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<RunOutcome> {
+    let input = ConfigInput::new(
+        env,
+        args.configs,
+        (args.name, args.memory, args.cpus, args.binary),
+        args.trust,
+    )?;
+    let opts = RunOptions {
+        console: args.console,
+        rm: args.rm,
+        wait_for: args.wait_for,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    run_vm(env, input, &opts, tty, &mut super::notify)
+}
+
+impl Output for RunOutcome {
+    fn json(&self) -> Value {
+        match self {
+            RunOutcome::Started {
+                vm,
+                ssh_port,
+                created,
+                already_running,
+            } => json!({
+                "id": vm.id.as_str(),
+                "name": vm.name.as_str(),
+                "pid": vm.runtime.as_ref().map(|r| r.pid),
+                "ssh_port": ssh_port,
+                "auto_remove": vm.auto_remove,
+                "created": created,
+                "already_running": already_running,
+            }),
+            RunOutcome::Console { vm, removed, .. } => json!({
+                "id": vm.id.as_str(),
+                "name": vm.name.as_str(),
+                "removed": removed,
+            }),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            RunOutcome::Started {
+                vm,
+                ssh_port,
+                already_running,
+                ..
+            } => {
+                let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+                let mut text = if *already_running {
+                    format!("{} is already running (pid {pid})\n", vm.name)
+                } else {
+                    format!("started {} (pid {pid})\n", vm.name)
+                };
+                if let Some(port) = ssh_port {
+                    let _ = writeln!(text, "guest ssh: 127.0.0.1:{port}");
+                }
+                text
+            }
+            RunOutcome::Console { .. } => String::new(),
+        }
+    }
+}
 
 pub struct RunOptions {
     pub console: bool,
@@ -134,7 +268,7 @@ fn apply_command(
 /// whose config is what the files and options give is started (or found
 /// running) instead; one configured otherwise is an error that says what
 /// differs.
-pub fn run(
+pub fn run_vm(
     env: &Env,
     mut input: ConfigInput,
     opts: &RunOptions,

@@ -20,6 +20,9 @@ use crate::storage::{
 
 use crate::vm::Vm;
 
+mod cli;
+pub use cli::{Args, Verb, run};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Create,

@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 use camino::{Utf8Path, Utf8PathBuf};
 use nix::sys::signal::Signal;
 
+use argh::{ArgsInfo, FromArgs};
+use serde_json::{Value, json};
+
 use super::wait::{Condition, WaitFor, Watch};
-use super::{Env, Note, needs_trust, read, read_id, save, untrusted};
+use super::{Env, Note, needs_trust, notify, read, read_id, save, untrusted};
 use crate::config::{Accel, VmConfig};
 use crate::deadline::poll_until;
 use crate::dirs::ensure_private_dir;
@@ -23,9 +26,82 @@ use crate::qemu::{
 };
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
+use crate::render::Output;
 use crate::settings::ConfinementMode;
 use crate::storage::{Chains, check_images, create_image, missing_images, recheck_paths};
 use crate::vm::{Confinement, Runtime, Status, Timestamp, Vm};
+
+/// Start a VM in the background; returns once it is ready.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "start",
+    note = "The VM keeps running after you log out. Conditions for --wait-for: qmp (the default:\n\
+            QMP answers), console:REGEX (the guest printed a matching line), port:N (for one of\n\
+            the VM's forwards: the guest answers behind it, i.e. sends data or keeps the\n\
+            connection it took; for any other port: 127.0.0.1:N accepts connections), ssh (an\n\
+            SSH- banner through the VM's forward of guest port 22), file:PATH (the file exists).\n\
+            Not met in time: exit 5, the VM keeps running, and maqet says what it saw last.",
+    example = "maqet start web\nmaqet start web --wait-for ssh --timeout 120\nmaqet start web --wait-for 'console:login:' --timeout 120\nmaqet start web --dry-run"
+)]
+pub struct Args {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// seconds to wait for the VM to be ready (default 60)
+    #[argh(option, arg_name = "SECONDS", default = "60")]
+    pub timeout: u64,
+
+    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
+    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
+    pub wait_for: WaitFor,
+
+    /// print the QEMU command line instead of running it
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<StartOutcome> {
+    let opts = StartOptions {
+        timeout: Duration::from_secs(args.timeout),
+        wait_for: args.wait_for,
+        dry_run: args.dry_run,
+    };
+    start(env, &args.vm, &opts, &mut notify)
+}
+
+impl Output for StartOutcome {
+    fn json(&self) -> Value {
+        match self {
+            StartOutcome::DryRun { argv, .. } => json!(argv),
+            StartOutcome::Started { vm, run_state } => {
+                let rt = vm.runtime.as_ref();
+                json!({
+                    "id": vm.id.as_str(),
+                    "name": vm.name.as_str(),
+                    "pid": rt.map(|r| r.pid),
+                    "accel": rt.map(|r| r.accel.as_str()),
+                    "accel_note": rt.and_then(|r| r.accel_note.as_deref()),
+                    "confined": rt.map(|r| r.confinement.is_confined()),
+                    "qmp_socket": rt.map(|r| r.qmp_socket.as_str()),
+                    "console_socket": rt.map(|r| r.console_socket.as_str()),
+                    "run_state": run_state,
+                })
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            StartOutcome::DryRun { argv, .. } => format!("{}\n", argv::shell_line(argv)),
+            StartOutcome::Started { vm, .. } => {
+                let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+                format!("started {} (pid {pid})\n", vm.name)
+            }
+        }
+    }
+}
 
 pub struct StartOptions {
     pub timeout: Duration,

@@ -2,12 +2,73 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{Env, Note, read, read_id, save};
+use argh::{ArgsInfo, FromArgs};
+use serde_json::{Value, json};
+
+use super::{Env, Note, notify, read, read_id, save};
 use crate::error::{Error, Result};
 use crate::qemu::process::{Liveness, Pidfd};
 use crate::qmp::Qmp;
 use crate::reconcile::{observe, settle, settle_gone};
+use crate::render::Output;
 use crate::vm::{Status, Vm};
+
+/// Stop a VM: ACPI power button, then QMP quit, then SIGKILL.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(
+    subcommand,
+    name = "stop",
+    note = "Stopping a stopped VM succeeds. Logs are kept for `status`.",
+    example = "maqet stop web\nmaqet stop web --force"
+)]
+pub struct Args {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+
+    /// seconds the guest gets to power off (default 30, or the settings
+    /// file's stop_timeout)
+    #[argh(option, arg_name = "SECONDS")]
+    pub timeout: Option<u64>,
+
+    /// do not ask the guest: quit QEMU at once (SIGKILL if it hangs)
+    #[argh(switch)]
+    pub force: bool,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<StopOutcome> {
+    let seconds = args.timeout.or(env.settings.stop_timeout).unwrap_or(30);
+    let opts = StopOptions {
+        timeout: Duration::from_secs(seconds),
+        force: args.force,
+    };
+    stop(env, &args.vm, &opts, &mut notify)
+}
+
+impl Output for StopOutcome {
+    fn json(&self) -> Value {
+        let (vm, how) = match self {
+            StopOutcome::AlreadyStopped(vm) => (vm, None),
+            StopOutcome::Stopped { vm, how } => (vm, Some(*how)),
+        };
+        json!({
+            "id": vm.id.as_str(),
+            "name": vm.name.as_str(),
+            "was_running": how.is_some(),
+            "how": how,
+            "status": vm.status.as_str(),
+        })
+    }
+
+    fn text(&self) -> String {
+        match self {
+            StopOutcome::AlreadyStopped(vm) => {
+                format!("{} is not running ({})\n", vm.name, vm.status)
+            }
+            StopOutcome::Stopped { vm, how } => format!("stopped {}: {how}\n", vm.name),
+        }
+    }
+}
 
 pub struct StopOptions {
     /// How long the guest gets to power off after the ACPI button.

@@ -5,13 +5,145 @@ use std::collections::BTreeSet;
 
 use camino::Utf8PathBuf;
 
+use argh::{ArgsInfo, FromArgs};
+use serde::Serialize;
+use serde_json::{Value, json};
+
 use super::Env;
 use crate::config::Storage;
 use crate::error::{Error, Result};
+use crate::render::{Output, grid, to_json};
 use crate::storage::check_chain;
 use crate::storage::{create_image, missing_images, qemu_img};
 use crate::store::{Access, Store};
+use crate::terminal::safe_field;
 use crate::vm::Vm;
+
+/// The files under the data directory: orphans and checks.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "storage")]
+pub struct Args {
+    #[argh(subcommand)]
+    pub action: Verb,
+}
+
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand)]
+pub enum Verb {
+    Orphans(OrphansArgs),
+    Verify(VerifyArgs),
+}
+
+/// List images under the data directory that no VM uses.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "orphans")]
+pub struct OrphansArgs {
+    /// delete them
+    #[argh(switch)]
+    pub delete: bool,
+}
+
+/// Check that a VM's images exist, are readable and have the configured format.
+#[derive(Debug, FromArgs, ArgsInfo)]
+#[argh(subcommand, name = "verify")]
+pub struct VerifyArgs {
+    /// the VM: name, id or id prefix
+    #[argh(positional, arg_name = "VM")]
+    pub vm: String,
+}
+
+pub fn run(env: &Env, args: Args) -> Result<Box<dyn Output>> {
+    Ok(match args.action {
+        Verb::Orphans(a) => Box::new(Orphans {
+            files: orphans(env, a.delete)?,
+            deleted: a.delete,
+        }),
+        Verb::Verify(a) => {
+            let (vm, checks) = verify(env, &a.vm)?;
+            Box::new(Verified { vm, checks })
+        }
+    })
+}
+
+/// Images under the data directory that no VM uses, and whether they were
+/// deleted.
+#[derive(Serialize)]
+pub struct Orphans {
+    pub files: Vec<Utf8PathBuf>,
+    pub deleted: bool,
+}
+
+impl Output for Orphans {
+    fn json(&self) -> Value {
+        to_json(self)
+    }
+
+    fn text(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| {
+                let f = safe_field(f.as_str());
+                if self.deleted {
+                    format!("deleted {f}\n")
+                } else {
+                    format!("{f}\n")
+                }
+            })
+            .collect()
+    }
+}
+
+/// `storage verify`: each drive's verdict. A problem exits 1.
+pub struct Verified {
+    pub vm: Vm,
+    pub checks: Vec<DriveCheck>,
+}
+
+impl Output for Verified {
+    fn json(&self) -> Value {
+        let drives: Vec<Value> = self
+            .checks
+            .iter()
+            .map(|c| {
+                json!({
+                    "drive": c.drive,
+                    "file": c.path,
+                    "ok": c.problem.is_none(),
+                    "problem": c.problem,
+                })
+            })
+            .collect();
+        json!({
+            "id": self.vm.id.as_str(),
+            "name": self.vm.name.as_str(),
+            "ok": self.checks.iter().all(|c| c.problem.is_none()),
+            "drives": drives,
+        })
+    }
+
+    fn text(&self) -> String {
+        let rows: Vec<[String; 3]> = self
+            .checks
+            .iter()
+            .map(|c| {
+                [
+                    c.drive.clone(),
+                    c.problem.clone().unwrap_or_else(|| "ok".into()),
+                    c.path.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        grid(&["DRIVE", "STATE", "FILE"], &rows)
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.checks.iter().any(|c| c.problem.is_some()) {
+            crate::error::exit::FAILED
+        } else {
+            crate::error::exit::SUCCESS
+        }
+    }
+}
 
 /// Create the image of one drive now (it is created at start otherwise).
 pub fn disk_create(env: &Env, query: &str, drive: &str) -> Result<Utf8PathBuf> {

@@ -527,3 +527,32 @@ impl<'de> Deserialize<'de> for Mac {
         Mac::new(&text).map_err(de::Error::custom)
     }
 }
+
+/// Each enum's name as `info` shows it and `--json` writes it, in one
+/// table. QEMU's option values are the same words except where
+/// `qemu::argv` says otherwise (`-vga none`, the `virtio-net-pci` device).
+macro_rules! names {
+    ($($ty:ident { $($variant:ident => $name:literal),+ $(,)? })+) => {$(
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+    )+};
+}
+
+names! {
+    Accel { Auto => "auto", Kvm => "kvm", Tcg => "tcg" }
+    Vga { Std => "std", Virtio => "virtio", Qxl => "qxl", Cirrus => "cirrus", Off => "off" }
+    Interface { Virtio => "virtio", Sata => "sata", Ide => "ide", Scsi => "scsi" }
+    ImageFormat { Qcow2 => "qcow2", Raw => "raw" }
+    SecurityModel {
+        MappedXattr => "mapped-xattr",
+        MappedFile => "mapped-file",
+        Passthrough => "passthrough",
+    }
+    NicModel { VirtioNet => "virtio-net", E1000 => "e1000", Rtl8139 => "rtl8139" }
+    Protocol { Tcp => "tcp", Udp => "udp" }
+}

@@ -13,10 +13,7 @@ use std::fmt::Write as _;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Value, json};
 
-use crate::config::{
-    Display, IdeBuses, Interface, Network, NicModel, Protocol, SecurityModel, Storage, Vga,
-    VmConfig,
-};
+use crate::config::{Display, IdeBuses, Interface, Network, NicModel, Storage, Vga, VmConfig};
 use crate::layout::RuntimePaths;
 use crate::storage::Chains;
 
@@ -158,12 +155,10 @@ pub fn build(plan: &Plan<'_>) -> Vec<String> {
             push(&["-display", "none", "-vnc", &format!("{bind}:{display}")]);
         }
     }
+    // QEMU's word for no VGA card is `none`; the rest are the config's.
     let vga = match c.vga {
-        Vga::Std => "std",
-        Vga::Virtio => "virtio",
-        Vga::Qxl => "qxl",
-        Vga::Cirrus => "cirrus",
         Vga::Off => "none",
+        vga => vga.as_str(),
     };
     push(&["-vga", vga]);
 
@@ -281,11 +276,7 @@ fn storage_args(
             Storage::Virtfs(v) => {
                 let id = format!("maqet-fs{fs_index}");
                 fs_index += 1;
-                let model = match v.security_model {
-                    SecurityModel::MappedXattr => "mapped-xattr",
-                    SecurityModel::MappedFile => "mapped-file",
-                    SecurityModel::Passthrough => "passthrough",
-                };
+                let model = v.security_model.as_str();
                 let mut fsdev = format!(
                     "local,id={id},path={},security_model={model}",
                     escape(v.path.as_path().as_str())
@@ -434,10 +425,7 @@ fn network_args(networks: &[Network]) -> Vec<String> {
         let id = format!("maqet-net{index}");
         let mut netdev = format!("user,id={id}");
         for fwd in &user.forwards {
-            let proto = match fwd.protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-            };
+            let proto = fwd.protocol.as_str();
             let _ = write!(
                 netdev,
                 ",hostfwd={proto}:{}:{}-:{}",
@@ -446,10 +434,10 @@ fn network_args(networks: &[Network]) -> Vec<String> {
         }
         args.push("-netdev".to_owned());
         args.push(netdev);
+        // The device is virtio-net-pci; the config calls the model virtio-net.
         let driver = match user.model {
             NicModel::VirtioNet => "virtio-net-pci",
-            NicModel::E1000 => "e1000",
-            NicModel::Rtl8139 => "rtl8139",
+            model => model.as_str(),
         };
         let mut device = json!({"driver": driver, "netdev": id, "id": format!("maqet-nic{index}")});
         if let Some(mac) = &user.mac {

@@ -14,11 +14,15 @@ use serde_json::{Value, json};
 use super::*;
 use crate::commands::doctor::{Check, Cleanup, Verdict};
 use crate::commands::snapshot::{Action, Outcome};
+use crate::commands::status::{Inspection, VmStatus};
+use crate::commands::storage::DriveCheck;
 use crate::config::{
     Boot, CdromDrive, Interface, Program, Qcow2Drive, RawDrive, SecurityModel, UserPath,
     VirtfsShare,
 };
+use crate::config::{Storage, VmConfig};
 use crate::storage::SnapshotInfo;
+use crate::vm::Vm;
 use crate::vm::{Confinement, ExitInfo, Runtime, Status, Timestamp, VmId};
 
 /// Text built from pieces that break naive escaping: C0 and C1 controls,
@@ -154,115 +158,33 @@ fn qmp_reply(text: &str) -> Value {
     json!({ text: [text, { "k": text, "n": 1 }], "file": text })
 }
 
+/// How a report's human output is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// Escaped, a value never adding a line.
+    Escaped,
+    /// Printed as given (completions, man pages), or a shell line quoted
+    /// for pasting (the dry run).
+    Verbatim,
+    /// A raw QMP result: JSON with or without --json.
+    RawJson,
+}
+
+/// A report, how its text is written, and where user text comes back in
+/// its JSON (pointer, value).
+type Case = (Box<dyn Output>, Kind, Fields);
+
+/// Where user text must come back in a report's JSON: (pointer, value).
+type Fields = Vec<(&'static str, Value)>;
+
 /// Every report that carries user text, with where that text must come
 /// back in its JSON (pointer, value).
-fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
+fn reports(text: &str) -> Vec<Case> {
     let t = || Value::from(text);
     let p = || Value::from(path(text).as_str());
-    vec![
+    let reports: Vec<(Box<dyn Output>, Fields)> = vec![
         (
-            Report::Info(Box::new(vm(text, false))),
-            vec![
-                ("/config/binary", t()),
-                ("/config/boot/kernel", p()),
-                ("/config/boot/initrd", p()),
-                ("/config/boot/append", t()),
-                ("/config/boot/firmware", p()),
-                ("/config/storage/0/file", p()),
-                ("/config/storage/0/backing_file", p()),
-                ("/config/storage/1/file", p()),
-                ("/config/storage/2/file", p()),
-                ("/config/storage/3/path", p()),
-                ("/config/arguments/0", t()),
-                ("/config/arguments/2", t()),
-                ("/sources/0", p()),
-            ],
-        ),
-        (
-            Report::Removed(vec![Removed {
-                name: name("vm"),
-                id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
-                deleted: vec![path(text)],
-                kept: vec![path(text)],
-                in_use: vec![(path(text), name("child"))],
-            }]),
-            vec![
-                ("/0/deleted/0", p()),
-                ("/0/kept/0", p()),
-                ("/0/in_use/0/file", p()),
-            ],
-        ),
-        (Report::DryRun(vec![text.to_owned()]), vec![("/0", t())]),
-        (
-            Report::Started {
-                vm: Box::new(vm(text, true)),
-                run_state: text.to_owned(),
-            },
-            vec![
-                ("/accel", t()),
-                ("/accel_note", t()),
-                ("/qmp_socket", p()),
-                ("/console_socket", p()),
-                ("/run_state", t()),
-            ],
-        ),
-        (
-            Report::Status(Box::new(status(text, false))),
-            vec![
-                ("/state", t()),
-                ("/run_state", t()),
-                ("/unreachable", t()),
-                ("/last_exit/reason", t()),
-                ("/last_exit/log_tail/1", t()),
-            ],
-        ),
-        (
-            Report::Inspect(Box::new(Inspection {
-                status: status(text, true),
-                rss_kib: Some(1024),
-                cpu_seconds: Some(0.5),
-                threads: Some(3),
-                query_status: Some(qmp_reply(text)),
-                query_kvm: Some(json!({ "enabled": false, "present": text })),
-                block: Some(json!([{ "inserted": {
-                    "node-name": "maqet-drive0", "file": text, "drv": text,
-                }}])),
-                hotplug_ports: Some(vec![crate::commands::hotplug::HotplugPort {
-                    id: "maqet-hp0".into(),
-                    device: Some(text.to_owned()),
-                }]),
-            })),
-            vec![
-                ("/accel_note", t()),
-                ("/confinement", Value::from(format!("none: {text}"))),
-                ("/runtime_dir", p()),
-                ("/argv/1", t()),
-                ("/query_status", qmp_reply(text)),
-                ("/query_kvm/present", t()),
-                ("/block/0/inserted/file", t()),
-                ("/block/0/inserted/drv", t()),
-                ("/hotplug_ports/0/device", t()),
-            ],
-        ),
-        (Report::Text(text.to_owned()), vec![("", t())]),
-        (Report::Json(qmp_reply(text)), vec![("", qmp_reply(text))]),
-        (Report::Written(path(text)), vec![("/file", p())]),
-        (
-            Report::RunState {
-                name: text.to_owned(),
-                state: text.to_owned(),
-            },
-            vec![("/name", t()), ("/run_state", t())],
-        ),
-        (
-            Report::Device {
-                id: text.to_owned(),
-                added: true,
-            },
-            vec![("/id", t())],
-        ),
-        (
-            Report::Snapshot(Outcome::Done {
+            Box::new(Outcome::Done {
                 action: Action::Create,
                 name: text.to_owned(),
                 live: false,
@@ -270,7 +192,7 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
             vec![("/name", t())],
         ),
         (
-            Report::Snapshot(Outcome::List {
+            Box::new(Outcome::List {
                 drive: text.to_owned(),
                 live: false,
                 snapshots: vec![SnapshotInfo {
@@ -288,49 +210,199 @@ fn reports(text: &str) -> Vec<(Report, Vec<(&'static str, Value)>)> {
             ],
         ),
         (
-            Report::Orphans {
+            Box::new(crate::commands::storage::Orphans {
                 files: vec![path(text)],
                 deleted: false,
-            },
+            }),
             vec![("/files/0", p())],
         ),
-        (Report::Names(vec![text.to_owned()]), vec![("/0", t())]),
         (
-            Report::Doctor {
-                checks: vec![Check {
-                    name: "qemu",
-                    verdict: Verdict::Warn,
-                    detail: text.to_owned(),
-                    fixed: Some(text.to_owned()),
-                }],
-                failed: false,
-            },
+            Box::new(crate::commands::doctor::Checks(vec![Check {
+                name: "qemu",
+                verdict: Verdict::Warn,
+                detail: text.to_owned(),
+                fixed: Some(text.to_owned()),
+            }])),
             vec![("/checks/0/detail", t()), ("/checks/0/fixed", t())],
         ),
         (
-            Report::Cleanup {
+            Box::new(crate::commands::doctor::Cleaned {
                 cleanup: Cleanup {
                     reconciled: vec![(text.to_owned(), Status::Stopped)],
                     removed: vec![path(text)],
                 },
                 dry_run: true,
-            },
+            }),
             vec![("/reconciled/0/name", t()), ("/removed/0", p())],
         ),
         (
-            Report::Verified {
-                vm: Box::new(vm(text, false)),
+            Box::new(crate::commands::storage::Verified {
+                vm: vm(text, false),
                 checks: vec![DriveCheck {
                     drive: text.to_owned(),
                     path: Some(path(text)),
                     problem: Some(text.to_owned()),
                 }],
-            },
+            }),
             vec![
                 ("/drives/0/drive", t()),
                 ("/drives/0/file", p()),
                 ("/drives/0/problem", t()),
             ],
+        ),
+    ];
+    let mut all: Vec<Case> = reports
+        .into_iter()
+        .map(|(report, fields)| (report, Kind::Escaped, fields))
+        .collect();
+    all.extend(outputs(text));
+    all
+}
+
+/// The reports of commands that own their output type.
+fn outputs(text: &str) -> Vec<Case> {
+    let t = || Value::from(text);
+    let p = || Value::from(path(text).as_str());
+    use crate::commands::info::Info;
+    use crate::commands::ls::Listing;
+    use crate::commands::qmp::{Device, Reply, RunState};
+    use crate::commands::rm::{Removals, Removed};
+    use crate::commands::start::StartOutcome;
+    vec![
+        (
+            Box::new(Text(text.to_owned())),
+            Kind::Verbatim,
+            vec![("", t())],
+        ),
+        (
+            Box::new(Reply {
+                value: qmp_reply(text),
+                pretty: false,
+            }),
+            Kind::RawJson,
+            vec![("", qmp_reply(text))],
+        ),
+        (
+            Box::new(Written(path(text))),
+            Kind::Escaped,
+            vec![("/file", p())],
+        ),
+        (
+            Box::new(RunState {
+                name: text.to_owned(),
+                run_state: text.to_owned(),
+            }),
+            Kind::Escaped,
+            vec![("/name", t()), ("/run_state", t())],
+        ),
+        (
+            Box::new(Device {
+                id: text.to_owned(),
+                added: true,
+            }),
+            Kind::Escaped,
+            vec![("/id", t())],
+        ),
+        (
+            Box::new(status(text, false)),
+            Kind::Escaped,
+            vec![
+                ("/state", t()),
+                ("/run_state", t()),
+                ("/unreachable", t()),
+                ("/last_exit/reason", t()),
+                ("/last_exit/log_tail/1", t()),
+            ],
+        ),
+        (
+            Box::new(Inspection {
+                status: status(text, true),
+                rss_kib: Some(1024),
+                cpu_seconds: Some(0.5),
+                threads: Some(3),
+                query_status: Some(qmp_reply(text)),
+                query_kvm: Some(json!({ "enabled": false, "present": text })),
+                block: Some(json!([{ "inserted": {
+                    "node-name": "maqet-drive0", "file": text, "drv": text,
+                }}])),
+                hotplug_ports: Some(vec![crate::commands::hotplug::HotplugPort {
+                    id: "maqet-hp0".into(),
+                    device: Some(text.to_owned()),
+                }]),
+            }),
+            Kind::Escaped,
+            vec![
+                ("/accel_note", t()),
+                ("/confinement", Value::from(format!("none: {text}"))),
+                ("/runtime_dir", p()),
+                ("/argv/1", t()),
+                ("/query_status", qmp_reply(text)),
+                ("/query_kvm/present", t()),
+                ("/block/0/inserted/file", t()),
+                ("/block/0/inserted/drv", t()),
+                ("/hotplug_ports/0/device", t()),
+            ],
+        ),
+        (
+            Box::new(Removals(vec![Removed {
+                name: name("vm"),
+                id: VmId::parse("0123456789abcdef0123456789abcdef").expect("an id"),
+                deleted: vec![path(text)],
+                kept: vec![path(text)],
+                in_use: vec![(path(text), name("child"))],
+            }])),
+            Kind::Escaped,
+            vec![
+                ("/0/deleted/0", p()),
+                ("/0/kept/0", p()),
+                ("/0/in_use/0/file", p()),
+            ],
+        ),
+        (
+            Box::new(StartOutcome::DryRun {
+                vm: Box::new(vm(text, false)),
+                argv: vec![text.to_owned()],
+            }),
+            Kind::Verbatim,
+            vec![("/0", t())],
+        ),
+        (
+            Box::new(StartOutcome::Started {
+                vm: Box::new(vm(text, true)),
+                run_state: text.to_owned(),
+            }),
+            Kind::Escaped,
+            vec![
+                ("/accel", t()),
+                ("/accel_note", t()),
+                ("/qmp_socket", p()),
+                ("/console_socket", p()),
+                ("/run_state", t()),
+            ],
+        ),
+        (
+            Box::new(Info(vm(text, false))),
+            Kind::Escaped,
+            vec![
+                ("/config/binary", t()),
+                ("/config/boot/kernel", p()),
+                ("/config/boot/initrd", p()),
+                ("/config/boot/append", t()),
+                ("/config/boot/firmware", p()),
+                ("/config/storage/0/file", p()),
+                ("/config/storage/0/backing_file", p()),
+                ("/config/storage/1/file", p()),
+                ("/config/storage/2/file", p()),
+                ("/config/storage/3/path", p()),
+                ("/config/arguments/0", t()),
+                ("/config/arguments/2", t()),
+                ("/sources/0", p()),
+            ],
+        ),
+        (
+            Box::new(Listing::Names(vec![text.to_owned()])),
+            Kind::Escaped,
+            vec![("/0", t())],
         ),
     ]
 }
@@ -369,20 +441,20 @@ fn raw_control(text: &str) -> Option<char> {
     })
 }
 
-fn written(report: &Report, json: bool) -> String {
+fn written(report: &dyn Output, json: bool) -> String {
     let mut out = Vec::new();
-    write(report, json, &mut out).expect("writing to memory");
+    report.write(json, &mut out).expect("writing to memory");
     String::from_utf8(out).expect("UTF-8 output")
 }
 
 proptest! {
     #[test]
     fn json_output_is_json_that_gives_the_text_back(text in hostile_text()) {
-        for (report, fields) in reports(&text) {
+        for (report, kind, fields) in reports(&text) {
             // A raw QMP result is JSON with or without --json.
-            let modes: &[bool] = if matches!(report, Report::Json(_)) { &[true, false] } else { &[true] };
+            let modes: &[bool] = if kind == Kind::RawJson { &[true, false] } else { &[true] };
             for &json in modes {
-                let out = written(&report, json);
+                let out = written(&*report, json);
                 let parsed: Value = match serde_json::from_str(&out) {
                     Ok(v) => v,
                     Err(e) => return Err(TestCaseError::fail(format!("not JSON ({e}): {out}"))),
@@ -416,16 +488,16 @@ proptest! {
     #[test]
     fn human_output_keeps_every_value_on_its_line(text in hostile_text()) {
         let plain = reports("plain");
-        for ((report, _), (tame, _)) in reports(&text).iter().zip(&plain) {
+        for ((report, kind, _), (tame, _, _)) in reports(&text).iter().zip(&plain) {
             // Text is printed as given (completions, man pages); the dry
             // run is a shell line, quoted for pasting; a QMP result is JSON.
-            if matches!(report, Report::Text(_) | Report::DryRun(_) | Report::Json(_)) {
+            if *kind != Kind::Escaped {
                 continue;
             }
-            let out = written(report, false);
+            let out = written(&**report, false);
             prop_assert_eq!(raw_control(&out), None, "{}", out);
             prop_assert!(!out.contains('\t'), "a raw tab in {}", out);
-            let want = written(tame, false).lines().count();
+            let want = written(&**tame, false).lines().count();
             prop_assert_eq!(out.lines().count(), want, "{}", out);
         }
     }

@@ -16,6 +16,7 @@ use crate::config::{
     Boot, Bytes, CdromDrive, Cpus, Forward, ImageFormat, Mac, Memory, MountTag, Name, Port,
     Program, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
 };
+use crate::config::{Protocol, SecurityModel};
 use crate::layout::owned_image;
 use crate::storage::Chains;
 

@@ -3,6 +3,7 @@ use crate::config::{
     CdromDrive, Forward, HotplugPorts, Port, Qcow2Drive, RawDrive, UserNetwork, UserPath,
     VirtfsShare,
 };
+use crate::config::{Protocol, SecurityModel};
 use crate::storage::Chains;
 
 fn runtime() -> RuntimePaths {
