@@ -257,9 +257,11 @@ fn walk(dir: &Utf8PathBuf, out: &mut Vec<Utf8PathBuf>) -> Result<()> {
         let kind = entry
             .file_type()
             .map_err(|e| Error::io("cannot inspect", path.clone(), e))?;
+        // Only directories and regular files are maqet's: a symlink or
+        // anything else someone put here is neither listed nor removed.
         if kind.is_dir() {
             walk(&path, out)?;
-        } else {
+        } else if kind.is_file() {
             out.push(path);
         }
     }

@@ -1265,6 +1265,10 @@ fn storage_orphans_lists_and_deletes_files_no_vm_uses() {
     std::fs::write(disks.join("stray.img"), "x").expect("write a stray file");
     std::fs::create_dir(disks.join("junk")).expect("mkdir junk");
     std::fs::write(disks.join("junk/old.qcow2"), "y").expect("write a stray file");
+    // Symlinks are not maqet's images: neither listed nor said deleted
+    // (they were reported deleted and left in place).
+    std::fs::write(t.path("victim.qcow2"), "v").expect("write the victim");
+    std::os::unix::fs::symlink(t.path("victim.qcow2"), disks.join("l.qcow2")).expect("symlink");
 
     let mut orphans = [
         disks.join(&gone).join("root.qcow2"),
@@ -1289,6 +1293,8 @@ fn storage_orphans_lists_and_deletes_files_no_vm_uses() {
         .stdout(&deleted)
         .run();
     t.args(["storage", "orphans"]).stdout("").run();
+    std::fs::remove_file(disks.join("l.qcow2")).expect("the symlink is still there");
+    assert!(t.path("victim.qcow2").exists());
     assert_eq!(tree(&disks), [keep.clone(), format!("{keep}/root.qcow2")]);
 }
 
