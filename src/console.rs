@@ -228,6 +228,58 @@ pub fn rotate_log(path: &Utf8Path) -> io::Result<()> {
     }
 }
 
+/// A writer that shows a terminal the guest's control characters instead of
+/// obeying them: `console --log` on a terminal. A guest that prints an
+/// escape sequence (a window title, a clipboard write, a screen clear)
+/// gets it shown as `\x1b]52;…`. Newlines, carriage returns and tabs pass;
+/// so does every other byte, UTF-8 included, except the C1 controls
+/// (U+0080 to U+009F), shown as `\u{9b}`.
+pub struct Visible<'a> {
+    out: &'a mut dyn Write,
+    /// The last chunk ended in the first byte of a two-byte UTF-8 C1.
+    pending_c2: bool,
+}
+
+impl<'a> Visible<'a> {
+    pub fn new(out: &'a mut dyn Write) -> Visible<'a> {
+        Visible {
+            out,
+            pending_c2: false,
+        }
+    }
+}
+
+impl Write for Visible<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut shown = Vec::with_capacity(buf.len());
+        for &b in buf {
+            if self.pending_c2 {
+                self.pending_c2 = false;
+                if (0x80..=0x9f).contains(&b) {
+                    shown.extend_from_slice(format!("\\u{{{b:x}}}").as_bytes());
+                    continue;
+                }
+                shown.push(0xc2);
+            }
+            match b {
+                b'\n' | b'\r' | b'\t' => shown.push(b),
+                0xc2 => self.pending_c2 = true,
+                0..=0x1f | 0x7f => shown.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+                _ => shown.push(b),
+            }
+        }
+        self.out.write_all(&shown)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.pending_c2) {
+            self.out.write_all(&[0xc2])?;
+        }
+        self.out.flush()
+    }
+}
+
 /// A writer that turns the bytes written to it into JSON lines,
 /// `{"line": "..."}` per line of text (invalid UTF-8 replaced, terminal
 /// controls escaped), for `console --log` under `--json`.
@@ -309,6 +361,31 @@ mod json_lines_tests {
         assert!(
             !text.contains('\u{1b}') && !text.contains('\u{202e}'),
             "{text}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod visible_tests {
+    use super::*;
+
+    #[test]
+    fn a_terminal_is_shown_the_guests_controls_not_given_them() {
+        let mut out = Vec::new();
+        let mut visible = Visible::new(&mut out);
+        // OSC 0 (title), OSC 52 (clipboard), CSI, BEL, DEL, an 8-bit CSI
+        // split across two writes, and ordinary UTF-8 that must pass.
+        visible
+            .write_all(b"login: \x1b]0;PWNED\x07\x1b]52;c;cHduZWQ=\x07\x1b[31mRED\x7f\xc2")
+            .expect("write");
+        visible
+            .write_all(b"\x9b2J caf\xc3\xa9 \xc2\xa0\r\n\tok")
+            .expect("write");
+        visible.flush().expect("flush");
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(
+            text,
+            "login: \\x1b]0;PWNED\\x07\\x1b]52;c;cHduZWQ=\\x07\\x1b[31mRED\\x7f\\u{9b}2J café \u{a0}\r\n\tok"
         );
     }
 }

@@ -55,6 +55,13 @@ pub fn run(env: &Env, args: Args, json: bool) -> Result<Silent> {
             lines
                 .finish()
                 .map_err(|e| Error::io("cannot write", "stdout", e))?;
+        } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            // What the guest printed is shown, not obeyed, by the terminal.
+            let mut visible = console::Visible::new(&mut out);
+            print_log(env, &args.vm, args.follow, &mut visible)?;
+            visible
+                .flush()
+                .map_err(|e| Error::io("cannot write", "stdout", e))?;
         } else {
             print_log(env, &args.vm, args.follow, &mut out)?;
         }
