@@ -1,6 +1,7 @@
 //! VM configuration: the RON schema, loading and merging config files, and
 //! every check a config must pass before it is stored.
 
+mod checks;
 mod load;
 mod schema;
 mod values;
