@@ -117,6 +117,8 @@ fn a_forward_to_a_guest_that_never_answers_is_not_ready_but_other_ports_only_nee
         ),
     );
     t.args(["add", "vm.ron"]).stdout_any().run();
+    // Stopped however the test ends: a failed assertion leaks no QEMU.
+    let _stop = t.stopper("ported");
     let out = t
         .args([
             "--json",
@@ -181,6 +183,7 @@ fn a_guest_without_a_listener_times_out_and_keeps_running() {
         );
         t.args(["add", &format!("{name}.ron")]).stdout_any().run();
     }
+    let _stop = [t.stopper("deaf-port"), t.stopper("deaf-ssh")];
     // Long enough for both to boot even on a busy host.
     let timeout = 20;
     let started = Instant::now();
@@ -248,6 +251,7 @@ fn ssh_and_a_silent_port_are_ready_once_the_guest_listens() {
         ),
     );
     t.args(["add", "vm.ron"]).stdout_any().run();
+    let _stop = t.stopper("listener");
 
     let out = t
         .args(["start", "listener", "--wait-for", "ssh", "--timeout", "120"])
@@ -302,6 +306,7 @@ fn run_waits_for_ssh_on_the_default_vm() {
         return;
     }
     let mut t = Test::new();
+    let _stop = t.stopper("dflt");
     let out = t
         .args([
             "--json",
