@@ -245,17 +245,15 @@ impl PathPolicy {
             return Ok(path);
         }
         let own = self.homes();
-        let others = if self.look_up_account {
+        let others: &[PathBuf] = if self.look_up_account {
             other_homes()
-                .iter()
-                .filter_map(|h| resolve(h).ok())
-                .collect()
         } else {
-            Vec::new()
+            &[]
         };
         let homes = own.into_iter().map(|h| (h, "your home")).chain(
             others
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(|h| (h, "the home of another account")),
         );
         for (home, whose) in homes {
@@ -352,10 +350,18 @@ impl PathPolicy {
 /// Every account's home in the password file: their hidden files (an SSH
 /// key, a token) are as much off limits as the user's own, which matters
 /// most when maqet runs as root and could read them.
-fn other_homes() -> Vec<PathBuf> {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|text| homes_in(&text))
-        .unwrap_or_default()
+/// Read and resolved once per process: a VM's check looks at every path
+/// it uses.
+fn other_homes() -> &'static [PathBuf] {
+    static HOMES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    HOMES.get_or_init(|| {
+        std::fs::read_to_string("/etc/passwd")
+            .map(|text| homes_in(&text))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|h| resolve(h).ok())
+            .collect()
+    })
 }
 
 /// The home field of each line of a password file.

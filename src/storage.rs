@@ -79,13 +79,15 @@ pub fn check_shares(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
 /// become a symlink into /etc.
 pub fn recheck_paths(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
     let boot = &config.boot;
-    let mut paths: Vec<(String, &Utf8Path)> = [
+    // Boot files are opened by QEMU by name, so checked for a second name
+    // here; images are checked as maqet opens them.
+    let mut paths: Vec<(String, &Utf8Path, bool)> = [
         ("kernel", &boot.kernel),
         ("initrd", &boot.initrd),
         ("firmware", &boot.firmware),
     ]
     .into_iter()
-    .filter_map(|(what, p)| p.as_ref().map(|p| (what.to_owned(), p.as_path())))
+    .filter_map(|(what, p)| p.as_ref().map(|p| (what.to_owned(), p.as_path(), true)))
     .collect();
     for drive in &config.storage {
         let path = match drive {
@@ -95,21 +97,18 @@ pub fn recheck_paths(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
             Storage::Virtfs(v) => Some(v.path.as_path()),
         };
         if let Some(path) = path {
-            paths.push((format!("drive `{}`", drive.name()), path));
+            paths.push((format!("drive `{}`", drive.name()), path, false));
         }
     }
     check_shares(config, policy)?;
-    for (what, path) in paths {
+    for (what, path, by_name) in paths {
         policy
             .check_vm(path.as_os_str(), Utf8Path::new("/"))
             .map_err(|e| Error::Refused {
                 message: format!("{what}: {e}"),
                 help: format!("{} (the file changed since the VM was added)", e.help()),
             })?;
-        // Images are checked as they are opened; the boot files QEMU opens
-        // by name are checked here.
-        let boot = matches!(what.as_str(), "kernel" | "initrd" | "firmware");
-        if let Some(meta) = boot.then(|| std::fs::metadata(path).ok()).flatten() {
+        if let Some(meta) = by_name.then(|| std::fs::metadata(path).ok()).flatten() {
             one_name(path, &meta).map_err(|e| match e {
                 Error::Refused { message, help } => Error::Refused {
                     message: format!("{what}: {message}"),
