@@ -78,6 +78,7 @@ pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
         Command::Storage(args) => commands::storage::run(&env, args),
         Command::Doctor(args) => out(commands::doctor::run(&env, args)),
         Command::Cleanup(args) => out(commands::doctor::run_cleanup(&env, args)),
+        Command::Export(args) => out(commands::export::run(&env, args)),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     }
 }

@@ -84,6 +84,7 @@ pub enum Command {
     Storage(crate::commands::storage::Args),
     Doctor(crate::commands::doctor::Args),
     Cleanup(crate::commands::doctor::CleanupArgs),
+    Export(crate::commands::export::Args),
     Completions(crate::commands::completions::Args),
     Man(crate::commands::man::Args),
 }

@@ -142,6 +142,15 @@ pub enum Error {
         help: String,
     },
 
+    /// A config field an export's target (libvirt, systemd) cannot express.
+    #[error("{message}")]
+    #[diagnostic(code(maqet::export::unmappable))]
+    Unmappable {
+        message: String,
+        #[help]
+        help: String,
+    },
+
     #[error("{message}")]
     #[diagnostic(
         code(maqet::confinement),
@@ -310,7 +319,8 @@ impl Error {
             | Error::Path { .. }
             | Error::VmNotFound { .. }
             | Error::Ambiguous { .. }
-            | Error::NameTaken { .. } => exit::NOT_FOUND_OR_INVALID,
+            | Error::NameTaken { .. }
+            | Error::Unmappable { .. } => exit::NOT_FOUND_OR_INVALID,
             Error::VmActive { .. }
             | Error::Refused { .. }
             | Error::Confinement { .. }

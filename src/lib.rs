@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod dirs;
 pub mod docgen;
 pub mod error;
+pub mod export;
 pub mod keys;
 pub mod layout;
 pub mod lock;

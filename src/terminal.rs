@@ -75,7 +75,8 @@ fn sgr_len(s: &str) -> Option<usize> {
         .then_some(2 + body + 1)
 }
 
-fn is_bidi_control(c: char) -> bool {
+/// A character that reorders how a terminal shows the text around it.
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 

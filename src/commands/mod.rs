@@ -11,6 +11,7 @@ pub mod console;
 mod define;
 pub mod disk;
 pub mod doctor;
+pub mod export;
 pub mod hotplug;
 pub mod info;
 pub mod ls;
@@ -48,6 +49,34 @@ pub enum Note<'a> {
     Progress(&'a str),
     /// Always shown, not a warning (console attach and detach).
     Status(&'a str),
+}
+
+/// A file the user asked maqet to write (`--output`, a screendump): the
+/// path filter's verdict, and its directory, which must exist, opened once
+/// so the file lands where it was checked. Returns the directory and the
+/// file's name in it.
+pub fn output_file(
+    env: &Env,
+    file: &Utf8Path,
+) -> Result<(crate::paths::dir::CheckedDir, String)> {
+    let path = env
+        .policy
+        .check(file.as_os_str(), &env.cwd)
+        .map_err(Error::path)?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::invalid(
+            format!("{path} names no file"),
+            "give a file name, e.g. out.txt",
+        ));
+    };
+    if !dir.is_dir() {
+        return Err(Error::invalid(
+            format!("{dir} is not a directory"),
+            "create the directory first, or choose another path",
+        ));
+    }
+    let dir = crate::paths::dir::CheckedDir::open(dir, Some(&env.policy))?;
+    Ok((dir, name.to_owned()))
 }
 
 /// Warnings always reach stderr; progress only when a person is watching.

@@ -14,7 +14,7 @@ mod cli;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::layout::RuntimePaths;
-use crate::paths::dir::CheckedDir;
+
 use crate::qmp::{Qmp, QmpError};
 pub use cli::{Args, Device, Reply, RunState, Sent, Verb, run};
 
@@ -286,28 +286,12 @@ pub fn screendump(
     format: Option<ImageFormat>,
     timeout: Duration,
 ) -> Result<Utf8PathBuf> {
-    let path = env
-        .policy
-        .check(file.as_os_str(), &env.cwd)
-        .map_err(Error::path)?;
-    let format = format.unwrap_or(if path.extension() == Some("png") {
+    let (dir, name) = super::output_file(env, file)?;
+    let format = format.unwrap_or(if camino::Utf8Path::new(&name).extension() == Some("png") {
         ImageFormat::Png
     } else {
         ImageFormat::Ppm
     });
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::invalid(
-            format!("{path} names no file"),
-            "give a file name, e.g. shot.png",
-        ));
-    };
-    if !dir.is_dir() {
-        return Err(Error::invalid(
-            format!("{dir} is not a directory"),
-            "create the directory first, or choose another path",
-        ));
-    }
-    let dir = CheckedDir::open(dir, Some(&env.policy))?;
     let mut session = connect(env, query, Monitor::Control, timeout)?;
     let rt = session
         .vm
@@ -334,7 +318,7 @@ pub fn screendump(
     drop(session);
     let bytes = read_private(&shot);
     let _ = std::fs::remove_file(&shot);
-    dir.replace_file(name, &bytes?)
+    dir.replace_file(&name, &bytes?)
 }
 
 /// Read a file QEMU wrote in a runtime directory (never through a symlink).

@@ -2,7 +2,7 @@ use std::convert::Infallible;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 use nix::sys::signal::Signal;
 
 use argh::{ArgsInfo, FromArgs};
@@ -22,7 +22,7 @@ use crate::qemu::spawn::{
     Listeners, bind_private, check_socket_path, open_images, private_file, spawn, tail,
 };
 use crate::qemu::{
-    choose_accel, find_program, kvm_known_broken, logind_warning, remember_kvm_broken,
+    decide_accel, find_program, logind_warning, remember_kvm_broken,
 };
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
@@ -136,7 +136,7 @@ pub fn start(
         disks: disks_dir,
     } = env.dirs.vm(&vm.id);
     if opts.dry_run {
-        let (accel, _) = decide_accel(env, &vm, None)?;
+        let (accel, _) = decide_accel(vm.config.accel, &env.dirs.kvm_memo(), None)?;
         let chains = check_images(&vm.config, &disks_dir, &env.policy)?;
         let argv = command_line(&vm, accel, &paths, &disks_dir, &chains);
         return Ok(StartOutcome::DryRun {
@@ -196,7 +196,8 @@ pub fn start(
         note(Note::Warning(&warning));
     }
     ensure_private_dir(&paths.dir)?;
-    let (mut accel, accel_note) = decide_accel(env, &vm, Some(&program))?;
+    let (mut accel, accel_note) =
+        decide_accel(vm.config.accel, &env.dirs.kvm_memo(), Some(&program))?;
     let mut kvm_failure: Option<String> = None;
     let deadline = Instant::now() + opts.timeout;
     let (mut child, mut qmp) = loop {
@@ -310,28 +311,6 @@ fn check_trust(env: &Env, vm: &Vm) -> Result<()> {
         )),
         _ => Ok(()),
     }
-}
-
-/// `accel: Auto` is KVM when /dev/kvm opens, unless KVM already failed
-/// with this QEMU in this boot. Also returns why the choice differs from
-/// what was asked.
-fn decide_accel(
-    env: &Env,
-    vm: &Vm,
-    program: Option<&Utf8PathBuf>,
-) -> Result<(Accelerator, Option<String>)> {
-    let accel = choose_accel(vm.config.accel)?;
-    if accel == Accelerator::Kvm
-        && vm.config.accel == Accel::Auto
-        && let Some(program) = program
-        && let Some(message) = kvm_known_broken(&env.dirs.kvm_memo(), program)
-    {
-        return Ok((
-            Accelerator::Tcg,
-            Some(format!("KVM failed earlier in this boot: {message}")),
-        ));
-    }
-    Ok((accel, None))
 }
 
 /// The Landlock ruleset for this VM's QEMU, or `None` where the kernel has

@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Value, json};
 
-use crate::config::{Display, IdeBuses, Interface, Network, NicModel, Storage, Vga, VmConfig};
+use crate::config::{
+    Display, IdeBuses, Interface, Network, NicModel, Storage, UserNetwork, Vga, VmConfig,
+};
 use crate::layout::RuntimePaths;
 use crate::storage::Chains;
 
@@ -422,31 +424,40 @@ fn network_args(networks: &[Network]) -> Vec<String> {
     let mut args = Vec::new();
     for (index, net) in networks.iter().enumerate() {
         let Network::User(user) = net;
-        let id = format!("maqet-net{index}");
-        let mut netdev = format!("user,id={id}");
-        for fwd in &user.forwards {
-            let proto = fwd.protocol.as_str();
-            let _ = write!(
-                netdev,
-                ",hostfwd={proto}:{}:{}-:{}",
-                fwd.bind, fwd.host.0, fwd.guest.0
-            );
-        }
-        args.push("-netdev".to_owned());
-        args.push(netdev);
-        // The device is virtio-net-pci; the config calls the model virtio-net.
-        let driver = match user.model {
-            NicModel::VirtioNet => "virtio-net-pci",
-            model => model.as_str(),
-        };
-        let mut device = json!({"driver": driver, "netdev": id, "id": format!("maqet-nic{index}")});
-        if let Some(mac) = &user.mac {
-            device["mac"] = Value::from(mac.as_str());
-        }
-        args.push("-device".to_owned());
-        args.push(device.to_string());
+        args.extend(user_network_args(index, user));
     }
     args
+}
+
+/// The `-netdev` and `-device` of the `index`th network, a user-mode one:
+/// its NIC with the MAC the config gives, and its port forwards, each on
+/// its bind address.
+pub fn user_network_args(index: usize, user: &UserNetwork) -> [String; 4] {
+    let id = format!("maqet-net{index}");
+    let mut netdev = format!("user,id={id}");
+    for fwd in &user.forwards {
+        let proto = fwd.protocol.as_str();
+        let _ = write!(
+            netdev,
+            ",hostfwd={proto}:{}:{}-:{}",
+            fwd.bind, fwd.host.0, fwd.guest.0
+        );
+    }
+    // The device is virtio-net-pci; the config calls the model virtio-net.
+    let driver = match user.model {
+        NicModel::VirtioNet => "virtio-net-pci",
+        model => model.as_str(),
+    };
+    let mut device = json!({"driver": driver, "netdev": id, "id": format!("maqet-nic{index}")});
+    if let Some(mac) = &user.mac {
+        device["mac"] = Value::from(mac.as_str());
+    }
+    [
+        "-netdev".to_owned(),
+        netdev,
+        "-device".to_owned(),
+        device.to_string(),
+    ]
 }
 
 /// An argv as one shell-safe line, for `--dry-run` and logs.

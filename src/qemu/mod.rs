@@ -34,6 +34,28 @@ pub fn choose_accel(wanted: Accel) -> Result<Accelerator> {
     }
 }
 
+/// `accel: Auto` is KVM when /dev/kvm opens, unless KVM already failed
+/// with `program` in this boot (`memo`). Also returns why the choice
+/// differs from what was asked.
+pub fn decide_accel(
+    wanted: Accel,
+    memo: &Utf8Path,
+    program: Option<&Utf8Path>,
+) -> Result<(Accelerator, Option<String>)> {
+    let accel = choose_accel(wanted)?;
+    if accel == Accelerator::Kvm
+        && wanted == Accel::Auto
+        && let Some(program) = program
+        && let Some(message) = kvm_known_broken(memo, program)
+    {
+        return Ok((
+            Accelerator::Tcg,
+            Some(format!("KVM failed earlier in this boot: {message}")),
+        ));
+    }
+    Ok((accel, None))
+}
+
 /// Start `program` with KVM for a moment — no disk, 16 MiB, paused, quit at
 /// once over QMP on stdin — to learn whether KVM really works: on hosts
 /// with half-working nested virtualisation /dev/kvm opens, but QEMU aborts
