@@ -156,11 +156,18 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
         Some(ExportAccel(accel)) => accel,
         None => {
             let program = crate::qemu::find_program(&config.binary).ok();
-            let (accel, why) = crate::qemu::decide_accel(
-                config.accel,
-                &env.dirs.kvm_memo(),
-                program.as_deref(),
-            )?;
+            let (mut accel, mut why) =
+                crate::qemu::decide_accel(config.accel, &env.dirs.kvm_memo(), program.as_deref())?;
+            // A start would find out by trying; the export asks QEMU now
+            // (hosts whose nested KVM opens but aborts).
+            if accel == Accelerator::Kvm
+                && config.accel == Accel::Auto
+                && let Some(program) = &program
+                && let Err(message) = crate::qemu::probe_kvm(program)
+            {
+                accel = Accelerator::Tcg;
+                why = Some(format!("KVM fails here: {message}"));
+            }
             if config.accel == Accel::Auto {
                 notes.push(format!(
                     "accel Auto: the domain uses {} as this host would{}; give --accel kvm or \
@@ -231,7 +238,9 @@ fn device_help(
 ) -> Result<crate::export::device::Types> {
     let program = program.map_err(|_| {
         Error::invalid(
-            format!("the VM's QEMU is not installed here, and it must say what device `{driver}` takes"),
+            format!(
+                "the VM's QEMU is not installed here, and it must say what device `{driver}` takes"
+            ),
             "install QEMU, or write the device in `arguments` in JSON form",
         )
     })?;
@@ -256,8 +265,8 @@ fn device_help(
 }
 
 fn to_systemd(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::io("cannot find", "this maqet program", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find", "this maqet program", e))?;
     let maqet = Utf8PathBuf::from_path_buf(exe).map_err(|p| {
         Error::invalid(
             format!("this maqet's path {} is not UTF-8", p.display()),
@@ -287,7 +296,10 @@ fn to_systemd(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
         user_unit: args.user,
         user: &user,
         restart: args.restart.unwrap_or(Restart::OnFailure),
-        stop_timeout: args.stop_timeout.or(env.settings.stop_timeout).unwrap_or(30),
+        stop_timeout: args
+            .stop_timeout
+            .or(env.settings.stop_timeout)
+            .unwrap_or(30),
     };
     systemd::unit(&source, &opts)
 }

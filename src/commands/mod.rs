@@ -55,10 +55,7 @@ pub enum Note<'a> {
 /// path filter's verdict, and its directory, which must exist, opened once
 /// so the file lands where it was checked. Returns the directory and the
 /// file's name in it.
-pub fn output_file(
-    env: &Env,
-    file: &Utf8Path,
-) -> Result<(crate::paths::dir::CheckedDir, String)> {
+pub fn output_file(env: &Env, file: &Utf8Path) -> Result<(crate::paths::dir::CheckedDir, String)> {
     let path = env
         .policy
         .check(file.as_os_str(), &env.cwd)

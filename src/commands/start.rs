@@ -21,9 +21,7 @@ use crate::qemu::process::{Liveness, Pidfd, ProcStat};
 use crate::qemu::spawn::{
     Listeners, bind_private, check_socket_path, open_images, private_file, spawn, tail,
 };
-use crate::qemu::{
-    decide_accel, find_program, logind_warning, remember_kvm_broken,
-};
+use crate::qemu::{decide_accel, find_program, logind_warning, remember_kvm_broken};
 use crate::qmp::{Qmp, QmpError};
 use crate::reconcile::{LOG_TAIL, adopt_orphan, observe, settle, settle_gone};
 use crate::render::Output;

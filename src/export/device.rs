@@ -109,7 +109,10 @@ pub fn to_json(text: &str, types: &Types) -> Result<Value> {
 fn typed_value(kind: &str, value: &str) -> Option<Value> {
     let integer = kind.starts_with("uint") || kind.starts_with("int");
     if integer {
-        let parsed = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        let parsed = match value
+            .strip_prefix("0x")
+            .or_else(|| value.strip_prefix("0X"))
+        {
             Some(hex) => i128::from_str_radix(hex, 16).ok()?,
             None => value.parse::<i128>().ok()?,
         };
@@ -125,7 +128,9 @@ fn typed_value(kind: &str, value: &str) -> Option<Value> {
             "off" | "no" | "false" | "n" => Some(Value::Bool(false)),
             _ => None,
         },
-        "size" => crate::config::Bytes::parse(value).ok().map(|b| Value::from(b.0)),
+        "size" => crate::config::Bytes::parse(value)
+            .ok()
+            .map(|b| Value::from(b.0)),
         _ => Some(Value::String(value.to_owned())),
     }
 }
@@ -171,10 +176,7 @@ mod tests {
             driver("driver=virtio-rng-pci,id=x").as_deref(),
             Some("virtio-rng-pci")
         );
-        assert_eq!(
-            driver("id=x,driver=e1000").as_deref(),
-            Some("e1000")
-        );
+        assert_eq!(driver("id=x,driver=e1000").as_deref(), Some("e1000"));
     }
 
     #[test]
@@ -186,6 +188,9 @@ mod tests {
             "arguments: `-device virtio-rng-pci,period=5`: this QEMU's device has no property `period`"
         );
         let err = to_json("virtio-rng-pci,max-bytes=lots", &types).unwrap_err();
-        assert!(err.to_string().contains("`max-bytes=lots` is not a uint64"), "{err}");
+        assert!(
+            err.to_string().contains("`max-bytes=lots` is not a uint64"),
+            "{err}"
+        );
     }
 }

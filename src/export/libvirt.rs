@@ -130,11 +130,7 @@ pub fn domain(
 
     x.open("devices", &[]);
     if c.binary.as_str().contains('/') {
-        x.text(
-            "emulator",
-            &[],
-            writable("binary", c.binary.as_str())?,
-        );
+        x.text("emulator", &[], writable("binary", c.binary.as_str())?);
         notes.push(format!(
             "binary: the domain runs {}, which must exist on the host that runs it",
             c.binary.as_str()
@@ -161,7 +157,11 @@ pub fn domain(
         let index = index.to_string();
         x.empty(
             "controller",
-            &[("type", "pci"), ("index", &index), ("model", "pcie-root-port")],
+            &[
+                ("type", "pci"),
+                ("index", &index),
+                ("model", "pcie-root-port"),
+            ],
         );
     }
     shares(&mut x, c, place.moving().then_some(&mut notes))?;
@@ -265,11 +265,15 @@ fn arch(binary: &str) -> Result<&str> {
     let file = binary.rsplit('/').next().unwrap_or(binary);
     match file.strip_prefix("qemu-system-") {
         Some("i386") => Ok("i686"),
-        Some(arch) if !arch.is_empty() && arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+        Some(arch)
+            if !arch.is_empty() && arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
             Ok(arch)
         }
         _ => Err(unmappable(
-            format!("binary: `{binary}` is not named qemu-system-ARCH, so the guest's architecture is unknown"),
+            format!(
+                "binary: `{binary}` is not named qemu-system-ARCH, so the guest's architecture is unknown"
+            ),
             "set `binary` to a qemu-system-* program (a wrapper can be a symlink of that name)",
         )),
     }
@@ -296,8 +300,7 @@ fn on_root_ports(c: &VmConfig, disks: &Disks) -> u8 {
         let Network::User(user) = n;
         user.forwards.is_empty().then_some(user.model)
     });
-    let (virtio_nics, pci_nics): (Vec<_>, Vec<_>) =
-        native.partition(|m| *m == NicModel::VirtioNet);
+    let (virtio_nics, pci_nics): (Vec<_>, Vec<_>) = native.partition(|m| *m == NicModel::VirtioNet);
     let count = usize::from(disks.virtio)
         + usize::from(disks.scsi)
         + shares
@@ -419,7 +422,11 @@ fn disks(
                 let n = ide_n;
                 ide_n += 1;
                 let units = ide.map_or(2, |b| b.units);
-                (letters("hd", &mut hd), "ide", Some((0, n / units, n % units)))
+                (
+                    letters("hd", &mut hd),
+                    "ide",
+                    Some((0, n / units, n % units)),
+                )
             }
         };
         x.empty("target", &[("dev", &dev), ("bus", bus)]);
@@ -462,7 +469,10 @@ fn letters(prefix: &str, n: &mut usize) -> String {
         index = index / 26 - 1;
     }
     tail.reverse();
-    format!("{prefix}{}", String::from_utf8(tail).expect("ASCII letters"))
+    format!(
+        "{prefix}{}",
+        String::from_utf8(tail).expect("ASCII letters")
+    )
 }
 
 /// The shared directories; with `notes` (the images are moving to
@@ -484,10 +494,7 @@ fn shares(x: &mut Xml, c: &VmConfig, mut notes: Option<&mut Vec<String>>) -> Res
                 ));
             }
         };
-        x.open(
-            "filesystem",
-            &[("type", "mount"), ("accessmode", mode)],
-        );
+        x.open("filesystem", &[("type", "mount"), ("accessmode", mode)]);
         x.empty("driver", &[("type", "path")]);
         x.empty(
             "source",

@@ -95,7 +95,6 @@ pub fn unit(src: &Source<'_>, opts: &Options<'_>) -> Result<Exported> {
     );
     text.push_str("[Unit]\n");
     let _ = writeln!(text, "Description=maqet VM {}", src.name);
-    text.push_str("Documentation=man:maqet(1)\n");
     if !opts.user_unit {
         text.push_str("After=network.target\n");
     }
@@ -207,7 +206,6 @@ mod tests {
 #   systemctl daemon-reload && systemctl enable --now maqet-web.service
 [Unit]
 Description=maqet VM web
-Documentation=man:maqet(1)
 After=network.target
 
 [Service]

@@ -11,6 +11,7 @@ mod docgen;
 mod doctor;
 mod drive;
 mod errors;
+mod export;
 mod faults;
 mod guest;
 mod harness;

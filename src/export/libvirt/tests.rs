@@ -1,5 +1,7 @@
 use super::*;
-use crate::config::{CdromDrive, Program, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare};
+use crate::config::{
+    CdromDrive, Program, Qcow2Drive, RawDrive, UserNetwork, UserPath, VirtfsShare,
+};
 use crate::storage::Chain;
 
 struct Files {
@@ -18,7 +20,12 @@ fn files(names: &[&str]) -> Files {
     Files { _dir: dir, root }
 }
 
-fn export(config: &VmConfig, disks: &Utf8Path, chains: &Chains, accel: Accelerator) -> Result<Exported> {
+fn export(
+    config: &VmConfig,
+    disks: &Utf8Path,
+    chains: &Chains,
+    accel: Accelerator,
+) -> Result<Exported> {
     let src = Source {
         name: "web",
         id: "0123",
@@ -42,7 +49,13 @@ fn path(p: &Utf8Path) -> UserPath {
 
 #[test]
 fn a_vm_becomes_a_domain_field_by_field() {
-    let f = files(&["root.qcow2", "base.qcow2", "data.img", "install.iso", "vmlinuz"]);
+    let f = files(&[
+        "root.qcow2",
+        "base.qcow2",
+        "data.img",
+        "install.iso",
+        "vmlinuz",
+    ]);
     let r = &f.root;
     let mut config = VmConfig::default();
     config.memory = crate::config::Memory::parse("512M").unwrap();
@@ -263,7 +276,12 @@ fn ide_on_q35_becomes_sata_and_on_pc_keeps_its_bus() {
     let mut config = VmConfig::default();
     config.storage = vec![drive("a"), drive("b"), drive("c")];
     let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
-    let targets: Vec<&str> = out.text.lines().filter(|l| l.contains("<target dev") || l.contains("<address type='drive'")).map(str::trim).collect();
+    let targets: Vec<&str> = out
+        .text
+        .lines()
+        .filter(|l| l.contains("<target dev") || l.contains("<address type='drive'"))
+        .map(str::trim)
+        .collect();
     assert_eq!(
         targets,
         [
@@ -278,7 +296,12 @@ fn ide_on_q35_becomes_sata_and_on_pc_keeps_its_bus() {
     assert_eq!(out.notes.len(), 3);
     config.machine = "pc".parse().unwrap();
     let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
-    let targets: Vec<&str> = out.text.lines().filter(|l| l.contains("<target dev") || l.contains("<address type='drive'")).map(str::trim).collect();
+    let targets: Vec<&str> = out
+        .text
+        .lines()
+        .filter(|l| l.contains("<target dev") || l.contains("<address type='drive'"))
+        .map(str::trim)
+        .collect();
     assert_eq!(
         targets,
         [
