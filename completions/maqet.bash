@@ -242,6 +242,17 @@ _maqet() {
                 "cleanup:--data-dir" | \
                 "cleanup:--runtime-dir" | \
                 "cleanup:--config-dir" | \
+                "export:--to" | \
+                "export:--output" | \
+                "export:--accel" | \
+                "export:--image-dir" | \
+                "export:--console-log" | \
+                "export:--restart" | \
+                "export:--stop-timeout" | \
+                "export:--log-file" | \
+                "export:--data-dir" | \
+                "export:--runtime-dir" | \
+                "export:--config-dir" | \
                 "completions:--log-file" | \
                 "completions:--data-dir" | \
                 "completions:--runtime-dir" | \
@@ -259,7 +270,7 @@ _maqet() {
         case $cmd in
             "")
                 case $word in
-                    "add" | "apply" | "ls" | "info" | "rm" | "start" | "stop" | "status" | "inspect" | "qmp" | "console" | "run" | "snapshot" | "disk" | "storage" | "doctor" | "cleanup" | "completions" | "man")
+                    "add" | "apply" | "ls" | "info" | "rm" | "start" | "stop" | "status" | "inspect" | "qmp" | "console" | "run" | "snapshot" | "disk" | "storage" | "doctor" | "cleanup" | "export" | "completions" | "man")
                         cmd=$word
                         ;;
                     *) cmd=! ;;
@@ -447,6 +458,13 @@ _maqet() {
             "cleanup:--data-dir") _maqet_dirs ;;
             "cleanup:--runtime-dir") _maqet_dirs ;;
             "cleanup:--config-dir") _maqet_dirs ;;
+            "export:--output") _maqet_files ;;
+            "export:--image-dir") _maqet_dirs ;;
+            "export:--console-log") _maqet_files ;;
+            "export:--log-file") _maqet_files ;;
+            "export:--data-dir") _maqet_dirs ;;
+            "export:--runtime-dir") _maqet_dirs ;;
+            "export:--config-dir") _maqet_dirs ;;
             "completions:--log-file") _maqet_files ;;
             "completions:--data-dir") _maqet_dirs ;;
             "completions:--runtime-dir") _maqet_dirs ;;
@@ -494,12 +512,13 @@ _maqet() {
             "storage verify") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "doctor") _maqet_words "--help --fix -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "cleanup") _maqet_words "--help --dry-run -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
+            "export") _maqet_words "--help --to --output --accel --image-dir --console-log --user --restart --stop-timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "completions") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "man") _maqet_words "--help --dir -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
         esac
     else
         case $cmd in
-            "") _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup completions man" ;;
+            "") _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup export completions man" ;;
             "add")
                 case $npos in
                     *) _maqet_files ;;
@@ -637,6 +656,11 @@ _maqet() {
                     0) _maqet_vms ;;
                 esac
                 ;;
+            "export")
+                case $npos in
+                    0) _maqet_vms ;;
+                esac
+                ;;
             "completions")
                 case $npos in
                     0) _maqet_words "bash zsh fish" ;;
@@ -644,7 +668,7 @@ _maqet() {
                 ;;
             "man")
                 case $npos in
-                    0) _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup completions man" ;;
+                    0) _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup export completions man" ;;
                 esac
                 ;;
         esac

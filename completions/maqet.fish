@@ -209,6 +209,17 @@ function __maqet_complete
                     'cleanup:--data-dir' \
                     'cleanup:--runtime-dir' \
                     'cleanup:--config-dir' \
+                    'export:--to' \
+                    'export:--output' \
+                    'export:--accel' \
+                    'export:--image-dir' \
+                    'export:--console-log' \
+                    'export:--restart' \
+                    'export:--stop-timeout' \
+                    'export:--log-file' \
+                    'export:--data-dir' \
+                    'export:--runtime-dir' \
+                    'export:--config-dir' \
                     'completions:--log-file' \
                     'completions:--data-dir' \
                     'completions:--runtime-dir' \
@@ -225,7 +236,7 @@ function __maqet_complete
         switch $cmd
             case ''
                 switch $word
-                    case 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'completions' 'man'
+                    case 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'export' 'completions' 'man'
                         set cmd $word
                     case '*'
                         set cmd '!'
@@ -556,6 +567,20 @@ function __maqet_complete
             case 'cleanup:--runtime-dir'
                 __fish_complete_directories $cur
             case 'cleanup:--config-dir'
+                __fish_complete_directories $cur
+            case 'export:--output'
+                __fish_complete_path $cur
+            case 'export:--image-dir'
+                __fish_complete_directories $cur
+            case 'export:--console-log'
+                __fish_complete_path $cur
+            case 'export:--log-file'
+                __fish_complete_path $cur
+            case 'export:--data-dir'
+                __fish_complete_directories $cur
+            case 'export:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'export:--config-dir'
                 __fish_complete_directories $cur
             case 'completions:--log-file'
                 __fish_complete_path $cur
@@ -950,6 +975,23 @@ function __maqet_complete
                     '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
                     '--config-dir' 'read settings from DIR/maqet.ron' \
                     '--json' 'print results as JSON'
+            case 'export'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '--to' 'the engine: libvirt or systemd' \
+                    '--output' 'write the definition to FILE (mode 0600) instead of stdout' \
+                    '--accel' 'libvirt: the accelerator, kvm or tcg (default: the VM\'s; `Auto` is decided on this host)' \
+                    '--image-dir' 'libvirt: the directory the images will be in on the host that runs the domain; the files to copy are listed' \
+                    '--console-log' 'libvirt: where libvirt keeps the serial console\'s output (default /var/log/libvirt/qemu/NAME-console.log)' \
+                    '--user' 'systemd: a user unit (`systemctl --user`) instead of a system unit' \
+                    '--restart' 'systemd: when to start the VM again after QEMU ends: no, on-failure (default) or always' \
+                    '--stop-timeout' 'systemd: seconds `maqet stop` gives the guest to power off (default 30, or the settings file\'s stop_timeout)' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'completions'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
@@ -990,6 +1032,7 @@ function __maqet_complete
                     'storage' 'The files under the data directory: orphans and checks' \
                     'doctor' 'Check that this host can run VMs and that maqet\'s files are sound' \
                     'cleanup' 'Reconcile every VM now and remove stale runtime files' \
+                    'export' 'Print a VM\'s definition for libvirt (domain XML) or systemd (a unit)' \
                     'completions' 'Print a shell completion script' \
                     'man' 'Print a man page (roff): maqet(1), or one command\'s'
             case 'add'
@@ -1151,6 +1194,11 @@ function __maqet_complete
                     case 0
                         __maqet_vms $store
                 end
+            case 'export'
+                switch $npos
+                    case 0
+                        __maqet_vms $store
+                end
             case 'completions'
                 switch $npos
                     case 0
@@ -1159,7 +1207,7 @@ function __maqet_complete
             case 'man'
                 switch $npos
                     case 0
-                        printf '%s\n' 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'completions' 'man'
+                        printf '%s\n' 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'export' 'completions' 'man'
                 end
         end
     end

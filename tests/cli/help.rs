@@ -45,6 +45,8 @@ fn help_lists_commands_options_and_exit_codes() {
       doctor            Check that this host can run VMs and that maqet's files are
                         sound.
       cleanup           Reconcile every VM now and remove stale runtime files.
+      export            Print a VM's definition for libvirt (domain XML) or systemd
+                        (a unit).
       completions       Print a shell completion script.
       man               Print a man page (roff): maqet(1), or one command's.
 

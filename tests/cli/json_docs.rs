@@ -142,6 +142,22 @@ fn json_docs_match_real_output() {
         "storage verify",
         json(&mut t, &["storage", "verify", "docs"]),
     );
+    put(
+        "export",
+        json(
+            &mut t,
+            &[
+                "export",
+                "docs",
+                "--to",
+                "libvirt",
+                "--accel",
+                "tcg",
+                "--image-dir",
+                "/srv/vm",
+            ],
+        ),
+    );
     // Offline snapshots, then live ones.
     put(
         "snapshot create",
