@@ -142,21 +142,23 @@ fn json_docs_match_real_output() {
         "storage verify",
         json(&mut t, &["storage", "verify", "docs"]),
     );
+    // Its notes go to stderr too.
     put(
         "export",
-        json(
-            &mut t,
-            &[
-                "export",
-                "docs",
-                "--to",
-                "libvirt",
-                "--accel",
-                "tcg",
-                "--image-dir",
-                "/srv/vm",
-            ],
-        ),
+        t.args([
+            "--json",
+            "export",
+            "docs",
+            "--to",
+            "libvirt",
+            "--accel",
+            "tcg",
+            "--image-dir",
+            "/srv/vm",
+        ])
+        .stderr_contains("maqet: warning: copy these files")
+        .run()
+        .json(),
     );
     // Offline snapshots, then live ones.
     put(
