@@ -21,6 +21,7 @@ mod hotplug;
 mod info;
 mod isolation;
 mod json_docs;
+mod libvirt;
 mod lifecycle;
 mod ls;
 mod matrix;
