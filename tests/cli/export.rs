@@ -3,9 +3,11 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::guest::{POWEROFF, READY, guest_config, have_qemu};
+use crate::guest::{POWEROFF, READY, guest, guest_config, have_qemu};
 use crate::harness::{Test, mode, needs, runs};
+use crate::libvirt::{Libvirt, have_libvirt, validate};
 
 #[test]
 fn bad_options_and_paths_are_refused_and_write_nothing() {
@@ -331,4 +333,347 @@ fn the_systemd_unit_verifies_and_its_commands_start_and_stop_the_vm() {
     wait_for(POWEROFF);
     let status = t.args(["--json", "status", "web"]).run().json();
     assert_eq!(status["state"], "stopped");
+}
+
+/// A name no other run's leftover domain has.
+fn domain_name(base: &str) -> String {
+    format!("mq{}-{base}", std::process::id())
+}
+
+/// Wait until `file` holds `marker`.
+fn wait_for_marker(file: &Path, marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .contains(marker)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no {marker} in {}:\n{}",
+            file.display(),
+            std::fs::read_to_string(file).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `(local address, port)` of every listening TCP socket.
+fn tcp_listeners() -> Vec<(std::net::Ipv4Addr, u16)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // State 0A is LISTEN.
+            if fields.get(3) != Some(&"0A") {
+                return None;
+            }
+            let (addr, port) = fields.get(1)?.split_once(':')?;
+            let addr = u32::from_str_radix(addr, 16).ok()?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            Some((std::net::Ipv4Addr::from(addr.swap_bytes()), port))
+        })
+        .collect()
+}
+
+/// The root ports of a running domain that no device sits on.
+fn free_root_ports(live: &str) -> usize {
+    let ports: Vec<u32> = live
+        .lines()
+        .filter(|l| l.contains("<controller type='pci'") && l.contains("model='pcie-root-port'"))
+        .filter_map(|l| l.split("index='").nth(1)?.split('\'').next()?.parse().ok())
+        .collect();
+    let used: Vec<u32> = live
+        .lines()
+        .filter(|l| l.contains("<address type='pci'"))
+        .filter_map(|l| {
+            let bus = l.split("bus='").nth(1)?.split('\'').next()?;
+            u32::from_str_radix(bus.trim_start_matches("0x"), 16).ok()
+        })
+        .collect();
+    ports.iter().filter(|p| !used.contains(p)).count()
+}
+
+/// The test guest, exported with disks on three buses, a backing chain, a
+/// CD-ROM, a share, a port forward and a device in `arguments`, runs
+/// under libvirt as it runs under maqet: it boots, its sizes and disks are
+/// the config's, the forward is bound on 127.0.0.1 only and reaches the
+/// guest, four hot-plug ports are free, and `virsh shutdown` powers it off
+/// through ACPI.
+#[test]
+fn the_exported_test_guest_runs_under_libvirt() {
+    let test = "the_exported_test_guest_runs_under_libvirt";
+    if !have_qemu(test) || !have_libvirt(test) {
+        return;
+    }
+    let g = guest();
+    let name = domain_name("guest");
+    let port = free_port();
+    let mut t = Test::new();
+    let root = t.root().to_owned();
+    let root = root.to_str().expect("UTF-8");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        &format!("{root}/base.qcow2"),
+        "64M",
+    ]);
+    std::fs::write(t.path("data.img"), vec![0; 1 << 20]).expect("write data.img");
+    std::fs::write(t.path("media.iso"), vec![0; 1 << 20]).expect("write media.iso");
+    std::fs::create_dir(t.path("share")).expect("mkdir share");
+    t.file(
+        "vm.ron",
+        &format!(
+            "(
+    name: \"{name}\",
+    memory: \"256M\",
+    cpus: 2,
+    boot: (kernel: \"{}\", initrd: \"{}\", append: \"console=ttyS0 panic=-1 maqet.listen=80:hello\"),
+    storage: [
+        Qcow2(name: \"root\", size: \"64M\", backing_file: \"base.qcow2\", backing_format: Qcow2),
+        Raw(name: \"data\", file: \"data.img\", interface: Scsi, readonly: true),
+        Cdrom(name: \"media\", file: \"media.iso\"),
+        Virtfs(name: \"share\", path: \"share\", readonly: true),
+    ],
+    network: [User(name: \"net0\", forwards: [(host: {port}, guest: 80)])],
+    arguments: [\"-device\", \"virtio-rng-pci,max-bytes=1024,period=1000\"],
+)
+",
+            g.kernel.display(),
+            g.initrd.display()
+        ),
+    );
+    let id = t
+        .args(["add", "--trust", "vm.ron"])
+        .run()
+        .stdout
+        .trim()
+        .to_owned();
+    let overlay = t
+        .args(["disk", "create", &name, "root"])
+        .run()
+        .stdout
+        .trim()
+        .to_owned();
+    let console = t.path("console.log");
+    t.args([
+        "export",
+        &name,
+        "--to",
+        "libvirt",
+        "--accel",
+        "tcg",
+        "--console-log",
+        console.to_str().expect("UTF-8"),
+        "--output",
+        "domain.xml",
+    ])
+    .stdout_any()
+    .stderr(
+        "maqet: warning: network `net0`: its port forwards are passed to QEMU as <qemu:commandline>, which libvirt marks as tainting the domain\n\
+         maqet: warning: arguments: passed to QEMU as <qemu:commandline>, which libvirt marks as tainting the domain\n",
+    )
+    .run();
+    validate(&t.path("domain.xml"));
+
+    let mut libvirt = Libvirt::start();
+    assert_eq!(libvirt.define(&t.path("domain.xml")), name);
+    let started = libvirt.virsh(&["start", &name]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    wait_for_marker(&console, READY);
+    assert_eq!(
+        libvirt.qemu_monitor(&name, &serde_json::json!({"execute": "query-status"}))["status"],
+        "running"
+    );
+    let live = libvirt.dumpxml(&name);
+    assert!(
+        live.contains("<memory unit='KiB'>262144</memory>"),
+        "{live}"
+    );
+    assert!(live.contains(">2</vcpu>"), "{live}");
+    assert!(
+        live.contains(&format!("<description>maqet VM {name} (id {id})")),
+        "{live}"
+    );
+    let sources: Vec<&str> = live
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("<source file='"))
+        .map(|l| l.split('\'').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            overlay.as_str(),
+            &format!("{root}/base.qcow2"),
+            &format!("{root}/data.img"),
+            &format!("{root}/media.iso"),
+        ]
+    );
+    assert_eq!(free_root_ports(&live), 4, "{live}");
+    // The forward: on 127.0.0.1 only, and through to the guest.
+    let listeners = tcp_listeners();
+    assert!(
+        listeners.contains(&(std::net::Ipv4Addr::LOCALHOST, port)),
+        "{listeners:?}"
+    );
+    assert_eq!(
+        listeners.iter().filter(|(_, p)| *p == port).count(),
+        1,
+        "{listeners:?}"
+    );
+    let mut answer = String::new();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut stream), &mut answer)
+        .expect("the guest answers through the forward");
+    assert_eq!(answer, "hello\r\n");
+    // The device from `arguments`: virtio-rng, vendor 0x1af4, device
+    // 0x1005 (transitional, as on the root bus) or 0x1044.
+    let pci = libvirt.qemu_monitor(&name, &serde_json::json!({"execute": "query-pci"}));
+    let devices = pci[0]["devices"].as_array().expect("devices");
+    assert!(
+        devices.iter().any(|d| d["id"]["vendor"] == 0x1af4
+            && (d["id"]["device"] == 0x1005 || d["id"]["device"] == 0x1044)),
+        "{pci}"
+    );
+    let shutdown = libvirt.virsh(&["shutdown", &name]);
+    assert!(shutdown.status.success());
+    wait_for_marker(&console, POWEROFF);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while libvirt.domstate_reason(&name) != "shut off (shutdown)" {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            libvirt.domstate_reason(&name)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `--image-dir`: the domain names the copies, the export lists them,
+/// and the domain boots from them with the originals gone, its overlay
+/// reading the copied base (no rebase).
+#[test]
+fn an_export_with_image_dir_runs_from_the_copies() {
+    let test = "an_export_with_image_dir_runs_from_the_copies";
+    if !have_qemu(test) || !have_libvirt(test) {
+        return;
+    }
+    let g = guest();
+    let name = domain_name("moved");
+    let mut t = Test::new();
+    let root = t.root().to_str().expect("UTF-8").to_owned();
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        &format!("{root}/base.qcow2"),
+        "64M",
+    ]);
+    t.file(
+        "vm.ron",
+        &format!(
+            "(name: \"{name}\", memory: \"256M\", boot: (kernel: \"{}\", initrd: \"{}\", append: \"console=ttyS0 panic=-1\"), storage: [Qcow2(name: \"root\", size: \"64M\", backing_file: \"base.qcow2\", backing_format: Qcow2)])\n",
+            g.kernel.display(),
+            g.initrd.display()
+        ),
+    );
+    t.args(["add", "vm.ron"]).stdout_any().run();
+    let overlay = t
+        .args(["disk", "create", &name, "root"])
+        .run()
+        .stdout
+        .trim()
+        .to_owned();
+    let moved = format!("{root}/moved");
+    let console = format!("{root}/console.log");
+    let out = t
+        .args([
+            "--json",
+            "export",
+            &name,
+            "--to",
+            "libvirt",
+            "--accel",
+            "tcg",
+            "--image-dir",
+            &moved,
+            "--console-log",
+            &console,
+            "--output",
+            "domain.xml",
+        ])
+        .stderr_contains("maqet: warning: copy these files to the host that runs the domain: ")
+        .run()
+        .json();
+    let copies = out["copies"].as_array().expect("copies");
+    let pairs: Vec<(&str, &str)> = copies
+        .iter()
+        .map(|c| (c["from"].as_str().unwrap(), c["to"].as_str().unwrap()))
+        .collect();
+    let kernel = g.kernel.to_str().unwrap();
+    let initrd = g.initrd.to_str().unwrap();
+    assert_eq!(
+        pairs,
+        [
+            (kernel, format!("{moved}/vmlinuz").as_str()),
+            (initrd, format!("{moved}/initramfs.gz").as_str()),
+            (overlay.as_str(), format!("{moved}/root.qcow2").as_str()),
+            (
+                format!("{root}/base.qcow2").as_str(),
+                format!("{moved}/base.qcow2").as_str()
+            ),
+        ]
+    );
+    std::fs::create_dir(&moved).expect("mkdir");
+    for (from, to) in &pairs {
+        std::fs::copy(from, to).expect("copy");
+    }
+    // The images that stay behind are gone: only the copies can boot it.
+    std::fs::remove_file(&overlay).expect("rm overlay");
+    std::fs::remove_file(format!("{root}/base.qcow2")).expect("rm base");
+    validate(&t.path("domain.xml"));
+    let mut libvirt = Libvirt::start();
+    libvirt.define(&t.path("domain.xml"));
+    let started = libvirt.virsh(&["start", &name]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    wait_for_marker(Path::new(&console), READY);
+    let live = libvirt.dumpxml(&name);
+    assert!(
+        live.contains(&format!("<source file='{moved}/base.qcow2'/>")),
+        "{live}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn qemu_img(args: &[&str]) {
+    let out = Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
