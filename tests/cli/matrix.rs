@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::guest::{guest, have_qemu};
 use crate::harness::{Test, trust};
+use crate::libvirt::{Libvirt, have_libvirt};
 
 /// A maqet command's exit code, stdout and stderr, without the harness's
 /// expectations: a matrix collects every failure instead of stopping at the
@@ -45,6 +46,15 @@ fn qemu_img(t: &Test, args: &[&str]) {
 /// Run `jobs` on a few threads; the problems they report, in job order.
 fn in_parallel<J: Sync>(jobs: &[J], run: impl Fn(&J) -> Result<(), String> + Sync) -> Vec<String> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    on_workers(workers, jobs, run)
+}
+
+/// [`in_parallel`] on `workers` threads.
+fn on_workers<J: Sync>(
+    workers: usize,
+    jobs: &[J],
+    run: impl Fn(&J) -> Result<(), String> + Sync,
+) -> Vec<String> {
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -136,6 +146,16 @@ enum Kind {
     /// `Raw` with a `size`: maqet creates it at start.
     RawNew,
     Cdrom,
+}
+
+impl Kind {
+    /// Its image is made by maqet (at start, or by `disk create`).
+    fn created_by_maqet(self) -> bool {
+        matches!(
+            self,
+            Kind::Qcow2New | Kind::Qcow2OverQcow2 | Kind::Qcow2OverRaw | Kind::RawNew
+        )
+    }
 }
 
 const KINDS: [Kind; 7] = [
@@ -514,15 +534,8 @@ fn make_named_files(t: &Test, dir: &Path, layer: &Layer) -> usize {
     drives
 }
 
-/// Every file under examples/ is added and started as it is, with only
-/// what this machine needs changed: its files made beside it, TCG, small
-/// memory, free ports for its forwards, and no window. A new example that
-/// does not start fails here.
-#[test]
-fn every_example_is_added_and_started() {
-    if !have_qemu("every_example_is_added_and_started") {
-        return;
-    }
+/// The RON files under examples/, sorted.
+fn example_files() -> Vec<PathBuf> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
         .expect("read examples/")
@@ -536,46 +549,71 @@ fn every_example_is_added_and_started() {
         "examples/ holds only RON configs: {files:?}"
     );
     assert!(files.len() >= 2, "{files:?}");
+    files
+}
+
+/// Add the example `file` in a new test directory, with only what this
+/// machine needs changed: its files made beside it, TCG, small memory,
+/// free ports for its forwards, and no window; its name prefixed with
+/// `prefix`. Returns the test, the VM's name, how many block devices it
+/// has, and its config.
+fn add_example(file: &Path, prefix: &str) -> Result<(Test, String, usize, Layer), String> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).expect("UTF-8");
+    let text = std::fs::read_to_string(file).expect("read an example");
+    let (text, ports) = free_forwards(&text);
+    let layer = parse_layer(&text);
+    for net in layer.network.iter().flatten() {
+        let Network::User(user) = net;
+        for fwd in &user.forwards {
+            assert!(
+                ports.contains(&fwd.host.0),
+                "{stem}: the forward from host port {} was not moved to a free port",
+                fwd.host.0
+            );
+        }
+    }
+    let mut t = Test::new();
+    let copy = format!("examples/{stem}.ron");
+    t.file(&copy, &text);
+    let drives = make_named_files(&t, &t.path("examples"), &layer);
+    let display = match layer.display {
+        None | Some(Display::Headless) => "",
+        // No screen here, and a VNC display is a fixed port.
+        Some(_) => ", display: Headless",
+    };
+    t.file(
+        "this-machine.ron",
+        &format!("(accel: Tcg, memory: \"128M\"{display})\n"),
+    );
+    let name = layer
+        .name
+        .as_ref()
+        .map_or_else(|| format!("example-{stem}"), ToString::to_string);
+    let name = format!("{prefix}{name}");
+    let mut args = vec!["add"];
+    args.extend_from_slice(trust(&text));
+    args.extend([copy.as_str(), "this-machine.ron", "--name", &name]);
+    match maqet(&t, &args) {
+        (0, _, _) => Ok((t, name, drives, layer)),
+        (code, _, stderr) => Err(format!(
+            "examples/{stem}.ron: `add` exited {code}: {stderr}"
+        )),
+    }
+}
+
+/// Every file under examples/ is added and started as it is, with only
+/// what this machine needs changed: its files made beside it, TCG, small
+/// memory, free ports for its forwards, and no window. A new example that
+/// does not start fails here.
+#[test]
+fn every_example_is_added_and_started() {
+    if !have_qemu("every_example_is_added_and_started") {
+        return;
+    }
+    let files = example_files();
     let problems = in_parallel(&files, |file| {
-        let stem = file.file_stem().and_then(|s| s.to_str()).expect("UTF-8");
-        let text = std::fs::read_to_string(file).expect("read an example");
-        let (text, ports) = free_forwards(&text);
-        let layer = parse_layer(&text);
-        for net in layer.network.iter().flatten() {
-            let Network::User(user) = net;
-            for fwd in &user.forwards {
-                assert!(
-                    ports.contains(&fwd.host.0),
-                    "{stem}: the forward from host port {} was not moved to a free port",
-                    fwd.host.0
-                );
-            }
-        }
-        let mut t = Test::new();
-        let copy = format!("examples/{stem}.ron");
-        t.file(&copy, &text);
-        let drives = make_named_files(&t, &t.path("examples"), &layer);
-        let display = match layer.display {
-            None | Some(Display::Headless) => "",
-            // No screen here, and a VNC display is a fixed port.
-            Some(_) => ", display: Headless",
-        };
-        t.file(
-            "this-machine.ron",
-            &format!("(accel: Tcg, memory: \"128M\"{display})\n"),
-        );
-        let name = layer
-            .name
-            .as_ref()
-            .map_or_else(|| format!("example-{stem}"), ToString::to_string);
-        let mut args = vec!["add"];
-        args.extend_from_slice(trust(&text));
-        args.extend([copy.as_str(), "this-machine.ron", "--name", &name]);
-        match maqet(&t, &args) {
-            (0, _, _) => starts_with_drives(&t, &name, drives),
-            (code, _, stderr) => Err(format!("`add` exited {code}: {stderr}")),
-        }
-        .map_err(|p| format!("examples/{stem}.ron: {p}"))
+        let (t, name, drives, _) = add_example(file, "")?;
+        starts_with_drives(&t, &name, drives).map_err(|p| format!("{}: {p}", file.display()))
     });
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -603,4 +641,244 @@ fn a_vm_with_forty_disks_starts() {
     );
     t.args(["add", "vm.ron"]).stdout_any().run();
     starts_with_drives(&t, "vm", 40).unwrap_or_else(|p| panic!("{p}"));
+}
+
+/// The VM `name` of `t`, exported, checked by libvirt's schema, defined
+/// and started: it runs with `drives` disks. The domain is gone after
+/// (and should a check panic, the fixture's cleanup of leftover domains
+/// is not needed: nothing here panics).
+fn runs_under_libvirt(
+    t: &Test,
+    libvirt: &Libvirt,
+    name: &str,
+    drives: usize,
+) -> Result<(), String> {
+    let xml = t.path("domain.xml");
+    let console = t.path("console.log");
+    let (code, _, stderr) = maqet(
+        t,
+        &[
+            "export",
+            name,
+            "--to",
+            "libvirt",
+            "--accel",
+            "tcg",
+            "--console-log",
+            console.to_str().expect("UTF-8"),
+            "--output",
+            xml.to_str().expect("UTF-8"),
+        ],
+    );
+    if code != 0 {
+        return Err(format!("`export` exited {code}: {stderr}"));
+    }
+    let text = std::fs::read_to_string(&xml).expect("read the export");
+    let out = Command::new("virt-xml-validate")
+        .arg(&xml)
+        .arg("domain")
+        .output()
+        .expect("run virt-xml-validate");
+    if !out.status.success() {
+        return Err(format!(
+            "not a valid domain: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let virsh = |args: &[&str]| {
+        let out = libvirt.virsh(args);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "virsh {args:?}: {}\n{text}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    virsh(&["define", xml.to_str().expect("UTF-8")])?;
+    let result = (|| {
+        let virsh = |args: &[&str]| {
+            let out = libvirt.virsh(args);
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!(
+                    "virsh {args:?}: {}\n{text}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        virsh(&["start", name])?;
+        let status = virsh(&[
+            "qemu-monitor-command",
+            name,
+            r#"{"execute":"query-status"}"#,
+        ])?;
+        if !status.contains(r#""status":"running""#) {
+            return Err(format!("not running: {status}"));
+        }
+        let live = virsh(&["dumpxml", name])?;
+        let disks = live.matches("<disk type=").count();
+        if disks != drives {
+            return Err(format!(
+                "the domain has {disks} disks, not {drives}:\n{live}"
+            ));
+        }
+        Ok(())
+    })();
+    let _ = libvirt.virsh(&["destroy", name]);
+    let _ = libvirt.virsh(&["undefine", name]);
+    result
+}
+
+/// A domain name no other run's leftover has.
+fn domain_prefix() -> String {
+    format!("mq{}-", std::process::id())
+}
+
+/// Every drive `add` accepts (the matrix above) runs under libvirt too,
+/// exported: on its bus, with its backing chain, read-only where asked.
+#[test]
+fn every_drive_add_accepts_runs_under_libvirt() {
+    let test = "every_drive_add_accepts_runs_under_libvirt";
+    if !have_qemu(test) || !have_libvirt(test) {
+        return;
+    }
+    // A new image and an existing one make the same domain: one of each.
+    let combos: Vec<Combo> = Combo::all()
+        .into_iter()
+        .filter(|c| c.refusal().is_none() && !matches!(c.kind, Kind::Qcow2New | Kind::RawNew))
+        .collect();
+    let libvirt = Libvirt::start();
+    let jobs: Vec<(usize, &Combo)> = combos.iter().enumerate().collect();
+    // libvirt takes over a second to tear a domain down, mostly waiting:
+    // more workers than cores.
+    let problems = on_workers(6, &jobs, |&(i, combo)| {
+        let mut t = Test::new();
+        let entry = combo.entry(&t);
+        let name = format!("{}d{i}", domain_prefix());
+        t.file(
+            "vm.ron",
+            &format!(
+                "(name: \"{name}\", accel: Tcg, memory: \"64M\", machine: \"{}\", storage: [{entry}])\n",
+                combo.machine
+            ),
+        );
+        let made = match maqet(&t, &["add", "vm.ron"]) {
+            (0, _, _) if combo.kind.created_by_maqet() => {
+                match maqet(&t, &["disk", "create", &name, "d"]) {
+                    (0, _, _) => Ok(()),
+                    (code, _, stderr) => Err(format!("`disk create` exited {code}: {stderr}")),
+                }
+            }
+            (0, _, _) => Ok(()),
+            (code, _, stderr) => Err(format!("`add` exited {code}: {stderr}")),
+        };
+        made.and_then(|()| runs_under_libvirt(&t, &libvirt, &name, 1))
+            .map_err(|problem| format!("{combo:?}: {problem}"))
+    });
+    assert!(
+        problems.is_empty(),
+        "{} of {} combinations failed under libvirt:\n{}",
+        problems.len(),
+        combos.len(),
+        problems.join("\n")
+    );
+}
+
+/// Every file under examples/, exported, runs under libvirt; and so do
+/// the networks and displays the examples do not show.
+#[test]
+fn every_example_and_network_runs_under_libvirt() {
+    let test = "every_example_and_network_runs_under_libvirt";
+    if !have_qemu(test) || !have_libvirt(test) {
+        return;
+    }
+    let libvirt = Libvirt::start();
+    let mut problems = Vec::new();
+    for file in example_files() {
+        let outcome = add_example(&file, &domain_prefix()).and_then(|(t, name, drives, layer)| {
+            // The drives maqet creates at start are made now.
+            for drive in layer.storage.iter().flatten() {
+                let sized = match drive {
+                    Storage::Qcow2(q) => q.size.is_some(),
+                    Storage::Raw(r) => r.size.is_some(),
+                    _ => false,
+                };
+                let drive = drive.name().to_string();
+                if sized
+                    && let (code @ 1.., _, stderr) = maqet(&t, &["disk", "create", &name, &drive])
+                {
+                    return Err(format!("`disk create {drive}` exited {code}: {stderr}"));
+                }
+            }
+            runs_under_libvirt(&t, &libvirt, &name, drives)
+        });
+        if let Err(problem) = outcome {
+            problems.push(format!("{}: {problem}", file.display()));
+        }
+    }
+    // Full controllers: every SATA port, IDE unit and more, at once.
+    let raw = |interfaces: &[&str]| {
+        let drives: Vec<String> = interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                format!("Raw(name: \"d{i}\", file: \"d{i}.img\", size: \"1M\", interface: {iface})")
+            })
+            .collect();
+        (
+            format!("storage: [{}]", drives.join(", ")),
+            interfaces.len(),
+        )
+    };
+    let mut cases = vec![
+        raw(&["Sata"; 6]),
+        raw(&[
+            "Ide", "Ide", "Ide", "Sata", "Sata", "Sata", "Scsi", "Scsi", "Virtio", "Virtio",
+        ]),
+        {
+            let (storage, n) = raw(&["Ide"; 4]);
+            (format!("machine: \"pc\", {storage}"), n)
+        },
+    ];
+    cases.extend(
+        [
+            "machine: \"pc\", network: [User(name: \"a\", model: E1000, mac: \"52:54:00:aa:00:01\"), User(name: \"b\", model: Rtl8139)]",
+            "network: [User(name: \"a\"), User(name: \"b\", model: E1000, forwards: [(host: PORT, guest: 22, protocol: Udp)])]",
+            "display: Vnc(display: 77), vga: Virtio, hotplug_ports: 0",
+            "vga: Off, cpus: 2",
+            "vga: Cirrus, machine: \"pc\"",
+            "vga: Qxl, hotplug_ports: 12",
+        ]
+        .map(|extra| (extra.replace("PORT", &free_port().to_string()), 0)),
+    );
+    for (i, (extra, drives)) in cases.iter().enumerate() {
+        let mut t = Test::new();
+        let name = format!("{}n{i}", domain_prefix());
+        t.file(
+            "vm.ron",
+            &format!("(name: \"{name}\", accel: Tcg, memory: \"64M\", {extra})\n"),
+        );
+        let mut outcome = match maqet(&t, &["add", "vm.ron"]) {
+            (0, _, _) => Ok(()),
+            (code, _, stderr) => Err(format!("`add` exited {code}: {stderr}")),
+        };
+        for d in 0..*drives {
+            outcome = outcome.and_then(|()| {
+                match maqet(&t, &["disk", "create", &name, &format!("d{d}")]) {
+                    (0, _, _) => Ok(()),
+                    (code, _, stderr) => Err(format!("`disk create` exited {code}: {stderr}")),
+                }
+            });
+        }
+        if let Err(problem) =
+            outcome.and_then(|()| runs_under_libvirt(&t, &libvirt, &name, *drives))
+        {
+            problems.push(format!("{extra}: {problem}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -273,8 +273,10 @@ fn ide_on_q35_becomes_sata_and_on_pc_keeps_its_bus() {
             readonly: false,
         })
     };
-    let mut config = VmConfig::default();
-    config.storage = vec![drive("a"), drive("b"), drive("c")];
+    let mut config = VmConfig {
+        storage: vec![drive("a"), drive("b"), drive("c")],
+        ..VmConfig::default()
+    };
     let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
     let targets: Vec<&str> = out
         .text
