@@ -852,12 +852,17 @@ fn every_example_and_network_runs_under_libvirt() {
             "vga: Off, cpus: 2",
             "vga: Cirrus, machine: \"pc\"",
             "vga: Qxl, hotplug_ports: 12",
+            "boot: (firmware: \"bios.bin\")",
         ]
         .map(|extra| (extra.replace("PORT", &free_port().to_string()), 0)),
     );
     for (i, (extra, drives)) in cases.iter().enumerate() {
         let mut t = Test::new();
         let name = format!("{}n{i}", domain_prefix());
+        if extra.contains("bios.bin") {
+            std::fs::copy("/usr/share/qemu/bios-256k.bin", t.path("bios.bin"))
+                .expect("copy SeaBIOS");
+        }
         t.file(
             "vm.ron",
             &format!("(name: \"{name}\", accel: Tcg, memory: \"64M\", {extra})\n"),

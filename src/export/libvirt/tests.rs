@@ -327,3 +327,48 @@ fn disk_names_count_on_past_z() {
     assert_eq!(names[26], "vdaa");
     assert_eq!(names[27], "vdab");
 }
+
+#[test]
+fn without_a_kernel_a_cdrom_boots_after_the_disks() {
+    let f = files(&["disk.img", "install.iso", "bios.bin"]);
+    let mut config = VmConfig {
+        storage: vec![
+            Storage::Raw(RawDrive {
+                name: "disk".parse().unwrap(),
+                file: path(&f.root.join("disk.img")),
+                size: None,
+                interface: Interface::Virtio,
+                readonly: false,
+            }),
+            Storage::Cdrom(CdromDrive {
+                name: "install".parse().unwrap(),
+                file: path(&f.root.join("install.iso")),
+                interface: Interface::Sata,
+            }),
+        ],
+        ..VmConfig::default()
+    };
+    config.boot.firmware = Some(path(&f.root.join("bios.bin")));
+    let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
+    let os: Vec<&str> = out
+        .text
+        .lines()
+        .skip_while(|l| !l.contains("<os>"))
+        .take_while(|l| !l.contains("</os>"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        os,
+        [
+            "<os>",
+            "<type arch='x86_64' machine='q35'>hvm</type>",
+            &format!("<loader type='rom'>{}/bios.bin</loader>", f.root),
+            "<boot dev='hd'/>",
+            "<boot dev='cdrom'/>",
+        ]
+    );
+    // A kernel boots itself: no boot order.
+    config.boot.kernel = Some(path(&f.root.join("disk.img")));
+    let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
+    assert!(!out.text.contains("<boot "), "{}", out.text);
+}
