@@ -497,7 +497,7 @@ fn make_named_files(t: &Test, dir: &Path, layer: &Layer) -> usize {
             }
         }
         if let Some(firmware) = firmware {
-            std::fs::copy("/usr/share/qemu/bios-256k.bin", at(firmware)).expect("copy SeaBIOS");
+            std::fs::copy("/usr/share/seabios/bios-256k.bin", at(firmware)).expect("copy SeaBIOS");
         }
     }
     let mut drives = 0;
@@ -860,7 +860,7 @@ fn every_example_and_network_runs_under_libvirt() {
         let mut t = Test::new();
         let name = format!("{}n{i}", domain_prefix());
         if extra.contains("bios.bin") {
-            std::fs::copy("/usr/share/qemu/bios-256k.bin", t.path("bios.bin"))
+            std::fs::copy("/usr/share/seabios/bios-256k.bin", t.path("bios.bin"))
                 .expect("copy SeaBIOS");
         }
         t.file(
