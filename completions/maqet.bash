@@ -512,7 +512,7 @@ _maqet() {
             "storage verify") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "doctor") _maqet_words "--help --fix -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "cleanup") _maqet_words "--help --dry-run -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
-            "export") _maqet_words "--help --to --output --accel --image-dir --console-log --user --restart --stop-timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
+            "export") _maqet_words "--help --to --output --accel --image-dir --console-log --trust --user --restart --stop-timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "completions") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "man") _maqet_words "--help --dir -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
         esac

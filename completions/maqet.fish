@@ -981,7 +981,8 @@ function __maqet_complete
                     '--output' 'write the definition to FILE (mode 0600) instead of stdout' \
                     '--accel' 'libvirt: the accelerator, kvm or tcg (default: the VM\'s; `Auto` is decided on this host)' \
                     '--image-dir' 'libvirt: the directory the images will be in on the host that runs the domain; the files to copy are listed' \
-                    '--console-log' 'libvirt: where libvirt keeps the serial console\'s output (default /var/log/libvirt/qemu/NAME-console.log)' \
+                    '--console-log' 'libvirt: where libvirt keeps the serial console\'s output (default /var/log/libvirt/qemu/NAME.serial)' \
+                    '--trust' 'libvirt: pass the VM\'s raw `arguments` into the domain, where maqet\'s confinement does not reach them' \
                     '--user' 'systemd: a user unit (`systemctl --user`) instead of a system unit' \
                     '--restart' 'systemd: when to start the VM again after QEMU ends: no, on-failure (default) or always' \
                     '--stop-timeout' 'systemd: seconds `maqet stop` gives the guest to power off (default 30, or the settings file\'s stop_timeout)' \

@@ -2,7 +2,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::config::{Qcow2Drive, Storage, VmConfig};
+use crate::config::{Qcow2Drive, Storage, UserPath, VmConfig};
 use crate::error::{Error, Result};
 use crate::layout::owned_image;
 use crate::paths::PathPolicy;
@@ -72,6 +72,36 @@ pub fn check_shares(config: &VmConfig, policy: &PathPolicy) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// [`recheck_paths`], and the config with each path as it resolves now:
+/// for a definition another program will open by name (`export`).
+pub fn resolved_paths(config: &VmConfig, policy: &PathPolicy) -> Result<VmConfig> {
+    recheck_paths(config, policy)?;
+    let resolve = |path: &mut UserPath| -> Result<()> {
+        let now = policy
+            .check_vm(path.as_path().as_os_str(), Utf8Path::new("/"))
+            .map_err(Error::path)?;
+        *path = UserPath::checked(now);
+        Ok(())
+    };
+    let mut out = config.clone();
+    let boot = &mut out.boot;
+    for path in [&mut boot.kernel, &mut boot.initrd, &mut boot.firmware]
+        .into_iter()
+        .flatten()
+    {
+        resolve(path)?;
+    }
+    for drive in &mut out.storage {
+        match drive {
+            Storage::Qcow2(q) => q.file.as_mut().map(resolve).transpose().map(drop)?,
+            Storage::Raw(r) => resolve(&mut r.file)?,
+            Storage::Cdrom(c) => resolve(&mut c.file)?,
+            Storage::Virtfs(v) => resolve(&mut v.path)?,
+        }
+    }
+    Ok(out)
 }
 
 /// Put every path a stored config names through the filter again. A path

@@ -45,9 +45,14 @@ pub struct Args {
     pub image_dir: Option<Utf8PathBuf>,
 
     /// libvirt: where libvirt keeps the serial console's output (default
-    /// /var/log/libvirt/qemu/NAME-console.log)
+    /// /var/log/libvirt/qemu/NAME.serial)
     #[argh(option, arg_name = "FILE")]
     pub console_log: Option<Utf8PathBuf>,
+
+    /// libvirt: pass the VM's raw `arguments` into the domain, where
+    /// maqet's confinement does not reach them
+    #[argh(switch)]
+    pub trust: bool,
 
     /// systemd: a user unit (`systemctl --user`) instead of a system unit
     #[argh(switch)]
@@ -122,9 +127,9 @@ pub fn run(env: &Env, args: Args) -> Result<Export> {
 
 /// Options of the other engine are a usage error, not silently ignored.
 fn check_options(args: &Args) -> Result<()> {
-    let (wrong, engine) = match args.to {
+    let (wrong, engine): (&[(bool, &str)], _) = match args.to {
         Target::Libvirt => (
-            [
+            &[
                 (args.user, "--user"),
                 (args.restart.is_some(), "--restart"),
                 (args.stop_timeout.is_some(), "--stop-timeout"),
@@ -132,30 +137,56 @@ fn check_options(args: &Args) -> Result<()> {
             "libvirt",
         ),
         Target::Systemd => (
-            [
+            &[
                 (args.accel.is_some(), "--accel"),
                 (args.image_dir.is_some(), "--image-dir"),
                 (args.console_log.is_some(), "--console-log"),
+                (args.trust, "--trust"),
             ],
             "systemd",
         ),
     };
-    match wrong.iter().find(|(given, _)| *given) {
-        Some((_, option)) => Err(Error::usage(
+    if let Some((_, option)) = wrong.iter().find(|(given, _)| *given) {
+        return Err(Error::usage(
             format!("{option} does not apply to --to {engine}"),
             "see `maqet export --help` for which options go with which engine",
-        )),
-        None => Ok(()),
+        ));
     }
+    if args.stop_timeout.is_some_and(|s| s > MAX_STOP_TIMEOUT) {
+        return Err(Error::usage(
+            format!("--stop-timeout is at most {MAX_STOP_TIMEOUT} seconds (a day)"),
+            "give the seconds the guest needs to power off",
+        ));
+    }
+    Ok(())
 }
 
+/// The longest stop a unit waits for: a day.
+const MAX_STOP_TIMEOUT: u64 = 86_400;
+
 fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
-    let config = &vm.config;
+    if !vm.config.arguments.is_empty() && !args.trust {
+        return Err(Error::Refused {
+            message: format!(
+                "VM `{}` has raw `arguments`; in a libvirt domain they run outside maqet's \
+                 confinement, with whatever rights libvirt gives QEMU",
+                vm.name
+            ),
+            help: "check what they open, then export with --trust".into(),
+        });
+    }
+    // libvirt opens every file by the name the domain gives: each is
+    // checked again now and named as it resolves.
+    let config = &crate::storage::resolved_paths(&vm.config, &env.policy)?;
     let mut notes = Vec::new();
+    // maqet runs QEMU to ask it things only when it is found by name in
+    // PATH: a `binary` given as a path runs confined, at start, or not.
+    let program = (!config.binary.as_str().contains('/'))
+        .then(|| crate::qemu::find_program(&config.binary).ok())
+        .flatten();
     let accel = match args.accel {
         Some(ExportAccel(accel)) => accel,
         None => {
-            let program = crate::qemu::find_program(&config.binary).ok();
             let (mut accel, mut why) =
                 crate::qemu::decide_accel(config.accel, &env.dirs.kvm_memo(), program.as_deref())?;
             // A start would find out by trying; the export asks QEMU now
@@ -195,8 +226,9 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
         .map(|d| absolute("--image-dir", d))
         .transpose()?;
     let console_log = match &args.console_log {
-        Some(file) => absolute("--console-log", file)?,
-        None => format!("/var/log/libvirt/qemu/{}-console.log", vm.name).into(),
+        Some(file) => console_log(env, &absolute("--console-log", file)?)?,
+        // Not NAME-console.log: the log of a domain named NAME-console.
+        None => format!("{LIBVIRT_LOGS}/{}.serial", vm.name).into(),
     };
     let disks_dir = env.disks_dir(&vm.id);
     let chains = crate::storage::check_images(config, &disks_dir, &env.policy)?;
@@ -212,7 +244,6 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
         image_dir,
         console_log,
     };
-    let program = crate::qemu::find_program(&config.binary);
     let mut device_types = |driver: &str| device_help(program.as_ref(), driver);
     let mut exported = libvirt::domain(&source, opts, &mut device_types)?;
     notes.append(&mut exported.notes);
@@ -231,17 +262,43 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
     Ok(exported)
 }
 
-/// The property types of a QEMU device driver, from the VM's QEMU.
+/// libvirt's own log directory for QEMU domains.
+const LIBVIRT_LOGS: &str = "/var/log/libvirt/qemu";
+
+/// A `--console-log` the guest's output may be appended to: through the
+/// path filter like every path a user gives, or directly in libvirt's log
+/// directory; not a file that exists as anything but a regular file.
+fn console_log(env: &Env, file: &Utf8Path) -> Result<Utf8PathBuf> {
+    let in_logs = file.parent() == Some(Utf8Path::new(LIBVIRT_LOGS))
+        && file.file_name().is_some_and(|n| !n.starts_with('.'));
+    let path = if in_logs {
+        file.to_owned()
+    } else {
+        env.policy
+            .check(file.as_os_str(), &env.cwd)
+            .map_err(Error::path)?
+    };
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.is_file() => {
+            Err(Error::not_a_file("--console-log", &path, meta.file_type()))
+        }
+        _ => Ok(path),
+    }
+}
+
+/// The property types of a QEMU device driver, from the VM's QEMU (found
+/// by name in PATH).
 fn device_help(
-    program: std::result::Result<&Utf8PathBuf, &Error>,
+    program: Option<&Utf8PathBuf>,
     driver: &str,
 ) -> Result<crate::export::device::Types> {
-    let program = program.map_err(|_| {
-        Error::invalid(
+    let program = program.ok_or_else(|| {
+        crate::export::unmappable(
             format!(
-                "the VM's QEMU is not installed here, and it must say what device `{driver}` takes"
+                "arguments: maqet asks QEMU what device `{driver}` takes only of a QEMU found by \
+                 name in PATH, and this VM's binary is not one"
             ),
-            "install QEMU, or write the device in `arguments` in JSON form",
+            "write the device in `arguments` in JSON form (`-device {\"driver\": ...}`)",
         )
     })?;
     let out = std::process::Command::new(program)

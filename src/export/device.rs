@@ -107,19 +107,20 @@ pub fn to_json(text: &str, types: &Types) -> Result<Value> {
 
 /// `value` as JSON for a property of QEMU type `kind`.
 fn typed_value(kind: &str, value: &str) -> Option<Value> {
-    let integer = kind.starts_with("uint") || kind.starts_with("int");
-    if integer {
-        let parsed = match value
-            .strip_prefix("0x")
-            .or_else(|| value.strip_prefix("0X"))
-        {
-            Some(hex) => i128::from_str_radix(hex, 16).ok()?,
-            None => value.parse::<i128>().ok()?,
-        };
-        return if parsed < 0 {
-            i64::try_from(parsed).ok().map(Value::from)
+    if let Some((signed, bits)) = integer_kind(kind) {
+        let n = parse_integer(value)?;
+        let (min, max) = if signed {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
         } else {
-            u64::try_from(parsed).ok().map(Value::from)
+            (0, (1i128 << bits) - 1)
+        };
+        if !(min..=max).contains(&n) {
+            return None;
+        }
+        return if n < 0 {
+            i64::try_from(n).ok().map(Value::from)
+        } else {
+            u64::try_from(n).ok().map(Value::from)
         };
     }
     match kind {
@@ -133,6 +134,43 @@ fn typed_value(kind: &str, value: &str) -> Option<Value> {
             .map(|b| Value::from(b.0)),
         _ => Some(Value::String(value.to_owned())),
     }
+}
+
+/// `int8` ... `uint64`: signed, and how many bits.
+fn integer_kind(kind: &str) -> Option<(bool, u32)> {
+    let (signed, bits) = match kind.strip_prefix('u') {
+        Some(rest) => (false, rest.strip_prefix("int")?),
+        None => (true, kind.strip_prefix("int")?),
+    };
+    match bits.parse() {
+        Ok(bits @ (8 | 16 | 32 | 64)) => Some((signed, bits)),
+        _ => None,
+    }
+}
+
+/// An integer as QEMU's option parser reads it (`strtoll` base 0): `0x`
+/// hexadecimal, a leading `0` octal, else decimal; an optional sign.
+fn parse_integer(value: &str) -> Option<i128> {
+    let (negative, digits) = match value.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, value.strip_prefix('+').unwrap_or(value)),
+    };
+    let n = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        i128::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i128::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        digits.parse::<i128>().ok()?
+    };
+    // `from_str_radix` takes a sign of its own; QEMU would not.
+    if digits.starts_with(['+', '-']) || digits.get(2..).is_some_and(|d| d.starts_with(['+', '-']))
+    {
+        return None;
+    }
+    Some(if negative { -n } else { n })
 }
 
 #[cfg(test)]
@@ -177,6 +215,27 @@ mod tests {
             Some("virtio-rng-pci")
         );
         assert_eq!(driver("id=x,driver=e1000").as_deref(), Some("e1000"));
+    }
+
+    #[test]
+    fn integers_read_as_qemu_reads_them() {
+        assert_eq!(parse_integer("010"), Some(8));
+        assert_eq!(parse_integer("0x1F"), Some(31));
+        assert_eq!(parse_integer("0"), Some(0));
+        assert_eq!(parse_integer("-5"), Some(-5));
+        assert_eq!(parse_integer("+5"), Some(5));
+        assert_eq!(parse_integer("09"), None);
+        assert_eq!(parse_integer("--5"), None);
+        assert_eq!(parse_integer("0x-1"), None);
+        assert_eq!(typed_value("uint8", "256"), None);
+        assert_eq!(typed_value("uint8", "255"), Some(Value::from(255u64)));
+        assert_eq!(typed_value("int32", "2147483648"), None);
+        assert_eq!(
+            typed_value("int32", "-2147483648"),
+            Some(Value::from(-2147483648i64))
+        );
+        assert_eq!(typed_value("uint32", "-1"), None);
+        assert_eq!(typed_value("uint16", "010"), Some(Value::from(8u64)));
     }
 
     #[test]

@@ -45,6 +45,21 @@ fn writable<'v>(field: &str, value: &'v str) -> Result<&'v str> {
     }
 }
 
+/// A file name for the domain: libvirt's schema takes no control
+/// character in one (a newline fails `virt-xml-validate`).
+fn path_writable<'v>(field: &str, value: &'v str) -> Result<&'v str> {
+    match value.chars().find(|c| c.is_control()) {
+        None => Ok(value),
+        Some(c) => Err(unmappable(
+            format!(
+                "{field}: the path holds the control character U+{:04X}",
+                u32::from(c)
+            ),
+            "libvirt takes no control character in a file name: rename the file",
+        )),
+    }
+}
+
 /// The domain XML. `device_types` gives the property types of a device
 /// driver (from the VM's QEMU) for `-device` arguments written the old way.
 pub fn domain(
@@ -96,16 +111,16 @@ pub fn domain(
         x.text(
             "loader",
             &[("type", "rom")],
-            writable("boot.firmware", path.as_str())?,
+            path_writable("boot.firmware", path.as_str())?,
         );
     }
     if let Some(kernel) = &boot.kernel {
         let path = place.place("boot.kernel", kernel.as_path())?;
-        x.text("kernel", &[], writable("boot.kernel", path.as_str())?);
+        x.text("kernel", &[], path_writable("boot.kernel", path.as_str())?);
     }
     if let Some(initrd) = &boot.initrd {
         let path = place.place("boot.initrd", initrd.as_path())?;
-        x.text("initrd", &[], writable("boot.initrd", path.as_str())?);
+        x.text("initrd", &[], path_writable("boot.initrd", path.as_str())?);
     }
     if let Some(append) = &boot.append {
         x.text("cmdline", &[], writable("boot.append", append)?);
@@ -130,7 +145,7 @@ pub fn domain(
 
     x.open("devices", &[]);
     if c.binary.as_str().contains('/') {
-        x.text("emulator", &[], writable("binary", c.binary.as_str())?);
+        x.text("emulator", &[], path_writable("binary", c.binary.as_str())?);
         notes.push(format!(
             "binary: the domain runs {}, which must exist on the host that runs it",
             c.binary.as_str()
@@ -188,7 +203,7 @@ pub fn domain(
         &[
             (
                 "file",
-                writable("--console-log", opts.console_log.as_str())?,
+                path_writable("--console-log", opts.console_log.as_str())?,
             ),
             ("append", "on"),
         ],
@@ -382,7 +397,7 @@ fn disks(
         x.open("disk", &[("type", "file"), ("device", device)]);
         x.empty("driver", &[("name", "qemu"), ("type", format)]);
         let path = place.place(&field, &image)?;
-        x.empty("source", &[("file", writable(&field, path.as_str())?)]);
+        x.empty("source", &[("file", path_writable(&field, path.as_str())?)]);
         if format == "qcow2" {
             // The chain maqet checked, each member named: libvirt then
             // opens these and never a name an image records itself.
@@ -395,7 +410,7 @@ fn disks(
                 let path = place.place(&field, member)?;
                 x.open("backingStore", &[("type", "file")]);
                 x.empty("format", &[("type", member_format)]);
-                x.empty("source", &[("file", writable(&field, path.as_str())?)]);
+                x.empty("source", &[("file", path_writable(&field, path.as_str())?)]);
             }
             x.empty("backingStore", &[]);
             for _ in chain {
@@ -498,7 +513,7 @@ fn shares(x: &mut Xml, c: &VmConfig, mut notes: Option<&mut Vec<String>>) -> Res
         x.empty("driver", &[("type", "path")]);
         x.empty(
             "source",
-            &[("dir", writable(&field, share.path.as_path().as_str())?)],
+            &[("dir", path_writable(&field, share.path.as_path().as_str())?)],
         );
         x.empty("target", &[("dir", writable(&field, share.tag())?)]);
         if share.readonly {
@@ -545,6 +560,18 @@ fn commandline(
             .strip_prefix('-')
             .map(|o| o.strip_prefix('-').unwrap_or(o));
         words.push(word.clone());
+        if let Some(legacy @ ("hda" | "hdb" | "hdc" | "hdd" | "cdrom" | "fda" | "fdb" | "usb")) =
+            option
+        {
+            return Err(unmappable(
+                format!(
+                    "arguments: `-{legacy}` makes QEMU add a device before libvirt's, taking a \
+                     place libvirt gave one of its own"
+                ),
+                "describe the drive with `-blockdev` (or `-drive if=none`) and a `-device` in \
+                 JSON form instead",
+            ));
+        }
         let (Some(option @ ("device" | "nic" | "net" | "drive")), Some(value)) =
             (option, args.clone().next())
         else {
@@ -553,7 +580,11 @@ fn commandline(
         args.next();
         let value = writable("arguments", value)?;
         let json = value.trim_start().starts_with('{');
-        let parts = device::split_options(value);
+        // QEMU takes the last of a key given twice.
+        let interface = device::split_options(value)
+            .iter()
+            .rev()
+            .find_map(|p| p.strip_prefix("if=").map(str::to_owned));
         if option == "device" && !json {
             let driver = device::driver(value).ok_or_else(|| {
                 unmappable(
@@ -562,7 +593,7 @@ fn commandline(
                 )
             })?;
             words.push(device::to_json(value, &device_types(&driver)?)?.to_string());
-        } else if option == "device" || (option == "drive" && parts.iter().any(|p| p == "if=none"))
+        } else if option == "device" || (option == "drive" && interface.as_deref() == Some("none"))
         {
             words.push(value.to_owned());
         } else {
@@ -578,8 +609,9 @@ fn commandline(
     }
     if !c.arguments.is_empty() {
         notes.push(
-            "arguments: passed to QEMU as <qemu:commandline>, which libvirt marks as tainting \
-             the domain"
+            "arguments: passed to QEMU as <qemu:commandline>, outside maqet's confinement: files \
+             they name are opened with the rights libvirt gives QEMU (libvirt marks the domain \
+             tainted)"
                 .into(),
         );
     }

@@ -66,7 +66,7 @@ pub struct Options<'a> {
 /// The unit file.
 pub fn unit(src: &Source<'_>, opts: &Options<'_>) -> Result<Exported> {
     let maqet = [
-        word(src.maqet.as_str())?,
+        program(src.maqet.as_str())?,
         "--data-dir".into(),
         word(src.data_dir.as_str())?,
         "--runtime-dir".into(),
@@ -111,7 +111,11 @@ pub fn unit(src: &Source<'_>, opts: &Options<'_>) -> Result<Exported> {
     );
     let _ = writeln!(text, "PIDFile={}", specifiers(src.pidfile.as_str())?);
     // The guest's time to power off, and QEMU's to quit after it.
-    let _ = writeln!(text, "TimeoutStopSec={}", opts.stop_timeout + 30);
+    let _ = writeln!(
+        text,
+        "TimeoutStopSec={}",
+        opts.stop_timeout.saturating_add(30)
+    );
     let _ = writeln!(text, "Restart={}", opts.restart.as_str());
     if opts.restart != Restart::No {
         text.push_str("RestartSec=5\n");
@@ -150,6 +154,25 @@ fn specifiers(value: &str) -> Result<String> {
         ));
     }
     Ok(value.replace('%', "%%"))
+}
+
+/// The program of an `Exec` line: systemd expands no `$` there, and
+/// takes no quote or backslash in it.
+fn program(value: &str) -> Result<String> {
+    if let Some(c) = value.chars().find(|c| matches!(c, '"' | '\\' | '\'')) {
+        return Err(unmappable(
+            format!(
+                "this maqet's path {value} holds `{c}`, which systemd takes in no program name"
+            ),
+            "install maqet at a path without quotes or backslashes",
+        ));
+    }
+    let escaped = specifiers(value)?;
+    Ok(if escaped.contains(' ') {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
+    })
 }
 
 /// One word of an `Exec` line: quoted when it holds anything but plain
@@ -254,6 +277,19 @@ WantedBy=multi-user.target
         assert_eq!(
             out.notes,
             ["a user unit starts at boot only with lingering on: `loginctl enable-linger me`"]
+        );
+        // systemd expands no `$` in the program's own name.
+        let out = unit(&source("/opt/a$b/maqet", "/d$"), &opts).unwrap();
+        assert!(
+            out.text
+                .contains("\nExecStart=/opt/a$b/maqet --data-dir /d$$ "),
+            "{}",
+            out.text
+        );
+        let err = unit(&source("/opt/a\"b/maqet", "/d"), &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this maqet's path /opt/a\"b/maqet holds `\"`, which systemd takes in no program name"
         );
         let err = unit(&source("/opt/ma\nqet", "/d"), &opts).unwrap_err();
         assert_eq!(

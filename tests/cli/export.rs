@@ -89,6 +89,180 @@ fn bad_options_and_paths_are_refused_and_write_nothing() {
         !t.path("gtk.xml").exists(),
         "a refused export wrote its file"
     );
+    t.args([
+        "export",
+        "web",
+        "--to",
+        "systemd",
+        "--stop-timeout",
+        "86401",
+    ])
+    .status(2)
+    .stderr_contains("--stop-timeout is at most 86400 seconds (a day)")
+    .run();
+}
+
+/// A file a VM names that became a symlink into the system after `add`
+/// is refused, as `start` refuses it: libvirt would open it by that name.
+/// A symlink to an allowed file is written as it resolves.
+#[test]
+fn a_file_swapped_for_a_symlink_after_add_is_not_exported() {
+    let mut t = Test::new();
+    std::fs::write(t.path("disk.raw"), vec![0; 4096]).expect("write");
+    std::fs::write(t.path("media.iso"), vec![0; 4096]).expect("write");
+    std::fs::write(t.path("real.img"), vec![0; 4096]).expect("write");
+    std::fs::create_dir(t.path("share")).expect("mkdir");
+    t.file("k", "kernel");
+    t.file(
+        "vm.ron",
+        "(name: \"web\", hotplug_ports: 0, boot: (kernel: \"k\"), storage: [Raw(name: \"r\", \
+         file: \"disk.raw\"), Cdrom(name: \"c\", file: \"media.iso\"), Virtfs(name: \"s\", path: \"share\")])\n",
+    );
+    t.args(["add", "vm.ron"]).stdout_any().run();
+    std::fs::remove_file(t.path("disk.raw")).expect("rm");
+    std::os::unix::fs::symlink("/etc/shadow", t.path("disk.raw")).expect("symlink");
+    let out = t
+        .args([
+            "--json", "export", "web", "--to", "libvirt", "--accel", "tcg",
+        ])
+        .status(4)
+        .run();
+    let error = out.stderr_json()["error"].clone();
+    assert_eq!(error["code"], "maqet::refused");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("drive `r`: "),
+        "{error}"
+    );
+    assert_eq!(out.stdout, "");
+    // Swapped for a symlink to a file that passes: named as it resolves.
+    std::fs::remove_file(t.path("disk.raw")).expect("rm");
+    std::os::unix::fs::symlink(t.path("real.img"), t.path("disk.raw")).expect("symlink");
+    for (name, target) in [
+        ("media.iso", "/etc/hostname"),
+        ("share", "/etc"),
+        ("k", "/etc/passwd"),
+    ] {
+        let backup = t.path(&format!("{name}.bak"));
+        std::fs::rename(t.path(name), &backup).expect("move aside");
+        std::os::unix::fs::symlink(target, t.path(name)).expect("symlink");
+        t.args(["export", "web", "--to", "libvirt", "--accel", "tcg"])
+            .status(4)
+            .stderr_contains("maqet::refused")
+            .run();
+        std::fs::remove_file(t.path(name)).expect("rm");
+        std::fs::rename(&backup, t.path(name)).expect("move back");
+    }
+    let out = t
+        .args(["export", "web", "--to", "libvirt", "--accel", "tcg"])
+        .run();
+    let real = t.path("real.img");
+    assert!(
+        out.stdout
+            .contains(&format!("<source file='{}'/>", real.display())),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Raw `arguments` reach a libvirt domain only with --trust: there maqet's
+/// confinement does not reach them. A `binary` given as a path is never
+/// run by `export` (not to ask about KVM, nor about a device).
+#[test]
+fn arguments_need_trust_and_a_custom_binary_is_never_run() {
+    let mut t = Test::new();
+    let marker = t.path("ran");
+    t.program(
+        "bin/qemu-system-x86_64",
+        &format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec qemu-system-x86_64 \"$@\"\n",
+            marker.display()
+        ),
+    );
+    t.file(
+        "vm.ron",
+        "(name: \"web\", binary: \"bin/qemu-system-x86_64\", arguments: [\"-device\", \"virtio-rng-pci,id=r\"])\n",
+    );
+    t.args(["add", "--trust", "vm.ron"]).stdout_any().run();
+    t.args(["export", "web", "--to", "libvirt"])
+        .status(4)
+        .stderr_contains(
+            "VM `web` has raw `arguments`; in a libvirt domain they run outside maqet's confinement",
+        )
+        .run();
+    let out = t
+        .args(["--json", "export", "web", "--to", "libvirt", "--trust"])
+        .status(3)
+        .run();
+    assert_eq!(
+        out.stderr_json()["error"]["message"],
+        "arguments: maqet asks QEMU what device `virtio-rng-pci` takes only of a QEMU found by \
+         name in PATH, and this VM's binary is not one"
+    );
+    t.file(
+        "json.ron",
+        r#"(arguments: ["-device", "{\"driver\": \"virtio-rng-pci\"}"])"#,
+    );
+    t.file(
+        "vm.ron",
+        "(name: \"web\", binary: \"bin/qemu-system-x86_64\")\n",
+    );
+    t.args(["rm", "web"]).stdout_any().run();
+    t.args(["add", "--trust", "vm.ron", "json.ron"])
+        .stdout_any()
+        .run();
+    let out = t
+        .args(["export", "web", "--to", "libvirt", "--trust"])
+        .stderr_contains("maqet: warning: accel Auto: the domain uses ")
+        .run();
+    assert!(out.stdout.contains("<emulator>"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(r#"<qemu:arg value='{"driver": "virtio-rng-pci"}'/>"#),
+        "{}",
+        out.stdout
+    );
+    assert!(!marker.exists(), "export ran the VM's own binary");
+}
+
+/// `--console-log` is a file the guest's output is appended to: it goes
+/// through the path filter, or is in libvirt's own log directory.
+#[test]
+fn the_console_log_is_filtered_like_every_path_given() {
+    let mut t = Test::new();
+    t.add_empty("web");
+    let export = |t: &mut Test, log: &str, code: i32, message: &str| {
+        t.args([
+            "export",
+            "web",
+            "--to",
+            "libvirt",
+            "--accel",
+            "tcg",
+            "--console-log",
+            log,
+        ])
+        .status(code)
+        .stderr_contains(message)
+        .stdout_any()
+        .run();
+    };
+    export(&mut t, "/etc/cron.d/maqet", 4, "path refused");
+    export(&mut t, "/root/.bashrc", 4, "path refused");
+    export(&mut t, "/dev/null", 4, "path refused");
+    nix::unistd::mkfifo(&t.path("fifo"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let fifo = t.path("fifo").to_str().unwrap().to_owned();
+    export(
+        &mut t,
+        &fifo,
+        3,
+        "is a FIFO (named pipe), not a regular file",
+    );
+    export(&mut t, "/var/log/libvirt/qemu/web.serial", 0, "");
+    let mine = t.path("console.log").to_str().unwrap().to_owned();
+    export(&mut t, &mine, 0, "");
 }
 
 /// The diskless default VM, whole: what a user pipes into `virsh define`.
@@ -122,7 +296,7 @@ fn a_default_vm_exports_to_this_domain() {
     <controller type='pci' index='3' model='pcie-root-port'/>
     <controller type='pci' index='4' model='pcie-root-port'/>
     <serial type='pty'>
-      <log file='/var/log/libvirt/qemu/web-console.log' append='on'/>
+      <log file='/var/log/libvirt/qemu/web.serial' append='on'/>
       <target port='0'/>
     </serial>
     <console type='pty'>
@@ -466,6 +640,7 @@ fn the_exported_test_guest_runs_under_libvirt() {
         "libvirt",
         "--accel",
         "tcg",
+        "--trust",
         "--console-log",
         console.to_str().expect("UTF-8"),
         "--output",
@@ -474,7 +649,7 @@ fn the_exported_test_guest_runs_under_libvirt() {
     .stdout_any()
     .stderr(
         "maqet: warning: network `net0`: its port forwards are passed to QEMU as <qemu:commandline>, which libvirt marks as tainting the domain\n\
-         maqet: warning: arguments: passed to QEMU as <qemu:commandline>, which libvirt marks as tainting the domain\n",
+         maqet: warning: arguments: passed to QEMU as <qemu:commandline>, outside maqet's confinement: files they name are opened with the rights libvirt gives QEMU (libvirt marks the domain tainted)\n",
     )
     .run();
     validate(&t.path("domain.xml"));

@@ -153,6 +153,7 @@ fn json_docs_match_real_output() {
             "libvirt",
             "--accel",
             "tcg",
+            "--trust",
             "--image-dir",
             "/srv/vm",
         ])

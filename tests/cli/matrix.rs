@@ -664,6 +664,8 @@ fn runs_under_libvirt(
             "libvirt",
             "--accel",
             "tcg",
+            // The examples' raw arguments: what this test checks is the mapping.
+            "--trust",
             "--console-log",
             console.to_str().expect("UTF-8"),
             "--output",

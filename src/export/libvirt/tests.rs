@@ -36,7 +36,7 @@ fn export(
     let opts = Options {
         accel,
         image_dir: None,
-        console_log: "/var/log/libvirt/qemu/web-console.log".into(),
+        console_log: "/var/log/libvirt/qemu/web.serial".into(),
     };
     domain(&src, opts, &mut |driver| {
         Err(unmappable(format!("no types for {driver}"), "in a test"))
@@ -172,7 +172,7 @@ fn a_vm_becomes_a_domain_field_by_field() {
       <model type='e1000'/>
     </interface>
     <serial type='pty'>
-      <log file='/var/log/libvirt/qemu/web-console.log' append='on'/>
+      <log file='/var/log/libvirt/qemu/web.serial' append='on'/>
       <target port='0'/>
     </serial>
     <console type='pty'>
@@ -253,6 +253,20 @@ fn what_libvirt_cannot_run_is_refused_naming_the_field() {
         refused(&|c| c.arguments = vec!["-nic".into(), "user".into()]),
         "arguments: `-nic user` makes QEMU add a device before libvirt's, taking a PCI slot \
          libvirt gave one of its own"
+    );
+    assert_eq!(
+        refused(&|c| c.arguments = vec!["-drive".into(), "if=none,if=virtio,file=x".into()]),
+        "arguments: `-drive if=none,if=virtio,file=x` makes QEMU add a device before libvirt's, \
+         taking a PCI slot libvirt gave one of its own"
+    );
+    assert_eq!(
+        refused(&|c| c.arguments = vec!["-hda".into(), "x.img".into()]),
+        "arguments: `-hda` makes QEMU add a device before libvirt's, taking a place libvirt gave \
+         one of its own"
+    );
+    assert_eq!(
+        refused(&|c| c.boot.kernel = Some(path(&f.root.join("new\nline")))),
+        "boot.kernel: the path holds the control character U+000A"
     );
     // The device's types come from QEMU; this test's lookup has none.
     assert_eq!(
