@@ -66,10 +66,10 @@ pub enum IsoError {
 /// with volume id `volume_id`.
 ///
 /// The volume id is written as given, in both descriptors. ECMA-119 asks for
-/// upper case in the primary one, but every NoCloud seed in the wild (made by
-/// genisoimage or xorriso) carries a lower-case `cidata` there, and tools
-/// that read only the primary descriptor (`file`, blkid without Joliet)
-/// should see the same label. The Joliet copy keeps the first 16 characters,
+/// upper case in the primary one, but NoCloud seeds made the usual way
+/// (genisoimage, as cloud-localds runs it) carry a lower-case `cidata`
+/// there, and tools that read only the primary descriptor (`file`, blkid
+/// without Joliet) should see the same label. The Joliet copy keeps the first 16 characters,
 /// all its field can hold.
 pub fn image(volume_id: &str, files: &[(&str, &[u8])]) -> Result<Vec<u8>, IsoError> {
     check_volume_id(volume_id)?;
