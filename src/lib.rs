@@ -12,6 +12,7 @@ pub mod dirs;
 pub mod docgen;
 pub mod error;
 pub mod export;
+pub mod iso;
 pub mod keys;
 pub mod layout;
 pub mod lock;
