@@ -186,6 +186,9 @@ _maqet() {
                 "run:--cpus" | \
                 "run:--binary" | \
                 "run:--wait-for" | \
+                "run:--image" | \
+                "run:--image-format" | \
+                "run:--disk-size" | \
                 "run:--timeout" | \
                 "run:--log-file" | \
                 "run:--data-dir" | \
@@ -253,6 +256,11 @@ _maqet() {
                 "export:--data-dir" | \
                 "export:--runtime-dir" | \
                 "export:--config-dir" | \
+                "ssh:--user" | \
+                "ssh:--log-file" | \
+                "ssh:--data-dir" | \
+                "ssh:--runtime-dir" | \
+                "ssh:--config-dir" | \
                 "completions:--log-file" | \
                 "completions:--data-dir" | \
                 "completions:--runtime-dir" | \
@@ -270,7 +278,7 @@ _maqet() {
         case $cmd in
             "")
                 case $word in
-                    "add" | "apply" | "ls" | "info" | "rm" | "start" | "stop" | "status" | "inspect" | "qmp" | "console" | "run" | "snapshot" | "disk" | "storage" | "doctor" | "cleanup" | "export" | "completions" | "man")
+                    "add" | "apply" | "ls" | "info" | "rm" | "start" | "stop" | "status" | "inspect" | "qmp" | "console" | "run" | "snapshot" | "disk" | "storage" | "doctor" | "cleanup" | "export" | "ssh" | "completions" | "man")
                         cmd=$word
                         ;;
                     *) cmd=! ;;
@@ -465,6 +473,10 @@ _maqet() {
             "export:--data-dir") _maqet_dirs ;;
             "export:--runtime-dir") _maqet_dirs ;;
             "export:--config-dir") _maqet_dirs ;;
+            "ssh:--log-file") _maqet_files ;;
+            "ssh:--data-dir") _maqet_dirs ;;
+            "ssh:--runtime-dir") _maqet_dirs ;;
+            "ssh:--config-dir") _maqet_dirs ;;
             "completions:--log-file") _maqet_files ;;
             "completions:--data-dir") _maqet_dirs ;;
             "completions:--runtime-dir") _maqet_dirs ;;
@@ -499,7 +511,7 @@ _maqet() {
             "qmp device-del") _maqet_words "--help --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "qmp events") _maqet_words "--help --follow --filter --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "console") _maqet_words "--help --log --follow -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
-            "run") _maqet_words "--help --name --memory --cpus --binary --trust --console --rm --wait-for --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
+            "run") _maqet_words "--help --name --memory --cpus --binary --trust --console --rm --wait-for --image --image-format --disk-size --ssh --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "snapshot") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "snapshot create") _maqet_words "--help --overwrite --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "snapshot load") _maqet_words "--help --timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
@@ -513,12 +525,13 @@ _maqet() {
             "doctor") _maqet_words "--help --fix -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "cleanup") _maqet_words "--help --dry-run -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "export") _maqet_words "--help --to --output --accel --image-dir --console-log --trust --user --restart --stop-timeout -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
+            "ssh") _maqet_words "--help --user --print -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "completions") _maqet_words "--help -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
             "man") _maqet_words "--help --dir -v --verbose --log-file --data-dir --runtime-dir --config-dir --json" ;;
         esac
     else
         case $cmd in
-            "") _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup export completions man" ;;
+            "") _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup export ssh completions man" ;;
             "add")
                 case $npos in
                     *) _maqet_files ;;
@@ -661,6 +674,11 @@ _maqet() {
                     0) _maqet_vms ;;
                 esac
                 ;;
+            "ssh")
+                case $npos in
+                    0) _maqet_vms ;;
+                esac
+                ;;
             "completions")
                 case $npos in
                     0) _maqet_words "bash zsh fish" ;;
@@ -668,7 +686,7 @@ _maqet() {
                 ;;
             "man")
                 case $npos in
-                    0) _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup export completions man" ;;
+                    0) _maqet_words "add apply ls info rm start stop status inspect qmp console run snapshot disk storage doctor cleanup export ssh completions man" ;;
                 esac
                 ;;
         esac

@@ -153,6 +153,9 @@ function __maqet_complete
                     'run:--cpus' \
                     'run:--binary' \
                     'run:--wait-for' \
+                    'run:--image' \
+                    'run:--image-format' \
+                    'run:--disk-size' \
                     'run:--timeout' \
                     'run:--log-file' \
                     'run:--data-dir' \
@@ -220,6 +223,11 @@ function __maqet_complete
                     'export:--data-dir' \
                     'export:--runtime-dir' \
                     'export:--config-dir' \
+                    'ssh:--user' \
+                    'ssh:--log-file' \
+                    'ssh:--data-dir' \
+                    'ssh:--runtime-dir' \
+                    'ssh:--config-dir' \
                     'completions:--log-file' \
                     'completions:--data-dir' \
                     'completions:--runtime-dir' \
@@ -236,7 +244,7 @@ function __maqet_complete
         switch $cmd
             case ''
                 switch $word
-                    case 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'export' 'completions' 'man'
+                    case 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'export' 'ssh' 'completions' 'man'
                         set cmd $word
                     case '*'
                         set cmd '!'
@@ -582,6 +590,14 @@ function __maqet_complete
                 __fish_complete_directories $cur
             case 'export:--config-dir'
                 __fish_complete_directories $cur
+            case 'ssh:--log-file'
+                __fish_complete_path $cur
+            case 'ssh:--data-dir'
+                __fish_complete_directories $cur
+            case 'ssh:--runtime-dir'
+                __fish_complete_directories $cur
+            case 'ssh:--config-dir'
+                __fish_complete_directories $cur
             case 'completions:--log-file'
                 __fish_complete_path $cur
             case 'completions:--data-dir'
@@ -851,7 +867,11 @@ function __maqet_complete
                     '--trust' 'allow this VM\'s raw QEMU `arguments` and custom `binary` (see docs/security.md): a config file alone cannot grant them' \
                     '--console' 'attach the serial console in the foreground (Ctrl-] detaches)' \
                     '--rm' 'remove the VM, and the images maqet created for it, once it stops' \
-                    '--wait-for' 'what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH' \
+                    '--wait-for' 'what "ready" means: qmp (default; ssh with --image), console:REGEX, port:N, ssh or file:PATH' \
+                    '--image' 'a cloud image to boot (qcow2): the root disk is a new overlay on it, which is never written; cloud-init makes your account with your SSH keys, and SSH is forwarded from a free local port' \
+                    '--image-format' 'the format of --image: qcow2 (default) or raw' \
+                    '--disk-size' 'the size of the root disk with --image (default 20G)' \
+                    '--ssh' 'with --image: once SSH answers, open a session (`maqet ssh`)' \
                     '--timeout' 'seconds to wait for the VM to be ready (default 60)' \
                     '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
                     '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
@@ -993,6 +1013,17 @@ function __maqet_complete
                     '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
                     '--config-dir' 'read settings from DIR/maqet.ron' \
                     '--json' 'print results as JSON'
+            case 'ssh'
+                printf '%s\t%s\n' '--help' 'display usage information' \
+                    '--user' 'the guest account (default: the cloud-init user, else your name)' \
+                    '--print' 'print the ssh command line instead of running it' \
+                    '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--verbose' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
+                    '--log-file' 'append a debug log to this file' \
+                    '--data-dir' 'directory for the database and the disks maqet creates' \
+                    '--runtime-dir' 'directory for VM sockets, pidfiles and logs' \
+                    '--config-dir' 'read settings from DIR/maqet.ron' \
+                    '--json' 'print results as JSON'
             case 'completions'
                 printf '%s\t%s\n' '--help' 'display usage information' \
                     '-v' 'print more on stderr: -v warnings, -vv info, -vvv debug' \
@@ -1034,6 +1065,7 @@ function __maqet_complete
                     'doctor' 'Check that this host can run VMs and that maqet\'s files are sound' \
                     'cleanup' 'Reconcile every VM now and remove stale runtime files' \
                     'export' 'Print a VM\'s definition for libvirt (domain XML) or systemd (a unit)' \
+                    'ssh' 'Open an SSH session in a VM, through its forward to guest port 22' \
                     'completions' 'Print a shell completion script' \
                     'man' 'Print a man page (roff): maqet(1), or one command\'s'
             case 'add'
@@ -1200,6 +1232,11 @@ function __maqet_complete
                     case 0
                         __maqet_vms $store
                 end
+            case 'ssh'
+                switch $npos
+                    case 0
+                        __maqet_vms $store
+                end
             case 'completions'
                 switch $npos
                     case 0
@@ -1208,7 +1245,7 @@ function __maqet_complete
             case 'man'
                 switch $npos
                     case 0
-                        printf '%s\n' 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'export' 'completions' 'man'
+                        printf '%s\n' 'add' 'apply' 'ls' 'info' 'rm' 'start' 'stop' 'status' 'inspect' 'qmp' 'console' 'run' 'snapshot' 'disk' 'storage' 'doctor' 'cleanup' 'export' 'ssh' 'completions' 'man'
                 end
         end
     end

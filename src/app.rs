@@ -72,13 +72,14 @@ pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
         Command::Inspect(args) => out(commands::status::run_inspect(&env, args)),
         Command::Qmp(args) => commands::qmp::run(&env, args),
         Command::Console(args) => out(commands::console::run(&env, args, cli.json)),
-        Command::Run(args) => out(commands::run::run(&env, args)),
+        Command::Run(args) => commands::run::run(&env, args),
         Command::Snapshot(args) => out(commands::snapshot::run(&env, args)),
         Command::Disk(args) => out(commands::disk::run(&env, args)),
         Command::Storage(args) => commands::storage::run(&env, args),
         Command::Doctor(args) => out(commands::doctor::run(&env, args)),
         Command::Cleanup(args) => out(commands::doctor::run_cleanup(&env, args)),
         Command::Export(args) => out(commands::export::run(&env, args)),
+        Command::Ssh(args) => commands::ssh::run(&env, args),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     }
 }

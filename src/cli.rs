@@ -85,6 +85,7 @@ pub enum Command {
     Doctor(crate::commands::doctor::Args),
     Cleanup(crate::commands::doctor::CleanupArgs),
     Export(crate::commands::export::Args),
+    Ssh(crate::commands::ssh::Args),
     Completions(crate::commands::completions::Args),
     Man(crate::commands::man::Args),
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cloud_init;
 pub mod commands;
 pub mod config;
 pub mod console;

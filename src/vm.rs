@@ -244,12 +244,13 @@ impl Vm {
 pub enum VmRecord {
     V1(legacy::VmV1),
     V2(legacy::VmV2),
-    V3(Vm),
+    V3(legacy::VmV3),
+    V4(Vm),
 }
 
 impl VmRecord {
     pub fn encode(vm: &Vm) -> Result<Vec<u8>, postcard::Error> {
-        // Variants are numbered by position: V1 and V2 hold their places,
+        // Variants are numbered by position: V1 to V3 hold their places,
         // never written again.
         #[derive(Serialize)]
         enum Borrowed<'a> {
@@ -257,16 +258,19 @@ impl VmRecord {
             V1,
             #[allow(dead_code)]
             V2,
-            V3(&'a Vm),
+            #[allow(dead_code)]
+            V3,
+            V4(&'a Vm),
         }
-        postcard::to_stdvec(&Borrowed::V3(vm))
+        postcard::to_stdvec(&Borrowed::V4(vm))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Vm, postcard::Error> {
         match postcard::from_bytes(bytes)? {
             VmRecord::V1(vm) => Ok(vm.into()),
             VmRecord::V2(vm) => Ok(vm.into()),
-            VmRecord::V3(vm) => Ok(vm),
+            VmRecord::V3(vm) => Ok(vm.into()),
+            VmRecord::V4(vm) => Ok(vm),
         }
     }
 }
@@ -278,7 +282,8 @@ pub mod legacy {
 
     use super::{Confinement, ExitInfo, Runtime, Status, Timestamp, Vm, VmId};
     use crate::config::{
-        Accel, Boot, Cpus, Display, Memory, Name, Network, Program, Storage, Vga, VmConfig,
+        Accel, Boot, Cpus, Display, HotplugPorts, Memory, Name, Network, Program, Storage, Vga,
+        VmConfig,
     };
 
     /// The config of V1 and V2 records: no `hotplug_ports`.
@@ -314,6 +319,80 @@ pub mod legacy {
                 storage: c.storage,
                 network: c.network,
                 arguments: c.arguments,
+                cloud_init: None,
+            }
+        }
+    }
+
+    /// The config of V3 records: no `cloud_init`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VmConfigV3 {
+        pub binary: Program,
+        pub machine: Name,
+        pub accel: Accel,
+        pub memory: Memory,
+        pub cpus: Cpus,
+        pub display: Display,
+        pub vga: Vga,
+        pub hotplug_ports: Option<HotplugPorts>,
+        pub boot: Boot,
+        pub storage: Vec<Storage>,
+        pub network: Vec<Network>,
+        pub arguments: Vec<String>,
+    }
+
+    impl From<VmConfigV3> for VmConfig {
+        fn from(c: VmConfigV3) -> VmConfig {
+            VmConfig {
+                binary: c.binary,
+                machine: c.machine,
+                accel: c.accel,
+                memory: c.memory,
+                cpus: c.cpus,
+                display: c.display,
+                vga: c.vga,
+                hotplug_ports: c.hotplug_ports,
+                boot: c.boot,
+                storage: c.storage,
+                network: c.network,
+                arguments: c.arguments,
+                cloud_init: None,
+            }
+        }
+    }
+
+    /// The VM with `hotplug_ports`, before `cloud_init`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct VmV3 {
+        pub id: VmId,
+        pub name: Name,
+        pub config: VmConfigV3,
+        pub sources: Vec<Utf8PathBuf>,
+        pub created: Timestamp,
+        pub updated: Timestamp,
+        pub status: Status,
+        pub runtime: Option<Runtime>,
+        pub last_exit: Option<ExitInfo>,
+        pub owned: Vec<Utf8PathBuf>,
+        pub auto_remove: bool,
+        pub trusted: bool,
+    }
+
+    impl From<VmV3> for Vm {
+        fn from(v: VmV3) -> Vm {
+            Vm {
+                id: v.id,
+                name: v.name,
+                config: v.config.into(),
+                sources: v.sources,
+                created: v.created,
+                updated: v.updated,
+                status: v.status,
+                runtime: v.runtime,
+                last_exit: v.last_exit,
+                owned: v.owned,
+                auto_remove: v.auto_remove,
+                trusted: v.trusted,
             }
         }
     }
@@ -453,6 +532,35 @@ mod tests {
         6d702e736f636b132f72756e2f782f636f6e736f6c652e736f636b0f2f72756e2f782f71656d752e7069640303\
         746367010471656d75000006010100011b2f646174612f6469736b732f303132332f726f6f742e71636f77320001";
 
+    /// A V3 record as maqet wrote it before `cloud_init` (bytes taken from
+    /// that build): the V2 record above with `hotplug_ports: 2`.
+    const V3_RECORD: &str = "02203031323334353637383961626364656630313233343536373839616263646566037765621271656d752d7379\
+        7374656d2d7838365f363402706300023147040000010400000000010004726f6f74000102314700000000010004\
+        6e657430000001ae1116007f00000102072d6465766963650e76697274696f2d726e672d70636901102f686f6d65\
+        2f6d652f7765622e726f6e010201015407062f72756e2f780f2f72756e2f782f716d702e736f636b132f72756e2f\
+        782f636f6e736f6c652e736f636b0f2f72756e2f782f71656d752e7069640303746367010471656d750000060101\
+        00011b2f646174612f6469736b732f303132332f726f6f742e71636f77320001";
+
+    #[test]
+    fn a_v3_record_reads_with_no_cloud_init() {
+        let bytes: Vec<u8> = (0..V3_RECORD.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&V3_RECORD[i..i + 2], 16).expect("hex"))
+            .collect();
+        let vm = VmRecord::decode(&bytes).expect("decode");
+        assert_eq!(vm.name.as_str(), "web");
+        assert_eq!(
+            vm.config.hotplug_ports,
+            Some(crate::config::HotplugPorts(2))
+        );
+        assert_eq!(vm.config.cloud_init, None);
+        assert_eq!(vm.config.arguments, ["-device", "virtio-rng-pci"]);
+        assert!(vm.trusted);
+        let again = VmRecord::encode(&vm).expect("encode");
+        assert_eq!(again[0], 3, "the V4 variant");
+        assert_eq!(VmRecord::decode(&again).expect("decode"), vm);
+    }
+
     #[test]
     fn a_v2_record_reads_with_the_default_hotplug_ports() {
         let bytes: Vec<u8> = (0..V2_RECORD.len())
@@ -472,9 +580,9 @@ mod tests {
         let rt = vm.runtime.as_ref().expect("a runtime");
         assert_eq!((rt.pid, rt.start_ticks, rt.accel.as_str()), (42, 7, "tcg"));
         assert!(rt.confinement.is_confined());
-        // Written back, it is a V3 record that reads the same.
+        // Written back, it is a V4 record that reads the same.
         let again = VmRecord::encode(&vm).expect("encode");
-        assert_eq!(again[0], 2, "the V3 variant");
+        assert_eq!(again[0], 3, "the V4 variant");
         assert_eq!(VmRecord::decode(&again).expect("decode"), vm);
     }
 
@@ -514,7 +622,7 @@ mod tests {
         let rt = vm.runtime.as_ref().expect("a runtime");
         assert_eq!(rt.pid, 42);
         assert!(!rt.confinement.is_confined());
-        // Written back, it is a V3 record that reads the same.
+        // Written back, it is a V4 record that reads the same.
         let again = VmRecord::decode(&VmRecord::encode(&vm).expect("encode")).expect("decode");
         assert_eq!(again, vm);
     }

@@ -232,6 +232,16 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
     };
     let disks_dir = env.disks_dir(&vm.id);
     let chains = crate::storage::check_images(config, &disks_dir, &env.policy)?;
+    // The cloud-init seed, written as `start` writes it (from what its
+    // inputs say now), as the same CD-ROM.
+    let seeded;
+    let config = match crate::cloud_init::write_seed(vm, &disks_dir, &env.policy)? {
+        Some(seed) => {
+            seeded = crate::cloud_init::attach(config, &seed);
+            &seeded
+        }
+        None => config,
+    };
     let source = libvirt::Source {
         name: vm.name.as_str(),
         id: vm.id.as_str(),

@@ -21,6 +21,7 @@ pub mod rm;
 pub mod run;
 mod session;
 pub mod snapshot;
+pub mod ssh;
 pub mod start;
 pub mod status;
 pub mod stop;

@@ -3,7 +3,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::{Value, json};
 
 use crate::config::Cpus;
@@ -16,8 +16,8 @@ use super::{
     read_id, start,
 };
 use crate::config::{
-    Display, Forward, Layer, Memory, Name, Network, Overrides, Port, Protocol, UserNetwork,
-    VmConfig,
+    CloudInit, DiskSize, Display, Forward, ImageFormat, Layer, Memory, Name, Network, Overrides,
+    Port, Protocol, Qcow2Drive, Storage, UserNetwork, UserPath, VmConfig,
 };
 use crate::console::Ended;
 use crate::error::{Error, Result};
@@ -75,30 +75,136 @@ pub struct Args {
     #[argh(switch)]
     pub rm: bool,
 
-    /// what "ready" means: qmp, console:REGEX, port:N, ssh or file:PATH
-    #[argh(option, arg_name = "COND", default = "WaitFor::Qmp")]
-    pub wait_for: WaitFor,
+    /// what "ready" means: qmp (default; ssh with --image), console:REGEX,
+    /// port:N, ssh or file:PATH
+    #[argh(option, arg_name = "COND")]
+    pub wait_for: Option<WaitFor>,
+
+    /// a cloud image to boot (qcow2): the root disk is a new overlay on it,
+    /// which is never written; cloud-init makes your account with your SSH
+    /// keys, and SSH is forwarded from a free local port
+    #[argh(option, arg_name = "IMAGE")]
+    pub image: Option<Utf8PathBuf>,
+
+    /// the format of --image: qcow2 (default) or raw
+    #[argh(option, arg_name = "FORMAT")]
+    pub image_format: Option<crate::commands::hotplug::DiskFormat>,
+
+    /// the size of the root disk with --image (default 20G)
+    #[argh(option, arg_name = "SIZE")]
+    pub disk_size: Option<DiskSize>,
+
+    /// with --image: once SSH answers, open a session (`maqet ssh`)
+    #[argh(switch)]
+    pub ssh: bool,
 
     /// seconds to wait for the VM to be ready (default 60)
     #[argh(option, arg_name = "SECONDS", default = "60")]
     pub timeout: u64,
 }
 
-pub fn run(env: &Env, args: Args) -> Result<RunOutcome> {
+pub fn run(env: &Env, args: Args) -> Result<Box<dyn Output>> {
+    let image = match &args.image {
+        Some(path) => Some(cloud_image(env, &args, path)?),
+        None => {
+            let needs_image = [
+                (args.image_format.is_some(), "--image-format"),
+                (args.disk_size.is_some(), "--disk-size"),
+                (args.ssh, "--ssh"),
+            ];
+            if let Some((_, option)) = needs_image.iter().find(|(given, _)| *given) {
+                return Err(Error::usage(
+                    format!("{option} goes with --image"),
+                    "give the cloud image to boot with --image IMAGE",
+                ));
+            }
+            None
+        }
+    };
     let input = ConfigInput::new(
         env,
         args.configs,
         (args.name, args.memory, args.cpus, args.binary),
         args.trust,
     )?;
+    let wait_for = args.wait_for.unwrap_or(if image.is_some() {
+        WaitFor::Ssh
+    } else {
+        WaitFor::Qmp
+    });
     let opts = RunOptions {
         console: args.console,
         rm: args.rm,
-        wait_for: args.wait_for,
+        wait_for,
         timeout: Duration::from_secs(args.timeout),
+        image,
     };
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    run_vm(env, input, &opts, tty, &mut super::notify)
+    let outcome = run_vm(env, input, &opts, tty, &mut super::notify)?;
+    if args.ssh
+        && let RunOutcome::Started { vm, .. } = &outcome
+    {
+        let ssh = super::ssh::Args {
+            vm: vm.id.to_string(),
+            user: None,
+            print: false,
+            command: Vec::new(),
+        };
+        return super::ssh::run(env, ssh);
+    }
+    Ok(Box::new(outcome))
+}
+
+/// The root disk and cloud-init of `run --image`: a checked base image
+/// and the layer that boots it.
+fn cloud_image(env: &Env, args: &Args, image: &Utf8Path) -> Result<Layer> {
+    if !args.configs.is_empty() {
+        return Err(Error::usage(
+            "--image runs a VM of its own and takes no config files",
+            "give either config files or --image",
+        ));
+    }
+    if args.console && args.ssh {
+        return Err(Error::usage(
+            "--console and --ssh both take the terminal",
+            "give one of them",
+        ));
+    }
+    // The image is a VM file (its contents reach the guest); checked and
+    // made absolute like a path in a config file.
+    let base = env
+        .policy
+        .check_vm(image.as_os_str(), &env.cwd)
+        .map_err(Error::path)?;
+    let format = args
+        .image_format
+        .unwrap_or(crate::commands::hotplug::DiskFormat::Qcow2);
+    let format = match format {
+        crate::commands::hotplug::DiskFormat::Qcow2 => ImageFormat::Qcow2,
+        crate::commands::hotplug::DiskFormat::Raw => ImageFormat::Raw,
+    };
+    // Read as that format, never probed; its backing chain checked too.
+    crate::storage::check_chain("root", &base, format.as_str(), &env.policy)?;
+    let size = match args.disk_size {
+        Some(size) => size,
+        None => DiskSize::parse("20G").map_err(|e| Error::invalid(e, "internal default"))?,
+    };
+    Ok(Layer {
+        memory: Some(Memory::parse("1G").map_err(|e| Error::invalid(e, "internal default"))?),
+        storage: Some(vec![Storage::Qcow2(Qcow2Drive {
+            name: "root"
+                .parse()
+                .map_err(|e: String| Error::invalid(e, "internal default"))?,
+            file: None,
+            size: Some(size),
+            interface: Default::default(),
+            backing_file: Some(UserPath::checked(base)),
+            backing_format: Some(format),
+            readonly: false,
+        })]),
+        cloud_init: Some(CloudInit::default()),
+        ..Layer::default()
+    })
 }
 
 impl Output for RunOutcome {
@@ -155,6 +261,8 @@ pub struct RunOptions {
     pub rm: bool,
     pub wait_for: WaitFor,
     pub timeout: Duration,
+    /// `--image`: the root disk and cloud-init, laid over the default VM.
+    pub image: Option<Layer>,
 }
 
 pub enum RunOutcome {
@@ -288,6 +396,9 @@ pub fn run_vm(
         let port = named(env, &name)?.and_then(|vm| default_ssh_port(&vm.config));
         let (layer, port) = default_vm(name, port)?;
         layers.insert(0, layer);
+        if let Some(image) = &opts.image {
+            layers.insert(1, image.clone());
+        }
         ssh_port = Some(port);
     }
     let overrides = input.overrides.clone();

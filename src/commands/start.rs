@@ -136,7 +136,14 @@ pub fn start(
     if opts.dry_run {
         let (accel, _) = decide_accel(vm.config.accel, &env.dirs.kvm_memo(), None)?;
         let chains = check_images(&vm.config, &disks_dir, &env.policy)?;
-        let argv = command_line(&vm, accel, &paths, &disks_dir, &chains);
+        // The seed as it will be attached; not written by a dry run.
+        let seeded = match vm.config.cloud_init {
+            Some(_) => {
+                crate::cloud_init::attach(&vm.config, &crate::cloud_init::seed_path(&disks_dir))
+            }
+            None => vm.config.clone(),
+        };
+        let argv = command_line(&vm, &seeded, accel, &paths, &disks_dir, &chains);
         return Ok(StartOutcome::DryRun {
             vm: Box::new(vm),
             argv,
@@ -190,6 +197,18 @@ pub fn start(
     if !missing.is_empty() {
         chains = check_images(&vm.config, &disks_dir, &env.policy)?;
     }
+    // The cloud-init seed, written from what its inputs say now, and
+    // attached to the QEMU this start runs (not to the stored config).
+    let seeded = match crate::cloud_init::write_seed(&vm, &disks_dir, &env.policy)? {
+        Some(seed) => {
+            if !vm.owned.contains(&seed) {
+                vm.owned.push(seed.clone());
+                save(env, &vm)?;
+            }
+            crate::cloud_init::attach(&vm.config, &seed)
+        }
+        None => vm.config.clone(),
+    };
     if let Some(warning) = logind_warning() {
         note(Note::Warning(&warning));
     }
@@ -199,13 +218,11 @@ pub fn start(
     let mut kvm_failure: Option<String> = None;
     let deadline = Instant::now() + opts.timeout;
     let (mut child, mut qmp) = loop {
-        let mut argv = command_line(&vm, accel, &paths, &disks_dir, &chains);
+        let mut argv = command_line(&vm, &seeded, accel, &paths, &disks_dir, &chains);
         argv[0] = program.clone().into_string();
         let attempt = Attempt {
-            ruleset: confine(
-                env, &vm.config, accel, &program, &paths, &disks_dir, &chains,
-            )?,
-            images: argv::image_fds(&vm.config, &disks_dir, &chains),
+            ruleset: confine(env, &seeded, accel, &program, &paths, &disks_dir, &chains)?,
+            images: argv::image_fds(&seeded, &disks_dir, &chains),
             argv,
             accel,
             accel_note: kvm_failure
@@ -279,9 +296,11 @@ pub fn start(
     })
 }
 
-/// The QEMU command line of `vm`, program name first.
+/// The QEMU command line of `vm` run as `config` (its own, with the seed
+/// attached), program name first.
 fn command_line(
     vm: &Vm,
+    config: &VmConfig,
     accel: Accelerator,
     runtime: &RuntimePaths,
     disks_dir: &Utf8Path,
@@ -289,7 +308,7 @@ fn command_line(
 ) -> Vec<String> {
     argv::build(&Plan {
         name: vm.name.as_str(),
-        config: &vm.config,
+        config,
         accel,
         runtime,
         disks_dir,

@@ -1,10 +1,10 @@
 //! The checks a config file must pass once it is read: unique names, files
 //! that must exist, and what each kind of drive needs.
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
-use super::load::{Problem, UserPath};
-use super::schema::{Interface, Layer, Storage};
+use super::load::{AuthorizedKey, Problem, UserPath};
+use super::schema::{CloudInit, Interface, Layer, Storage};
 
 /// Checks that need more than one value: unique names, files that must exist,
 /// arguments that would take over what maqet owns.
@@ -24,6 +24,15 @@ pub(super) fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), P
                 ));
             }
             seen.push(name);
+            if name == crate::cloud_init::SEED_NAME {
+                return Err(Problem::at(
+                    src,
+                    &quoted(name),
+                    0,
+                    format!("the drive name `{name}` is maqet's, for the cloud-init seed"),
+                    "give the drive another name".into(),
+                ));
+            }
             check_drive(drive)
                 .map_err(|(message, help)| Problem::at(src, &quoted(name), 0, message, help))?;
         }
@@ -64,6 +73,14 @@ pub(super) fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), P
             }
         }
     }
+    if let Some(ci) = &layer.cloud_init {
+        check_cloud_init(ci).map_err(|(field, err)| {
+            let help = miette::Diagnostic::help(&err)
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            Problem::at(src, field, 0, err.to_string(), help)
+        })?;
+    }
     if let Some(args) = &layer.arguments {
         super::check_arguments(args).map_err(|bad| {
             // A word written with escapes (`\u{0}`) is not in the text as
@@ -76,6 +93,30 @@ pub(super) fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), P
             };
             Problem::at(src, needle, 0, bad.message, bad.help)
         })?;
+    }
+    Ok(())
+}
+
+/// The files a cloud-init section names are read now, as they will be when
+/// the seed is written: each key file holds keys, the user data is a kind
+/// cloud-init takes; with no keys listed, `~/.ssh` has some.
+fn check_cloud_init(
+    ci: &CloudInit,
+) -> std::result::Result<(), (&'static str, crate::error::Error)> {
+    use crate::cloud_init as seed;
+    for key in &ci.ssh_authorized_keys {
+        if let AuthorizedKey::File(path) = key {
+            seed::read_key_file(path.as_path()).map_err(|e| ("ssh_authorized_keys", e))?;
+        }
+    }
+    if ci.ssh_authorized_keys.is_empty() {
+        let home = std::env::var("HOME").ok().map(Utf8PathBuf::from);
+        seed::keys(ci, home.as_deref()).map_err(|e| ("cloud_init", e))?;
+    }
+    if let Some(path) = &ci.user_data {
+        let text = seed::read_small(path.as_path(), seed::MAX_USER_DATA, "user data file")
+            .map_err(|e| ("user_data", e))?;
+        seed::check_user_data(text.as_bytes()).map_err(|e| ("user_data", e))?;
     }
     Ok(())
 }

@@ -83,6 +83,48 @@ impl<'de> Deserialize<'de> for UserPath {
     }
 }
 
+/// An SSH public key for the guest account (`cloud_init`): an OpenSSH key
+/// line as written, or a file of them. A file goes through the path
+/// filter, but not the one for files a VM opens: maqet reads it, and only
+/// the public keys in it reach the guest (`~/.ssh/id_ed25519.pub` is
+/// fine). Stored as its text: a key line, or an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizedKey {
+    Key(String),
+    File(UserPath),
+}
+
+impl Serialize for AuthorizedKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AuthorizedKey::Key(key) => s.serialize_str(key),
+            AuthorizedKey::File(path) => s.serialize_str(path.as_path().as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthorizedKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if crate::cloud_init::looks_like_key(&text) {
+            return crate::cloud_init::parse_key(&text)
+                .map(|_| AuthorizedKey::Key(text.trim().to_owned()))
+                .map_err(de::Error::custom);
+        }
+        CONTEXT.with_borrow_mut(|slot| match slot {
+            None => Ok(AuthorizedKey::File(UserPath(Utf8PathBuf::from(text)))),
+            Some(ctx) => match ctx.policy.check(OsStr::new(&text), &ctx.base) {
+                Ok(path) => Ok(AuthorizedKey::File(UserPath(path))),
+                Err(err) => {
+                    let message = err.to_string();
+                    ctx.failure = Some(err);
+                    Err(de::Error::custom(message))
+                }
+            },
+        })
+    }
+}
+
 /// The QEMU program: a bare name looked up in PATH when the VM starts, or a
 /// path (anything with a `/`), made absolute against the config's directory.
 /// Not put through the filter: QEMU itself lives in /usr.

@@ -6,9 +6,11 @@ mod load;
 mod schema;
 mod values;
 
-pub use load::{LoadedFile, Program, UserPath, load_file, parse_file, read_text};
+pub use load::{AuthorizedKey, LoadedFile, Program, UserPath, load_file, parse_file, read_text};
 pub use schema::*;
-pub use values::{Bytes, Cpus, DiskSize, HotplugPorts, Memory, MountTag, NAME_RULE, Name};
+pub use values::{
+    Account, Bytes, Cpus, DiskSize, Hostname, HotplugPorts, Memory, MountTag, NAME_RULE, Name,
+};
 
 use crate::error::{Error, Result};
 

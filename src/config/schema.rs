@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::load::{Program, UserPath};
-use super::values::{Cpus, DiskSize, HotplugPorts, Memory, MountTag, Name};
+use super::load::{AuthorizedKey, Program, UserPath};
+use super::values::{Account, Cpus, DiskSize, Hostname, HotplugPorts, Memory, MountTag, Name};
 
 pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
 pub const DEFAULT_MACHINE: &str = "q35";
@@ -35,6 +35,7 @@ pub struct Layer {
     pub storage: Option<Vec<Storage>>,
     pub network: Option<Vec<Network>>,
     pub arguments: Option<Vec<String>>,
+    pub cloud_init: Option<CloudInit>,
 }
 
 /// Direct kernel boot and firmware; merged field by field.
@@ -64,6 +65,8 @@ pub struct VmConfig {
     pub storage: Vec<Storage>,
     pub network: Vec<Network>,
     pub arguments: Vec<String>,
+    /// A cloud-init NoCloud seed maqet writes and attaches (docs/cloud-init.md).
+    pub cloud_init: Option<CloudInit>,
 }
 
 impl Default for VmConfig {
@@ -83,6 +86,7 @@ impl Default for VmConfig {
             storage: Vec::new(),
             network: Vec::new(),
             arguments: Vec::new(),
+            cloud_init: None,
         }
     }
 }
@@ -125,6 +129,10 @@ impl VmConfig {
             Network::name,
         );
         self.arguments.extend(layer.arguments.unwrap_or_default());
+        // Whole, like a storage entry: a later file's section replaces it.
+        if layer.cloud_init.is_some() {
+            self.cloud_init = layer.cloud_init;
+        }
     }
 }
 
@@ -195,6 +203,9 @@ impl VmConfig {
         if self.arguments != given.arguments {
             out.push("arguments".to_owned());
         }
+        if self.cloud_init != given.cloud_init {
+            out.push("cloud_init".to_owned());
+        }
         out
     }
 }
@@ -252,6 +263,28 @@ fn merge_named<T>(into: &mut Vec<T>, new: Vec<T>, name: fn(&T) -> &Name) {
             None => into.push(item),
         }
     }
+}
+
+/// What maqet puts in a VM's cloud-init seed: the account to create, its
+/// SSH keys, the guest's host name, and more user data of the user's own.
+/// Unset fields take their defaults when the seed is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudInit {
+    /// The guest account; default: the name of the user running maqet.
+    #[serde(default)]
+    pub user: Option<Account>,
+    /// OpenSSH public keys, each a key line or a file of them; default:
+    /// every `~/.ssh/*.pub`.
+    #[serde(default)]
+    pub ssh_authorized_keys: Vec<AuthorizedKey>,
+    /// More user data (a `#cloud-config` file, a script, ...), handed to
+    /// cloud-init as a second part, merged after maqet's.
+    #[serde(default)]
+    pub user_data: Option<UserPath>,
+    /// The guest's host name; default: the VM's name.
+    #[serde(default)]
+    pub hostname: Option<Hostname>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

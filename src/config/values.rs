@@ -246,6 +246,14 @@ impl FromStr for Memory {
 }
 size_serde!(DiskSize);
 
+impl FromStr for DiskSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DiskSize::parse(s)
+    }
+}
+
 /// Virtual CPUs: 1 to 1024 (QEMU's q35 limit with x2APIC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cpus(pub u32);
@@ -324,6 +332,89 @@ impl<'de> Deserialize<'de> for MountTag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         MountTag::new(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A Unix account name for the guest (cloud-init `users`): what Debian's
+/// `adduser` takes by default, 1 to 32 of `a-z`, `0-9`, `_`, `-`, starting
+/// with a letter or `_`. Nothing in it can reach YAML syntax.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Account(String);
+
+impl Account {
+    pub fn new(text: &str) -> Result<Account, String> {
+        let mut chars = text.chars();
+        let ok = text.len() <= 32
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if ok {
+            Ok(Account(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not an account name: 1 to 32 of a-z, 0-9, `_` and `-`, starting with \
+                 a letter or `_`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Account {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Account::new(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A host name (RFC 1123 label): 1 to 63 letters, digits and `-`, not
+/// starting or ending with `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Hostname(String);
+
+impl Hostname {
+    pub fn new(text: &str) -> Result<Hostname, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 63
+            && !text.starts_with('-')
+            && !text.ends_with('-')
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if ok {
+            Ok(Hostname(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a host name: 1 to 63 letters, digits and `-`, not starting or \
+                 ending with `-`"
+            ))
+        }
+    }
+
+    /// A VM name as a host name: `.` and `_` become `-`.
+    pub fn from_name(name: &str) -> Hostname {
+        let text: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let text = text.trim_matches('-');
+        Hostname::new(&text[..text.len().min(63)]).unwrap_or_else(|_| Hostname("vm".to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Hostname {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Hostname::new(&text).map_err(de::Error::custom)
     }
 }
 

@@ -132,6 +132,31 @@ impl CheckedDir {
         Ok(target)
     }
 
+    /// The bytes of the regular file `name` in this directory, never read
+    /// through a symlink.
+    pub fn read_file(&self, name: &str) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let target = self.path.join(name);
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("cannot read", target.clone(), e.into()))?;
+        let mut file = File::from(fd);
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("cannot read", target.clone(), e))?;
+        if !meta.is_file() {
+            return Err(Error::not_a_file("file", &target, meta.file_type()));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read", target, e))?;
+        Ok(bytes)
+    }
+
     /// Delete `name` in this directory if it is a regular file of ours:
     /// never through a symlink, and never a file someone else put there.
     /// False when it is gone or is not ours.

@@ -86,6 +86,8 @@ pub struct Needs {
     /// the images maqet made (inside maqet's directories, which the filter
     /// keeps VM configs out of).
     pub own: Vec<Utf8PathBuf>,
+    /// maqet's own files for this VM, read-only: its cloud-init seed.
+    pub own_read: Vec<Utf8PathBuf>,
     /// Devices it drives with ioctls (/dev/kvm).
     pub devices: Vec<Utf8PathBuf>,
     /// TCP ports it may listen on (forwards, VNC).
@@ -177,6 +179,11 @@ pub fn needs(
                 }
             },
             Storage::Raw(r) => (r.file.as_path().to_owned(), !r.readonly),
+            // The seed maqet wrote, in its data directory.
+            Storage::Cdrom(c) if c.file.as_path().starts_with(disks_dir) => {
+                needs.own_read.push(c.file.as_path().to_owned());
+                continue;
+            }
             Storage::Cdrom(c) => (c.file.as_path().to_owned(), false),
             Storage::Virtfs(v) => (v.path.as_path().to_owned(), !v.readonly),
         };
@@ -429,6 +436,9 @@ pub fn prepare(needs: &Needs, policy: &PathPolicy) -> Result<Option<Prepared>> {
     }
     for path in &needs.own {
         rules.push(rule(open_checked(path, None)?, write));
+    }
+    for path in &needs.own_read {
+        rules.push(rule(open_checked(path, None)?, read));
     }
 
     let fail = |e: landlock::RulesetError| Error::Confinement {

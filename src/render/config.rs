@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::key_values;
-use crate::config::{Display, Network, Storage, VmConfig};
+use crate::config::{AuthorizedKey, Display, Network, Storage, VmConfig};
 use crate::vm::Vm;
 
 /// `info`'s key/value block: the record, then the whole config.
@@ -90,6 +90,22 @@ pub fn info_text(vm: &Vm) -> String {
     }
     if !c.arguments.is_empty() {
         rows.push(("arguments", c.arguments.join(" ")));
+    }
+    if let Some(ci) = &c.cloud_init {
+        let user = ci.user.as_ref().map_or("yours", |u| u.as_str());
+        let keys = if ci.ssh_authorized_keys.is_empty() {
+            "~/.ssh/*.pub".to_owned()
+        } else {
+            format!("{} given", ci.ssh_authorized_keys.len())
+        };
+        let mut line = format!("user {user}, keys {keys}");
+        if let Some(host) = &ci.hostname {
+            line.push_str(&format!(", hostname {}", host.as_str()));
+        }
+        if let Some(extra) = &ci.user_data {
+            line.push_str(&format!(", user data {}", extra.as_path()));
+        }
+        rows.push(("cloud-init", line));
     }
     key_values(&rows)
 }
@@ -206,6 +222,15 @@ pub fn config_json(c: &VmConfig) -> Value {
         "storage": c.storage.iter().map(storage_json).collect::<Vec<_>>(),
         "network": c.network.iter().map(network_json).collect::<Vec<_>>(),
         "arguments": c.arguments,
+        "cloud_init": c.cloud_init.as_ref().map(|ci| json!({
+            "user": ci.user.as_ref().map(|u| u.as_str()),
+            "ssh_authorized_keys": ci.ssh_authorized_keys.iter().map(|k| match k {
+                AuthorizedKey::Key(key) => key.clone(),
+                AuthorizedKey::File(path) => path.as_path().to_string(),
+            }).collect::<Vec<_>>(),
+            "user_data": path(&ci.user_data),
+            "hostname": ci.hostname.as_ref().map(|h| h.as_str()),
+        })),
     })
 }
 

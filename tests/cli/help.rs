@@ -47,6 +47,8 @@ fn help_lists_commands_options_and_exit_codes() {
       cleanup           Reconcile every VM now and remove stale runtime files.
       export            Print a VM's definition for libvirt (domain XML) or systemd
                         (a unit).
+      ssh               Open an SSH session in a VM, through its forward to guest
+                        port 22.
       completions       Print a shell completion script.
       man               Print a man page (roff): maqet(1), or one command's.
 

@@ -93,6 +93,10 @@ fn compare(label: &str, path: &str, doc: &Value, real: &Value, problems: &mut Ve
     }
 }
 
+/// An SSH public key, for the docs VM's cloud-init section.
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXUGg5bC/Y0mJHbJ9w1c6X8Fj4Y3w7Xo1pD0rm0Kp2E me@host";
+
 /// `maqet --json ARGS...`, successful, its stdout parsed.
 fn json(t: &mut Test, args: &[&str]) -> Value {
     t.arg("--json").args(args).run().json()
@@ -120,7 +124,8 @@ fn json_docs_match_real_output() {
             "(name: \"docs\", accel: Tcg, memory: \"64M\",\n \
              storage: [Qcow2(name: \"root\", file: \"golden.qcow2\", size: \"16M\")],\n \
              network: [User(name: \"net0\", forwards: [(host: {port}, guest: 22)])],\n \
-             arguments: [\"-device\", \"qemu-xhci,id=xhci\"])\n"
+             arguments: [\"-device\", \"qemu-xhci,id=xhci\"],\n \
+             cloud_init: (user: \"me\", ssh_authorized_keys: [\"{KEY}\"]))\n"
         ),
     );
     let added = json(&mut t, &["add", "--trust", "docs.ron"]);
