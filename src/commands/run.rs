@@ -39,7 +39,9 @@ use crate::vm::{Vm, VmId};
             next time a maqet command finds it stopped. Run again, a VM of the same name whose\n\
             config is what the files and options give is started, or reported running (exit 0);\n\
             one configured otherwise is an error that says what differs (exit 3).",
-    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for ssh --timeout 120"
+    example = "maqet run\nmaqet run vm.ron --console --rm\nmaqet run vm.ron --wait-for ssh --timeout 120\n\
+               maqet run --image debian-12-genericcloud-amd64.qcow2 --ssh --rm\n\
+               maqet run --image debian.qcow2 --ssh -- cloud-init status --wait"
 )]
 pub struct Args {
     /// config files (RON)
@@ -103,7 +105,23 @@ pub struct Args {
     pub timeout: u64,
 }
 
-pub fn run(env: &Env, args: Args) -> Result<Box<dyn Output>> {
+pub fn run(env: &Env, mut args: Args) -> Result<Box<dyn Output>> {
+    // With --image there are no config files: the words are the command
+    // --ssh runs in the guest (`maqet run --image X --ssh -- uname -a`).
+    let command: Vec<String> = match &args.image {
+        Some(_) => std::mem::take(&mut args.configs)
+            .into_iter()
+            .map(Utf8PathBuf::into_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    if !command.is_empty() && !args.ssh {
+        return Err(Error::usage(
+            "--image runs a VM of its own and takes no config files",
+            "to run a command in the guest once it is up, add --ssh: \
+             `maqet run --image IMAGE --ssh -- COMMAND`",
+        ));
+    }
     let image = match &args.image {
         Some(path) => Some(cloud_image(env, &args, path)?),
         None => {
@@ -148,7 +166,7 @@ pub fn run(env: &Env, args: Args) -> Result<Box<dyn Output>> {
             vm: vm.id.to_string(),
             user: None,
             print: false,
-            command: Vec::new(),
+            command,
         };
         return super::ssh::run(env, ssh);
     }
@@ -158,12 +176,6 @@ pub fn run(env: &Env, args: Args) -> Result<Box<dyn Output>> {
 /// The root disk and cloud-init of `run --image`: a checked base image
 /// and the layer that boots it.
 fn cloud_image(env: &Env, args: &Args, image: &Utf8Path) -> Result<Layer> {
-    if !args.configs.is_empty() {
-        return Err(Error::usage(
-            "--image runs a VM of its own and takes no config files",
-            "give either config files or --image",
-        ));
-    }
     if args.console && args.ssh {
         return Err(Error::usage(
             "--console and --ssh both take the terminal",

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 
 use argh::{ArgsInfo, FromArgs};
@@ -68,6 +69,12 @@ pub fn command(env: &Env, args: &Args) -> Result<Vec<String>> {
                 "add one to its network: `forwards: [(host: 2222, guest: 22)]`",
             )
         })?;
+    let program = crate::qemu::find_program(&crate::config::Program::new("ssh")).map_err(|_| {
+        Error::invalid(
+            "ssh is not installed",
+            "install OpenSSH's client (Debian and Ubuntu: `apt-get install openssh-client`)",
+        )
+    })?;
     if vm.status != Status::Running {
         return Err(Error::NotRunning {
             name: vm.name.to_string(),
@@ -75,12 +82,6 @@ pub fn command(env: &Env, args: &Args) -> Result<Vec<String>> {
             help: format!("`maqet start {}` starts it", vm.name),
         });
     }
-    let program = crate::qemu::find_program(&crate::config::Program::new("ssh")).map_err(|_| {
-        Error::invalid(
-            "ssh is not installed",
-            "install OpenSSH's client (Debian and Ubuntu: `apt-get install openssh-client`)",
-        )
-    })?;
     let ci = vm.config.cloud_init.as_ref();
     let user = match (&args.user, ci.and_then(|c| c.user.as_ref())) {
         (Some(user), _) => user.clone(),
@@ -116,6 +117,11 @@ pub fn command(env: &Env, args: &Args) -> Result<Vec<String>> {
         "-o".to_owned(),
         format!("HostKeyAlias=maqet-{}", vm.id),
     ];
+    // With nobody at a terminal, a refused key is an error, not a password
+    // prompt that waits forever.
+    if !std::io::stdin().is_terminal() {
+        argv.extend(["-o".to_owned(), "BatchMode=yes".to_owned()]);
+    }
     for key in ci
         .map(|c| c.ssh_authorized_keys.as_slice())
         .unwrap_or_default()
@@ -136,12 +142,18 @@ pub fn command(env: &Env, args: &Args) -> Result<Vec<String>> {
     Ok(argv)
 }
 
-/// The VM's own known_hosts file: `<data>/known_hosts/<id>`, in a private
-/// directory.
+/// The VM's own known_hosts file: `<data>/known_hosts/<id>`, private
+/// (made 0600 here; ssh keeps the mode of a file it appends to).
 fn known_hosts(env: &Env, id: &str) -> Result<Utf8PathBuf> {
     let dir = env.dirs.data.join("known_hosts");
     crate::dirs::ensure_private_dir(&env.dirs.data)?;
     crate::dirs::ensure_private_dir(&dir)?;
+    let checked = crate::paths::dir::CheckedDir::open(&dir, None)?;
+    match checked.create_new(id) {
+        Ok(_) => {}
+        Err(_) if checked.read_file(id).is_ok() => {}
+        Err(e) => return Err(e),
+    }
     Ok(dir.join(id))
 }
 

@@ -4,6 +4,7 @@
 
 mod add;
 mod apply;
+mod cloud_init;
 mod confinement;
 mod dirs;
 mod disks;
