@@ -421,16 +421,7 @@ pub fn write_seed(
 
 /// The account of the user running maqet, as the guest's.
 fn invoking_account() -> Result<Account> {
-    let name = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .ok_or_else(|| {
-            Error::invalid(
-                "this user has no name in the password database",
-                "set `cloud_init: (user: \"NAME\")`",
-            )
-        })?;
+    let name = crate::dirs::user_name("set `cloud_init: (user: \"NAME\")`")?;
     Account::new(&name).map_err(|why| {
         Error::invalid(
             format!("your user name cannot be the guest's: {why}"),

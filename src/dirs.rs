@@ -9,6 +9,16 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::error::{Error, Result};
 pub use crate::layout::{RuntimePaths, VmPaths};
 
+/// The name of the user running maqet, from the password database; with
+/// `help` for the error when it has none (what to do instead).
+pub fn user_name(help: &str) -> Result<String> {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .ok_or_else(|| Error::invalid("this user has no name in the password database", help))
+}
+
 /// The data and runtime roots for this invocation.
 #[derive(Debug, Clone)]
 pub struct Dirs {

@@ -340,16 +340,7 @@ fn to_systemd(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
             "install maqet under a UTF-8 path",
         )
     })?;
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .ok_or_else(|| {
-            Error::invalid(
-                "this user has no name in the password database",
-                "a unit runs as a named user: add one",
-            )
-        })?;
+    let user = crate::dirs::user_name("a unit runs as a named user: add one")?;
     let pidfile = env.dirs.vm(&vm.id).runtime.pidfile;
     let source = systemd::Source {
         name: vm.name.as_str(),

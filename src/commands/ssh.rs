@@ -86,16 +86,7 @@ pub fn command(env: &Env, args: &Args) -> Result<Vec<String>> {
     let user = match (&args.user, ci.and_then(|c| c.user.as_ref())) {
         (Some(user), _) => user.clone(),
         (None, Some(user)) => user.as_str().to_owned(),
-        (None, None) => nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "this user has no name in the password database",
-                    "give the guest account with --user",
-                )
-            })?,
+        (None, None) => crate::dirs::user_name("give the guest account with --user")?,
     };
     // 0.0.0.0 binds every address; the session goes to this host's own.
     let host = if forward.bind == Ipv4Addr::UNSPECIFIED {

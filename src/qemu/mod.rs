@@ -197,10 +197,8 @@ pub fn find_program(program: &Program) -> Result<Utf8PathBuf> {
 /// When systemd-logind would kill this user's processes at logout, a VM
 /// started over SSH dies with the session. Returns the warning to print.
 pub fn logind_warning() -> Option<String> {
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()?;
-    logind_warning_in(Utf8Path::new("/"), &user.name)
+    let user = crate::dirs::user_name("").ok()?;
+    logind_warning_in(Utf8Path::new("/"), &user)
 }
 
 /// [`logind_warning`] for a system rooted at `root` (tests use a temp dir).

@@ -177,6 +177,7 @@ fn empty_vm_from_defaults() {
             "arguments": [],
             "binary": "qemu-system-x86_64",
             "boot": {"append": null, "firmware": null, "initrd": null, "kernel": null},
+            "cloud_init": null,
             "cpus": 1,
             "display": {"kind": "headless"},
             "hotplug_ports": 4,
@@ -254,7 +255,7 @@ fn unknown_field_points_at_it() {
      4 │ )
        ╰────
       help: did you mean `memory`? Fields allowed here: name, binary, machine, accel, memory, cpus,
-            display, vga, hotplug_ports, boot, storage, network, arguments
+            display, vga, hotplug_ports, boot, storage, network, arguments, cloud_init
     "#);
     assert!(!t.data_dir().exists());
 }

@@ -63,7 +63,7 @@ fn config_errors_as_json() {
                 "message": "vm.ron: unknown field `memroy`",
                 "help": "did you mean `memory`? Fields allowed here: name, binary, machine, \
                          accel, memory, cpus, display, vga, hotplug_ports, boot, storage, network, \
-                         arguments",
+                         arguments, cloud_init",
                 "exit_code": 3,
             }
         })

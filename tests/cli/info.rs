@@ -104,6 +104,7 @@ fn info_as_json() {
           "initrd": "[TMP]/initrd.img",
           "kernel": "[TMP]/vmlinuz"
         },
+        "cloud_init": null,
         "cpus": 2,
         "display": {
           "kind": "headless"
