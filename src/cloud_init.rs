@@ -114,20 +114,22 @@ fn base64(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The keys in a key file: each line that is not blank or a `#` comment
-/// must be one. Messages never quote the file (a private key given by
-/// mistake must not be printed).
-pub fn read_key_file(path: &Utf8Path) -> Result<Vec<String>> {
-    let text = read_small(path, MAX_KEY_FILE, "SSH key file")?;
+/// must be one. Messages never quote the file (a private key or a token
+/// given by mistake must not be printed).
+pub fn read_key_file(path: &Utf8Path, policy: Option<&PathPolicy>) -> Result<Vec<String>> {
+    let check = policy.map(|p| (p, Reader::Keys));
+    let text = read_small(path, MAX_KEY_FILE, "SSH key file", check)?;
     let mut keys = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let key = parse_key(line).map_err(|why| {
+        let key = parse_key(line).map_err(|_| {
             Error::invalid(
                 format!(
-                    "line {} of SSH key file {path} is not an OpenSSH public key: {why}",
+                    "line {} of SSH key file {path} is not an OpenSSH public key \
+                     (`TYPE BASE64 [COMMENT]` of a known type)",
                     n + 1
                 ),
                 "give the public key (the `.pub` file), one key per line",
@@ -144,10 +146,28 @@ pub fn read_key_file(path: &Utf8Path) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-/// A regular file's text, at most `max` bytes.
-pub fn read_small(path: &Utf8Path, max: u64, what: &'static str) -> Result<String> {
+/// Who will read a file maqet reads for the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// Its whole text reaches the guest (`user_data`): the filter for VM
+    /// files, and one name only (a hard link's other name may be a secret).
+    Guest,
+    /// Only the public keys in it reach the guest (a key file).
+    Keys,
+}
+
+/// A regular file's text, at most `max` bytes. With a policy, the file is
+/// opened once (never through a final symlink), checked by the filter
+/// where the opened file really is, and read from that descriptor: a
+/// directory swapped on its path after a check reaches nothing.
+pub fn read_small(
+    path: &Utf8Path,
+    max: u64,
+    what: &'static str,
+    check: Option<(&PathPolicy, Reader)>,
+) -> Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
@@ -158,6 +178,26 @@ pub fn read_small(path: &Utf8Path, max: u64, what: &'static str) -> Result<Strin
         .map_err(|e| Error::io("cannot read", path, e))?;
     if !meta.is_file() {
         return Err(Error::not_a_file(what, path, meta.file_type()));
+    }
+    if let Some((policy, reader)) = check {
+        let real = crate::paths::dir::real_path(&file, path)?;
+        let judged = match reader {
+            Reader::Guest => policy.check_vm(real.as_os_str(), Utf8Path::new("/")),
+            Reader::Keys => policy.check(real.as_os_str(), Utf8Path::new("/")),
+        };
+        judged.map_err(|e| Error::Refused {
+            message: format!("{what} {path}: {e}"),
+            help: e.help(),
+        })?;
+        if reader == Reader::Guest && meta.nlink() > 1 {
+            return Err(Error::Refused {
+                message: format!(
+                    "{what} {path} has {} names (hard links); maqet cannot tell where the others are",
+                    meta.nlink()
+                ),
+                help: "copy it to a file of its own and name the copy".into(),
+            });
+        }
     }
     if meta.len() > max {
         return Err(Error::invalid(
@@ -191,8 +231,12 @@ pub fn default_key_files(home: &Utf8Path) -> Vec<Utf8PathBuf> {
 }
 
 /// Every key a config gives, read now; or the default key files' when it
-/// names none.
-pub fn keys(ci: &CloudInit, home: Option<&Utf8Path>) -> Result<Vec<String>> {
+/// names none. With a policy, each file is checked as it is read.
+pub fn keys(
+    ci: &CloudInit,
+    home: Option<&Utf8Path>,
+    policy: Option<&PathPolicy>,
+) -> Result<Vec<String>> {
     let mut keys = Vec::new();
     if ci.ssh_authorized_keys.is_empty() {
         let files = home.map(default_key_files).unwrap_or_default();
@@ -204,7 +248,7 @@ pub fn keys(ci: &CloudInit, home: Option<&Utf8Path>) -> Result<Vec<String>> {
             ));
         }
         for file in files {
-            keys.extend(read_key_file(&file)?);
+            keys.extend(read_key_file(&file, policy)?);
         }
     }
     for key in &ci.ssh_authorized_keys {
@@ -215,7 +259,7 @@ pub fn keys(ci: &CloudInit, home: Option<&Utf8Path>) -> Result<Vec<String>> {
                     "give an OpenSSH public key line",
                 )
             })?),
-            AuthorizedKey::File(path) => keys.extend(read_key_file(path.as_path())?),
+            AuthorizedKey::File(path) => keys.extend(read_key_file(path.as_path(), policy)?),
         }
     }
     Ok(keys)
@@ -283,6 +327,7 @@ fn part_type(extra: &[u8]) -> Option<&'static str> {
         ("#part-handler", "text/part-handler"),
         ("#upstart-job", "text/upstart-job"),
         ("#jinja", "text/jinja2"),
+        ("## template: jinja", "text/jinja2"),
     ]
     .into_iter()
     .find(|(start, _)| first.starts_with(start))
@@ -298,7 +343,7 @@ pub fn check_user_data(extra: &[u8]) -> Result<&'static str> {
     let kind = part_type(extra).ok_or_else(|| {
         Error::invalid(
             "cloud_init.user_data does not start with a line cloud-init knows \
-             (`#cloud-config`, `#!`, `#include`, `#cloud-boothook`, ...)",
+             (`#cloud-config`, `#!`, `#include`, `#cloud-boothook`, `## template: jinja`, ...)",
             "start the file with `#cloud-config` (YAML) or `#!/bin/sh` (a script)",
         )
     })?;
@@ -378,15 +423,18 @@ pub fn write_seed(
         .clone()
         .unwrap_or_else(|| Hostname::from_name(vm.name.as_str()));
     let home = std::env::var("HOME").ok().map(Utf8PathBuf::from);
-    let keys = keys(ci, home.as_deref())?;
+    let keys = keys(ci, home.as_deref(), Some(policy))?;
     let extra = match &ci.user_data {
-        Some(path) => {
-            // Checked again: its whole text goes to the guest.
-            let now = policy
-                .check_vm(path.as_path().as_os_str(), Utf8Path::new("/"))
-                .map_err(Error::path)?;
-            Some(read_small(&now, MAX_USER_DATA, "user data file")?.into_bytes())
-        }
+        // Checked again as it is read: its whole text goes to the guest.
+        Some(path) => Some(
+            read_small(
+                path.as_path(),
+                MAX_USER_DATA,
+                "user data file",
+                Some((policy, Reader::Guest)),
+            )?
+            .into_bytes(),
+        ),
         None => None,
     };
     let files = seed(&SeedInput {

@@ -20,6 +20,8 @@ pub struct VmPaths {
     pub lock: Utf8PathBuf,
     /// `<data>/disks/<id>/`: the images maqet creates for the VM.
     pub disks: Utf8PathBuf,
+    /// `<data>/known_hosts/<id>`: the guest's SSH host key (`maqet ssh`).
+    pub known_hosts: Utf8PathBuf,
 }
 
 impl Dirs {
@@ -29,6 +31,7 @@ impl Dirs {
             runtime: RuntimePaths::new(self.runtime.join(id.as_str())),
             lock: self.runtime.join(format!("{id}{LOCK_SUFFIX}")),
             disks: self.disks().join(id.as_str()),
+            known_hosts: self.data.join("known_hosts").join(id.as_str()),
         }
     }
 

@@ -168,6 +168,7 @@ pub fn forget_files(dirs: &Dirs, vm: &Vm) {
         let _ = crate::paths::dir::remove_own_file(file);
     }
     let _ = std::fs::remove_dir(&paths.disks);
+    let _ = crate::paths::dir::remove_own_file(&paths.known_hosts);
 }
 
 /// Reconcile one VM; `None` when it was removed (`run --rm`).

@@ -303,6 +303,7 @@ pub fn remove(
         let paths = env.dirs.vm(&id);
         let _ = std::fs::remove_dir_all(&paths.runtime.dir);
         let _ = std::fs::remove_file(&paths.lock);
+        let _ = remove_own_file(&paths.known_hosts);
         let mut entry = Removed {
             deleted: Vec::new(),
             kept: images

@@ -463,8 +463,10 @@ pub fn run_vm(
         Err(Error::VmActive { .. }) if !created => (Box::new(read_id(env, &vm.id)?), true),
         Err(mut e) => {
             // With --rm the VM goes too: the error must not send the user
-            // to `maqet status` of a VM that is no longer there.
-            if opts.rm && remove_now(env, &vm).is_ok() {
+            // to `maqet status` of a VM that is no longer there. A start
+            // that timed out waiting left QEMU running: it is stopped
+            // first, so no QEMU is left that no record names.
+            if opts.rm && stop_and_remove(env, &vm) {
                 let gone = format!(
                     "`{}` was removed (run --rm); fix what is reported above and run it again",
                     vm.name
@@ -501,6 +503,22 @@ pub fn run_vm(
         ended,
         removed,
     })
+}
+
+/// Stop the VM if its QEMU runs (at once: the start failed), then remove
+/// it; true when it is gone.
+fn stop_and_remove(env: &Env, vm: &Vm) -> bool {
+    let force = super::StopOptions {
+        timeout: Duration::from_secs(5),
+        force: true,
+    };
+    let _ = super::stop(env, vm.id.as_str(), &force, &mut |_| {});
+    match read_id(env, &vm.id) {
+        // Stopping a `run --rm` VM removes it.
+        Err(Error::VmNotFound { .. }) => true,
+        Ok(_) => remove_now(env, vm).is_ok(),
+        Err(_) => false,
+    }
 }
 
 fn remove_now(env: &Env, vm: &Vm) -> Result<()> {

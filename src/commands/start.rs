@@ -132,6 +132,7 @@ pub fn start(
         runtime: paths,
         lock: vm_lock,
         disks: disks_dir,
+        ..
     } = env.dirs.vm(&vm.id);
     if opts.dry_run {
         let (accel, _) = decide_accel(vm.config.accel, &env.dirs.kvm_memo(), None)?;

@@ -24,7 +24,7 @@ pub(super) fn check_layer(layer: &Layer, src: &str) -> std::result::Result<(), P
                 ));
             }
             seen.push(name);
-            if name == crate::cloud_init::SEED_NAME {
+            if name.eq_ignore_ascii_case(crate::cloud_init::SEED_NAME) {
                 return Err(Problem::at(
                     src,
                     &quoted(name),
@@ -106,19 +106,28 @@ fn check_cloud_init(
     use crate::cloud_init as seed;
     for key in &ci.ssh_authorized_keys {
         if let AuthorizedKey::File(path) = key {
-            seed::read_key_file(path.as_path()).map_err(|e| ("ssh_authorized_keys", e))?;
+            seed::read_key_file(path.as_path(), None).map_err(|e| ("ssh_authorized_keys", e))?;
         }
     }
     if ci.ssh_authorized_keys.is_empty() {
         let home = std::env::var("HOME").ok().map(Utf8PathBuf::from);
-        seed::keys(ci, home.as_deref()).map_err(|e| ("cloud_init", e))?;
+        seed::keys(ci, home.as_deref(), None).map_err(|e| ("cloud_init", e))?;
     }
     if let Some(path) = &ci.user_data {
-        let text = seed::read_small(path.as_path(), seed::MAX_USER_DATA, "user data file")
+        let text = seed::read_small(path.as_path(), seed::MAX_USER_DATA, "user data file", None)
             .map_err(|e| ("user_data", e))?;
+        one_name(path.as_path()).map_err(|e| ("user_data", e))?;
         seed::check_user_data(text.as_bytes()).map_err(|e| ("user_data", e))?;
     }
     Ok(())
+}
+
+/// A file whose whole text reaches the guest has one name: another name of
+/// a hard link may be a secret the filter would refuse.
+fn one_name(path: &Utf8Path) -> crate::error::Result<()> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| crate::error::Error::io("cannot read", path, e))?;
+    crate::storage::one_name(path, &meta)
 }
 
 /// Why a path that should name a file does not: for messages.

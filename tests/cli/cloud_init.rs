@@ -189,8 +189,9 @@ hostname: \"seeded\"
     let private = t.path(".ssh/id_ed25519");
     t.args(["ssh", "ci", "--print"])
         .stdout(&format!(
-            "/usr/bin/ssh -p {port} -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={} \
-             -o HostKeyAlias=maqet-{id} -o BatchMode=yes -i {} -- tester@127.0.0.1\n",
+            "/usr/bin/ssh -p {port} -o StrictHostKeyChecking=accept-new -o \
+             'UserKnownHostsFile=\"{}\"' -o HostKeyAlias=maqet-{id} -o BatchMode=yes -o \
+             'IdentityFile=\"{}\"' -- tester@127.0.0.1\n",
             known.display(),
             private.display()
         ))
@@ -409,4 +410,202 @@ fn run_image_boots_an_overlay_and_never_writes_the_base() {
         .stderr_contains("--image runs a VM of its own and takes no config files")
         .run();
     assert!(t.list().is_empty());
+}
+
+/// True when a QEMU for the VM `name` runs (its `-name guest=NAME,`).
+fn qemu_runs(name: &str) -> bool {
+    let needle = format!("guest={name},");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+}
+
+/// Found by a black-box attack: `maqet ssh` went to the stored config's
+/// port after an `apply`, which another user's VM could be listening on;
+/// it goes to the running QEMU's forward. And a `run --rm` whose wait
+/// timed out removed the VM but left its QEMU running, unnamed.
+#[test]
+fn ssh_follows_the_running_forward_and_a_timed_out_run_rm_leaves_no_qemu() {
+    let test = "ssh_follows_the_running_forward_and_a_timed_out_run_rm_leaves_no_qemu";
+    if !have_qemu(test) || !have_ssh(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let (first, second) = (free_port(), free_port());
+    t.file(
+        "vm.ron",
+        &format!(
+            "(name: \"fw\", accel: Tcg, memory: \"64M\", network: [User(name: \"n\", forwards: [(host: {first}, guest: 22)])])\n"
+        ),
+    );
+    t.args(["add", "vm.ron"]).stdout_any().run();
+    let _stop = t.stopper("fw");
+    t.args(["start", "fw"]).stdout_any().kvm_fallback_ok().run();
+    t.file(
+        "moved.ron",
+        &format!("(network: [User(name: \"n\", forwards: [(host: {second}, guest: 22)])])\n"),
+    );
+    t.args(["apply", "fw", "moved.ron"]).stdout_any().run();
+    let out = t.args(["ssh", "fw", "--print"]).run();
+    assert!(
+        out.stdout.contains(&format!(" -p {first} ")),
+        "{}",
+        out.stdout
+    );
+    t.args(["stop", "--force", "fw"]).stdout_any().run();
+    let known = t.data_dir().join("known_hosts");
+    t.args(["rm", "fw"]).stdout_any().run();
+    assert_eq!(
+        std::fs::read_dir(&known).map(|d| d.count()).unwrap_or(0),
+        0,
+        "rm left the VM's known_hosts file"
+    );
+
+    // A data directory with a space and a percent sign reaches ssh quoted.
+    let odd = t.path("my vms 100%");
+    std::fs::create_dir(&odd).expect("mkdir");
+    let data = odd.join("data");
+    let data = data.to_str().unwrap();
+    t.args(["--data-dir", data, "add", "vm.ron", "--name", "odd"])
+        .stdout_any()
+        .run();
+    let _stop_odd = t.stopper("odd");
+    let _ = t
+        .args(["--data-dir", data, "start", "odd"])
+        .stdout_any()
+        .kvm_fallback_ok()
+        .run();
+    let out = t.args(["--data-dir", data, "ssh", "odd", "--print"]).run();
+    assert!(
+        out.stdout.contains(&format!(
+            "'UserKnownHostsFile=\"{}/known_hosts/",
+            data.replace('%', "%%")
+        )),
+        "{}",
+        out.stdout
+    );
+    t.args(["--data-dir", data, "stop", "--force", "odd"])
+        .stdout_any()
+        .run();
+
+    // --rm with a wait that times out: the VM and its QEMU both go.
+    let name = format!("rmto{}", std::process::id());
+    keygen(&t.path(".ssh"), "id_ed25519");
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(t.path("blank.qcow2"))
+        .arg("16M")
+        .output()
+        .expect("qemu-img");
+    assert!(out.status.success());
+    t.args([
+        "run",
+        "--image",
+        "blank.qcow2",
+        "--name",
+        &name,
+        "--rm",
+        "--memory",
+        "64M",
+        "--timeout",
+        "2",
+    ])
+    .status(5)
+    .stderr_contains("was removed (run --rm)")
+    .kvm_fallback_ok()
+    .run();
+    assert!(!qemu_runs(&name), "a QEMU of the removed VM still runs");
+    assert!(t.list().is_empty());
+}
+
+/// Found by a black-box attack: the user data was checked by name and read
+/// again by name, so a directory swapped in between put a hidden file of
+/// the home into the seed; a hard link did too; and a key file's bad line
+/// was quoted in the error.
+#[test]
+fn user_data_is_read_where_it_was_checked_with_one_name_and_key_files_are_not_quoted() {
+    let test = "user_data_is_read_where_it_was_checked_with_one_name_and_key_files_are_not_quoted";
+    if !have_ssh(test) {
+        return;
+    }
+    let mut t = Test::new();
+    let key = keygen(&t.path("keys"), "k");
+    std::fs::create_dir(t.path(".config")).expect("mkdir");
+    t.file(".config/ud.yaml", "#cloud-config\n# TOKEN=topsecret\n");
+    std::fs::create_dir(t.path("share")).expect("mkdir");
+    t.file("share/sub/ud.yaml", "#cloud-config\n# nothing secret\n");
+    std::os::unix::fs::symlink(t.path(".config"), t.path("share/lnk")).expect("symlink");
+    t.file(
+        "vm.ron",
+        &format!(
+            "(name: \"ud\", cloud_init: (ssh_authorized_keys: [\"{key}\"], user_data: \"share/sub/ud.yaml\"))\n"
+        ),
+    );
+    let id = t.args(["add", "vm.ron"]).run().stdout.trim().to_owned();
+    let seed = t.data_dir().join("disks").join(&id).join("cidata.iso");
+    // Another process swaps `sub` and `lnk` as fast as it can while the
+    // seed is written again and again (`export` writes it as `start` does).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (a, b) = (t.path("share/sub"), t.path("share/lnk"));
+        std::thread::spawn(move || {
+            let (a, b) = (
+                std::ffi::CString::new(a.to_str().unwrap()).unwrap(),
+                std::ffi::CString::new(b.to_str().unwrap()).unwrap(),
+            );
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                crate::harness::exchange(&a, &b);
+            }
+        })
+    };
+    let mut leaked = 0;
+    for _ in 0..150 {
+        let out = t
+            .command(["export", "ud", "--to", "libvirt", "--accel", "tcg"])
+            .output()
+            .expect("run maqet");
+        if out.status.success()
+            && String::from_utf8_lossy(&seed_file(&seed, "user-data")).contains("topsecret")
+        {
+            leaked += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().expect("the swapper");
+    assert_eq!(leaked, 0, "a hidden file of the home reached the seed");
+
+    // A hard link to a hidden file: refused at add, and at start.
+    std::fs::hard_link(t.path(".config/ud.yaml"), t.path("linked.yaml")).expect("link");
+    t.file(
+        "linked.ron",
+        &format!("(name: \"hl\", cloud_init: (ssh_authorized_keys: [\"{key}\"], user_data: \"linked.yaml\"))\n"),
+    );
+    t.args(["add", "linked.ron"])
+        .status(3)
+        .stderr_contains("has 2 names (hard links)")
+        .run();
+
+    // A key file's lines are never quoted.
+    t.file("token.env", "GITHUB_TOKEN=ghp_s3cret # ci\n");
+    t.file(
+        "tok.ron",
+        "(name: \"tok\", cloud_init: (ssh_authorized_keys: [\"token.env\"]))\n",
+    );
+    let out = t.args(["--json", "add", "tok.ron"]).status(3).run();
+    assert!(!out.stderr.contains("ghp_s3cret"), "{}", out.stderr);
+    assert!(!out.stderr.contains("GITHUB_TOKEN"), "{}", out.stderr);
+    assert_eq!(
+        out.stderr_json()["error"]["message"],
+        format!(
+            "tok.ron: line 1 of SSH key file {} is not an OpenSSH public key (`TYPE BASE64 \
+             [COMMENT]` of a known type)",
+            t.path("token.env").display()
+        )
+    );
 }
