@@ -60,6 +60,21 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A new, empty qcow2 image.
+fn new_qcow2(path: &Path, size: &str) {
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size)
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The test guest with a seed: its user-data read by the guest, which
 /// runs Dropbear on guest port 22, forwarded from `port`.
 fn seeded_config(name: &str, port: u16, cloud_init: &str) -> String {
@@ -339,13 +354,7 @@ fn run_image_boots_an_overlay_and_never_writes_the_base() {
     }
     let mut t = Test::new();
     keygen(&t.path(".ssh"), "id_ed25519");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(t.path("base.qcow2"))
-        .arg("64M")
-        .output()
-        .expect("qemu-img");
-    assert!(out.status.success());
+    new_qcow2(&t.path("base.qcow2"), "64M");
     let before = sha256(&std::fs::read(t.path("base.qcow2")).expect("read"));
     let out = t
         .args([
@@ -496,13 +505,7 @@ fn ssh_follows_the_running_forward_and_a_timed_out_run_rm_leaves_no_qemu() {
     // --rm with a wait that times out: the VM and its QEMU both go.
     let name = format!("rmto{}", std::process::id());
     keygen(&t.path(".ssh"), "id_ed25519");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(t.path("blank.qcow2"))
-        .arg("16M")
-        .output()
-        .expect("qemu-img");
-    assert!(out.status.success());
+    new_qcow2(&t.path("blank.qcow2"), "16M");
     t.args([
         "run",
         "--image",
