@@ -213,6 +213,8 @@ pub fn remove(
         crate::dirs::ensure_private_dir(&env.dirs.runtime)?;
         crate::lock::make_room_for(ids.len())?;
     }
+    // A `run --rm` VM is removed, with its images, by its own stop.
+    let mut removed_by_stop = Vec::new();
     for vm in live.iter().filter(|vm| vm.status.is_live()) {
         if !force {
             return Err(Error::VmActive {
@@ -230,6 +232,16 @@ pub fn remove(
         };
         // By name: names are looked up first and are unique, so it is exact.
         stop(env, vm.name.as_str(), &opts, note)?;
+        if vm.auto_remove && matches!(super::read_id(env, &vm.id), Err(Error::VmNotFound { .. })) {
+            ids.retain(|id| *id != vm.id);
+            removed_by_stop.push(Removed {
+                name: vm.name.clone(),
+                id: vm.id.clone(),
+                deleted: vm.owned.iter().filter(|f| !f.exists()).cloned().collect(),
+                kept: Vec::new(),
+                in_use: Vec::new(),
+            });
+        }
     }
     drop(live);
     let mut _vm_locks = Vec::with_capacity(ids.len());
@@ -240,7 +252,7 @@ pub fn remove(
         )?);
     }
     let Some(store) = Store::open_existing(&env.dirs, Access::Write)? else {
-        return Ok(Vec::new());
+        return Ok(removed_by_stop);
     };
     let removed = store.write(|tx| {
         let mut removed = Vec::with_capacity(ids.len());
@@ -275,7 +287,7 @@ pub fn remove(
         Ok(removed)
     })?;
     // Removed meanwhile by another `rm`: as if this one had come second.
-    if let (Target::One(query), true) = (target, removed.is_empty()) {
+    if let (Target::One(query), true) = (target, removed.is_empty() && removed_by_stop.is_empty()) {
         return Err(Error::VmNotFound {
             query: query.clone(),
         });
@@ -291,7 +303,7 @@ pub fn remove(
     } else {
         HashMap::new()
     };
-    let mut report = Vec::with_capacity(removed.len());
+    let mut report = removed_by_stop;
     for Gone {
         name,
         id,

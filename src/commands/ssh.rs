@@ -132,12 +132,27 @@ pub fn command(env: &Env, args: &Args) -> Result<Vec<String>> {
     if !std::io::stdin().is_terminal() {
         argv.extend(["-o".to_owned(), "BatchMode=yes".to_owned()]);
     }
-    for key in ci
+    // The key files the seed was made from (with none listed, the
+    // `$HOME/.ssh/*.pub` maqet took), each with its private key: ssh's own
+    // defaults come from the password database's home, not `$HOME`.
+    let listed = ci
         .map(|c| c.ssh_authorized_keys.as_slice())
-        .unwrap_or_default()
-    {
-        if let AuthorizedKey::File(public) = key
-            && let Some(private) = public.as_path().as_str().strip_suffix(".pub")
+        .unwrap_or_default();
+    let files: Vec<Utf8PathBuf> = if ci.is_some() && listed.is_empty() {
+        std::env::var("HOME")
+            .map(|home| crate::cloud_init::default_key_files(Utf8Path::new(&home)))
+            .unwrap_or_default()
+    } else {
+        listed
+            .iter()
+            .filter_map(|key| match key {
+                AuthorizedKey::File(public) => Some(public.as_path().to_owned()),
+                AuthorizedKey::Key(_) => None,
+            })
+            .collect()
+    };
+    for public in &files {
+        if let Some(private) = public.as_str().strip_suffix(".pub")
             && std::path::Path::new(private).is_file()
         {
             argv.extend([

@@ -612,3 +612,47 @@ fn user_data_is_read_where_it_was_checked_with_one_name_and_key_files_are_not_qu
         )
     );
 }
+
+/// Found by the real-image check: with no keys listed, maqet seeds every
+/// `$HOME/.ssh/*.pub`, but ssh looks for its keys in the password
+/// database's home; `maqet ssh` names the seeded ones. And `rm --force`
+/// of a running `run --rm` VM, which its own stop removes, reports it
+/// removed instead of "not found".
+#[test]
+fn ssh_offers_the_seeded_default_keys_and_rm_force_of_a_run_rm_vm_succeeds() {
+    let test = "ssh_offers_the_seeded_default_keys_and_rm_force_of_a_run_rm_vm_succeeds";
+    if !have_qemu(test) || !have_ssh(test) {
+        return;
+    }
+    let mut t = Test::new();
+    keygen(&t.path(".ssh"), "id_ed25519");
+    let port = free_port();
+    t.file(
+        "vm.ron",
+        &format!(
+            "(name: \"dk\", accel: Tcg, memory: \"64M\", network: [User(name: \"n\", forwards: [(host: {port}, guest: 22)])], cloud_init: ())\n"
+        ),
+    );
+    t.args(["add", "vm.ron"]).stdout_any().run();
+    let _stop = t.stopper("dk");
+    t.args(["start", "dk"]).stdout_any().kvm_fallback_ok().run();
+    let out = t.args(["ssh", "dk", "--print"]).run();
+    let key = t.path(".ssh/id_ed25519");
+    assert!(
+        out.stdout
+            .contains(&format!("'IdentityFile=\"{}\"'", key.display())),
+        "{}",
+        out.stdout
+    );
+    t.args(["stop", "--force", "dk"]).stdout_any().run();
+
+    t.args(["run", "--rm", "--name", "gone"])
+        .stdout_any()
+        .kvm_fallback_ok()
+        .run();
+    let _stop_gone = t.stopper("gone");
+    t.args(["rm", "--force", "gone"])
+        .stdout_contains("removed gone")
+        .run();
+    assert!(t.list().iter().all(|vm| vm["name"] != "gone"));
+}
