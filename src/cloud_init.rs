@@ -146,6 +146,10 @@ pub fn read_key_file(path: &Utf8Path, policy: Option<&PathPolicy>) -> Result<Vec
     Ok(keys)
 }
 
+/// Why a seed's input files must be the user's own.
+pub const TRUST_WHY: &str =
+    "what it says reaches the guest's cloud-init, which makes accounts and runs programs as root";
+
 /// Who will read a file maqet reads for the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reader {
@@ -180,6 +184,8 @@ pub fn read_small(
         return Err(Error::not_a_file(what, path, meta.file_type()));
     }
     if let Some((policy, reader)) = check {
+        // What it says reaches the guest: nobody else may change it.
+        crate::settings::check_trusted_file(path, TRUST_WHY)?;
         let real = crate::paths::dir::real_path(&file, path)?;
         let judged = match reader {
             Reader::Guest => policy.check_vm(real.as_os_str(), Utf8Path::new("/")),

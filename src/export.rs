@@ -29,10 +29,14 @@ pub struct Copy {
 }
 
 /// Where the definition says each file is: where it is here, or in
-/// `--image-dir` on the target host under its own file name.
+/// `--image-dir` on the target host under its own file name; a file maqet
+/// keeps for the VM (its disks, its seed) under the VM's name and its own,
+/// so two VMs' `root.qcow2` or `cidata.iso` do not land on one file.
 #[derive(Debug, Default)]
 pub struct Placement {
     dir: Option<Utf8PathBuf>,
+    /// The VM's own directory here, and its name.
+    own: Option<(Utf8PathBuf, String)>,
     copies: Vec<Copy>,
 }
 
@@ -40,8 +44,15 @@ impl Placement {
     pub fn new(dir: Option<Utf8PathBuf>) -> Placement {
         Placement {
             dir,
+            own: None,
             copies: Vec::new(),
         }
+    }
+
+    /// Files in `disks` are the VM `name`'s own.
+    pub fn owned_by(mut self, disks: &Utf8Path, name: &str) -> Placement {
+        self.own = Some((disks.to_owned(), name.to_owned()));
+        self
     }
 
     /// The path the definition names for the file at `path` here.
@@ -55,7 +66,10 @@ impl Placement {
                 "export without --image-dir",
             )
         })?;
-        let to = dir.join(name);
+        let to = match &self.own {
+            Some((disks, vm)) if path.starts_with(disks) => dir.join(format!("{vm}-{name}")),
+            _ => dir.join(name),
+        };
         match self.copies.iter().find(|c| c.to == to) {
             Some(c) if c.from == path => {}
             Some(c) => {
@@ -117,6 +131,16 @@ mod tests {
                 from: "/h/a/disk.qcow2".into(),
                 to: "/srv/vm/disk.qcow2".into()
             }]
+        );
+        let mut own = Placement::new(Some("/srv/vm".into())).owned_by("/d/disks/01".into(), "web");
+        assert_eq!(
+            own.place("storage `root`", "/d/disks/01/root.qcow2".into())
+                .unwrap(),
+            "/srv/vm/web-root.qcow2"
+        );
+        assert_eq!(
+            own.place("storage `base`", "/h/base.qcow2".into()).unwrap(),
+            "/srv/vm/base.qcow2"
         );
         let mut here = Placement::new(None);
         assert_eq!(here.place("x", "/h/x".into()).unwrap(), "/h/x");

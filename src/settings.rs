@@ -133,6 +133,13 @@ pub fn load(config_dir: Option<&Utf8Path>, cwd: &Utf8Path) -> Result<Settings> {
 /// The settings file widens what QEMU may reach and names the QEMU to run:
 /// it must be yours (or root's) and writable by nobody else.
 fn check_owner(path: &Utf8Path) -> Result<()> {
+    check_trusted_file(path, "it decides what QEMU may reach")
+}
+
+/// A file whose text maqet trusts (`why` says what it decides): yours or
+/// root's, one name, writable by nobody else, and in directories nobody
+/// else can write (unless sticky) all the way up.
+pub fn check_trusted_file(path: &Utf8Path, why: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot inspect", path, e))?;
     let me = nix::unistd::geteuid().as_raw();
@@ -157,9 +164,7 @@ fn check_owner(path: &Utf8Path) -> Result<()> {
         return Err(Error::UnsafeDir {
             path: path.to_owned(),
             reason,
-            help: format!(
-                "it decides what QEMU may reach: `chmod go-w {path}`, and own it yourself"
-            ),
+            help: format!("{why}: `chmod go-w {path}`, and own it yourself"),
         });
     }
     // Nor may anyone else replace it: the directories holding the name

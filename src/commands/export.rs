@@ -349,6 +349,7 @@ fn to_systemd(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
         data_dir: &env.dirs.data,
         runtime_dir: &env.dirs.runtime,
         pidfile: &pidfile,
+        settings: env.settings.source.as_deref(),
     };
     let opts = systemd::Options {
         user_unit: args.user,

@@ -52,28 +52,51 @@ pub enum Note<'a> {
     Status(&'a str),
 }
 
-/// A file the user asked maqet to write (`--output`, a screendump): the
-/// path filter's verdict, and its directory, which must exist, opened once
-/// so the file lands where it was checked. Returns the directory and the
-/// file's name in it.
+/// A file the user asked maqet to write (`--output`, a screendump): its
+/// directory through the path filter, which must exist, opened once so the
+/// file lands where it was checked; the file's own name is never followed.
+/// A symlink there (another user's, in /tmp, aimed at your files) or
+/// anything but a regular file is refused before anything is done.
+/// Returns the directory and the file's name in it.
 pub fn output_file(env: &Env, file: &Utf8Path) -> Result<(crate::paths::dir::CheckedDir, String)> {
-    let path = env
-        .policy
-        .check(file.as_os_str(), &env.cwd)
-        .map_err(Error::path)?;
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::invalid(
-            format!("{path} names no file"),
+    let name = file.file_name().filter(|n| !n.is_empty()).ok_or_else(|| {
+        Error::invalid(
+            format!("{file} names no file"),
             "give a file name, e.g. out.txt",
-        ));
+        )
+    })?;
+    let parent = match file.parent() {
+        Some(p) if !p.as_str().is_empty() => p,
+        _ => Utf8Path::new("."),
     };
+    let dir = env
+        .policy
+        .check(parent.as_os_str(), &env.cwd)
+        .map_err(Error::path)?;
+    // The whole path too: a name inside maqet's own directories, or a
+    // symlink there into /etc, is refused as such.
+    env.policy
+        .check(dir.join(name).as_os_str(), &env.cwd)
+        .map_err(Error::path)?;
     if !dir.is_dir() {
         return Err(Error::invalid(
             format!("{dir} is not a directory"),
             "create the directory first, or choose another path",
         ));
     }
-    let dir = crate::paths::dir::CheckedDir::open(dir, Some(&env.policy))?;
+    let target = dir.join(name);
+    if let Ok(meta) = std::fs::symlink_metadata(&target) {
+        if meta.file_type().is_symlink() {
+            return Err(Error::Refused {
+                message: format!("{target} is a symlink; maqet writes no file through or over one"),
+                help: "remove it, or choose another name".into(),
+            });
+        }
+        if !meta.is_file() {
+            return Err(Error::not_a_file("output file", &target, meta.file_type()));
+        }
+    }
+    let dir = crate::paths::dir::CheckedDir::open(&dir, Some(&env.policy))?;
     Ok((dir, name.to_owned()))
 }
 

@@ -195,11 +195,12 @@ fn option_path(path: &Utf8Path) -> Result<String> {
         .as_str()
         .chars()
         .find(|c| matches!(c, '"' | '\\') || c.is_control())
+        .or_else(|| path.as_str().contains("${").then_some('$'))
     {
         return Err(Error::invalid(
             format!("ssh cannot be given the path {path}: it holds {c:?}"),
-            "use a data directory and key files whose paths have no quotes, backslashes or \
-             control characters",
+            "use a data directory and key files whose paths have no quotes, backslashes, `${` \
+             or control characters (ssh gives them meanings of its own)",
         ));
     }
     Ok(format!("\"{}\"", path.as_str().replace('%', "%%")))
@@ -267,5 +268,6 @@ mod tests {
         );
         assert!(option_path(Utf8Path::new("/a\"b")).is_err());
         assert!(option_path(Utf8Path::new("/a\nb")).is_err());
+        assert!(option_path(Utf8Path::new("/d${HOME}/x")).is_err());
     }
 }

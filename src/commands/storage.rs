@@ -227,6 +227,10 @@ pub fn orphans(env: &Env, delete: bool) -> Result<Vec<Utf8PathBuf>> {
                     .flat_map(|d| d.files_used(&disks_dir)),
             );
             used.extend(vm.owned);
+            // The seed, which `export` also writes (a domain names it).
+            if vm.config.cloud_init.is_some() {
+                used.insert(crate::cloud_init::seed_path(&disks_dir));
+            }
             Ok(())
         })?;
     }

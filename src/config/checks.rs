@@ -106,6 +106,8 @@ fn check_cloud_init(
     use crate::cloud_init as seed;
     for key in &ci.ssh_authorized_keys {
         if let AuthorizedKey::File(path) = key {
+            crate::settings::check_trusted_file(path.as_path(), seed::TRUST_WHY)
+                .map_err(|e| ("ssh_authorized_keys", e))?;
             seed::read_key_file(path.as_path(), None).map_err(|e| ("ssh_authorized_keys", e))?;
         }
     }
@@ -117,6 +119,8 @@ fn check_cloud_init(
         let text = seed::read_small(path.as_path(), seed::MAX_USER_DATA, "user data file", None)
             .map_err(|e| ("user_data", e))?;
         one_name(path.as_path()).map_err(|e| ("user_data", e))?;
+        crate::settings::check_trusted_file(path.as_path(), seed::TRUST_WHY)
+            .map_err(|e| ("user_data", e))?;
         seed::check_user_data(text.as_bytes()).map_err(|e| ("user_data", e))?;
     }
     Ok(())

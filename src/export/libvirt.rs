@@ -69,7 +69,7 @@ pub fn domain(
 ) -> Result<Exported> {
     let c = src.config;
     let mut notes = Vec::new();
-    let mut place = Placement::new(opts.image_dir);
+    let mut place = Placement::new(opts.image_dir).owned_by(src.disks_dir, src.name);
     let arch = arch(c.binary.as_str())?;
     // Built first: the root element declares the qemu namespace only when
     // the domain needs it.

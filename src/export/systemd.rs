@@ -19,6 +19,9 @@ pub struct Source<'a> {
     pub runtime_dir: &'a Utf8Path,
     /// QEMU's pidfile, which systemd follows as the service's main process.
     pub pidfile: &'a Utf8Path,
+    /// The settings file in effect, if any: the unit's maqet reads the
+    /// same one (`MAQET_CONFIG`), whatever environment systemd gives it.
+    pub settings: Option<&'a Utf8Path>,
 }
 
 /// When systemd starts the VM again after its QEMU ended.
@@ -99,6 +102,17 @@ pub fn unit(src: &Source<'_>, opts: &Options<'_>) -> Result<Exported> {
         text.push_str("After=network.target\n");
     }
     text.push_str("\n[Service]\n");
+    if let Some(file) = src.settings {
+        // In quotes, as systemd reads Environment=; `%` escaped.
+        let value = specifiers(file.as_str())?;
+        if value.contains(['"', '\\']) {
+            return Err(unmappable(
+                format!("the settings file's path {file} holds a quote or backslash"),
+                "move the settings file to a plain path",
+            ));
+        }
+        let _ = writeln!(text, "Environment=\"MAQET_CONFIG={value}\"");
+    }
     // `maqet start` returns once QEMU runs; QEMU's pidfile names the
     // process systemd then watches. The VM is named by id, which a rename
     // does not change.
@@ -204,6 +218,7 @@ mod tests {
             data_dir: Utf8Path::new(data),
             runtime_dir: Utf8Path::new("/home/me/.local/state/maqet/run"),
             pidfile: Utf8Path::new("/home/me/.local/state/maqet/run/0123456789abcdef/qemu.pid"),
+            settings: None,
         }
     }
 

@@ -110,14 +110,27 @@ impl CheckedDir {
             }
             _ => {}
         }
-        let temp = format!(".{name}.maqet-{}", std::process::id());
-        let fd = openat(
-            &self.fd,
-            temp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| Error::io("cannot create", self.path.join(&temp), e.into()))?;
+        // A name nobody can guess, so no one can take it first; tried
+        // again if someone did anyway.
+        let mut attempt = 0;
+        let (temp, fd) = loop {
+            let suffix = crate::vm::VmId::random()?;
+            let temp = format!(".{name}.maqet-{}", &suffix.as_str()[..12]);
+            match openat(
+                &self.fd,
+                temp.as_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            ) {
+                Ok(fd) => break (temp, fd),
+                Err(nix::Error::EEXIST) if attempt < 8 => attempt += 1,
+                Err(e) => return Err(Error::io("cannot create", self.path.join(&temp), e.into())),
+            }
+        };
         let mut file = File::from(fd);
         let renamed = file
             .write_all(bytes)

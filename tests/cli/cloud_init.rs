@@ -656,3 +656,38 @@ fn ssh_offers_the_seeded_default_keys_and_rm_force_of_a_run_rm_vm_succeeds() {
         .run();
     assert!(t.list().iter().all(|vm| vm["name"] != "gone"));
 }
+
+/// Found by a second black-box attack: a user data or key file another
+/// user can write would let them add a key or a `runcmd` to the guest's
+/// cloud-init (which runs as root there); such files are refused.
+#[test]
+fn seed_inputs_others_can_write_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut t = Test::new();
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXUGg5bC/Y0mJHbJ9w1c6X8Fj4Y3w7Xo1pD0rm0Kp2E me@host";
+    t.file("k.pub", &format!("{key}\n"));
+    t.file("ud.yaml", "#cloud-config\nruncmd: [true]\n");
+    for (file, section) in [
+        ("k.pub", "(ssh_authorized_keys: [\"k.pub\"])".to_owned()),
+        (
+            "ud.yaml",
+            format!("(ssh_authorized_keys: [\"{key}\"], user_data: \"ud.yaml\")"),
+        ),
+    ] {
+        std::fs::set_permissions(t.path(file), std::fs::Permissions::from_mode(0o666))
+            .expect("chmod");
+        t.file(
+            "vm.ron",
+            &format!("(name: \"vm\", cloud_init: {section})\n"),
+        );
+        t.args(["add", "vm.ron"])
+            .status(3)
+            .stderr_contains("others can write it (mode 0666)")
+            .run();
+        std::fs::set_permissions(t.path(file), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        t.args(["add", "vm.ron"]).stdout_any().run();
+        t.args(["rm", "vm"]).stdout_any().run();
+    }
+}

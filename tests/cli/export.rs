@@ -803,7 +803,10 @@ fn an_export_with_image_dir_runs_from_the_copies() {
         [
             (kernel, format!("{moved}/vmlinuz").as_str()),
             (initrd, format!("{moved}/initramfs.gz").as_str()),
-            (overlay.as_str(), format!("{moved}/root.qcow2").as_str()),
+            (
+                overlay.as_str(),
+                format!("{moved}/{name}-root.qcow2").as_str()
+            ),
             (
                 format!("{root}/base.qcow2").as_str(),
                 format!("{moved}/base.qcow2").as_str()
@@ -851,4 +854,90 @@ fn qemu_img(args: &[&str]) {
         "qemu-img {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Found by a second black-box attack: `--output` wrote through a symlink
+/// (another user's, in /tmp) to the file it named; two VMs' own files got
+/// one name in `--image-dir`; a refused export still rewrote the seed;
+/// `storage orphans` listed (and deleted) a seed only an export had
+/// written; the unit dropped the settings file in effect.
+#[test]
+fn outputs_never_follow_a_symlink_and_exports_keep_their_vms_apart() {
+    let mut t = Test::new();
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHXUGg5bC/Y0mJHbJ9w1c6X8Fj4Y3w7Xo1pD0rm0Kp2E me@host";
+    t.file(
+        "vm.ron",
+        &format!("(name: \"web\", cloud_init: (ssh_authorized_keys: [\"{key}\"]))\n"),
+    );
+    let id = t.args(["add", "vm.ron"]).run().stdout.trim().to_owned();
+    t.file("victim", "keep\n");
+    std::os::unix::fs::symlink(t.path("victim"), t.path("out.xml")).expect("symlink");
+    t.args([
+        "export", "web", "--to", "libvirt", "--accel", "tcg", "--output", "out.xml",
+    ])
+    .status(4)
+    .stderr_contains("is a symlink; maqet writes no file through or over one")
+    .run();
+    assert_eq!(std::fs::read_to_string(t.path("victim")).unwrap(), "keep\n");
+    assert!(
+        !t.data_dir()
+            .join("disks")
+            .join(&id)
+            .join("cidata.iso")
+            .exists(),
+        "a refused export wrote the seed"
+    );
+    std::fs::create_dir(t.path("a-dir")).expect("mkdir");
+    t.args([
+        "export", "web", "--to", "libvirt", "--accel", "tcg", "--output", "a-dir",
+    ])
+    .status(3)
+    .stderr_contains("is a directory, not a regular file")
+    .run();
+    assert!(
+        !t.data_dir()
+            .join("disks")
+            .join(&id)
+            .join("cidata.iso")
+            .exists()
+    );
+
+    // The seed an export wrote is this VM's, not an orphan; in
+    // --image-dir it is named for the VM.
+    let out = t
+        .args([
+            "--json",
+            "export",
+            "web",
+            "--to",
+            "libvirt",
+            "--accel",
+            "tcg",
+            "--image-dir",
+            "/srv/vm",
+        ])
+        .stderr_contains("copy these files")
+        .run()
+        .json();
+    assert_eq!(out["copies"][0]["to"], "/srv/vm/web-cidata.iso");
+    t.args(["--json", "storage", "orphans"])
+        .stdout("{\n  \"deleted\": false,\n  \"files\": []\n}\n")
+        .run();
+
+    // The settings file in effect goes into the unit.
+    std::fs::create_dir(t.path("cfg")).expect("mkdir");
+    t.file("cfg/maqet.ron", "(stop_timeout: 40)\n");
+    let out = t
+        .args(["--config-dir", "cfg", "export", "web", "--to", "systemd"])
+        .run();
+    assert!(
+        out.stdout.contains(&format!(
+            "\nEnvironment=\"MAQET_CONFIG={}\"\n",
+            t.path("cfg/maqet.ron").display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(" --timeout 40\n"), "{}", out.stdout);
 }
