@@ -409,14 +409,21 @@ pub fn seed_path(disks_dir: &Utf8Path) -> Utf8PathBuf {
 }
 
 /// Write the seed of a VM with a `cloud_init` section into its disks
-/// directory (0600), unless it already holds these very bytes; its inputs
-/// (key files, user data) are read now. Returns its path; `None` for a VM
-/// without the section.
+/// directory: [`seed_image`], then [`store_seed`]. Returns its path;
+/// `None` for a VM without the section.
 pub fn write_seed(
     vm: &crate::vm::Vm,
     disks_dir: &Utf8Path,
     policy: &PathPolicy,
 ) -> Result<Option<Utf8PathBuf>> {
+    seed_image(vm, policy)?
+        .map(|image| store_seed(disks_dir, &image))
+        .transpose()
+}
+
+/// The seed image of a VM with a `cloud_init` section, its inputs (key
+/// files, user data) read now; `None` for a VM without the section.
+pub fn seed_image(vm: &crate::vm::Vm, policy: &PathPolicy) -> Result<Option<Vec<u8>>> {
     let Some(ci) = &vm.config.cloud_init else {
         return Ok(None);
     };
@@ -463,14 +470,19 @@ pub fn write_seed(
             "report this",
         )
     })?;
+    Ok(Some(image))
+}
+
+/// Put a seed image into the VM's disks directory (0600), unless it
+/// already holds these very bytes. Returns its path.
+pub fn store_seed(disks_dir: &Utf8Path, image: &[u8]) -> Result<Utf8PathBuf> {
     crate::dirs::ensure_private_dir(disks_dir)?;
-    let path = seed_path(disks_dir);
     let dir = crate::paths::dir::CheckedDir::open(disks_dir, None)?;
     let name = format!("{SEED_NAME}.iso");
-    if dir.read_file(&name).ok().as_deref() != Some(image.as_slice()) {
-        dir.replace_file(&name, &image)?;
+    if dir.read_file(&name).ok().as_deref() != Some(image) {
+        dir.replace_file(&name, image)?;
     }
-    Ok(Some(path))
+    Ok(seed_path(disks_dir))
 }
 
 /// The account of the user running maqet, as the guest's.

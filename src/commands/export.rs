@@ -232,12 +232,14 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
     };
     let disks_dir = env.disks_dir(&vm.id);
     let chains = crate::storage::check_images(config, &disks_dir, &env.policy)?;
-    // The cloud-init seed, written as `start` writes it (from what its
-    // inputs say now), as the same CD-ROM.
+    // The cloud-init seed as `start` makes it (from what its inputs say
+    // now), named as the same drive; written only once the domain is
+    // made, so a refused export changes nothing.
+    let seed = crate::cloud_init::seed_image(vm, &env.policy)?;
     let seeded;
-    let config = match crate::cloud_init::write_seed(vm, &disks_dir, &env.policy)? {
-        Some(seed) => {
-            seeded = crate::cloud_init::attach(config, &seed);
+    let config = match &seed {
+        Some(_) => {
+            seeded = crate::cloud_init::attach(config, &crate::cloud_init::seed_path(&disks_dir));
             &seeded
         }
         None => config,
@@ -256,6 +258,9 @@ fn to_libvirt(env: &Env, vm: &crate::vm::Vm, args: &Args) -> Result<Exported> {
     };
     let mut device_types = |driver: &str| device_help(program.as_ref(), driver);
     let mut exported = libvirt::domain(&source, opts, &mut device_types)?;
+    if let Some(image) = &seed {
+        crate::cloud_init::store_seed(&disks_dir, image)?;
+    }
     notes.append(&mut exported.notes);
     exported.notes = notes;
     if !exported.copies.is_empty() {

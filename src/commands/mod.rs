@@ -69,14 +69,14 @@ pub fn output_file(env: &Env, file: &Utf8Path) -> Result<(crate::paths::dir::Che
         Some(p) if !p.as_str().is_empty() => p,
         _ => Utf8Path::new("."),
     };
+    // The whole path, as given (a name inside maqet's own directories, or
+    // a symlink there into /etc, is refused as such), then its directory.
+    env.policy
+        .check(file.as_os_str(), &env.cwd)
+        .map_err(Error::path)?;
     let dir = env
         .policy
         .check(parent.as_os_str(), &env.cwd)
-        .map_err(Error::path)?;
-    // The whole path too: a name inside maqet's own directories, or a
-    // symlink there into /etc, is refused as such.
-    env.policy
-        .check(dir.join(name).as_os_str(), &env.cwd)
         .map_err(Error::path)?;
     if !dir.is_dir() {
         return Err(Error::invalid(
@@ -93,7 +93,10 @@ pub fn output_file(env: &Env, file: &Utf8Path) -> Result<(crate::paths::dir::Che
             });
         }
         if !meta.is_file() {
-            return Err(Error::not_a_file("output file", &target, meta.file_type()));
+            return Err(Error::Refused {
+                message: format!("{target} exists and is not a regular file"),
+                help: "choose another file name".into(),
+            });
         }
     }
     let dir = crate::paths::dir::CheckedDir::open(&dir, Some(&env.policy))?;

@@ -344,7 +344,9 @@ fn disks(
         };
         let field = format!("storage `{}`", drive.name());
         let image = drive.image(src.disks_dir).expect("a drive with an image");
-        if !image.exists() {
+        // The seed is written by the caller once the domain is made.
+        let seed = drive.name().as_str() == crate::cloud_init::SEED_NAME;
+        if !seed && !image.exists() {
             return Err(unmappable(
                 format!("{field}: {image} does not exist yet"),
                 format!(

@@ -888,12 +888,29 @@ fn outputs_never_follow_a_symlink_and_exports_keep_their_vms_apart() {
             .exists(),
         "a refused export wrote the seed"
     );
+    // Refused by the mapping: the seed is not written either.
+    t.file(
+        "gtk.ron",
+        &format!("(name: \"gtk\", display: Gtk, cloud_init: (ssh_authorized_keys: [\"{key}\"]))\n"),
+    );
+    let gtk = t.args(["add", "gtk.ron"]).run().stdout.trim().to_owned();
+    t.args(["export", "gtk", "--to", "libvirt", "--accel", "tcg"])
+        .status(3)
+        .stderr_contains("libvirt has no GTK display")
+        .run();
+    assert!(
+        !t.data_dir()
+            .join("disks")
+            .join(&gtk)
+            .join("cidata.iso")
+            .exists()
+    );
     std::fs::create_dir(t.path("a-dir")).expect("mkdir");
     t.args([
         "export", "web", "--to", "libvirt", "--accel", "tcg", "--output", "a-dir",
     ])
-    .status(3)
-    .stderr_contains("is a directory, not a regular file")
+    .status(4)
+    .stderr_contains("exists and is not a regular file")
     .run();
     assert!(
         !t.data_dir()
