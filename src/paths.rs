@@ -381,11 +381,24 @@ fn homes_in(passwd: &str) -> Vec<PathBuf> {
 /// too: on a merged-/usr system `/bin` is `/usr/bin`, and a home of `/bin`
 /// (Debian's `bin` and `sync` users) must not exempt `/usr/bin`.
 fn is_reasonable_exemption(dir: &Path) -> bool {
-    dir != Path::new("/")
-        && !SYSTEM_DIRS.iter().filter(|s| **s != "/root").any(|s| {
-            let system = Path::new(s);
-            dir == system || resolve(system).is_ok_and(|real| dir == real)
-        })
+    dir != Path::new("/") && !system_dirs_resolved().iter().any(|system| dir == system)
+}
+
+/// The system directories but `/root`, as written and as they resolve:
+/// worked out once per process (the home and the temp directory are both
+/// judged against them, and each costs a walk of every one).
+fn system_dirs_resolved() -> &'static [PathBuf] {
+    static DIRS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        SYSTEM_DIRS
+            .iter()
+            .filter(|s| **s != "/root")
+            .flat_map(|s| {
+                let system = Path::new(s);
+                std::iter::once(system.to_owned()).chain(resolve(system).ok())
+            })
+            .collect()
+    })
 }
 
 fn lossy(raw: &OsStr) -> String {
