@@ -374,14 +374,30 @@ fn homes_in(passwd: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// A home or temp directory of `/`, `/usr` or `/var` would exempt a whole
-/// system tree; such a setting is ignored rather than trusted.
+/// A home or temp directory of `/`, `/usr`, `/var` or anything beneath a
+/// system directory (`/etc/ssh`) would exempt part of the system; such a
+/// setting is ignored rather than trusted.
 ///
 /// `dir` is already resolved, so each system directory is compared resolved
 /// too: on a merged-/usr system `/bin` is `/usr/bin`, and a home of `/bin`
 /// (Debian's `bin` and `sync` users) must not exempt `/usr/bin`.
 fn is_reasonable_exemption(dir: &Path) -> bool {
-    dir != Path::new("/") && !system_dirs_resolved().iter().any(|system| dir == system)
+    // Where a home or temp directory inside a system directory is still
+    // the user's: root's home, and the temp directories meant for users.
+    const USERS_INSIDE_SYSTEM: [&str; 3] = ["/root", "/var/tmp", "/dev/shm"];
+    let own_runtime = format!("/run/user/{}", nix::unistd::getuid());
+    let users = USERS_INSIDE_SYSTEM
+        .iter()
+        .map(Path::new)
+        .chain(std::iter::once(Path::new(own_runtime.as_str())))
+        .any(|place| dir.starts_with(place));
+    // Not a system directory, nor anything beneath one: TMPDIR=/etc/ssh
+    // would otherwise let VMs reach the host's keys.
+    dir != Path::new("/")
+        && (users
+            || !system_dirs_resolved()
+                .iter()
+                .any(|system| dir.starts_with(system)))
 }
 
 /// The system directories but `/root`, as written and as they resolve:

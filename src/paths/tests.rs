@@ -411,6 +411,21 @@ fn a_temp_dir_under_var_lets_its_own_files_through() {
     assert_refused(err, "/var/lib/x.img", "/var");
 }
 
+/// Issue 18: TMPDIR=/etc/ssh made the temp-directory exemption cover
+/// /etc/ssh. No exemption covers a system directory or anything beneath
+/// one, but the places meant for users there.
+#[test]
+fn a_temp_or_home_dir_inside_a_system_dir_exempts_nothing() {
+    for inside in ["/etc/ssh", "/usr/local", "/var/lib", "/boot"] {
+        let policy = PathPolicy::new(Some(inside.into()), Some(inside.into()));
+        let err = check(&policy, &format!("{inside}/x.img")).unwrap_err();
+        assert!(
+            matches!(err, PathError::SystemDir { .. }),
+            "{inside}: {err:?}"
+        );
+    }
+}
+
 #[test]
 fn roots_home_is_allowed_when_home_is_root() {
     let (root, _) = on_this_machine("/root");
