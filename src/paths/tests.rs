@@ -418,7 +418,7 @@ fn a_temp_dir_under_var_lets_its_own_files_through() {
 fn a_temp_or_home_dir_inside_a_system_dir_exempts_nothing() {
     for inside in ["/etc/ssh", "/usr/local", "/var/lib", "/boot"] {
         let policy = PathPolicy::new(Some(inside.into()), Some(inside.into()));
-        let err = check(&policy, &format!("{inside}/x.img")).unwrap_err();
+        let err = check(&policy, format!("{inside}/x.img")).unwrap_err();
         assert!(
             matches!(err, PathError::SystemDir { .. }),
             "{inside}: {err:?}"
