@@ -109,8 +109,7 @@ impl Tmpfs {
     /// Mount a tmpfs of `size` on `dir`; `None` (after saying so loudly)
     /// when this is not root or mounting fails, as in most containers.
     fn mount(test: &str, dir: &Path, size: &str) -> Option<Tmpfs> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("\n!!! SKIPPED {test}: mounting a small tmpfs needs root !!!\n");
+        if !crate::harness::have_root(test) {
             return None;
         }
         std::fs::create_dir_all(dir).expect("create the mount point");
@@ -124,10 +123,8 @@ impl Tmpfs {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            eprintln!(
-                "\n!!! SKIPPED {test}: cannot mount a tmpfs on {} !!!\n",
-                dir.display()
-            );
+            let why = format!("cannot mount a tmpfs on {}", dir.display());
+            crate::harness::needs(test, "MAQET_REQUIRE_ROOT", false, &why);
             return None;
         }
         Some(Tmpfs(dir.to_owned()))
@@ -835,8 +832,12 @@ fn a_live_snapshot_of_a_uefi_guest_with_a_writable_varstore_is_explained() {
     }
     let ovmf = Path::new("/usr/share/OVMF");
     let (code, vars) = (ovmf.join("OVMF_CODE_4M.fd"), ovmf.join("OVMF_VARS_4M.fd"));
-    if !code.exists() || !vars.exists() {
-        eprintln!("\n!!! SKIPPED {test}: OVMF (package ovmf) is not installed !!!\n");
+    if !crate::harness::needs(
+        test,
+        "MAQET_REQUIRE_TOOLS",
+        code.exists() && vars.exists(),
+        "OVMF (package ovmf) is not installed",
+    ) {
         return;
     }
     let mut t = Test::new();

@@ -429,7 +429,12 @@ fn a_100_mb_config_file_is_refused_without_reading_it() {
             assert!(rss < 32 << 10, "peak RSS {rss} KiB: the file was read");
         }
         None => {
-            eprintln!("/usr/bin/time is missing: RSS not measured");
+            crate::harness::needs(
+                "a_100_mb_config_file_is_refused_without_reading_it",
+                "MAQET_REQUIRE_TOOLS",
+                false,
+                "/usr/bin/time (GNU time) is missing: RSS not measured",
+            );
         }
     }
     t.args(["add", "big.ron"])
@@ -672,7 +677,8 @@ fn small_tmpfs(dir: &Path, size: &str, test: &str) -> Option<Mount> {
     match out {
         Ok(o) if o.status.success() => Some(Mount(dir.to_owned())),
         other => {
-            eprintln!("SKIPPED {test}: cannot mount a tmpfs (needs root): {other:?}");
+            let why = format!("cannot mount a tmpfs (needs root): {other:?}");
+            crate::harness::needs(test, "MAQET_REQUIRE_ROOT", false, &why);
             None
         }
     }
