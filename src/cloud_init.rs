@@ -154,7 +154,7 @@ pub const TRUST_WHY: &str =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reader {
     /// Its whole text reaches the guest (`user_data`): the filter for VM
-    /// files, and one name only (a hard link's other name may be a secret).
+    /// files.
     Guest,
     /// Only the public keys in it reach the guest (a key file).
     Keys,
@@ -171,7 +171,7 @@ pub fn read_small(
     check: Option<(&PathPolicy, Reader)>,
 ) -> Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
@@ -195,15 +195,6 @@ pub fn read_small(
             message: format!("{what} {path}: {e}"),
             help: e.help(),
         })?;
-        if reader == Reader::Guest && meta.nlink() > 1 {
-            return Err(Error::Refused {
-                message: format!(
-                    "{what} {path} has {} names (hard links); maqet cannot tell where the others are",
-                    meta.nlink()
-                ),
-                help: "copy it to a file of its own and name the copy".into(),
-            });
-        }
     }
     if meta.len() > max {
         return Err(Error::invalid(

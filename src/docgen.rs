@@ -276,7 +276,7 @@ impl Value {
             (["man"], _) => Value::Words(man::page_names(root)),
             // crate::commands::qmp::ImageFormat; a test checks both parse.
             (["qmp", "screendump"], "FORMAT") => words(&["ppm", "png"]),
-            // crate::commands::hotplug::DiskFormat; a test checks both parse.
+            // crate::config::ImageFormat; a test checks both parse.
             (["qmp", "disk-add"], "FORMAT") => words(&["raw", "qcow2"]),
             _ => Value::Other,
         }

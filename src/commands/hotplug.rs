@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::Env;
 use super::session::{Monitor, connect};
-use crate::config::HotplugPorts;
+use crate::config::{HotplugPorts, ImageFormat};
 use crate::error::{Error, Result};
 use crate::qemu::argv::HOTPLUG_PORT_PREFIX;
 use crate::qmp::{Qmp, QmpError};
@@ -259,39 +259,12 @@ fn is_pci_device(qmp: &mut Qmp, driver: &str) -> Result<bool> {
         .any(|name| name == driver || (driver.starts_with("virtio-") && name == alias)))
 }
 
-/// The formats a hot-plugged disk may have; named, never probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskFormat {
-    Raw,
-    Qcow2,
-}
-
-impl DiskFormat {
-    fn as_str(self) -> &'static str {
-        match self {
-            DiskFormat::Raw => "raw",
-            DiskFormat::Qcow2 => "qcow2",
-        }
-    }
-}
-
-impl std::str::FromStr for DiskFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s {
-            "raw" => Ok(DiskFormat::Raw),
-            "qcow2" => Ok(DiskFormat::Qcow2),
-            _ => Err(format!("`{s}` is not a disk format: use raw or qcow2")),
-        }
-    }
-}
-
 /// A disk to hot-plug.
 pub struct NewDisk<'a> {
     pub file: &'a Utf8Path,
     pub id: &'a str,
-    pub format: DiskFormat,
+    /// Named, never probed.
+    pub format: ImageFormat,
     pub readonly: bool,
     /// More properties of the virtio-blk device (`bus`, `serial`, ...).
     pub props: Map<String, Value>,
@@ -360,7 +333,7 @@ pub fn disk_add(
     } else {
         Some(crate::storage::open_image(&path, true)?)
     };
-    if disk.format == DiskFormat::Qcow2 {
+    if disk.format == ImageFormat::Qcow2 {
         crate::storage::check_standalone_qcow2(&read_only, &path)?;
     }
 
@@ -412,7 +385,7 @@ pub fn disk_add(
             "read-only": disk.readonly,
         },
     });
-    if disk.format == DiskFormat::Qcow2 {
+    if disk.format == ImageFormat::Qcow2 {
         // QEMU opens no backing file, whatever the image names.
         format_node["backing"] = Value::Null;
     }

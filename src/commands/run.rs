@@ -90,7 +90,7 @@ pub struct Args {
 
     /// the format of --image: qcow2 (default) or raw
     #[argh(option, arg_name = "FORMAT")]
-    pub image_format: Option<crate::commands::hotplug::DiskFormat>,
+    pub image_format: Option<ImageFormat>,
 
     /// the size of the root disk with --image (default 20G)
     #[argh(option, arg_name = "SIZE")]
@@ -188,13 +188,7 @@ fn cloud_image(env: &Env, args: &Args, image: &Utf8Path) -> Result<Layer> {
         .policy
         .check_vm(image.as_os_str(), &env.cwd)
         .map_err(Error::path)?;
-    let format = args
-        .image_format
-        .unwrap_or(crate::commands::hotplug::DiskFormat::Qcow2);
-    let format = match format {
-        crate::commands::hotplug::DiskFormat::Qcow2 => ImageFormat::Qcow2,
-        crate::commands::hotplug::DiskFormat::Raw => ImageFormat::Raw,
-    };
+    let format = args.image_format.unwrap_or(ImageFormat::Qcow2);
     // Read as that format, never probed; its backing chain checked too.
     crate::storage::check_chain("root", &base, format.as_str(), &env.policy)?;
     let size = match args.disk_size {

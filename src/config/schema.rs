@@ -442,6 +442,20 @@ pub enum ImageFormat {
     Raw,
 }
 
+/// As a command line names it (`qmp disk-add --format`, `run
+/// --image-format`).
+impl std::str::FromStr for ImageFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "raw" => Ok(ImageFormat::Raw),
+            "qcow2" => Ok(ImageFormat::Qcow2),
+            _ => Err(format!("`{s}` is not a disk format: use raw or qcow2")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecurityModel {
     /// Guest ownership and modes kept in extended attributes; the safe default.

@@ -334,7 +334,7 @@ fn offered_words_parse() {
                 let ok = match arg {
                     "STATE" => word.parse::<crate::vm::Status>().is_ok(),
                     "FORMAT" if node.path == ["qmp", "disk-add"] => {
-                        word.parse::<crate::commands::hotplug::DiskFormat>().is_ok()
+                        word.parse::<crate::config::ImageFormat>().is_ok()
                     }
                     "FORMAT" => word.parse::<crate::commands::qmp::ImageFormat>().is_ok(),
                     _ => word.parse::<Shell>().is_ok() || man(Some(&word)).is_ok(),

@@ -213,7 +213,7 @@ pub struct DiskAddArgs {
 
     /// the image's format: raw or qcow2 (never guessed)
     #[argh(option, arg_name = "FORMAT")]
-    pub format: crate::commands::hotplug::DiskFormat,
+    pub format: crate::config::ImageFormat,
 
     /// attach it read-only
     #[argh(switch)]

@@ -275,6 +275,14 @@ fn what_libvirt_cannot_run_is_refused_naming_the_field() {
     );
 }
 
+/// Each disk's target and drive address lines, trimmed.
+fn disk_places(xml: &str) -> Vec<&str> {
+    xml.lines()
+        .filter(|l| l.contains("<target dev") || l.contains("<address type='drive'"))
+        .map(str::trim)
+        .collect()
+}
+
 #[test]
 fn ide_on_q35_becomes_sata_and_on_pc_keeps_its_bus() {
     let f = files(&["a.img", "b.img", "c.img"]);
@@ -292,12 +300,7 @@ fn ide_on_q35_becomes_sata_and_on_pc_keeps_its_bus() {
         ..VmConfig::default()
     };
     let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
-    let targets: Vec<&str> = out
-        .text
-        .lines()
-        .filter(|l| l.contains("<target dev") || l.contains("<address type='drive'"))
-        .map(str::trim)
-        .collect();
+    let targets = disk_places(&out.text);
     assert_eq!(
         targets,
         [
@@ -312,12 +315,7 @@ fn ide_on_q35_becomes_sata_and_on_pc_keeps_its_bus() {
     assert_eq!(out.notes.len(), 3);
     config.machine = "pc".parse().unwrap();
     let out = export(&config, &f.root, &Chains::new(), Accelerator::Tcg).unwrap();
-    let targets: Vec<&str> = out
-        .text
-        .lines()
-        .filter(|l| l.contains("<target dev") || l.contains("<address type='drive'"))
-        .map(str::trim)
-        .collect();
+    let targets = disk_places(&out.text);
     assert_eq!(
         targets,
         [
