@@ -77,6 +77,10 @@ pub struct Qmp {
     timeout: Duration,
     max_reply: usize,
     version: (u64, u64, u64),
+    /// False until the greeting has been read.
+    greeted: bool,
+    /// The id of the `qmp_capabilities` request whose reply is still unread.
+    negotiating: Option<u64>,
 }
 
 /// One line from QEMU, sorted by shape.
@@ -100,8 +104,19 @@ impl Qmp {
     /// then confirms the listener belongs to us as well.
     pub fn connect(path: &Utf8Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let deadline = Instant::now() + timeout;
-        let stream = connect_private(path, deadline)?;
+        let mut qmp = Qmp::connect_pipelined(path, timeout)?;
+        qmp.finish_handshake(deadline)?;
+        Ok(qmp)
+    }
 
+    /// Connect and send `qmp_capabilities` without waiting for QEMU: the
+    /// greeting and the negotiation's reply are read with the reply to the
+    /// first command, so a one-command session costs one round trip, not
+    /// three. An `Ok` says only that the socket passed maqet's checks and
+    /// connected; whether QEMU answers shows in the first `execute`.
+    pub fn connect_pipelined(path: &Utf8Path, timeout: Duration) -> Result<Qmp, QmpError> {
+        let deadline = Instant::now() + timeout;
+        let stream = connect_private(path, deadline)?;
         let mut qmp = Qmp {
             reader: BufReader::with_capacity(READ_CHUNK, stream),
             partial: Vec::new(),
@@ -113,24 +128,40 @@ impl Qmp {
             timeout,
             max_reply: Self::DEFAULT_MAX_REPLY,
             version: (0, 0, 0),
+            greeted: false,
+            negotiating: None,
         };
-
-        // QEMU serves one QMP client at a time; a second one is accepted into
-        // the listen backlog and then hears nothing until the first leaves.
-        // That silence is why the greeting wait needs its deadline.
-        let line = qmp.read_line(deadline, "the greeting")?;
-        let Message::Greeting(greeting) = parse_message(&line)? else {
-            return Err(QmpError::Protocol(format!(
-                "expected the QMP greeting, got {}",
-                excerpt(&line)
-            )));
-        };
-        qmp.version = greeting_version(&greeting)?;
-
         // Without `arguments`, no optional capability (such as out-of-band
-        // execution) is enabled, so replies stay strictly in order.
-        qmp.execute_until("qmp_capabilities", None, deadline, &[])?;
+        // execution) is enabled, so replies stay strictly in order. QEMU
+        // reads what waits in the socket once it has sent its greeting, and
+        // runs the requests one after the other.
+        let id = qmp.send_request("qmp_capabilities", None, deadline, &[])?;
+        qmp.negotiating = Some(id);
         Ok(qmp)
+    }
+
+    /// Read the greeting and the reply to `qmp_capabilities`, if not yet
+    /// read. Events that come with them are queued.
+    fn finish_handshake(&mut self, deadline: Instant) -> Result<(), QmpError> {
+        if !self.greeted {
+            // QEMU serves one QMP client at a time; a second one is accepted
+            // into the listen backlog and then hears nothing until the first
+            // leaves. That silence is why the greeting wait needs its deadline.
+            let line = self.read_line(deadline, "the greeting")?;
+            let Message::Greeting(greeting) = parse_message(&line)? else {
+                return Err(QmpError::Protocol(format!(
+                    "expected the QMP greeting, got {}",
+                    excerpt(&line)
+                )));
+            };
+            self.version = greeting_version(&greeting)?;
+            self.greeted = true;
+        }
+        if let Some(id) = self.negotiating {
+            self.await_reply(id, "qmp_capabilities", deadline)?;
+            self.negotiating = None;
+        }
+        Ok(())
     }
 
     /// The QEMU version from the greeting: (major, minor, micro).
@@ -169,6 +200,14 @@ impl Qmp {
             return Ok(Some(event));
         }
         let deadline = Instant::now() + timeout;
+        match self.finish_handshake(deadline) {
+            // The negotiation's reply is late, and so would be any event.
+            Err(QmpError::Timeout { .. }) if self.greeted => return Ok(None),
+            done => done?,
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Ok(Some(event));
+        }
         loop {
             let line = match self.read_line(deadline, "an event") {
                 Ok(line) => line,
@@ -205,6 +244,19 @@ impl Qmp {
         deadline: Instant,
         fds: &[RawFd],
     ) -> Result<Value, QmpError> {
+        let id = self.send_request(command, args, deadline, fds)?;
+        self.finish_handshake(deadline)?;
+        self.await_reply(id, command, deadline)
+    }
+
+    /// Send one request; its id.
+    fn send_request(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        deadline: Instant,
+        fds: &[RawFd],
+    ) -> Result<u64, QmpError> {
         if let Some(reason) = &self.broken {
             return Err(QmpError::Protocol(format!(
                 "the connection is unusable: {reason}"
@@ -222,7 +274,16 @@ impl Qmp {
         let mut bytes = Value::Object(request).to_string().into_bytes();
         bytes.push(b'\n');
         self.send(&bytes, command, deadline, fds)?;
+        Ok(id)
+    }
 
+    /// The reply to request `id`; events that come first are queued.
+    fn await_reply(
+        &mut self,
+        id: u64,
+        command: &str,
+        deadline: Instant,
+    ) -> Result<Value, QmpError> {
         let what = format!("the reply to {command}");
         loop {
             let line = self.read_line(deadline, &what)?;

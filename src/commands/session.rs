@@ -52,7 +52,7 @@ pub fn connect(env: &Env, query: &str, monitor: Monitor, timeout: Duration) -> R
             help: "stop the other `maqet qmp events` first; one follower per VM".into(),
         })?,
     };
-    let qmp = Qmp::connect(&socket, timeout)?;
+    let qmp = Qmp::connect_pipelined(&socket, timeout)?;
     Ok(Session {
         vm,
         qmp,

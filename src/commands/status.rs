@@ -370,7 +370,7 @@ fn look(env: &Env, query: &str, keep_qmp: bool) -> Result<(VmStatus, Option<Qmp>
         ));
         return Ok((status, None));
     }
-    match Qmp::connect(&rt.qmp_socket, QMP_TIMEOUT) {
+    match Qmp::connect_pipelined(&rt.qmp_socket, QMP_TIMEOUT) {
         Ok(mut qmp) => {
             match qmp.execute("query-status", None) {
                 Ok(reply) => {

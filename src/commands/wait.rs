@@ -433,7 +433,8 @@ fn banner_lines(pending: &mut Vec<u8>, seen: &mut Option<String>, guest: u16) ->
 /// Whether QEMU's user network holds a connection through `fwd` that the
 /// guest accepted, from `info usernet` over QMP.
 fn guest_accepted(qmp_socket: &Utf8Path, fwd: &Forwarded) -> std::result::Result<bool, String> {
-    let mut qmp = Qmp::connect(qmp_socket, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    let mut qmp =
+        Qmp::connect_pipelined(qmp_socket, Duration::from_secs(1)).map_err(|e| e.to_string())?;
     let out = qmp
         .execute(
             "human-monitor-command",

@@ -128,6 +128,49 @@ impl Fake {
     }
 }
 
+/// A pipelined session sends the negotiation and its first command before
+/// it waits for anything: this QEMU answers nothing until it has read both,
+/// so a client that waited for the greeting (or for the negotiation's
+/// reply) first would time out.
+#[test]
+fn a_pipelined_session_costs_one_round_trip() {
+    let fake = Fake::new(|mut peer| {
+        let caps = peer.request("qmp_capabilities");
+        let status = peer.request("query-status");
+        peer.line(GREETING);
+        peer.reply(&caps["id"], json!({}));
+        peer.event("RESUME");
+        peer.reply(&status["id"], json!({"status": "running", "running": true}));
+        peer.wait_for_hangup();
+    });
+    let mut qmp = Qmp::connect_pipelined(&fake.path, SHORT).unwrap();
+    let reply = qmp.execute("query-status", None).unwrap();
+    assert_eq!(reply["status"], "running");
+    assert_eq!(qmp.version(), (7, 2, 22));
+    let event = qmp.next_event(SHORT).unwrap().unwrap();
+    assert_eq!(event["event"], "RESUME");
+    drop(qmp);
+    fake.finish();
+}
+
+/// A failed negotiation is the first command's error, not a silent success.
+#[test]
+fn a_pipelined_negotiation_that_fails_fails_the_first_command() {
+    let fake = Fake::new(|mut peer| {
+        let caps = peer.request("qmp_capabilities");
+        peer.line(GREETING);
+        let error =
+            json!({"error": {"class": "CommandNotFound", "desc": "no caps"}, "id": caps["id"]});
+        peer.line(&error.to_string());
+        peer.wait_for_hangup();
+    });
+    let mut qmp = Qmp::connect_pipelined(&fake.path, LONG).unwrap();
+    let err = qmp.execute("query-status", None).unwrap_err();
+    assert_eq!(err.to_string(), "CommandNotFound: no caps");
+    drop(qmp);
+    fake.finish();
+}
+
 #[test]
 fn greeting_capabilities_and_a_command() {
     let fake = Fake::new(|mut peer| {
