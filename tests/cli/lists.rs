@@ -69,6 +69,7 @@ const OPTIONS: &[Opt] = &[
     opt(&["-qtest", "unix:/tmp/t,server=on"], Refused(OWNED), "qemu-options.hx (hidden): qtest protocol, reads and writes guest memory"),
     opt(&["-object", "qtest,id=t,chardev=c"], Refused(QTEST), "-object help: qtest"),
     opt(&["-object", "qom-type=qtest,id=t,chardev=c"], Refused(QTEST), "-object help: qtest, type given by key"),
+    opt(&["-object", r#"{"qom-type": "qtest", "id": "t", "chardev": "c"}"#], Refused(QTEST), "-object help: qtest, as JSON"),
     opt(&["-parallel", "mon:stdio"], Refused(MONITOR), "-help: -parallel takes a chardev; `mon:` multiplexes an HMP monitor onto it"),
     opt(&["-debugcon", "mon:unix:/tmp/d,server=on"], Refused(MONITOR), "-help: -debugcon takes a chardev; `mon:` as above"),
     opt(&["-gdb", "mon:stdio"], Refused(MONITOR), "-help: -gdb takes a chardev; `mon:` as above"),
