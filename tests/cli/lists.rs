@@ -6,10 +6,14 @@
 //! - Command-line options (and `-object`/`-chardev`/`-netdev`/`-blockdev`/
 //!   `-device` kinds) that open a host file, a socket or a monitor, or run a
 //!   program, each tried in a config's `arguments` through the real `add`.
+//!   Every option of the installed QEMU's `-help` must be classified here.
 //! - QMP commands, each sent through the raw form `maqet qmp VM COMMAND` to
 //!   one running VM; and every command the running QEMU lists
 //!   (`query-commands`) must be classified in a table here, so a command a
 //!   new QEMU adds fails the test until someone has read what it does.
+//! - Device drivers and properties, each given to `maqet qmp device-add`;
+//!   every string property of every device type the running QEMU has must
+//!   be classified here.
 
 use std::collections::BTreeSet;
 
