@@ -834,10 +834,9 @@ fn a_file_size_limit_never_damages_the_store() {
     assert_eq!(t.list(), before);
 }
 
-/// Known bug (reported): a disk file directly in `/` is accepted, though
-/// Known bug (reported): with `--json`, errors from argh's option parsing
-/// (`--name ''`, `--memory 5Q`, an unknown option) are printed as text,
-/// though docs/exit-codes.md promises one JSON object.
+/// With `--json`, errors from argh's option parsing (`--name ''`,
+/// `--memory 5Q`, an unknown option) are one JSON error object on stderr
+/// with exit 2, as docs/exit-codes.md promises, not argh's text.
 #[test]
 fn usage_errors_are_json_with_json() {
     let mut t = Test::new();
