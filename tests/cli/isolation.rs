@@ -2,6 +2,7 @@
 //! events or console socket, not the database, not the runtime directory.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::guest::{bios_config, have_qemu};
@@ -105,10 +106,11 @@ fn nobody_connects(vm_dir: &std::path::Path) -> Vec<(&'static str, String)> {
 }
 
 /// Each of the two layers between another user and a VM's sockets holds
-/// alone: the 0700 directories with the sockets opened to everyone, and
-/// the sockets' own 0600 with the directories opened for passing through
-/// (0711). With both opened, `nobody` connects — so it is each layer that
-/// stops it, not the test's set-up.
+/// alone: the sockets' own 0600, as maqet made them, with the directories
+/// opened for passing through (0711); and the 0700 directories, as maqet
+/// made them, with the sockets opened to everyone. With both opened,
+/// `nobody` connects — so it is each layer that stops it, not the test's
+/// set-up.
 #[test]
 fn each_layer_alone_keeps_another_user_from_the_sockets() {
     let test = "each_layer_alone_keeps_another_user_from_the_sockets";
@@ -123,34 +125,43 @@ fn each_layer_alone_keeps_another_user_from_the_sockets() {
     let _stop = t.stopper("layers");
     let vm_dir = t.runtime_dir().join(&id);
     let dirs = [t.runtime_dir(), vm_dir.clone()];
-    let set = |dir_mode: u32, socket_mode: u32| {
-        for dir in &dirs {
-            chmod(dir, dir_mode);
-        }
-        for socket in SOCKETS {
-            chmod(&vm_dir.join(socket), socket_mode);
-        }
-    };
+    let sockets: Vec<_> = SOCKETS.iter().map(|s| vm_dir.join(s)).collect();
+    let made: Vec<(PathBuf, u32)> = dirs
+        .iter()
+        .chain(&sockets)
+        .map(|p| (p.clone(), crate::harness::mode(p)))
+        .collect();
     let every = |seen: &str| -> Vec<(&'static str, String)> {
         SOCKETS.iter().map(|s| (*s, seen.to_owned())).collect()
     };
 
-    set(0o700, 0o666);
-    let dirs_alone = nobody_connects(&vm_dir);
-    set(0o711, 0o600);
+    // The sockets as maqet made them; the directories opened.
+    for dir in &dirs {
+        chmod(dir, 0o711);
+    }
     let sockets_alone = nobody_connects(&vm_dir);
-    set(0o711, 0o666);
+    // Neither layer: the sockets opened too.
+    for socket in &sockets {
+        chmod(socket, 0o666);
+    }
     let neither = nobody_connects(&vm_dir);
-    // What maqet made, back as it was: maqet refuses open directories.
-    set(0o700, 0o600);
+    // The directories as maqet made them; the sockets still open.
+    for (path, mode) in &made[..dirs.len()] {
+        chmod(path, *mode);
+    }
+    let dirs_alone = nobody_connects(&vm_dir);
+    // Everything as maqet made it: it refuses open directories.
+    for (path, mode) in &made {
+        chmod(path, *mode);
+    }
 
+    assert_eq!(sockets_alone, every("PermissionError"), "the sockets alone");
+    assert_eq!(neither, every("connected"), "neither layer");
     assert_eq!(
         dirs_alone,
         every("PermissionError"),
         "the directories alone"
     );
-    assert_eq!(sockets_alone, every("PermissionError"), "the sockets alone");
-    assert_eq!(neither, every("connected"), "neither layer");
     t.args(["stop", "--force", "layers"])
         .stdout("stopped layers: QEMU quit\n")
         .run();

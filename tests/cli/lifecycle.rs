@@ -791,6 +791,14 @@ fn stop_signals_only_a_process_proven_to_be_the_vms_qemu() {
             .stdout("v is not running (crashed)\n")
             .run();
         assert!(p.alive(), "a process with another start time was signalled");
+        // `stop` checks the start time twice (the identity check, then the
+        // pidfd); a reading command, once.
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()) + 1);
+        assert_eq!(t.list()[0]["status"], "crashed");
+        assert!(p.alive());
     }
     // It holds no lock on the VM's pidfile.
     {
