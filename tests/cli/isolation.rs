@@ -277,6 +277,16 @@ fn a_socket_or_directory_not_ours_is_refused() {
     t.args(qmp).stdout_contains("running").run();
 }
 
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A listener running as another user, on a socket that passes every lstat
 /// check (ours, 0600, in our 0700 directory): bound by root, which then
 /// becomes `nobody` and listens, as a process that took over the path
@@ -328,15 +338,17 @@ while True:
     ] {
         let path = vm_dir.join(socket);
         std::fs::remove_file(&path).expect("remove QEMU's socket");
-        let mut impostor = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&path)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3");
+        let mut impostor = Killed(
+            std::process::Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .arg(&path)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3"),
+        );
         let mut line = String::new();
-        std::io::BufReader::new(impostor.stdout.take().expect("piped"))
+        std::io::BufReader::new(impostor.0.stdout.take().expect("piped"))
             .read_line(&mut line)
             .expect("the impostor's ready line");
         assert_eq!(line, "ready\n");
@@ -344,8 +356,7 @@ while True:
         let meta = std::fs::symlink_metadata(&path).expect("lstat");
         assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600), "{socket}");
         let message = refusal(&mut t, args);
-        let _ = impostor.kill();
-        let _ = impostor.wait();
+        drop(impostor);
         assert_eq!(
             message,
             format!(
