@@ -61,6 +61,7 @@ fn another_user_cannot_reach_anything_of_a_running_vm() {
 
 /// The message of the error a command fails with (in `--json` form, so
 /// not wrapped), after checking it exits 4, refused, as not maqet's socket.
+#[track_caller]
 fn refusal(t: &mut Test, args: &[&str]) -> String {
     let out = t
         .arg("--json")

@@ -742,6 +742,7 @@ fn record_running(t: &Test, dir: &std::path::Path, pid: i32, ticks: u64) {
 
 /// The message of the error a command fails with (in `--json` form, so
 /// not wrapped), after checking it exits 4, refused.
+#[track_caller]
 fn refusal(t: &mut Test, args: &[&str]) -> String {
     let out = t
         .arg("--json")
