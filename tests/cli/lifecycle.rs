@@ -642,10 +642,11 @@ fn a_vm_left_starting_by_a_killed_start_starts_again() {
     t.args(["stop", "--force", "s"]).stdout_any().run();
 }
 
-/// A stand-in for a QEMU: a python3 process that, as asked, passes
-/// `-pidfile PIDFILE` on its command line and holds the write lock QEMU
-/// keeps on its pidfile (`fcntl`, as QEMU takes it). Each of the identity
-/// check's discriminators can then be failed alone.
+/// A stand-in for a QEMU, killed when the test ends however it ends: a
+/// python3 process that, as asked, passes `-pidfile PIDFILE` on its command
+/// line and holds the write lock QEMU keeps on its pidfile (`fcntl`, as
+/// QEMU takes it). Each of the identity check's discriminators can then be
+/// failed alone.
 struct Impostor {
     child: std::process::Child,
 }
@@ -862,17 +863,16 @@ fn stop_signals_only_a_process_proven_to_be_the_vms_qemu() {
         let mut t = Test::new();
         let (_, dir, pidfile) = impostor_vm(&mut t);
         std::fs::write(&pidfile, "1\n").expect("an unlocked pidfile");
-        let mut sleeper = Command::new("sleep").arg("600").spawn().expect("sleep");
-        let pid = sleeper.id() as i32;
+        let mut sleeper = Impostor {
+            child: Command::new("sleep").arg("600").spawn().expect("sleep"),
+        };
+        let pid = sleeper.pid();
         record_running(&t, &dir, pid, start_ticks(pid));
         assert_eq!(
             refusal(&mut t, &["stop", "--force", "v"]),
             refused(pid, "does not name the VM's pidfile on its command line",)
         );
-        let alive = sleeper.try_wait().expect("poll sleep").is_none();
-        let _ = sleeper.kill();
-        let _ = sleeper.wait();
-        assert!(alive, "the sleep was signalled");
+        assert!(sleeper.alive(), "the sleep was signalled");
     }
     // All four pass: the stand-in is taken for the VM's QEMU and killed.
     {
