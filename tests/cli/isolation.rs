@@ -22,6 +22,8 @@ fn connect_as_nobody(socket: &str) -> Output {
     as_nobody(&["/usr/bin/python3", "-c", script, socket])
 }
 
+/// Everything at once: the 0700 directories alone already stop `nobody`
+/// here, so the sockets' own modes are tested apart, below.
 #[test]
 fn another_user_cannot_reach_anything_of_a_running_vm() {
     if !have_qemu("another_user_cannot_reach_anything_of_a_running_vm") {
