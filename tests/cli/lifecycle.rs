@@ -641,3 +641,326 @@ fn a_vm_left_starting_by_a_killed_start_starts_again() {
     assert_eq!(status["state"], "running");
     t.args(["stop", "--force", "s"]).stdout_any().run();
 }
+
+/// A stand-in for a QEMU, killed when the test ends however it ends: a
+/// python3 process that, as asked, passes `-pidfile PIDFILE` on its command
+/// line and holds the write lock QEMU keeps on its pidfile (`fcntl`, as
+/// QEMU takes it). Each of the identity check's discriminators can then be
+/// failed alone.
+struct Impostor {
+    child: std::process::Child,
+}
+
+impl Impostor {
+    fn spawn(pidfile: &std::path::Path, names_pidfile: bool, locks: bool) -> Impostor {
+        use std::io::BufRead as _;
+        let script = "import fcntl, os, sys, time\n\
+                      if os.environ['LOCK'] == '1':\n\
+                      \x20   f = open(os.environ['PIDFILE'], 'w')\n\
+                      \x20   fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
+                      print('ready', flush=True)\n\
+                      time.sleep(600)\n";
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(script);
+        if names_pidfile {
+            cmd.arg("-pidfile").arg(pidfile);
+        }
+        let mut child = cmd
+            .env("PIDFILE", pidfile)
+            .env("LOCK", if locks { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("read the impostor's ready line");
+        assert_eq!(line, "ready\n", "the impostor is set up");
+        Impostor { child }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Still running: nobody signalled it.
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("poll the impostor").is_none()
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Field 22 of /proc/PID/stat.
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    fields[19].parse().expect("a start time")
+}
+
+/// A VM `v` with no QEMU of its own, and its runtime directory (made 0700,
+/// as `start` makes it) with the pidfile path in it.
+fn impostor_vm(t: &mut Test) -> (String, PathBuf, PathBuf) {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let id = t.add_empty("v");
+    let dir = vm_dir(t, &id);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir)
+        .expect("the runtime dir");
+    let pidfile = dir.join("qemu.pid");
+    (id, dir, pidfile)
+}
+
+/// Record `pid`, started at `ticks`, as the running QEMU of VM `v`.
+fn record_running(t: &Test, dir: &std::path::Path, pid: i32, ticks: u64) {
+    let store = maqet::store::Store::open(&t.dirs()).expect("open store");
+    store
+        .write(|tx| {
+            let mut vm = tx.find("v")?;
+            let mut rt = maqet::reconcile::placeholder(
+                &camino::Utf8PathBuf::from_path_buf(dir.to_owned()).expect("utf-8"),
+            );
+            rt.pid = pid;
+            rt.start_ticks = ticks;
+            vm.status = maqet::vm::Status::Running;
+            vm.runtime = Some(rt);
+            tx.put(&vm)
+        })
+        .expect("record the impostor");
+}
+
+/// The message of the error a command fails with (in `--json` form, so
+/// not wrapped), after checking it exits 4, refused.
+#[track_caller]
+fn refusal(t: &mut Test, args: &[&str]) -> String {
+    let out = t
+        .arg("--json")
+        .args(args.iter().copied())
+        .status(4)
+        .run()
+        .stderr_json();
+    assert_eq!(out["error"]["exit_code"], 4, "{out}");
+    out["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {out}"))
+        .to_owned()
+}
+
+fn have_python(test: &str) -> bool {
+    crate::harness::needs(
+        test,
+        "MAQET_REQUIRE_TOOLS",
+        crate::harness::runs("python3"),
+        "python3 is not installed",
+    )
+}
+
+/// The identity check's four discriminators, each failed alone by a live
+/// process at the VM's recorded pid: `stop` never signals it. And the same
+/// process passing all four is stopped, so it is each discriminator, not the
+/// stand-in, that holds `stop` back.
+#[test]
+fn stop_signals_only_a_process_proven_to_be_the_vms_qemu() {
+    if !have_python("stop_signals_only_a_process_proven_to_be_the_vms_qemu") {
+        return;
+    }
+    // (names its pidfile, holds the lock, recorded start time is its own)
+    let refused = |pid: i32, why: &str| {
+        format!(
+            "refusing to signal pid {pid}: it has VM `v`'s recorded start time but {why}, so it may not be the VM's QEMU"
+        )
+    };
+    // The start time differs: another process under a reused pid. The VM
+    // is found gone (its stale pidfile says crashed); nothing is signalled.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()) + 1);
+        t.args(["stop", "--force", "v"])
+            .stdout("v is not running (crashed)\n")
+            .run();
+        assert!(p.alive(), "a process with another start time was signalled");
+        // `stop` checks the start time twice (the identity check, then the
+        // pidfd); a reading command, once.
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()) + 1);
+        assert_eq!(t.list()[0]["status"], "crashed");
+        assert!(p.alive());
+    }
+    // It holds no lock on the VM's pidfile.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        std::fs::write(&pidfile, "1\n").expect("an unlocked pidfile");
+        let mut p = Impostor::spawn(&pidfile, true, false);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()));
+        assert_eq!(
+            refusal(&mut t, &["stop", "--force", "v"]),
+            refused(p.pid(), "does not hold the VM's pidfile lock")
+        );
+        assert!(
+            p.alive(),
+            "a process without the pidfile lock was signalled"
+        );
+        assert_eq!(
+            refusal(&mut t, &["start", "v"]),
+            format!(
+                "VM `v` is recorded as running (pid {0}), and pid {0} runs with the recorded start time but does not hold the VM's pidfile lock",
+                p.pid()
+            )
+        );
+        assert!(p.alive());
+    }
+    // Its command line does not name the VM's pidfile (it holds the lock).
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, false, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()));
+        assert_eq!(
+            refusal(&mut t, &["stop", "--force", "v"]),
+            refused(
+                p.pid(),
+                "does not name the VM's pidfile on its command line",
+            )
+        );
+        assert!(p.alive(), "a process not naming the pidfile was signalled");
+        let status = t.args(["--json", "status", "v"]).run().json();
+        assert_eq!(status["state"], "running");
+        assert_eq!(
+            status["unreachable"],
+            format!(
+                "pid {} runs with the recorded start time but does not name the VM's pidfile on its command line; maqet will not signal it",
+                p.pid()
+            )
+        );
+        assert_eq!(
+            refusal(&mut t, &["rm", "--force", "v"]),
+            refused(
+                p.pid(),
+                "does not name the VM's pidfile on its command line",
+            )
+        );
+        assert!(p.alive(), "rm --force signalled it");
+    }
+    // Not QEMU at all: a `sleep` under the recorded pid and start time.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        std::fs::write(&pidfile, "1\n").expect("an unlocked pidfile");
+        let mut sleeper = Impostor {
+            child: Command::new("sleep").arg("600").spawn().expect("sleep"),
+        };
+        let pid = sleeper.pid();
+        record_running(&t, &dir, pid, start_ticks(pid));
+        assert_eq!(
+            refusal(&mut t, &["stop", "--force", "v"]),
+            refused(pid, "does not name the VM's pidfile on its command line",)
+        );
+        assert!(sleeper.alive(), "the sleep was signalled");
+    }
+    // All four pass: the stand-in is taken for the VM's QEMU and killed.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()));
+        t.args(["stop", "--force", "v"])
+            .stdout("stopped v: QEMU was killed\n")
+            .run();
+        assert!(!p.alive(), "the proven process was not stopped");
+    }
+}
+
+/// A process no record names is adopted as the VM's QEMU (and then
+/// stopped) only when it holds the VM's pidfile lock and names that
+/// pidfile on its command line; a pid a killed `start` wrote is adopted
+/// only when its command line names the pidfile.
+#[test]
+fn stop_adopts_only_a_process_that_names_the_vms_pidfile() {
+    if !have_python("stop_adopts_only_a_process_that_names_the_vms_pidfile") {
+        return;
+    }
+    // No record says it runs; it holds the pidfile lock but its command
+    // line does not name the pidfile.
+    {
+        let mut t = Test::new();
+        let (_, _, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, false, true);
+        t.args(["stop", "--force", "v"])
+            .stdout("v is not running (created)\n")
+            .run();
+        assert!(
+            p.alive(),
+            "a lock holder not naming the pidfile was adopted"
+        );
+    }
+    // Naming it too, it is this VM's orphaned QEMU: adopted and stopped.
+    {
+        let mut t = Test::new();
+        let (_, _, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        t.args(["stop", "--force", "v"])
+            .stdout("stopped v: QEMU was killed\n")
+            .run();
+        assert!(!p.alive(), "the orphaned lock holder was not stopped");
+    }
+    // A killed start left the VM `starting` and the pid of its child in
+    // spawn.pid; the kernel gave that pid to something else.
+    for names in [false, true] {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, names, false);
+        std::fs::write(dir.join("spawn.pid"), format!("{}\n", p.pid())).expect("spawn.pid");
+        let store = maqet::store::Store::open(&t.dirs()).expect("open store");
+        store
+            .write(|tx| {
+                let mut vm = tx.find("v")?;
+                vm.status = maqet::vm::Status::Starting;
+                vm.runtime = Some(maqet::reconcile::placeholder(
+                    &camino::Utf8PathBuf::from_path_buf(dir.clone()).expect("utf-8"),
+                ));
+                tx.put(&vm)
+            })
+            .expect("record a start under way");
+        drop(store);
+        if names {
+            // Adopted, but it holds no lock: still not proven, not signalled.
+            assert_eq!(
+                refusal(&mut t, &["stop", "--force", "v"]),
+                format!(
+                    "refusing to signal pid {}: it has VM `v`'s recorded start time but does not hold the VM's pidfile lock, so it may not be the VM's QEMU",
+                    p.pid()
+                )
+            );
+        } else {
+            t.args(["stop", "--force", "v"])
+                .stdout("v is not running (stopped)\n")
+                .run();
+            let status = t.args(["--json", "status", "v"]).run().json();
+            assert_eq!(
+                status["last_exit"]["reason"],
+                "the start was interrupted before QEMU ran"
+            );
+        }
+        assert!(
+            p.alive(),
+            "names {names}: the spawn.pid process was signalled"
+        );
+    }
+}
