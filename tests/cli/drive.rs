@@ -11,7 +11,7 @@ use nix::sys::termios::{LocalFlags, Termios, tcgetattr};
 use serde_json::Value;
 
 use crate::guest::{POWEROFF, READY, bios_config, guest, guest_config, have_qemu};
-use crate::harness::{Rng, Stopper, Test, mode, trust};
+use crate::harness::{Stopper, Test, mode, trust};
 
 /// Stops the VM when the test ends, however it ends, so a failed assertion
 /// leaves no QEMU behind.
@@ -47,7 +47,10 @@ fn pc_guest_config(name: &str) -> String {
 
 /// A word no earlier output can contain.
 pub(crate) fn token() -> u64 {
-    Rng::from_time().below(1_000_000_000)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    u64::try_from(nanos % 1_000_000_000).expect("below 10^9")
 }
 
 /// The lines of console output, without their `\r`.
@@ -131,21 +134,55 @@ fn a_piped_console_session_types_into_the_guest_and_prints_its_answer() {
     let mut t = Test::new();
     let _stop = start(&mut t, "drv-pipe", &guest_config("drv-pipe"), true);
     let word = format!("hello-{}", token());
-    let out = t
-        .args(["console", "drv-pipe"])
-        .stdin(&format!("echo {word}\n"))
-        .run();
+    let mut session = t
+        .command(["console", "drv-pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the session");
+    let mut stdin = session.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, format!("echo {word}\n").as_bytes())
+        .expect("type the line");
+    // What the session prints, as it comes.
+    let mut stdout = session.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
     // The guest's terminal echoes the command line, then the shell answers;
-    // a serial terminal ends lines with \r\n.
+    // a serial terminal ends lines with \r\n. stdin stays open until the
+    // answer is there: once it ends, the session lingers only while the
+    // guest keeps talking (1.5 s of quiet ends it), and a TCG guest on a
+    // loaded machine may take longer than that to answer.
+    let answer = format!("\r\n{word}\r\n");
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&printed).contains(&answer) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => printed.extend(chunk),
+            Err(e) => panic!(
+                "no answer within 60 s ({e}): {:?}",
+                String::from_utf8_lossy(&printed)
+            ),
+        }
+    }
+    drop(stdin);
+    let status = wait_child(&mut session, "the session", Duration::from_secs(60));
+    reader.join().expect("the reader");
+    printed.extend(rx.try_iter().flatten());
+    let out = String::from_utf8_lossy(&printed);
+    assert_eq!(status.code(), Some(0), "the session ends once stdin has");
+    assert!(out.contains(&format!("echo {word}\r\n")), "{out:?}");
     assert!(
-        out.stdout.contains(&format!("echo {word}\r\n")),
-        "{:?}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains(&format!("\r\n{word}\r\n")),
-        "the answer is a line of its own: {:?}",
-        out.stdout
+        out.contains(&answer),
+        "the answer is a line of its own: {out:?}"
     );
     // The log has the session too, and what the guest printed before it.
     let log = t.args(["console", "drv-pipe", "--log"]).run();

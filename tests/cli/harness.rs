@@ -570,12 +570,32 @@ fn diff(want: &str, got: &str) -> String {
     out
 }
 
-/// A small xorshift generator for random delays; the seed is printed by the
-/// tests that use it so a failure can be replayed.
+/// A small xorshift generator for random choices and delays. Tests take it
+/// from [`seeded`], which prints the starting seed and replays one given in
+/// `MAQET_STRESS_SEED`.
 pub struct Rng(u64);
 
+/// The test's random source: `MAQET_STRESS_SEED` if set (scripts/stress sets
+/// it; a failure is replayed with it), else the clock. The starting seed is
+/// printed first, so even a failure inside the harness (whose message cannot
+/// name it) shows it beside the captured output.
+pub fn seeded(test: &str) -> Rng {
+    let rng = match std::env::var("MAQET_STRESS_SEED") {
+        Ok(seed) => Rng::new(
+            seed.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("MAQET_STRESS_SEED={seed:?}: {e}")),
+        ),
+        Err(_) => Rng::from_time(),
+    };
+    eprintln!("{test}: seed {}", rng.seed());
+    rng
+}
+
 impl Rng {
-    pub fn from_time() -> Rng {
+    /// Private: a test takes its generator from [`seeded`], so that every
+    /// random choice prints its seed and replays from `MAQET_STRESS_SEED`.
+    fn from_time() -> Rng {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos());
@@ -598,6 +618,59 @@ impl Rng {
         self.0 = x;
         x % n
     }
+}
+
+/// Five draws of a [`seeded`] generator, printed; run on its own, in a
+/// process of its own, by the next test.
+#[test]
+fn seeded_draws() {
+    let mut rng = seeded("seeded_draws");
+    let draws: Vec<u64> = (0..5).map(|_| rng.below(1_000_000_007)).collect();
+    eprintln!("draws {draws:?}");
+}
+
+/// `MAQET_STRESS_SEED` (what scripts/stress sets and prints) replays a
+/// test's random choices: the seed printed is the one given, and two runs
+/// with it draw alike.
+#[test]
+fn the_stress_seed_replays_a_tests_choices() {
+    let run = |seed: &str| {
+        let out = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "harness::seeded_draws", "--nocapture"])
+            .env("MAQET_STRESS_SEED", seed)
+            .output()
+            .expect("run the test binary");
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let draws = stderr
+            .lines()
+            .find(|l| l.starts_with("draws "))
+            .unwrap_or_else(|| panic!("no draws printed: {stderr}"))
+            .to_owned();
+        (stderr, draws)
+    };
+    let (first, draws) = run("12345");
+    assert!(
+        first.contains("seeded_draws: seed 12345\n"),
+        "the seed given is the seed printed: {first}"
+    );
+    assert_eq!(run("12345").1, draws, "the same seed draws alike");
+    assert_ne!(run("54321").1, draws, "another seed draws otherwise");
+}
+
+/// Where `program` is found in `PATH`, as maqet finds it (QEMU need not
+/// be in /usr/bin).
+pub fn in_path(program: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| panic!("{program} is not in PATH"))
 }
 
 #[test]
