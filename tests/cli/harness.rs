@@ -658,6 +658,40 @@ fn the_stress_seed_replays_a_tests_choices() {
     assert_ne!(run("54321").1, draws, "another seed draws otherwise");
 }
 
+/// A local TCP port for a VM's forward, claimed until the test binary
+/// exits: a socket bound to 127.0.0.1:PORT with SO_REUSEADDR that never
+/// listens. While it is held the kernel gives the port to no other
+/// `bind(0)` and no outgoing connection, and a listener without
+/// SO_REUSEADDR cannot take it; QEMU, whose user network sets SO_REUSEADDR,
+/// binds and listens beside it. A port found free and then let go (the old
+/// way) could be taken by any program, or by another test, before QEMU
+/// bound it.
+pub fn claim_port() -> u16 {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+        sockopt,
+    };
+    static CLAIMS: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> = std::sync::Mutex::new(Vec::new());
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a socket");
+    setsockopt(&fd, sockopt::ReuseAddr, &true).expect("SO_REUSEADDR");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .expect("bind 127.0.0.1:0");
+    let port = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .expect("getsockname")
+        .port();
+    CLAIMS.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
+    port
+}
+
 /// Where `program` is found in `PATH`, as maqet finds it (QEMU need not
 /// be in /usr/bin).
 pub fn in_path(program: &str) -> PathBuf {
