@@ -134,50 +134,15 @@ fn a_piped_console_session_types_into_the_guest_and_prints_its_answer() {
     let mut t = Test::new();
     let _stop = start(&mut t, "drv-pipe", &guest_config("drv-pipe"), true);
     let word = format!("hello-{}", token());
-    let mut session = t
-        .command(["console", "drv-pipe"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the session");
-    let mut stdin = session.stdin.take().expect("stdin");
-    std::io::Write::write_all(&mut stdin, format!("echo {word}\n").as_bytes())
-        .expect("type the line");
-    // What the session prints, as it comes.
-    let mut stdout = session.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
-            if tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
     // The guest's terminal echoes the command line, then the shell answers;
-    // a serial terminal ends lines with \r\n. stdin stays open until the
-    // answer is there: once it ends, the session lingers only while the
-    // guest keeps talking (1.5 s of quiet ends it), and a TCG guest on a
-    // loaded machine may take longer than that to answer.
+    // a serial terminal ends lines with \r\n.
     let answer = format!("\r\n{word}\r\n");
-    let mut printed = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !String::from_utf8_lossy(&printed).contains(&answer) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(chunk) => printed.extend(chunk),
-            Err(e) => panic!(
-                "no answer within 60 s ({e}): {:?}",
-                String::from_utf8_lossy(&printed)
-            ),
-        }
-    }
-    drop(stdin);
-    let status = wait_child(&mut session, "the session", Duration::from_secs(60));
-    reader.join().expect("the reader");
-    printed.extend(rx.try_iter().flatten());
-    let out = String::from_utf8_lossy(&printed);
+    let (status, out, _) = crate::harness::type_until(
+        t.command(["console", "drv-pipe"]),
+        &format!("echo {word}\n"),
+        &answer,
+        Duration::from_secs(60),
+    );
     assert_eq!(status.code(), Some(0), "the session ends once stdin has");
     assert!(out.contains(&format!("echo {word}\r\n")), "{out:?}");
     assert!(

@@ -692,6 +692,86 @@ pub fn claim_port() -> u16 {
     port
 }
 
+/// A piped console session (`console`, `run --console`): types `input`,
+/// keeps stdin open until stdout holds `until` (or `within` is up), then
+/// closes it and waits for the session to end. Returns its exit status,
+/// stdout and stderr. stdin stays open on purpose: once it ends, a session
+/// lingers only while the guest keeps talking (1.5 s of quiet ends it),
+/// and a TCG guest on a loaded machine may be slower than that to answer.
+pub fn type_until(
+    mut cmd: Command,
+    input: &str,
+    until: &str,
+    within: std::time::Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{Read as _, Write as _};
+    use std::time::Instant;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the session");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("type the input");
+    let (mut stdout, mut stderr) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + within;
+    while !String::from_utf8_lossy(&printed).contains(until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => printed.extend(chunk),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{until:?} not printed within {within:?} ({e}): {:?}",
+                    String::from_utf8_lossy(&printed)
+                );
+            }
+        }
+    }
+    drop(stdin);
+    // Ends after its linger; the bound only stops a hung test.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the session") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the session did not end a minute after its stdin did");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    reader.join().expect("the stdout reader");
+    printed.extend(rx.try_iter().flatten());
+    let stderr = errors.join().expect("the stderr reader");
+    (
+        status,
+        String::from_utf8_lossy(&printed).into_owned(),
+        stderr,
+    )
+}
+
 /// Where `program` is found in `PATH`, as maqet finds it (QEMU need not
 /// be in /usr/bin).
 pub fn in_path(program: &str) -> PathBuf {

@@ -192,8 +192,9 @@ fn run_with_console_pipes_to_the_guest() {
     }
     let mut t = Test::new();
     t.file("vm.ron", &guest_config("chatty"));
-    let out = t
-        .args([
+    // stdin stays open until the guest has answered (not 1.5 s of quiet).
+    let (status, stdout, stderr) = crate::harness::type_until(
+        t.command([
             "run",
             "vm.ron",
             "--console",
@@ -201,15 +202,15 @@ fn run_with_console_pipes_to_the_guest() {
             &format!("console:^{READY}$"),
             "--timeout",
             "120",
-        ])
-        .stdin("echo run-console-works\n")
-        .run();
+        ]),
+        "echo run-console-works\n",
+        "\nrun-console-works\r\n",
+        std::time::Duration::from_secs(300),
+    );
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        out.stdout
-            .lines()
-            .any(|l| l.trim_end() == "run-console-works"),
-        "{}",
-        out.stdout
+        stdout.lines().any(|l| l.trim_end() == "run-console-works"),
+        "{stdout}"
     );
     assert_eq!(
         t.list()[0]["status"],
