@@ -260,15 +260,26 @@ fn apply_to_a_running_vm_says_the_change_waits_for_the_next_start() {
 }
 
 /// `apply` while `start` works is not undone by start's own writes: here
-/// QEMU (a stand-in that takes a second, then fails) makes start write the
-/// record again after the apply.
+/// QEMU (a stand-in that runs until the apply is done, then fails) makes
+/// start write the record again after the apply.
 #[test]
 fn apply_racing_start_is_not_undone() {
     if !crate::guest::have_qemu("apply_racing_start_is_not_undone") {
         return;
     }
     let mut t = Test::new();
-    t.file("slow-qemu", "#!/bin/sh\nsleep 1\nexit 1\n");
+    // It says it runs, then waits for `go` (a minute at most, so that a
+    // failing test ends).
+    let running = t.path("slow-qemu.running");
+    let go = t.path("slow-qemu.go");
+    t.file(
+        "slow-qemu",
+        &format!(
+            "#!/bin/sh\n: >'{}'\ni=0\nwhile [ ! -e '{}' ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done\nexit 1\n",
+            running.display(),
+            go.display()
+        ),
+    );
     std::fs::set_permissions(
         t.path("slow-qemu"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -292,8 +303,15 @@ fn apply_racing_start_is_not_undone() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The apply lands while start waits on its QEMU, not before start has
+    // read the record nor after it has written it back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !running.exists() {
+        assert!(std::time::Instant::now() < deadline, "QEMU never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     t.args(["apply", "r", "--cpus", "3"]).stdout_any().run();
+    std::fs::write(&go, "").expect("let QEMU fail");
     let status = start.wait().expect("start");
     assert_eq!(status.code(), Some(1), "the stand-in fails");
     let info = t.args(["--json", "info", "r"]).run().json();
