@@ -916,7 +916,9 @@ fn start_killed_at_random_points_leaves_no_orphaned_qemu() {
     let mut rng = seeded("start_killed_at_random_points_leaves_no_orphaned_qemu");
     let seed = rng.seed();
     let name = format!("ks{}", std::process::id());
-    let marker = format!("guest={name},");
+    // This test's own runtime root, on every QEMU it starts: a VM name may
+    // be another test's (or another checkout's) too.
+    let marker = format!("{}/", t.runtime_dir().display());
     t.file("vm.ron", &crate::guest::bios_config(&name));
     let id = t.args(["add", "vm.ron"]).run().stdout.trim_end().to_owned();
     let config = config_of(&t.args(["--json", "info", &name]).run().json());
