@@ -363,19 +363,22 @@ fn look(env: &Env, query: &str, keep_qmp: bool) -> Result<(VmStatus, Option<Qmp>
         let started = rt.start_ticks as f64 / ticks_per_second() as f64;
         (up - started).max(0.0) as u64
     });
-    if observe(&status.vm) == Some(Liveness::Orphaned) {
-        status.unreachable = Some(format!(
-            "QEMU (pid {}) runs, but its runtime files under {} are gone; stop it with `maqet stop --force {}`",
-            rt.pid, rt.dir, status.vm.name
-        ));
-        return Ok((status, None));
-    }
-    if let Some(Liveness::Unproven { why }) = observe(&status.vm) {
-        status.unreachable = Some(format!(
-            "pid {} runs with the recorded start time but {why}; maqet will not signal it",
-            rt.pid
-        ));
-        return Ok((status, None));
+    match observe(&status.vm) {
+        Some(Liveness::Orphaned) => {
+            status.unreachable = Some(format!(
+                "QEMU (pid {}) runs, but its runtime files under {} are gone; stop it with `maqet stop --force {}`",
+                rt.pid, rt.dir, status.vm.name
+            ));
+            return Ok((status, None));
+        }
+        Some(Liveness::Unproven { why }) => {
+            status.unreachable = Some(format!(
+                "pid {} runs with the recorded start time but {why}; maqet will not signal it",
+                rt.pid
+            ));
+            return Ok((status, None));
+        }
+        _ => {}
     }
     match Qmp::connect_pipelined(&rt.qmp_socket, QMP_TIMEOUT) {
         Ok(mut qmp) => {
