@@ -21,7 +21,7 @@ mod tx;
 
 use file::{
     builder, copy_private, create_beside, db_error, panicked, peek, prepare_db_file, refuse_empty,
-    shielded, too_new, version_in,
+    shielded, take_panic_origin, too_new, version_in,
 };
 pub use tx::WriteTx;
 use tx::{find_in, get_in};
@@ -251,14 +251,19 @@ impl Store {
         // Caught here, not only by `shielded`, so that the transaction is
         // aborted: redb skips the abort of a transaction dropped while
         // unwinding, and leaves it to a repair of the file at the next open.
-        let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut tx))) {
+        let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<T> {
+            let value = f(&mut tx)?;
+            panic_if_asked("write");
+            Ok(value)
+        })) {
             Ok(value) => value?,
             Err(panic) => {
+                let origin = take_panic_origin();
                 // On a damaged file the abort can fail or panic as well
                 // (on the lock the first panic poisoned): the first panic
                 // says what went wrong.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.txn.abort()));
-                return Err(panicked(&self.path, &*panic));
+                return Err(panicked(&self.path, &*panic, origin.as_deref()));
             }
         };
         tx.txn.commit().map_err(|e| self.damaged(e))?;
@@ -355,6 +360,19 @@ impl Store {
     }
 }
 
+/// A bug on demand, for the tests of what a panic in maqet's own code does
+/// (tests/cli/faults.rs): with `MAQET_TEST_PANIC_IN=write`, every write
+/// transaction panics once the command's closure has made its changes,
+/// before the commit. Test-only: read only in debug builds (what `cargo
+/// test` runs); a release build never looks at the variable.
+fn panic_if_asked(point: &str) {
+    if cfg!(debug_assertions)
+        && std::env::var_os("MAQET_TEST_PANIC_IN").is_some_and(|asked| asked == point)
+    {
+        panic!("MAQET_TEST_PANIC_IN={point}: a deliberate panic before the commit");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
@@ -429,8 +447,9 @@ mod tests {
                     panic!("a bug after the put");
                 })
                 .expect_err("the panic is an error");
+            // maqet's own panic: a bug to report, never "damaged".
             assert!(
-                matches!(&err, Error::StoreDamaged { detail, .. } if detail == "a bug after the put"),
+                matches!(&err, Error::Internal { detail } if detail == "a bug after the put"),
                 "{err:?}"
             );
             // The transaction is gone: the same store takes the next write.
