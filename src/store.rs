@@ -179,8 +179,14 @@ impl Store {
         }
     }
 
-    /// redb's own integrity check of every page and checksum. redb needs
-    /// the file open for writing for it. `None` when there is no store.
+    /// redb's own integrity check of every page and checksum, made on a
+    /// private copy of the file. `None` when there is no store. redb checks
+    /// only a file it has open for writing, and that changes the file: the
+    /// open marks it in use, the check repairs what it can, the close
+    /// records the allocator state. `doctor` reports on the store; on a
+    /// damaged one those writes used to land on the very file the user is
+    /// told to restore or keep (a repair can lose what a recovery tool
+    /// would still find), and `doctor` changed it while refusing it.
     pub fn check_integrity(dirs: &Dirs) -> Result<Option<bool>> {
         let path = dirs.database();
         shielded(&path, || {
@@ -191,7 +197,10 @@ impl Store {
             }
             let _lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
             refuse_empty(&path)?;
-            let mut db = builder().open(&path).map_err(|e| db_error(&path, e))?;
+            let copy = Scratch::new(Utf8PathBuf::from(format!("{path}.check")))?;
+            copy_private(&path, &copy.0)?;
+            // Dropped (closed) before the copy is removed.
+            let mut db = builder().open(&copy.0).map_err(|e| db_error(&path, e))?;
             db.check_integrity()
                 .map(Some)
                 .map_err(|e| db_error(&path, e))
@@ -311,8 +320,8 @@ impl Store {
                 return Ok(());
             };
             for entry in vms.iter().map_err(|e| self.damaged(e))? {
-                let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
-                visit(self.decode(bytes.value())?)?;
+                let (key, bytes) = entry.map_err(|e| self.damaged(e))?;
+                visit(self.decode(key.value(), bytes.value())?)?;
             }
             Ok(())
         })
@@ -348,15 +357,48 @@ impl Store {
         }
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Vm> {
-        VmRecord::decode(bytes).map_err(|e| Error::StoreDamaged {
+    /// The VM stored under `key`. A record of another id there is damage
+    /// (a flipped bit in the record or its key): taken as it is, `stop`
+    /// looked for the VM by the wrong id ("not found") and `apply` found
+    /// its own name taken by itself.
+    fn decode(&self, key: &str, bytes: &[u8]) -> Result<Vm> {
+        let vm = VmRecord::decode(bytes).map_err(|e| Error::StoreDamaged {
             path: self.path.clone(),
             detail: format!("a VM record cannot be read ({e})"),
-        })
+        })?;
+        if vm.id.as_str() != key {
+            return Err(Error::StoreDamaged {
+                path: self.path.clone(),
+                detail: format!("the record stored under id {key} is of id {}", vm.id),
+            });
+        }
+        Ok(vm)
     }
 
     fn damaged(&self, e: impl Into<redb::Error>) -> Error {
         db_error(&self.path, e.into())
+    }
+}
+
+/// A file of maqet's own beside the store, removed when dropped (also when
+/// redb panics while it is in use); one left by a maqet killed before is
+/// removed first.
+struct Scratch(Utf8PathBuf);
+
+impl Scratch {
+    fn new(path: Utf8PathBuf) -> Result<Scratch> {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io("cannot remove", path, e))
+            }
+            _ => Ok(Scratch(path)),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

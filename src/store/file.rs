@@ -253,11 +253,20 @@ pub(super) fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {
     let e: redb::Error = e.into();
     match e {
         // redb reports a file that is not (or no longer) a redb database as
-        // an I/O error of kind InvalidData.
-        redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => Error::StoreDamaged {
-            path: path.to_owned(),
-            detail: io.to_string(),
-        },
+        // an I/O error of kind InvalidData, and a page or length that points
+        // past the end of the file as UnexpectedEof ("failed to fill whole
+        // buffer", which said "check the path and try again").
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Error::StoreDamaged {
+                path: path.to_owned(),
+                detail: io.to_string(),
+            }
+        }
         redb::Error::Io(io) => Error::io("cannot use the store", path, io),
         other => Error::StoreDamaged {
             path: path.to_owned(),

@@ -574,6 +574,26 @@ fn diff(want: &str, got: &str) -> String {
 /// tests that use it so a failure can be replayed.
 pub struct Rng(u64);
 
+/// A randomised test's random source: `MAQET_STRESS_SEED` if set (a
+/// failure's seed, to replay its choices; scripts/stress sets a fresh one
+/// per iteration), else the clock. The starting seed is printed first, so
+/// even a failure inside the harness (whose message cannot name it) shows
+/// it beside the captured output; tests name it in their own failures too,
+/// as `seed()` read before the first draw (the generator's state moves on
+/// with every draw).
+pub fn seeded(test: &str) -> Rng {
+    let rng = match std::env::var("MAQET_STRESS_SEED") {
+        Ok(seed) => Rng::new(
+            seed.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("MAQET_STRESS_SEED={seed:?}: {e}")),
+        ),
+        Err(_) => Rng::from_time(),
+    };
+    eprintln!("{test}: seed {}", rng.seed());
+    rng
+}
+
 impl Rng {
     pub fn from_time() -> Rng {
         let nanos = std::time::SystemTime::now()

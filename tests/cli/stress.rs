@@ -15,23 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Rng, Test, is_id};
-
-/// The test's random source: `MAQET_STRESS_SEED` if set, else the clock.
-/// The seed is printed first, so even a failure inside the harness (whose
-/// message cannot name it) shows it beside the captured output.
-fn seeded(test: &str) -> Rng {
-    let rng = match std::env::var("MAQET_STRESS_SEED") {
-        Ok(seed) => Rng::new(
-            seed.trim()
-                .parse()
-                .unwrap_or_else(|e| panic!("MAQET_STRESS_SEED={seed:?}: {e}")),
-        ),
-        Err(_) => Rng::from_time(),
-    };
-    eprintln!("{test}: seed {}", rng.seed());
-    rng
-}
+use crate::harness::{Rng, Test, is_id, seeded};
 
 /// `rounds` times `MAQET_STRESS_SCALE` (a whole number from 1; unset is 1,
 /// what CI runs).
