@@ -514,6 +514,63 @@ mod tests {
         assert_eq!(store.find("kept").expect("committed").name.as_str(), "kept");
     }
 
+    /// Damage that decodes: a flipped bit in a key, or in an id or name
+    /// inside a record, leaves records that read but disagree. Taken as
+    /// they were, `apply` found its own name taken and `stop` missed its VM.
+    #[test]
+    fn a_record_under_another_id_or_a_name_of_another_vm_is_damage() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        let vm = |name: &str| {
+            let name = name.parse().expect("a valid name");
+            Vm::new(name, crate::config::VmConfig::default(), Vec::new(), false).expect("a VM")
+        };
+        let (a, b) = (vm("a"), vm("b"));
+        let store = Store::open(&dirs).expect("create");
+        store
+            .write(|tx| {
+                tx.put(&a)?;
+                tx.put(&b)
+            })
+            .expect("write");
+        let raw = |edit: &dyn Fn(&redb::WriteTransaction) -> Result<(), redb::Error>| {
+            store
+                .write(|tx| edit(&tx.txn).map_err(|e| store.damaged(e)))
+                .expect("edit");
+        };
+        // The name `a` pointing at b's record.
+        raw(&|txn| {
+            txn.open_table(NAMES)?.insert("a", b.id.as_str())?;
+            Ok(())
+        });
+        let err = store.find("a").expect_err("damage");
+        assert!(
+            matches!(&err, Error::StoreDamaged { detail, .. }
+                if *detail == format!("the name `a` points at id {}, whose VM is named `b`", b.id)),
+            "{err:?}"
+        );
+        // b's record stored under a's id as well.
+        let b_bytes = VmRecord::encode(&b).expect("encode");
+        raw(&|txn| {
+            txn.open_table(NAMES)?.insert("a", a.id.as_str())?;
+            txn.open_table(VMS)?
+                .insert(a.id.as_str(), b_bytes.as_slice())?;
+            Ok(())
+        });
+        let under_another = format!("the record stored under id {} is of id {}", a.id, b.id);
+        for err in [
+            store.find("a").expect_err("by name"),
+            store.get(&a.id).expect_err("by id"),
+            store.find(&a.id.as_str()[..8]).expect_err("by prefix"),
+            store.each(|_| Ok(())).expect_err("every VM"),
+        ] {
+            assert!(
+                matches!(&err, Error::StoreDamaged { detail, .. } if *detail == under_another),
+                "{err:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_newer_store_is_refused_and_left_untouched() {
         let (_guard, root) = tempdir();
