@@ -195,7 +195,9 @@ thread_local! {
 /// maqet panic redb's. What this cannot place (a panic inside the standard
 /// library's own code, which carries no caller) counts as maqet's: a bug
 /// report, with the store left alone, is the harmless mistake; "move the
-/// store aside" is not. The hook is chained to the one installed before
+/// store aside" is not. The other mistake remains: maqet misusing redb's
+/// API in a way redb asserts on would read as damage (redb asserts little
+/// on its callers: an empty table name, a page size). The hook is chained to the one installed before
 /// (main's, which logs the panic), and installed once, on first use.
 fn record_panic_origins() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
