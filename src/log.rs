@@ -61,9 +61,10 @@ pub fn debug(args: std::fmt::Arguments<'_>) {
 }
 
 /// Send panic messages to the debug log instead of the terminal. Every
-/// panic is caught (main turns one into `maqet::internal`, the store into
-/// `maqet::store::damaged`), and the user sees that error, not Rust's
-/// message and a backtrace hint; `-vvv` or `--log-file` still has them.
+/// panic is caught (main turns one into `maqet::internal`, the store one
+/// raised by redb into `maqet::store::damaged`), and the user sees that
+/// error, not Rust's message and a backtrace hint; `-vvv` or `--log-file`
+/// still has them.
 pub fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| debug(format_args!("panic: {info}"))));
 }

@@ -22,7 +22,7 @@ mod tx;
 
 use file::{
     builder, copy_private, create_beside, db_error, panicked, peek, prepare_db_file, refuse_empty,
-    shielded, too_new, version_in,
+    shielded, take_panic_origin, too_new, version_in,
 };
 pub use tx::WriteTx;
 use tx::{find_in, get_in};
@@ -184,8 +184,14 @@ impl Store {
         }
     }
 
-    /// redb's own integrity check of every page and checksum. redb needs
-    /// the file open for writing for it. `None` when there is no store.
+    /// redb's own integrity check of every page and checksum, made on a
+    /// private copy of the file. `None` when there is no store. redb checks
+    /// only a file it has open for writing, and that changes the file: the
+    /// open marks it in use, the check repairs what it can, the close
+    /// records the allocator state. `doctor` reports on the store; on a
+    /// damaged one those writes used to land on the very file the user is
+    /// told to restore or keep (a repair can lose what a recovery tool
+    /// would still find), and `doctor` changed it while refusing it.
     pub fn check_integrity(dirs: &Dirs) -> Result<Option<bool>> {
         let path = dirs.database();
         shielded(&path, || {
@@ -196,7 +202,10 @@ impl Store {
             }
             let _lock = crate::lock::exclusive(&dirs.lock_file(), "the maqet store")?;
             refuse_empty(&path)?;
-            let mut db = builder().open(&path).map_err(|e| db_error(&path, e))?;
+            let copy = Scratch::new(Utf8PathBuf::from(format!("{path}.check")))?;
+            copy_private(&path, &copy.0)?;
+            // Dropped (closed) before the copy is removed.
+            let mut db = builder().open(&copy.0).map_err(|e| db_error(&path, e))?;
             db.check_integrity()
                 .map(Some)
                 .map_err(|e| db_error(&path, e))
@@ -256,14 +265,19 @@ impl Store {
         // Caught here, not only by `shielded`, so that the transaction is
         // aborted: redb skips the abort of a transaction dropped while
         // unwinding, and leaves it to a repair of the file at the next open.
-        let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut tx))) {
+        let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<T> {
+            let value = f(&mut tx)?;
+            panic_if_asked("write");
+            Ok(value)
+        })) {
             Ok(value) => value?,
             Err(panic) => {
+                let origin = take_panic_origin();
                 // On a damaged file the abort can fail or panic as well
                 // (on the lock the first panic poisoned): the first panic
                 // says what went wrong.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.txn.abort()));
-                return Err(panicked(&self.path, &*panic));
+                return Err(panicked(&self.path, &*panic, origin.as_deref()));
             }
         };
         tx.txn.commit().map_err(|e| self.damaged(e))?;
@@ -311,8 +325,8 @@ impl Store {
                 return Ok(());
             };
             for entry in vms.iter().map_err(|e| self.damaged(e))? {
-                let (_, bytes) = entry.map_err(|e| self.damaged(e))?;
-                visit(self.decode(bytes.value())?)?;
+                let (key, bytes) = entry.map_err(|e| self.damaged(e))?;
+                visit(self.decode(key.value(), bytes.value())?)?;
             }
             Ok(())
         })
@@ -370,15 +384,61 @@ impl Store {
         }
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Vm> {
-        VmRecord::decode(bytes).map_err(|e| Error::StoreDamaged {
+    /// The VM stored under `key`. A record of another id there is damage
+    /// (a flipped bit in the record or its key): taken as it is, `stop`
+    /// looked for the VM by the wrong id ("not found") and `apply` found
+    /// its own name taken by itself.
+    fn decode(&self, key: &str, bytes: &[u8]) -> Result<Vm> {
+        let vm = VmRecord::decode(bytes).map_err(|e| Error::StoreDamaged {
             path: self.path.clone(),
             detail: format!("a VM record cannot be read ({e})"),
-        })
+        })?;
+        if vm.id.as_str() != key {
+            return Err(Error::StoreDamaged {
+                path: self.path.clone(),
+                detail: format!("the record stored under id {key} is of id {}", vm.id),
+            });
+        }
+        Ok(vm)
     }
 
     fn damaged(&self, e: impl Into<redb::Error>) -> Error {
         db_error(&self.path, e.into())
+    }
+}
+
+/// A file of maqet's own beside the store, removed when dropped (also when
+/// redb panics while it is in use); one left by a maqet killed before is
+/// removed first.
+struct Scratch(Utf8PathBuf);
+
+impl Scratch {
+    fn new(path: Utf8PathBuf) -> Result<Scratch> {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io("cannot remove", path, e))
+            }
+            _ => Ok(Scratch(path)),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A bug on demand, for the tests of what a panic in maqet's own code does
+/// (tests/cli/faults.rs): with `MAQET_TEST_PANIC_IN=write`, every write
+/// transaction panics once the command's closure has made its changes,
+/// before the commit. Test-only: read only in debug builds (what `cargo
+/// test` runs); a release build never looks at the variable.
+fn panic_if_asked(point: &str) {
+    if cfg!(debug_assertions)
+        && std::env::var_os("MAQET_TEST_PANIC_IN").is_some_and(|asked| asked == point)
+    {
+        panic!("MAQET_TEST_PANIC_IN={point}: a deliberate panic before the commit");
     }
 }
 
@@ -543,8 +603,9 @@ mod tests {
                     panic!("a bug after the put");
                 })
                 .expect_err("the panic is an error");
+            // maqet's own panic: a bug to report, never "damaged".
             assert!(
-                matches!(&err, Error::StoreDamaged { detail, .. } if detail == "a bug after the put"),
+                matches!(&err, Error::Internal { detail } if detail == "a bug after the put"),
                 "{err:?}"
             );
             // The transaction is gone: the same store takes the next write.
@@ -565,6 +626,63 @@ mod tests {
             Err(Error::VmNotFound { .. })
         ));
         assert_eq!(store.find("kept").expect("committed").name.as_str(), "kept");
+    }
+
+    /// Damage that decodes: a flipped bit in a key, or in an id or name
+    /// inside a record, leaves records that read but disagree. Taken as
+    /// they were, `apply` found its own name taken and `stop` missed its VM.
+    #[test]
+    fn a_record_under_another_id_or_a_name_of_another_vm_is_damage() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        let vm = |name: &str| {
+            let name = name.parse().expect("a valid name");
+            Vm::new(name, crate::config::VmConfig::default(), Vec::new(), false).expect("a VM")
+        };
+        let (a, b) = (vm("a"), vm("b"));
+        let store = Store::open(&dirs).expect("create");
+        store
+            .write(|tx| {
+                tx.put(&a)?;
+                tx.put(&b)
+            })
+            .expect("write");
+        let raw = |edit: &dyn Fn(&redb::WriteTransaction) -> Result<(), redb::Error>| {
+            store
+                .write(|tx| edit(&tx.txn).map_err(|e| store.damaged(e)))
+                .expect("edit");
+        };
+        // The name `a` pointing at b's record.
+        raw(&|txn| {
+            txn.open_table(NAMES)?.insert("a", b.id.as_str())?;
+            Ok(())
+        });
+        let err = store.find("a").expect_err("damage");
+        assert!(
+            matches!(&err, Error::StoreDamaged { detail, .. }
+                if *detail == format!("the name `a` points at id {}, whose VM is named `b`", b.id)),
+            "{err:?}"
+        );
+        // b's record stored under a's id as well.
+        let b_bytes = VmRecord::encode(&b).expect("encode");
+        raw(&|txn| {
+            txn.open_table(NAMES)?.insert("a", a.id.as_str())?;
+            txn.open_table(VMS)?
+                .insert(a.id.as_str(), b_bytes.as_slice())?;
+            Ok(())
+        });
+        let under_another = format!("the record stored under id {} is of id {}", a.id, b.id);
+        for err in [
+            store.find("a").expect_err("by name"),
+            store.get(&a.id).expect_err("by id"),
+            store.find(&a.id.as_str()[..8]).expect_err("by prefix"),
+            store.each(|_| Ok(())).expect_err("every VM"),
+        ] {
+            assert!(
+                matches!(&err, Error::StoreDamaged { detail, .. } if *detail == under_another),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -371,7 +371,7 @@ fn database_check(env: &Env, vms: usize) -> Check {
         Ok(Some(true)) | Ok(None) => (Verdict::Ok, "integrity check passed".to_owned()),
         Ok(Some(false)) => (
             Verdict::Fail,
-            "redb's integrity check found damage (and repaired what it could)".to_owned(),
+            "redb's integrity check found damage; the store was left as it was".to_owned(),
         ),
         Err(e) => (Verdict::Fail, e.to_string()),
     };

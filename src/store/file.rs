@@ -163,20 +163,91 @@ pub(super) fn copy_private(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
     dst.sync_all().map_err(|e| Error::io("cannot flush", to, e))
 }
 
-/// Run `f`, turning a panic into a "damaged" error. redb panics on some
-/// kinds of damage (a malformed allocator state, for one) instead of
-/// returning an error, and a damaged file must be reported, not crash maqet.
-/// (main's panic hook keeps redb's panic message off the terminal.)
+/// Run `f`, turning a panic into an error: "damaged" when redb raised it,
+/// "internal" (a bug to report) otherwise. redb panics on some kinds of
+/// damage (a malformed allocator state, for one) instead of returning an
+/// error, and a damaged file must be reported, not crash maqet. But `f`
+/// also runs maqet's own code (a command's write closure, the decoding of
+/// records), and a bug there said "damaged, move the store aside", advice
+/// that loses every VM. (main's panic hook keeps the message off the
+/// terminal.)
 pub(super) fn shielded<T>(path: &Utf8Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|panic| Err(panicked(path, &*panic)))
+    record_panic_origins();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let origin = take_panic_origin();
+        Err(panicked(path, &*panic, origin.as_deref()))
+    })
 }
 
-pub(super) fn panicked(path: &Utf8Path, panic: &(dyn std::any::Any + Send)) -> Error {
-    Error::StoreDamaged {
-        path: path.to_owned(),
-        detail: crate::error::panic_message(panic)
-            .unwrap_or_else(|| "redb could not read it".into()),
+thread_local! {
+    /// The source file of the last panic raised on this thread, recorded by
+    /// the hook `record_panic_origins` installs, taken where it is caught.
+    static PANIC_ORIGIN: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Have every panic note where it was raised, before it unwinds. The
+/// panic's location is how a redb panic is told from maqet's: it is the
+/// file of the `panic!`, `unwrap`, `expect`, index or overflow that failed
+/// (all `#[track_caller]`), so redb's own checks on a damaged page name a
+/// file in redb's source. The alternative, catching every redb call
+/// separately, would have to wrap each table method, iterator step and
+/// destructor, and one missed would again make a redb panic maqet's or a
+/// maqet panic redb's. What this cannot place (a panic inside the standard
+/// library's own code, which carries no caller) counts as maqet's: a bug
+/// report, with the store left alone, is the harmless mistake; "move the
+/// store aside" is not. The other mistake remains: maqet misusing redb's
+/// API in a way redb asserts on would read as damage (redb asserts little
+/// on its callers: an empty table name, a page size). The hook is chained to the one installed before
+/// (main's, which logs the panic), and installed once, on first use.
+fn record_panic_origins() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let file = info.location().map(|l| l.file().to_owned());
+            // Not during the thread's teardown, when the slot is gone.
+            let _ = PANIC_ORIGIN.try_with(|origin| origin.set(file));
+            previous(info);
+        }));
+    });
+}
+
+/// Where the panic just caught on this thread was raised. Taken at once,
+/// before anything else can panic (an abort on a poisoned lock) and
+/// replace it.
+pub(super) fn take_panic_origin() -> Option<String> {
+    PANIC_ORIGIN.try_with(|origin| origin.take()).ok().flatten()
+}
+
+/// Whether a panic raised in `file` is redb's: a file under redb's `src`
+/// in its crate directory, `redb-4.6.0` from crates.io (absolute, in
+/// cargo's registry) or `redb` when vendored. maqet's own files are
+/// relative (`src/store.rs`); cargo names them so for the crate it builds.
+pub(super) fn raised_by_redb(file: &str) -> bool {
+    let parts: Vec<&str> = file.split('/').collect();
+    parts.windows(2).any(|pair| {
+        let dir = pair[0];
+        let versioned = dir
+            .strip_prefix("redb-")
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+        (dir == "redb" || versioned) && pair[1] == "src"
+    })
+}
+
+/// The error for a panic caught in a store operation, `origin` being the
+/// file it was raised in.
+pub(super) fn panicked(
+    path: &Utf8Path,
+    panic: &(dyn std::any::Any + Send),
+    origin: Option<&str>,
+) -> Error {
+    match origin {
+        Some(file) if raised_by_redb(file) => Error::StoreDamaged {
+            path: path.to_owned(),
+            detail: crate::error::panic_message(panic)
+                .unwrap_or_else(|| "redb could not read it".into()),
+        },
+        _ => Error::internal(panic),
     }
 }
 
@@ -184,15 +255,76 @@ pub(super) fn db_error(path: &Utf8Path, e: impl Into<redb::Error>) -> Error {
     let e: redb::Error = e.into();
     match e {
         // redb reports a file that is not (or no longer) a redb database as
-        // an I/O error of kind InvalidData.
-        redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => Error::StoreDamaged {
-            path: path.to_owned(),
-            detail: io.to_string(),
-        },
+        // an I/O error of kind InvalidData, and a page or length that points
+        // past the end of the file as UnexpectedEof ("failed to fill whole
+        // buffer", which said "check the path and try again").
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Error::StoreDamaged {
+                path: path.to_owned(),
+                detail: io.to_string(),
+            }
+        }
         redb::Error::Io(io) => Error::io("cannot use the store", path, io),
         other => Error::StoreDamaged {
             path: path.to_owned(),
             detail: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_raised_in_redb_is_damage_and_one_in_maqet_a_bug() {
+        let path = Utf8Path::new("/nowhere/maqet.redb");
+        let err = shielded(path, || -> Result<()> {
+            // redb asserts that a table's name is not empty, in its own
+            // source: a panic raised by redb, as on a damaged page.
+            let _ = redb::TableDefinition::<&str, u64>::new(std::hint::black_box(""));
+            Ok(())
+        })
+        .expect_err("redb panics");
+        assert!(
+            matches!(&err, Error::StoreDamaged { path: p, .. } if p == path),
+            "{err:?}"
+        );
+        let err = shielded(path, || -> Result<()> { panic!("a bug in maqet") })
+            .expect_err("maqet panics");
+        assert!(
+            matches!(&err, Error::Internal { detail } if detail == "a bug in maqet"),
+            "{err:?}"
+        );
+        // Taken when caught: nothing left over for the next panic.
+        assert_eq!(take_panic_origin(), None);
+    }
+
+    #[test]
+    fn only_files_in_redbs_source_are_redbs() {
+        for file in [
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/redb-4.6.0/src/tree_store/page_store/page_manager.rs",
+            "/home/u/.cargo/registry/src/github.com-1ecc6299db9ec823/redb-10.0.0-rc.1/src/db.rs",
+            "vendor/redb/src/db.rs",
+        ] {
+            assert!(raised_by_redb(file), "{file}");
+        }
+        for file in [
+            "src/store.rs",
+            "src/store/tx.rs",
+            "/rustc/17067e9ac6d7e98f18d4a2ba3b9dc4ff3e6fdf5e/library/core/src/option.rs",
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/postcard-1.1.3/src/de/mod.rs",
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/redb-derive-0.1.0/src/lib.rs",
+            // A checkout of maqet in a directory that happens to be so named.
+            "/home/u/redb-2/maqet/src/store.rs",
+            "/home/u/redb/maqet/src/store.rs",
+        ] {
+            assert!(!raised_by_redb(file), "{file}");
+        }
     }
 }

@@ -96,7 +96,7 @@ impl WriteTx<'_> {
         let old = vms
             .insert(vm.id.as_str(), bytes.as_slice())
             .map_err(|e| self.store.damaged(e))?
-            .map(|v| self.store.decode(v.value()))
+            .map(|v| self.store.decode(vm.id.as_str(), v.value()))
             .transpose()?;
         let mut list = self
             .txn
@@ -169,7 +169,7 @@ pub(super) fn get_in(
     id: &VmId,
 ) -> Result<Vm> {
     match vms.get(id.as_str()).map_err(|e| store.damaged(e))? {
-        Some(bytes) => store.decode(bytes.value()),
+        Some(bytes) => store.decode(id.as_str(), bytes.value()),
         None => Err(Error::VmNotFound {
             query: id.to_string(),
         }),
@@ -187,15 +187,25 @@ pub(super) fn find_in(
     let get = |id: &str| -> Result<Option<Vm>> {
         vms.get(id)
             .map_err(|e| store.damaged(e))?
-            .map(|v| store.decode(v.value()))
+            .map(|v| store.decode(id, v.value()))
             .transpose()
     };
     if let Some(id) = names.get(query).map_err(|e| store.damaged(e))? {
         let id = id.value().to_owned();
-        return get(&id)?.ok_or_else(|| Error::StoreDamaged {
+        let vm = get(&id)?.ok_or_else(|| Error::StoreDamaged {
             path: store.path.clone(),
             detail: format!("the name `{query}` points at id {id}, which has no record"),
-        });
+        })?;
+        if vm.name.as_str() != query {
+            return Err(Error::StoreDamaged {
+                path: store.path.clone(),
+                detail: format!(
+                    "the name `{query}` points at id {id}, whose VM is named `{}`",
+                    vm.name
+                ),
+            });
+        }
+        return Ok(vm);
     }
     let not_found = || Error::VmNotFound {
         query: query.into(),
@@ -213,7 +223,7 @@ pub(super) fn find_in(
         if !key.value().starts_with(&prefix) || matches.len() == SHOW {
             break;
         }
-        matches.push(store.decode(bytes.value())?);
+        matches.push(store.decode(key.value(), bytes.value())?);
     }
     match matches.len() {
         0 => Err(not_found()),
@@ -233,8 +243,8 @@ pub(super) fn fill_list(tx: &mut WriteTx<'_>) -> Result<()> {
     let vms = tx.txn.open_table(VMS).map_err(|e| tx.store.damaged(e))?;
     let mut list = tx.txn.open_table(LIST).map_err(|e| tx.store.damaged(e))?;
     for entry in vms.iter().map_err(|e| tx.store.damaged(e))? {
-        let (_, bytes) = entry.map_err(|e| tx.store.damaged(e))?;
-        let vm = tx.store.decode(bytes.value())?;
+        let (key, bytes) = entry.map_err(|e| tx.store.damaged(e))?;
+        let vm = tx.store.decode(key.value(), bytes.value())?;
         list.insert(vm.name.as_str(), Entry::of(&vm).as_slice())
             .map_err(|e| tx.store.damaged(e))?;
     }

@@ -575,10 +575,13 @@ fn diff(want: &str, got: &str) -> String {
 /// `MAQET_STRESS_SEED`.
 pub struct Rng(u64);
 
-/// The test's random source: `MAQET_STRESS_SEED` if set (scripts/stress sets
-/// it; a failure is replayed with it), else the clock. The starting seed is
-/// printed first, so even a failure inside the harness (whose message cannot
-/// name it) shows it beside the captured output.
+/// A randomised test's random source: `MAQET_STRESS_SEED` if set (a
+/// failure's seed, to replay its choices; scripts/stress sets a fresh one
+/// per iteration), else the clock. The starting seed is printed first, so
+/// even a failure inside the harness (whose message cannot name it) shows
+/// it beside the captured output; tests name it in their own failures too,
+/// as `seed()` read before the first draw (the generator's state moves on
+/// with every draw).
 pub fn seeded(test: &str) -> Rng {
     let rng = match std::env::var("MAQET_STRESS_SEED") {
         Ok(seed) => Rng::new(
