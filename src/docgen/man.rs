@@ -85,6 +85,10 @@ pub(super) const ENVIRONMENT: &[(&str, &str)] = &[
         "NO_COLOR",
         "When set, error reports have no colour, even on a terminal.",
     ),
+    (
+        "MAQET_TEST_PANIC_IN",
+        "For maqet's own tests, read only by debug builds: `write` makes every store write panic before its commit. A release build ignores it.",
+    ),
 ];
 
 /// Pages of other programs worth reading.
