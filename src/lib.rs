@@ -25,6 +25,8 @@ pub mod reconcile;
 pub mod render;
 pub mod rows;
 pub mod settings;
+#[cfg(test)]
+mod skips;
 pub mod storage;
 pub mod store;
 pub mod terminal;
