@@ -13,6 +13,9 @@ pub mod dirs;
 pub mod docgen;
 pub mod error;
 pub mod export;
+// Shared by the proptests and the fuzz targets (fuzz/ enables the feature).
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
 pub mod iso;
 pub mod keys;
 pub mod layout;
