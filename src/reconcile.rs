@@ -7,7 +7,7 @@ use crate::deadline::poll_until;
 use crate::dirs::Dirs;
 use crate::error::Result;
 use crate::layout::RuntimePaths;
-use crate::qemu::process::{Liveness, liveness};
+use crate::qemu::process::{Liveness, liveness, names_pidfile};
 use crate::qemu::spawn::tail;
 use crate::store::Store;
 use crate::vm::{ExitInfo, Runtime, Status, Timestamp, Vm, VmId};
@@ -227,8 +227,8 @@ pub fn resolve_starting(vm: &mut Vm) -> bool {
 
 /// The child a killed `start` spawned, found through the pid it wrote
 /// before exec — for a QEMU too early in its start to hold its pidfile lock.
-/// It is taken only if its command line names this VM's runtime directory,
-/// so a reused pid is never adopted.
+/// It is taken only if its command line names this VM's pidfile, so a
+/// reused pid is never adopted.
 fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
     let Some(pid) = std::fs::read_to_string(RuntimePaths::new(dir.to_owned()).spawn_pid)
         .ok()
@@ -248,10 +248,7 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
         if stat.state == 'Z' {
             return Err(());
         }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let ours = cmdline
-            .windows(dir.as_str().len())
-            .any(|w| w == dir.as_str().as_bytes());
+        let ours = names_pidfile(pid, &RuntimePaths::new(dir.to_owned()).pidfile);
         Ok(ours.then_some(stat.start_ticks))
     });
     match found {
@@ -292,7 +289,9 @@ fn take_over(vm: &mut Vm, pid: i32, start_ticks: u64, dir: &camino::Utf8Path) {
 /// A QEMU that holds this VM's pidfile lock although no record says it
 /// runs: its `start` was killed after spawning QEMU and before recording it.
 /// Record it as running, so it is stopped like any other and never joined
-/// by a second QEMU on the same disks. True when one was adopted.
+/// by a second QEMU on the same disks. The lock holder is taken only if its
+/// command line names that pidfile too: any process of the user could lock
+/// the file. True when one was adopted.
 pub fn adopt_orphan(vm: &mut Vm, runtime_dir: &camino::Utf8Path) -> bool {
     if vm.runtime.is_some() {
         return false;
@@ -301,6 +300,9 @@ pub fn adopt_orphan(vm: &mut Vm, runtime_dir: &camino::Utf8Path) -> bool {
     let Ok(Some(pid)) = crate::qemu::process::pidfile_lock_holder(&pidfile) else {
         return false;
     };
+    if !names_pidfile(pid, &pidfile) {
+        return false;
+    }
     let Ok(stat) = crate::qemu::process::ProcStat::read(pid) else {
         return false;
     };

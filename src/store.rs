@@ -1,6 +1,7 @@
 //! The VM registry: one redb file (DESIGN.md §3).
 //!
-//! Tables: `vms` (id → postcard record), `names` (name → id), `meta`
+//! Tables: `vms` (id → postcard record), `names` (name → id), `list`
+//! (name → the packed row `ls` shows, [`crate::rows::Entry`]), `meta`
 //! (schema version). Processes take turns through an exclusive `flock` on
 //! `maqet.lock`, held from opening the database until it is closed; every
 //! mutating command is one write transaction.
@@ -29,18 +30,22 @@ use tx::{find_in, get_in};
 const VMS: TableDefinition<&str, &[u8]> = TableDefinition::new("vms");
 const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// What `ls` needs of every VM, kept beside the record by every write, so a
+/// listing reads 30 bytes a VM instead of decoding every record.
+const LIST: TableDefinition<&str, &[u8]> = TableDefinition::new("list");
 
 const SCHEMA_KEY: &str = "schema_version";
 
 /// The table layout this maqet reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// A step that turns a store of schema `n` into one of schema `n + 1`,
 /// inside the upgrade's single write transaction.
-pub type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
+pub type Migration = fn(&mut WriteTx<'_>) -> Result<()>;
 
 /// Upgrades from older schemas: `MIGRATIONS[i]` takes schema `i + 1` to `i + 2`.
-const MIGRATIONS: &[Migration] = &[];
+/// 1 → 2 adds the `list` table.
+const MIGRATIONS: &[Migration] = &[tx::fill_list];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -228,7 +233,7 @@ impl Store {
         ));
         self.write(|tx| {
             for step in &migrations[(from - 1) as usize..(to - 1) as usize] {
-                step(&tx.txn).map_err(|e| self.damaged(e))?;
+                step(tx)?;
             }
             tx.set_schema(to)
         })
@@ -313,6 +318,28 @@ impl Store {
         })
     }
 
+    /// Hand the `list` entry of every VM to `visit`, in name order, without
+    /// reading a record; `count` first learns how many there are.
+    pub fn each_listed(
+        &self,
+        count: impl FnOnce(u64),
+        mut visit: impl FnMut(&str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        use redb::ReadableTableMetadata as _;
+        shielded(&self.path, || {
+            let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
+            let Some(list) = self.open_read(&txn, LIST)? else {
+                return Ok(());
+            };
+            count(list.len().map_err(|e| self.damaged(e))?);
+            for entry in list.iter().map_err(|e| self.damaged(e))? {
+                let (name, bytes) = entry.map_err(|e| self.damaged(e))?;
+                visit(name.value(), bytes.value())?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every VM name, sorted, without reading a record (for completion).
     pub fn names(&self) -> Result<Vec<String>> {
         shielded(&self.path, || self.names_inner())
@@ -376,9 +403,12 @@ mod tests {
 
     const EXTRA: TableDefinition<&str, u64> = TableDefinition::new("migrated");
 
-    fn add_marker(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        txn.open_table(EXTRA)?.insert("marker", 7)?;
-        Ok(())
+    fn add_marker(tx: &mut WriteTx<'_>) -> Result<()> {
+        let insert = || -> Result<(), redb::Error> {
+            tx.txn.open_table(EXTRA)?.insert("marker", 7)?;
+            Ok(())
+        };
+        insert().map_err(|e| tx.store.damaged(e))
     }
 
     fn marker(store: &Store) -> Option<u64> {
@@ -398,18 +428,102 @@ mod tests {
     fn an_older_store_is_migrated_once_after_a_backup() {
         let (_guard, root) = tempdir();
         let dirs = dirs(&root);
-        drop(Store::open(&dirs).expect("create at schema 1"));
+        drop(Store::open(&dirs).expect("create at the current schema"));
         let store = Store::open(&dirs).expect("reopen");
-        // Pretend this maqet knows schema 2, reached by one migration.
-        store.check_schema(&[add_marker]).expect("upgrade");
-        assert_eq!(store.schema_version().expect("read"), Some(2));
+        // Pretend this maqet knows one schema more, reached by one migration.
+        let mut steps = MIGRATIONS.to_vec();
+        steps.push(add_marker);
+        let next = SCHEMA_VERSION + 1;
+        store.check_schema(&steps).expect("upgrade");
+        assert_eq!(store.schema_version().expect("read"), Some(next));
         assert_eq!(marker(&store), Some(7));
-        let backup = Utf8PathBuf::from(format!("{}.schema1.bak", store.path()));
+        let backup = Utf8PathBuf::from(format!("{}.schema{SCHEMA_VERSION}.bak", store.path()));
         let mode = std::fs::metadata(&backup).expect("backup kept").mode() & 0o777;
         assert_eq!(mode, 0o600);
-        // Running the upgrade again is a no-op: the schema is already 2.
-        store.check_schema(&[add_marker]).expect("second check");
-        assert_eq!(store.schema_version().expect("read"), Some(2));
+        // Running the upgrade again is a no-op: the schema is already there.
+        store.check_schema(&steps).expect("second check");
+        assert_eq!(store.schema_version().expect("read"), Some(next));
+    }
+
+    fn vm(name: &str) -> Vm {
+        let name = name.parse().expect("a valid name");
+        Vm::new(name, crate::config::VmConfig::default(), Vec::new(), false).expect("a VM")
+    }
+
+    /// Schema 1 had no `list` table: opening such a store fills it from the
+    /// records, once, so `ls` lists every VM (renamed ones by their new
+    /// name), and the old file is kept.
+    #[test]
+    fn a_schema_1_store_gets_its_list_filled() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        let mut running = vm("b-running");
+        running.status = crate::vm::Status::Running;
+        {
+            let store = Store::open(&dirs).expect("create");
+            store
+                .write(|tx| {
+                    tx.put(&vm("c"))?;
+                    tx.put(&running)?;
+                    tx.put(&vm("a"))
+                })
+                .expect("fill");
+            // Back to what schema 1 wrote: no `list`, version 1.
+            store
+                .write(|tx| {
+                    let downgrade = || -> Result<(), redb::Error> {
+                        tx.txn.delete_table(LIST)?;
+                        tx.txn.open_table(META)?.insert(SCHEMA_KEY, 1)?;
+                        Ok(())
+                    };
+                    downgrade().map_err(|e| tx.store.damaged(e))
+                })
+                .expect("make it schema 1");
+        }
+        let store = Store::open_existing(&dirs, Access::Read)
+            .expect("open migrates")
+            .expect("a store");
+        assert_eq!(store.schema_version().expect("read"), Some(SCHEMA_VERSION));
+        assert!(Utf8PathBuf::from(format!("{}.schema1.bak", store.path())).exists());
+        let (rows, live) = crate::rows::Rows::read(&store).expect("rows");
+        let listed: Vec<(&str, crate::vm::Status)> =
+            rows.iter().map(|r| (r.name, r.status)).collect();
+        use crate::vm::Status::{Created, Running};
+        assert_eq!(
+            listed,
+            [("a", Created), ("b-running", Running), ("c", Created)]
+        );
+        // Recorded running without a runtime: nothing to reconcile.
+        assert!(live.is_empty());
+    }
+
+    /// Every write keeps the `list` entry in step with the record: a rename
+    /// moves it, a removal drops it, a runtime marks it for reconciling.
+    #[test]
+    fn the_list_follows_every_write() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        let store = Store::open(&dirs).expect("create");
+        let mut x = vm("x");
+        let y = vm("y");
+        store
+            .write(|tx| {
+                tx.put(&x)?;
+                tx.put(&y)
+            })
+            .expect("add");
+        x.name = "renamed".parse().expect("name");
+        x.auto_remove = true;
+        store.write(|tx| tx.put(&x)).expect("rename");
+        store.write(|tx| tx.remove(&y)).expect("remove");
+        let (rows, live) = crate::rows::Rows::read(&store).expect("rows");
+        let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+        assert_eq!(names, ["renamed"]);
+        assert_eq!(
+            rows.iter().next().map(|r| r.id().to_string()),
+            Some(x.id.to_string())
+        );
+        assert_eq!(live, [x]);
     }
 
     #[test]

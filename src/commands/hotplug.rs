@@ -34,8 +34,10 @@ pub(crate) fn check_device_id(id: &str) -> Result<()> {
 /// Device properties that make QEMU open a host file, directory or device,
 /// or use a descriptor, by name: an option ROM, a packet capture, an MTP
 /// root, a USB or hidraw device, vhost descriptors, a VFIO device, an NSS
-/// database. Compared without case, with `_` as `-`.
-pub const HOST_PROPERTIES: [&str; 19] = [
+/// database, guest-loader's kernel and initrd, pvrdma's RDMA device, and
+/// hv-syndbg's host address (it sends UDP there). Compared without case,
+/// with `_` as `-`.
+pub const HOST_PROPERTIES: [&str; 23] = [
     "romfile",
     "sysfsdev",
     "host",
@@ -55,6 +57,10 @@ pub const HOST_PROPERTIES: [&str; 19] = [
     "script",
     "evdev",
     "cdat",
+    "kernel",
+    "initrd",
+    "ibdev",
+    "host-ip",
 ];
 
 /// Words that, inside a property name, say it names a host path or a

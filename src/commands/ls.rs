@@ -80,59 +80,118 @@ impl Output for Listing {
 }
 
 /// `ls`'s table, aligned like key/value blocks, written a row at a time:
-/// only the column widths are worked out first.
+/// only the column widths are worked out first. Each line is put together
+/// by hand, not by `format!`: a listing of 100 000 VMs spent most of its
+/// time padding cells (docs/performance.md).
 fn write_table(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
     let header = ["NAME", "ID", "STATUS", "MEMORY", "CPUS"];
     let mut widths = header.map(str::len);
+    let mut memory = MemoryText::default();
     for row in rows.iter() {
         let cells = [
             row.name.len(),
-            row.short_id().len(),
+            crate::vm::VmId::SHORT,
             row.status.as_str().len(),
-            row.memory.human().len(),
+            memory.of(row.memory).len(),
         ];
         for (w, len) in widths.iter_mut().zip(cells) {
             *w = (*w).max(len);
         }
     }
-    let mut out = io::BufWriter::new(out);
-    let [name, id, status, memory, _] = widths;
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+    let [name, id, status, mem, _] = widths;
+    let mut line = Vec::with_capacity(128);
     let [h_name, h_id, h_status, h_memory, h_cpus] = header;
-    writeln!(
-        out,
-        "{h_name:<name$}  {h_id:<id$}  {h_status:<status$}  {h_memory:<memory$}  {h_cpus}"
-    )?;
+    for (text, width) in [
+        (h_name, name),
+        (h_id, id),
+        (h_status, status),
+        (h_memory, mem),
+    ] {
+        cell(&mut line, text, width);
+    }
+    line.extend_from_slice(h_cpus.as_bytes());
+    line.push(b'\n');
+    out.write_all(&line)?;
     for row in rows.iter() {
-        writeln!(
-            out,
-            "{:<name$}  {:<id$}  {:<status$}  {:<memory$}  {}",
-            row.name,
-            row.short_id(),
-            row.status.as_str(),
-            row.memory.human(),
-            row.cpus
-        )?;
+        line.clear();
+        cell(&mut line, row.name, name);
+        cell(&mut line, &row.short_id(), id);
+        cell(&mut line, row.status.as_str(), status);
+        cell(&mut line, memory.of(row.memory), mem);
+        decimal(&mut line, u64::from(row.cpus));
+        line.push(b'\n');
+        out.write_all(&line)?;
     }
     out.flush()
 }
 
+/// `text` left-aligned in `width` columns, then the two-space gap.
+fn cell(line: &mut Vec<u8>, text: &str, width: usize) {
+    line.extend_from_slice(text.as_bytes());
+    line.resize(line.len() + width.saturating_sub(text.len()) + 2, b' ');
+}
+
+fn decimal(line: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at..]);
+}
+
+/// A size as `ls` shows it, formatted again only when it changes: most
+/// VMs of a store share a few sizes.
+#[derive(Default)]
+struct MemoryText {
+    last: Option<crate::config::Bytes>,
+    text: String,
+}
+
+impl MemoryText {
+    fn of(&mut self, bytes: crate::config::Bytes) -> &str {
+        if self.last != Some(bytes) {
+            self.text = bytes.human();
+            self.last = Some(bytes);
+        }
+        &self.text
+    }
+}
+
 /// `--json ls`: the same text as the whole array pretty-printed at once,
-/// an element at a time.
+/// an element at a time, put together by hand (keys in serde_json's
+/// order); the name goes through serde_json's escaping.
 fn write_json(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
     if rows.is_empty() {
         return out.write_all(b"[]\n");
     }
-    let mut out = io::BufWriter::new(out);
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+    let mut memory = MemoryText::default();
+    let mut element = Vec::with_capacity(256);
     out.write_all(b"[")?;
     for (i, row) in rows.iter().enumerate() {
-        let element = serde_json::to_string_pretty(&summary_json(row))?;
-        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        for (j, line) in element.lines().enumerate() {
-            if j > 0 {
-                out.write_all(b"\n")?;
-            }
-            write!(out, "  {line}")?;
-        }
+        element.clear();
+        element.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        element.extend_from_slice(b"  {\n    \"cpus\": ");
+        decimal(&mut element, u64::from(row.cpus));
+        element.extend_from_slice(b",\n    \"id\": \"");
+        element.extend_from_slice(row.id().as_bytes());
+        element.extend_from_slice(b"\",\n    \"memory\": \"");
+        element.extend_from_slice(memory.of(row.memory).as_bytes());
+        element.extend_from_slice(b"\",\n    \"memory_bytes\": ");
+        decimal(&mut element, row.memory.0);
+        element.extend_from_slice(b",\n    \"name\": ");
+        serde_json::to_writer(&mut element, row.name)?;
+        element.extend_from_slice(b",\n    \"status\": \"");
+        element.extend_from_slice(row.status.as_str().as_bytes());
+        element.extend_from_slice(b"\"\n  }");
+        out.write_all(&element)?;
     }
     out.write_all(b"\n]\n")?;
     out.flush()
@@ -141,7 +200,7 @@ fn write_json(rows: &Rows, out: &mut dyn io::Write) -> io::Result<()> {
 fn summary_json(vm: Row<'_>) -> Value {
     json!({
         "name": vm.name,
-        "id": vm.id(),
+        "id": &*vm.id(),
         "status": vm.status.as_str(),
         "memory": vm.memory.human(),
         "memory_bytes": vm.memory.0,

@@ -191,7 +191,7 @@ pub fn remove(
             }
             Target::All => {
                 let (rows, live) = crate::rows::Rows::read(&store)?;
-                let ids: Vec<VmId> = rows.iter().filter_map(|r| VmId::parse(r.id())).collect();
+                let ids: Vec<VmId> = rows.iter().filter_map(|r| VmId::parse(&r.id())).collect();
                 (ids, live)
             }
         },

@@ -293,13 +293,8 @@ pub enum RunOutcome {
 
 /// The default VM of `maqet run` without a config: diskless, headless, a
 /// serial console, and user networking with the guest's SSH forwarded from
-/// a free local port (or `port`, the one it had). Enough to check that a
-/// host can run VMs at all.
-fn default_vm(name: Name, port: Option<u16>) -> Result<(Layer, u16)> {
-    let port = match port {
-        Some(port) => port,
-        None => free_port()?,
-    };
+/// local `port`. Enough to check that a host can run VMs at all.
+fn default_vm(name: Name, port: u16) -> Result<Layer> {
     let layer = Layer {
         name: Some(name),
         memory: Some(Memory::parse("256M").map_err(|e| Error::invalid(e, "internal default"))?),
@@ -319,16 +314,79 @@ fn default_vm(name: Name, port: Option<u16>) -> Result<(Layer, u16)> {
         })]),
         ..Layer::default()
     };
-    Ok((layer, port))
+    Ok(layer)
 }
 
-/// A port nobody listens on now. Another program may take it before QEMU
-/// does; then `run` fails with QEMU's message and can simply be run again.
-fn free_port() -> Result<u16> {
-    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Error::io("cannot find a free port on", "127.0.0.1", e))
+/// A local port for the default VM's SSH forward, held from the moment the
+/// kernel chose it until QEMU has bound it: a socket bound to it with
+/// SO_REUSEADDR that never listens. Meanwhile the kernel gives the port to
+/// no other `bind(0)` and no outgoing connection, and a listener without
+/// SO_REUSEADDR cannot take it, while QEMU (whose user network sets
+/// SO_REUSEADDR) binds and listens beside it. Only a program that binds
+/// that very port with SO_REUSEADDR can still come first; then QEMU fails
+/// and `run` chooses again ([`forward_taken`]).
+struct PortClaim {
+    port: u16,
+    _socket: std::os::fd::OwnedFd,
+}
+
+fn claim_port() -> Result<PortClaim> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+        sockopt,
+    };
+    use std::os::fd::AsRawFd as _;
+    let failed = |e: nix::errno::Errno| {
+        Error::io(
+            "cannot find a free port on",
+            "127.0.0.1",
+            std::io::Error::from(e),
+        )
+    };
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(failed)?;
+    setsockopt(&socket, sockopt::ReuseAddr, &true).map_err(failed)?;
+    bind(socket.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).map_err(failed)?;
+    let port = getsockname::<SockaddrIn>(socket.as_raw_fd())
+        .map_err(failed)?
+        .port();
+    Ok(PortClaim {
+        port,
+        _socket: socket,
+    })
+}
+
+/// How many times `run` chooses another port for the default VM's SSH
+/// forward when a program took the one it chose before QEMU bound it.
+const PORT_TRIES: usize = 5;
+
+/// Did QEMU fail because host `port` was taken? Its words (QEMU 7.2):
+/// `Could not set up host forwarding rule 'tcp:127.0.0.1:PORT-:22'`.
+fn forward_taken(log_tail: &[String], port: u16) -> bool {
+    let rule = format!("Could not set up host forwarding rule 'tcp:127.0.0.1:{port}-:22'");
+    log_tail.iter().any(|line| line.contains(&rule))
+}
+
+/// Point the default VM's SSH forward at host `port`, in one transaction
+/// on the record as it is now.
+fn move_ssh_forward(env: &Env, id: &VmId, port: u16) -> Result<()> {
+    Store::open(&env.dirs)?.write(|tx| {
+        let mut vm = tx.get(id)?;
+        for network in &mut vm.config.network {
+            let Network::User(user) = network;
+            for forward in &mut user.forwards {
+                if forward.guest.0 == 22 {
+                    forward.host = Port(port);
+                }
+            }
+        }
+        tx.put(&vm)
+    })
 }
 
 /// The port the default VM's config forwards to the guest's SSH.
@@ -391,6 +449,8 @@ pub fn run_vm(
 ) -> Result<RunOutcome> {
     let (mut layers, sources) = load_files(env, &input.files)?;
     let mut ssh_port = None;
+    // The port chosen for a new default VM, held until QEMU has bound it.
+    let mut claim = None;
     if input.files.is_empty() {
         let name = match input.overrides.name.take() {
             Some(name) => name,
@@ -399,8 +459,16 @@ pub fn run_vm(
                 .map_err(|e: String| Error::invalid(e, "give --name"))?,
         };
         // Run again, the default VM keeps the port it was given.
-        let port = named(env, &name)?.and_then(|vm| default_ssh_port(&vm.config));
-        let (layer, port) = default_vm(name, port)?;
+        let port = match named(env, &name)?.and_then(|vm| default_ssh_port(&vm.config)) {
+            Some(port) => port,
+            None => {
+                let held = claim_port()?;
+                let port = held.port;
+                claim = Some(held);
+                port
+            }
+        };
+        let layer = default_vm(name, port)?;
         layers.insert(0, layer);
         if let Some(image) = &opts.image {
             layers.insert(1, image.clone());
@@ -450,7 +518,31 @@ pub fn run_vm(
         dry_run: false,
     };
     // By name: names are looked up first and are unique, so it is exact.
-    let (started, already_running) = match start(env, vm.name.as_str(), &start_opts, note) {
+    let mut result = start(env, vm.name.as_str(), &start_opts, note);
+    for _ in 1..PORT_TRIES {
+        let Err(Error::QemuExited { log_tail, .. }) = &result else {
+            break;
+        };
+        // Only a port this run chose for a VM it added moves.
+        let Some(taken) = claim.as_ref().map(|c| c.port).filter(|_| created) else {
+            break;
+        };
+        if !forward_taken(log_tail, taken) {
+            break;
+        }
+        let held = claim_port()?;
+        note(Note::Warning(&format!(
+            "another program took port {taken} before QEMU could; forwarding the guest's SSH from port {} instead",
+            held.port
+        )));
+        move_ssh_forward(env, &vm.id, held.port)?;
+        ssh_port = Some(held.port);
+        claim = Some(held);
+        result = start(env, vm.name.as_str(), &start_opts, note);
+    }
+    // QEMU has bound the port, or will not.
+    drop(claim);
+    let (started, already_running) = match result {
         Ok(StartOutcome::Started { vm, .. } | StartOutcome::DryRun { vm, .. }) => (vm, false),
         // What was asked for is there: like `start`, nothing is started,
         // but for `run` that is success.

@@ -70,6 +70,14 @@ pub fn running(env: &Env, query: &str) -> Result<Vm> {
             status: "its QEMU runs, but its runtime files were deleted".into(),
             help: format!("`maqet stop --force {}` stops it", vm.name),
         }),
+        Some(Liveness::Unproven { why }) => {
+            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+            Err(Error::NotRunning {
+                name: vm.name.to_string(),
+                status: format!("pid {pid} runs with the recorded start time but {why}"),
+                help: format!("see what it is with `ps -fp {pid}`"),
+            })
+        }
         _ => Err(not_running(&vm)),
     }
 }

@@ -69,6 +69,15 @@ pub fn snapshot(
                 help: format!("`maqet stop --force {}`, then snapshot it offline", vm.name),
             });
         }
+        // Its images may be in use: no offline snapshot either.
+        Some(Liveness::Unproven { why }) => {
+            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+            return Err(Error::NotRunning {
+                name: vm.name.to_string(),
+                status: format!("pid {pid} runs with the recorded start time but {why}"),
+                help: format!("see what it is with `ps -fp {pid}`"),
+            });
+        }
         _ => false,
     };
     let name = match (req.action, &req.name) {

@@ -176,6 +176,18 @@ pub fn start(
                 help: format!("`maqet stop {}` stops it", vm.name),
             });
         }
+        Some(Liveness::Unproven { why }) => {
+            let pid = vm.runtime.as_ref().map_or(0, |rt| rt.pid);
+            return Err(Error::VmActive {
+                name: vm.name.to_string(),
+                status: format!(
+                    "recorded as running (pid {pid}), and pid {pid} runs with the recorded start time but {why}"
+                ),
+                help: format!(
+                    "maqet starts no second QEMU on the VM's disks while that process may be its QEMU; see what it is with `ps -fp {pid}`"
+                ),
+            });
+        }
         Some(Liveness::Gone { clean }) => settle_gone(&mut vm, clean),
         None => {}
     }

@@ -370,6 +370,13 @@ fn look(env: &Env, query: &str, keep_qmp: bool) -> Result<(VmStatus, Option<Qmp>
         ));
         return Ok((status, None));
     }
+    if let Some(Liveness::Unproven { why }) = observe(&status.vm) {
+        status.unreachable = Some(format!(
+            "pid {} runs with the recorded start time but {why}; maqet will not signal it",
+            rt.pid
+        ));
+        return Ok((status, None));
+    }
     match Qmp::connect_pipelined(&rt.qmp_socket, QMP_TIMEOUT) {
         Ok(mut qmp) => {
             match qmp.execute("query-status", None) {

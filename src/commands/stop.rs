@@ -128,6 +128,7 @@ pub fn stop(
             return Ok(StopOutcome::AlreadyStopped(Box::new(vm)));
         }
         Some(Liveness::Running | Liveness::Orphaned) => {}
+        Some(Liveness::Unproven { why }) => return Err(unproven(&vm.name, rt.pid, why)),
     }
     let process = match Pidfd::open_checked(rt.pid, rt.start_ticks) {
         Ok(fd) => fd,
@@ -207,4 +208,17 @@ pub fn stop(
         vm: Box::new(vm),
         how,
     })
+}
+
+/// The refusal to signal a process the identity check could not prove to be
+/// the VM's QEMU.
+pub fn unproven(name: &impl std::fmt::Display, pid: i32, why: &str) -> Error {
+    Error::Refused {
+        message: format!(
+            "refusing to signal pid {pid}: it has VM `{name}`'s recorded start time but {why}, so it may not be the VM's QEMU"
+        ),
+        help: format!(
+            "see what it is with `ps -fp {pid}`; if it is the VM's QEMU, end it yourself (`kill {pid}`): maqet then records the VM as no longer running"
+        ),
+    }
 }

@@ -178,12 +178,15 @@ fn check_controllers(config: &VmConfig) -> Result<()> {
 
 /// QEMU options maqet sets itself (DESIGN.md §4). Passing them again would
 /// open a second monitor, daemonize behind maqet's back or redirect the
-/// serial console maqet attaches to.
-const OWNED_OPTIONS: [&str; 12] = [
+/// serial console maqet attaches to. `-qtest` is no option of maqet's but a
+/// control channel like a monitor: it reads and writes guest memory and
+/// drives the clock, and QEMU then runs no real accelerator.
+const OWNED_OPTIONS: [&str; 13] = [
     "qmp",
     "qmp-pretty",
     "monitor",
     "mon",
+    "qtest",
     "daemonize",
     "pidfile",
     "incoming",
@@ -236,7 +239,37 @@ pub fn check_boot_words(
 /// Refuse `arguments` that take over options maqet owns, or that QEMU's
 /// command line cannot carry.
 pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> {
+    let mut previous: Option<&str> = None;
     for word in args {
+        if let Some(before) = previous
+            && option_name(before).is_some_and(|option| CHARDEV_OPTIONS.contains(&option))
+            && let Some(device) = word.strip_prefix("mon:")
+        {
+            // QEMU reads `mon:` before a character device as "multiplex an
+            // HMP monitor onto it" (tested on 7.2: Ctrl-A c gives `(qemu)`).
+            return Err(BadArgument {
+                word: word.clone(),
+                message: format!(
+                    "`{before} {word}` opens a QEMU monitor, which is set by maqet and cannot be passed in `arguments`"
+                ),
+                help: format!(
+                    "drop the `mon:` prefix (`{before} {device}`); use `maqet qmp` to talk to the VM"
+                ),
+            });
+        }
+        if let Some(before) = previous
+            && option_name(before) == Some("object")
+            && is_qtest_object(word)
+        {
+            return Err(BadArgument {
+                word: word.clone(),
+                message: format!(
+                    "`{before} {word}` opens QEMU's qtest channel, a monitor by another name, which is set by maqet and cannot be passed in `arguments`"
+                ),
+                help: "use `maqet qmp` to talk to the VM".into(),
+            });
+        }
+        previous = Some(word);
         if word.contains('\0') {
             return Err(BadArgument {
                 word: word.clone(),
@@ -246,10 +279,7 @@ pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> 
                     .into(),
             });
         }
-        if let Some(option) = word.strip_prefix('-') {
-            // QEMU accepts `--opt` as well as `-opt`.
-            let option = option.strip_prefix('-').unwrap_or(option);
-            let option = option.split('=').next().unwrap_or(option);
+        if let Some(option) = option_name(word) {
             if OWNED_OPTIONS.contains(&option) {
                 return Err(BadArgument {
                     word: word.clone(),
@@ -281,6 +311,31 @@ pub fn check_arguments(args: &[String]) -> std::result::Result<(), BadArgument> 
         }
     }
     Ok(())
+}
+
+/// Options whose value is a character device spec in QEMU's legacy syntax,
+/// where a `mon:` prefix adds a monitor (`-serial` is owned outright).
+const CHARDEV_OPTIONS: [&str; 3] = ["parallel", "debugcon", "gdb"];
+
+/// True for an `-object` value of type `qtest`, in either syntax
+/// (`qtest,id=q,chardev=c`, `{"qom-type": "qtest", ...}`).
+fn is_qtest_object(word: &str) -> bool {
+    if word.trim_start().starts_with('{') {
+        return serde_json::from_str::<serde_json::Value>(word)
+            .is_ok_and(|value| value["qom-type"] == "qtest");
+    }
+    word.split(',')
+        .enumerate()
+        .any(|(i, part)| part == "qom-type=qtest" || (i == 0 && part == "qtest"))
+}
+
+/// The option a word names, without its dashes (QEMU accepts `--opt` as
+/// well as `-opt`) and anything from `=` on; `None` for a word that is no
+/// option.
+fn option_name(word: &str) -> Option<&str> {
+    let option = word.strip_prefix('-')?;
+    let option = option.strip_prefix('-').unwrap_or(option);
+    Some(option.split('=').next().unwrap_or(option))
 }
 
 /// True when a word names one of maqet's ids: `id=maqet-qmp`,

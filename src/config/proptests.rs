@@ -326,6 +326,10 @@ const ID_KEYS: [&str; 7] = [
 ];
 
 proptest! {
+    /// Spellings only: the options come from the list the code checks, so
+    /// this cannot find one missing from it. Whether the list is complete is
+    /// `tests/cli/lists.rs`'s job, against a list written from QEMU's
+    /// documentation.
     #[test]
     fn owned_options_are_refused_in_every_spelling(
         option in select(OWNED_OPTIONS.to_vec()),
@@ -363,11 +367,11 @@ proptest! {
     }
 }
 
-// FINDING (fuzzing, issue 7): QEMU 6.2+ takes `-device`, `-object`,
-// `-netdev` and `-blockdev` as JSON, and `check_arguments` only recognises
-// maqet's ids in `KEY=VALUE` words, so these reach QEMU and point at maqet's
-// own console chardev, QMP monitor or network. Fails until check_arguments
-// looks inside JSON words.
+// QEMU 6.2+ takes `-device`, `-object`, `-netdev` and `-blockdev` as JSON:
+// a `maqet-` id anywhere in a JSON word (here maqet's console chardev, QMP
+// monitor, network and disk node) is refused like one in a `KEY=VALUE`
+// word. (Found by fuzzing in issue 7, when only `KEY=VALUE` words were
+// checked.)
 #[test]
 fn maqet_ids_in_json_options_are_refused() {
     for args in [
@@ -393,11 +397,11 @@ fn maqet_ids_in_json_options_are_refused() {
     }
 }
 
-// FINDING (fuzzing, issue 7): `-set GROUP.ID.PROP=VALUE` changes an option
-// maqet already gave (here its console chardev's log file and its QMP
-// socket's server mode), and `-global DRIVER.PROP=VALUE` points every device
-// of a kind at maqet's console chardev; neither is refused. Fails until
-// check_arguments refuses them when they name a `maqet-` id.
+// `-set GROUP.ID.PROP=VALUE` would change an option maqet already gave
+// (here its console chardev's log file and its QMP socket's server mode),
+// and `-global DRIVER.PROP=VALUE` would point every device of a kind at
+// maqet's console chardev: both are refused when they name a `maqet-` id.
+// (Found by fuzzing in issue 7, when neither was.)
 #[test]
 fn set_and_global_cannot_reach_maqet_objects() {
     for args in [

@@ -4,9 +4,11 @@
 //! A pid alone proves nothing: after QEMU dies the kernel may hand the pid to
 //! any other process. maqet takes a VM for running only when the pid is alive,
 //! its start time (field 22 of /proc/<pid>/stat) equals the one recorded at
-//! spawn, and that pid holds the write lock QEMU keeps on its pidfile. Signals
-//! go through a pidfd opened before the identity check, so the process checked
-//! is the process signalled.
+//! spawn, its command line passes the VM's pidfile (`-pidfile PATH`), and it
+//! holds the write lock QEMU keeps on that pidfile — at its path, or, when the
+//! runtime directory was deleted under it, on the deleted file it still has
+//! open. Signals go through a pidfd opened before the identity check, so the
+//! process checked is the process signalled.
 
 use std::fs::File;
 use std::io;
@@ -88,6 +90,11 @@ pub fn pidfile_lock_holder(pidfile: &Utf8Path) -> io::Result<Option<i32>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    write_lock_holder(&file)
+}
+
+/// The pid holding a write lock on the file `file` is open on, if any.
+fn write_lock_holder(file: &File) -> io::Result<Option<i32>> {
     // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
     let mut query: nix::libc::flock = unsafe { std::mem::zeroed() };
     query.l_type = nix::libc::F_WRLCK as i16;
@@ -101,21 +108,61 @@ pub fn pidfile_lock_holder(pidfile: &Utf8Path) -> io::Result<Option<i32>> {
     }
 }
 
+/// True when `pid`'s command line passes `-pidfile PIDFILE`, as the QEMU
+/// maqet starts for a VM does (and `sleep`, a shell, or another VM's QEMU
+/// under a reused pid does not).
+pub fn names_pidfile(pid: i32, pidfile: &Utf8Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    words
+        .windows(2)
+        .any(|w| w[0] == b"-pidfile" && w[1] == pidfile.as_str().as_bytes())
+}
+
+/// True when `pid` holds the write lock on the file that was `pidfile`
+/// before it was deleted: QEMU keeps its pidfile open (and locked) for its
+/// whole life, so when its runtime directory is deleted the lock is still
+/// there, on a file /proc names `PIDFILE (deleted)`.
+fn holds_deleted_pidfile(pid: i32, pidfile: &Utf8Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let deleted = format!("{pidfile} (deleted)");
+    fds.flatten().any(|fd| {
+        let path = fd.path();
+        std::fs::read_link(&path).is_ok_and(|target| target.as_os_str() == deleted.as_str())
+            // Opening the /proc link reaches the deleted inode itself.
+            && File::open(&path)
+                .and_then(|file| write_lock_holder(&file))
+                .is_ok_and(|holder| holder == Some(pid))
+    })
+}
+
 /// What the identity check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
-    /// The recorded process is alive and holds its pidfile lock.
+    /// The recorded process is alive, names the VM's pidfile and holds its
+    /// lock.
     Running,
     /// No such process, a zombie, or someone else under a reused pid.
     /// `clean` when QEMU removed its pidfile on the way out (it does on a
     /// normal exit: guest poweroff, `quit`, SIGTERM — not on SIGKILL or a crash).
     Gone { clean: bool },
-    /// The process is ours and alive, but no longer holds its pidfile lock
-    /// (the runtime directory was deleted under it).
+    /// The VM's QEMU, alive, but its runtime directory was deleted under it:
+    /// it still holds the lock on its pidfile, now a deleted file. Proven,
+    /// but its sockets are gone.
     Orphaned,
+    /// A live process with the recorded pid and start time that does not
+    /// name the VM's pidfile or holds no lock on it: nothing proves it is
+    /// the VM's QEMU, so it is never signalled — and never taken for gone
+    /// either, in case it is. `why` finishes "pid N ...".
+    Unproven { why: &'static str },
 }
 
-/// Check that `pid` is still the QEMU started at `start_ticks`.
+/// Check that `pid` is still the QEMU started at `start_ticks` for the VM
+/// whose pidfile is `pidfile`.
 pub fn liveness(pid: i32, start_ticks: u64, pidfile: &Utf8Path) -> Liveness {
     let same_process = match ProcStat::read(pid) {
         Ok(stat) => stat.start_ticks == start_ticks && stat.state != 'Z' && stat.state != 'X',
@@ -127,9 +174,17 @@ pub fn liveness(pid: i32, start_ticks: u64, pidfile: &Utf8Path) -> Liveness {
             clean: !pidfile_exists,
         };
     }
+    if !names_pidfile(pid, pidfile) {
+        return Liveness::Unproven {
+            why: "does not name the VM's pidfile on its command line",
+        };
+    }
     match pidfile_lock_holder(pidfile) {
         Ok(Some(holder)) if holder == pid => Liveness::Running,
-        _ => Liveness::Orphaned,
+        _ if holds_deleted_pidfile(pid, pidfile) => Liveness::Orphaned,
+        _ => Liveness::Unproven {
+            why: "does not hold the VM's pidfile lock",
+        },
     }
 }
 

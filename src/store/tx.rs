@@ -3,9 +3,10 @@
 
 use redb::ReadableTable;
 
-use super::{META, NAMES, SCHEMA_KEY, Store, VMS};
+use super::{LIST, META, NAMES, SCHEMA_KEY, Store, VMS};
 use crate::config::Name;
 use crate::error::{Error, Result};
+use crate::rows::Entry;
 use crate::vm::{Vm, VmId, VmRecord};
 
 /// A write transaction on the store.
@@ -97,15 +98,23 @@ impl WriteTx<'_> {
             .map_err(|e| self.store.damaged(e))?
             .map(|v| self.store.decode(v.value()))
             .transpose()?;
+        let mut list = self
+            .txn
+            .open_table(LIST)
+            .map_err(|e| self.store.damaged(e))?;
         if let Some(old) = old
             && old.name != vm.name
         {
             names
                 .remove(old.name.as_str())
                 .map_err(|e| self.store.damaged(e))?;
+            list.remove(old.name.as_str())
+                .map_err(|e| self.store.damaged(e))?;
         }
         names
             .insert(vm.name.as_str(), vm.id.as_str())
+            .map_err(|e| self.store.damaged(e))?;
+        list.insert(vm.name.as_str(), Entry::of(vm).as_slice())
             .map_err(|e| self.store.damaged(e))?;
         Ok(())
     }
@@ -125,6 +134,11 @@ impl WriteTx<'_> {
         names
             .remove(vm.name.as_str())
             .map_err(|e| self.store.damaged(e))?;
+        self.txn
+            .open_table(LIST)
+            .map_err(|e| self.store.damaged(e))?
+            .remove(vm.name.as_str())
+            .map_err(|e| self.store.damaged(e))?;
         Ok(())
     }
 
@@ -135,6 +149,9 @@ impl WriteTx<'_> {
             .map_err(|e| self.store.damaged(e))?;
         self.txn
             .open_table(NAMES)
+            .map_err(|e| self.store.damaged(e))?;
+        self.txn
+            .open_table(LIST)
             .map_err(|e| self.store.damaged(e))?;
         let mut meta = self
             .txn
@@ -209,4 +226,17 @@ pub(super) fn find_in(
                 .collect(),
         }),
     }
+}
+
+/// Schema 1 → 2: a `list` entry for every stored VM.
+pub(super) fn fill_list(tx: &mut WriteTx<'_>) -> Result<()> {
+    let vms = tx.txn.open_table(VMS).map_err(|e| tx.store.damaged(e))?;
+    let mut list = tx.txn.open_table(LIST).map_err(|e| tx.store.damaged(e))?;
+    for entry in vms.iter().map_err(|e| tx.store.damaged(e))? {
+        let (_, bytes) = entry.map_err(|e| tx.store.damaged(e))?;
+        let vm = tx.store.decode(bytes.value())?;
+        list.insert(vm.name.as_str(), Entry::of(&vm).as_slice())
+            .map_err(|e| tx.store.damaged(e))?;
+    }
+    Ok(())
 }

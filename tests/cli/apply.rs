@@ -260,15 +260,26 @@ fn apply_to_a_running_vm_says_the_change_waits_for_the_next_start() {
 }
 
 /// `apply` while `start` works is not undone by start's own writes: here
-/// QEMU (a stand-in that takes a second, then fails) makes start write the
-/// record again after the apply.
+/// QEMU (a stand-in that runs until the apply is done, then fails) makes
+/// start write the record again after the apply.
 #[test]
 fn apply_racing_start_is_not_undone() {
     if !crate::guest::have_qemu("apply_racing_start_is_not_undone") {
         return;
     }
     let mut t = Test::new();
-    t.file("slow-qemu", "#!/bin/sh\nsleep 1\nexit 1\n");
+    // It says it runs, then waits for `go` (a minute at most, so that a
+    // failing test ends).
+    let running = t.path("slow-qemu.running");
+    let go = t.path("slow-qemu.go");
+    t.file(
+        "slow-qemu",
+        &format!(
+            "#!/bin/sh\n: >'{}'\ni=0\nwhile [ ! -e '{}' ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done\nexit 1\n",
+            running.display(),
+            go.display()
+        ),
+    );
     std::fs::set_permissions(
         t.path("slow-qemu"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -292,8 +303,15 @@ fn apply_racing_start_is_not_undone() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The apply lands while start waits on its QEMU, not before start has
+    // read the record nor after it has written it back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !running.exists() {
+        assert!(std::time::Instant::now() < deadline, "QEMU never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     t.args(["apply", "r", "--cpus", "3"]).stdout_any().run();
+    std::fs::write(&go, "").expect("let QEMU fail");
     let status = start.wait().expect("start");
     assert_eq!(status.code(), Some(1), "the stand-in fails");
     let info = t.args(["--json", "info", "r"]).run().json();
@@ -384,13 +402,22 @@ fn an_apply_overtaken_by_another_keeps_both() {
     );
     t.args(["add", "vm.ron"]).run();
     // Each run of this qemu-img leaves a line; a run that finds `slow`
-    // takes it away and sleeps first.
+    // takes it away and waits for `go` (a minute at most, so that a
+    // failing test ends) before it runs the real one.
+    let qemu_img = crate::harness::in_path("qemu-img");
     let counter = t.program(
         "bin/qemu-img",
-        "#!/bin/sh\necho >>\"$0.ran\"\nrm \"$0.slow\" 2>/dev/null && sleep 2\nexec /usr/bin/qemu-img \"$@\"\n",
+        &format!(
+            "#!/bin/sh\necho >>\"$0.ran\"\nif rm \"$0.slow\" 2>/dev/null; then\n  i=0\n  while [ ! -e \"$0.go\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n  rm -f \"$0.go\"\nfi\nexec {} \"$@\"\n",
+            qemu_img.display()
+        ),
     );
     let ran = std::path::PathBuf::from(format!("{counter}.ran"));
-    let path = format!("{}:/usr/bin:/bin", t.path("bin").display());
+    let path = format!(
+        "{}:{}",
+        t.path("bin").display(),
+        std::env::var("PATH").expect("PATH")
+    );
     let runs = || std::fs::read_to_string(&ran).map_or(0, |r| r.lines().count());
     // How many runs one apply's check of the one disk takes.
     t.args(["apply", "web", "--cpus", "1"])
@@ -414,12 +441,11 @@ fn an_apply_overtaken_by_another_keeps_both() {
             assert!(std::time::Instant::now() < deadline, "qemu-img never ran");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let started = std::time::Instant::now();
+        // The first apply's qemu-img holds until `go`: `other` succeeds
+        // only if it never waits for it (waiting, it would run out of the
+        // store lock's bound and fail as busy).
         t.args(other.iter().copied()).stdout_any().run();
-        assert!(
-            started.elapsed() < std::time::Duration::from_millis(1500),
-            "{other:?} waited for the first apply's qemu-img"
-        );
+        std::fs::write(format!("{counter}.go"), "").expect("let qemu-img go");
         let out = first.wait_with_output().expect("wait for apply");
         assert_eq!(
             out.status.code(),

@@ -53,13 +53,6 @@ fn have_ssh(test: &str) -> bool {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A new, empty qcow2 image.
 fn new_qcow2(path: &Path, size: &str) {
     let out = Command::new("qemu-img")
@@ -151,7 +144,7 @@ fn the_guest_reads_the_seed_and_maqet_ssh_logs_in() {
     }
     let mut t = Test::new();
     let key = keygen(&t.path(".ssh"), "id_ed25519");
-    let port = free_port();
+    let port = crate::harness::claim_port();
     t.file(
         "vm.ron",
         &seeded_config(
@@ -445,7 +438,7 @@ fn ssh_follows_the_running_forward_and_a_timed_out_run_rm_leaves_no_qemu() {
         return;
     }
     let mut t = Test::new();
-    let (first, second) = (free_port(), free_port());
+    let (first, second) = (crate::harness::claim_port(), crate::harness::claim_port());
     t.file(
         "vm.ron",
         &format!(
@@ -626,7 +619,7 @@ fn ssh_offers_the_seeded_default_keys_and_rm_force_of_a_run_rm_vm_succeeds() {
     }
     let mut t = Test::new();
     keygen(&t.path(".ssh"), "id_ed25519");
-    let port = free_port();
+    let port = crate::harness::claim_port();
     t.file(
         "vm.ron",
         &format!(

@@ -684,13 +684,15 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
     }
     let mut t = Test::new();
     // A QEMU whose KVM aborts, as on hosts with broken nested KVM.
+    let qemu = crate::harness::in_path("qemu-system-x86_64");
+    let qemu = qemu.to_str().expect("UTF-8");
     let program = t.program(
         "bin/qemu",
-        "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = kvm ]; then\n    echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n    exit 1\n  fi\ndone\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n",
+        &format!("#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = kvm ]; then\n    echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2\n    exit 1\n  fi\ndone\nexec {qemu} \"$@\"\n"),
     );
     t.file(
         "settings/maqet.ron",
-        "(allow_execute: [\"/usr/bin/qemu-system-x86_64\"])\n",
+        &format!("(allow_execute: [\"{qemu}\"])\n"),
     );
     let settings = s(&t.path("settings/maqet.ron"));
     t.file(
@@ -778,10 +780,7 @@ fn every_kind_of_device_works_in_a_confined_qemu() {
     std::fs::write(t.path("data.raw"), vec![0u8; 1 << 20]).expect("data.raw");
     std::fs::write(t.path("ro.raw"), vec![0u8; 1 << 20]).expect("ro.raw");
     std::fs::copy("/usr/share/seabios/bios-256k.bin", t.path("bios.bin")).expect("bios");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = crate::harness::claim_port();
     t.file(
         "all.ron",
         &format!(
@@ -1141,12 +1140,23 @@ fn a_data_file_or_a_fifo_as_an_image_is_refused_at_add() {
                 s(&fifo)
             ),
         );
-        let started = std::time::Instant::now();
-        let out = t
+        // A qemu-img that opened the FIFO would block for ever: the minute
+        // only ends such a test; a refusal takes milliseconds.
+        let mut child = t
             .command(["--json", "add", &format!("{name}.ron")])
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run maqet");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().expect("poll maqet").is_none() {
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("{kind}: `add` of a FIFO image still ran after a minute");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().expect("wait for maqet");
         assert!(!out.status.success(), "{kind}: {out:?}");
     }
     assert!(t.list().is_empty());

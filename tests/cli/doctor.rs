@@ -184,13 +184,15 @@ fn doctor_tries_kvm_by_running_qemu() {
         return;
     }
     let mut t = Test::new();
+    let qemu = crate::harness::in_path("qemu-system-x86_64");
+    let qemu = qemu.to_str().expect("UTF-8");
     let broken = t.program(
         "broken-kvm",
-        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kvm ] && { echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2; exit 134; }; done\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n",
+        &format!("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kvm ] && {{ echo 'qemu: error: failed to set MSR 0x10a to 0x69' >&2; exit 134; }}; done\nexec {qemu} \"$@\"\n"),
     );
     let working = t.program(
         "working-kvm",
-        "#!/bin/bash\nargs=()\nfor a in \"$@\"; do case \"$a\" in kvm) args+=(tcg);; host) args+=(max);; *) args+=(\"$a\");; esac; done\nexec /usr/bin/qemu-system-x86_64 \"${args[@]}\"\n",
+        &format!("#!/bin/bash\nargs=()\nfor a in \"$@\"; do case \"$a\" in kvm) args+=(tcg);; host) args+=(max);; *) args+=(\"$a\");; esac; done\nexec {qemu} \"${{args[@]}}\"\n"),
     );
     for (program, status, detail) in [
         (

@@ -11,7 +11,7 @@ use nix::sys::termios::{LocalFlags, Termios, tcgetattr};
 use serde_json::Value;
 
 use crate::guest::{POWEROFF, READY, bios_config, guest, guest_config, have_qemu};
-use crate::harness::{Rng, Stopper, Test, mode, trust};
+use crate::harness::{Stopper, Test, mode, trust};
 
 /// Stops the VM when the test ends, however it ends, so a failed assertion
 /// leaves no QEMU behind.
@@ -47,7 +47,10 @@ fn pc_guest_config(name: &str) -> String {
 
 /// A word no earlier output can contain.
 pub(crate) fn token() -> u64 {
-    Rng::from_time().below(1_000_000_000)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    u64::try_from(nanos % 1_000_000_000).expect("below 10^9")
 }
 
 /// The lines of console output, without their `\r`.
@@ -131,21 +134,20 @@ fn a_piped_console_session_types_into_the_guest_and_prints_its_answer() {
     let mut t = Test::new();
     let _stop = start(&mut t, "drv-pipe", &guest_config("drv-pipe"), true);
     let word = format!("hello-{}", token());
-    let out = t
-        .args(["console", "drv-pipe"])
-        .stdin(&format!("echo {word}\n"))
-        .run();
     // The guest's terminal echoes the command line, then the shell answers;
     // a serial terminal ends lines with \r\n.
-    assert!(
-        out.stdout.contains(&format!("echo {word}\r\n")),
-        "{:?}",
-        out.stdout
+    let answer = format!("\r\n{word}\r\n");
+    let (status, out, _) = crate::harness::type_until(
+        t.command(["console", "drv-pipe"]),
+        &format!("echo {word}\n"),
+        &answer,
+        Duration::from_secs(60),
     );
+    assert_eq!(status.code(), Some(0), "the session ends once stdin has");
+    assert!(out.contains(&format!("echo {word}\r\n")), "{out:?}");
     assert!(
-        out.stdout.contains(&format!("\r\n{word}\r\n")),
-        "the answer is a line of its own: {:?}",
-        out.stdout
+        out.contains(&answer),
+        "the answer is a line of its own: {out:?}"
     );
     // The log has the session too, and what the guest printed before it.
     let log = t.args(["console", "drv-pipe", "--log"]).run();

@@ -583,7 +583,7 @@ fn the_exported_test_guest_runs_under_libvirt() {
     }
     let g = guest();
     let name = domain_name("guest");
-    let port = free_port();
+    let port = crate::harness::claim_port();
     let mut t = Test::new();
     let root = t.root().to_owned();
     let root = root.to_str().expect("UTF-8");
@@ -835,13 +835,6 @@ fn an_export_with_image_dir_runs_from_the_copies() {
         live.contains(&format!("<source file='{moved}/base.qcow2'/>")),
         "{live}"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn qemu_img(args: &[&str]) {

@@ -123,7 +123,8 @@ fn flipped_bytes_never_crash_maqet() {
     }
     let db = t.data_dir().join("maqet.redb");
     let clean = std::fs::read(&db).expect("read the store");
-    let mut rng = crate::harness::Rng::from_time();
+    let mut rng = crate::harness::seeded("flipped_bytes_never_crash_maqet");
+    let seed = rng.seed();
     for round in 0..40 {
         let mut bytes = clean.clone();
         for _ in 0..8 {
@@ -135,8 +136,7 @@ fn flipped_bytes_never_crash_maqet() {
         let code = out.status.code();
         assert!(
             matches!(code, Some(0 | 1 | 4)),
-            "seed {} round {round}: exit {code:?} (a panic is 101, a signal None)\n{}",
-            rng.seed(),
+            "seed {seed} round {round}: exit {code:?} (a panic is 101, a signal None)\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         if code != Some(0) {
@@ -153,8 +153,7 @@ fn flipped_bytes_never_crash_maqet() {
                 err["error"]["code"]
                     .as_str()
                     .is_some_and(|c| expected.contains(&c)),
-                "seed {} round {round}: {err}",
-                rng.seed()
+                "seed {seed} round {round}: {err}"
             );
         }
     }

@@ -573,12 +573,32 @@ fn diff(want: &str, got: &str) -> String {
     out
 }
 
-/// A small xorshift generator for random delays; the seed is printed by the
-/// tests that use it so a failure can be replayed.
+/// A small xorshift generator for random choices and delays. Tests take it
+/// from [`seeded`], which prints the starting seed and replays one given in
+/// `MAQET_STRESS_SEED`.
 pub struct Rng(u64);
 
+/// The test's random source: `MAQET_STRESS_SEED` if set (scripts/stress sets
+/// it; a failure is replayed with it), else the clock. The starting seed is
+/// printed first, so even a failure inside the harness (whose message cannot
+/// name it) shows it beside the captured output.
+pub fn seeded(test: &str) -> Rng {
+    let rng = match std::env::var("MAQET_STRESS_SEED") {
+        Ok(seed) => Rng::new(
+            seed.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("MAQET_STRESS_SEED={seed:?}: {e}")),
+        ),
+        Err(_) => Rng::from_time(),
+    };
+    eprintln!("{test}: seed {}", rng.seed());
+    rng
+}
+
 impl Rng {
-    pub fn from_time() -> Rng {
+    /// Private: a test takes its generator from [`seeded`], so that every
+    /// random choice prints its seed and replays from `MAQET_STRESS_SEED`.
+    fn from_time() -> Rng {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos());
@@ -601,6 +621,173 @@ impl Rng {
         self.0 = x;
         x % n
     }
+}
+
+/// Five draws of a [`seeded`] generator, printed; run on its own, in a
+/// process of its own, by the next test.
+#[test]
+fn seeded_draws() {
+    let mut rng = seeded("seeded_draws");
+    let draws: Vec<u64> = (0..5).map(|_| rng.below(1_000_000_007)).collect();
+    eprintln!("draws {draws:?}");
+}
+
+/// `MAQET_STRESS_SEED` (what scripts/stress sets and prints) replays a
+/// test's random choices: the seed printed is the one given, and two runs
+/// with it draw alike.
+#[test]
+fn the_stress_seed_replays_a_tests_choices() {
+    let run = |seed: &str| {
+        let out = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "harness::seeded_draws", "--nocapture"])
+            .env("MAQET_STRESS_SEED", seed)
+            .output()
+            .expect("run the test binary");
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let draws = stderr
+            .lines()
+            .find(|l| l.starts_with("draws "))
+            .unwrap_or_else(|| panic!("no draws printed: {stderr}"))
+            .to_owned();
+        (stderr, draws)
+    };
+    let (first, draws) = run("12345");
+    assert!(
+        first.contains("seeded_draws: seed 12345\n"),
+        "the seed given is the seed printed: {first}"
+    );
+    assert_eq!(run("12345").1, draws, "the same seed draws alike");
+    assert_ne!(run("54321").1, draws, "another seed draws otherwise");
+}
+
+/// A local TCP port for a VM's forward, claimed until the test binary
+/// exits: a socket bound to 127.0.0.1:PORT with SO_REUSEADDR that never
+/// listens. While it is held the kernel gives the port to no other
+/// `bind(0)` and no outgoing connection, and a listener without
+/// SO_REUSEADDR cannot take it; QEMU, whose user network sets SO_REUSEADDR,
+/// binds and listens beside it. A port found free and then let go (the old
+/// way) could be taken by any program, or by another test, before QEMU
+/// bound it.
+pub fn claim_port() -> u16 {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, setsockopt, socket,
+        sockopt,
+    };
+    static CLAIMS: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> = std::sync::Mutex::new(Vec::new());
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a socket");
+    setsockopt(&fd, sockopt::ReuseAddr, &true).expect("SO_REUSEADDR");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .expect("bind 127.0.0.1:0");
+    let port = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .expect("getsockname")
+        .port();
+    CLAIMS.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
+    port
+}
+
+/// A piped console session (`console`, `run --console`): types `input`,
+/// keeps stdin open until stdout holds `until` (or `within` is up), then
+/// closes it and waits for the session to end. Returns its exit status,
+/// stdout and stderr. stdin stays open on purpose: once it ends, a session
+/// lingers only while the guest keeps talking (1.5 s of quiet ends it),
+/// and a TCG guest on a loaded machine may be slower than that to answer.
+pub fn type_until(
+    mut cmd: Command,
+    input: &str,
+    until: &str,
+    within: std::time::Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{Read as _, Write as _};
+    use std::time::Instant;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the session");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("type the input");
+    let (mut stdout, mut stderr) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + within;
+    while !String::from_utf8_lossy(&printed).contains(until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => printed.extend(chunk),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{until:?} not printed within {within:?} ({e}): {:?}",
+                    String::from_utf8_lossy(&printed)
+                );
+            }
+        }
+    }
+    drop(stdin);
+    // Ends after its linger; the bound only stops a hung test.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the session") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the session did not end a minute after its stdin did");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    reader.join().expect("the stdout reader");
+    printed.extend(rx.try_iter().flatten());
+    let stderr = errors.join().expect("the stderr reader");
+    (
+        status,
+        String::from_utf8_lossy(&printed).into_owned(),
+        stderr,
+    )
+}
+
+/// Where `program` is found in `PATH`, as maqet finds it (QEMU need not
+/// be in /usr/bin).
+pub fn in_path(program: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| panic!("{program} is not in PATH"))
 }
 
 #[test]

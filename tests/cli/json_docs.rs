@@ -111,10 +111,7 @@ fn json_docs_match_real_output() {
     let mut real: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut put = |label: &'static str, value: Value| real.entry(label).or_default().push(value);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port();
+    let port = crate::harness::claim_port();
     // One qcow2 drive (snapshots, storage verify, block), one forward
     // (network), and a USB controller: a USB device unplugs without the
     // guest's help, and this guest is only SeaBIOS.

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::guest::{POWEROFF, READY, bios_config, guest_config, have_qemu};
-use crate::harness::{Test, mode, tree, trust};
+use crate::harness::{Test, in_path, mode, tree, trust};
 
 /// The runtime directory of the only VM started in `t`.
 fn vm_dir(t: &Test, id: &str) -> PathBuf {
@@ -75,7 +75,10 @@ fn a_diskless_vm_starts_reports_running_and_stops() {
 
     let inspect = t.args(["--json", "inspect", "tiny"]).run().json();
     assert_eq!(inspect["query_kvm"]["enabled"], false);
-    assert_eq!(inspect["argv"][0], "/usr/bin/qemu-system-x86_64");
+    assert_eq!(
+        inspect["argv"][0],
+        in_path("qemu-system-x86_64").to_str().expect("UTF-8")
+    );
     assert!(inspect["rss_kib"].as_u64().is_some_and(|k| k > 1024));
 
     t.args(["stop", "--force", "tiny"])
@@ -334,13 +337,20 @@ fn a_bad_qemu_argument_fails_fast_with_qemus_message() {
         "bad.ron",
         "(name: \"bad\", accel: Tcg, arguments: [\"-m\", \"banana\"])",
     );
+    // A blind wait would sit out the whole --timeout (300 s); QEMU's exit
+    // takes well under a second. Half the timeout leaves a loaded machine
+    // minutes of margin and still tells the two apart.
     let started = Instant::now();
-    t.args(["start", "bad"])
+    t.args(["start", "bad", "--timeout", "300"])
         .status(1)
         .stderr_contains("QEMU exited while starting `bad`")
         .stderr_contains("-m banana: Parameter 'size' expects a non-negative number")
         .run();
-    assert!(started.elapsed() < Duration::from_secs(5), "failed fast");
+    assert!(
+        started.elapsed() < Duration::from_secs(150),
+        "failed as QEMU exited, not at the timeout: {:?}",
+        started.elapsed()
+    );
     let status = t.args(["--json", "status", "bad"]).run().json();
     assert_eq!(status["state"], "stopped");
     assert_eq!(
@@ -378,6 +388,33 @@ fn a_socket_path_too_long_for_unix_sockets_is_refused_before_anything_starts() {
     assert!(!long.exists(), "nothing was created");
 }
 
+/// The live (not zombie) QEMUs whose command line names `dir`: a test's
+/// own runtime root is unique to it, unlike a VM name another test (or
+/// another run of this suite on the machine) may also use.
+fn qemus_under(dir: &std::path::Path) -> Vec<i32> {
+    let dir = dir.to_str().expect("UTF-8").to_owned() + "/";
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            alive(pid) && cmdline.contains("qemu-system") && cmdline.contains(&dir)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// `started NAME (pid N)\n`: N.
+fn started_pid(name: &str, stdout: &str) -> Option<i32> {
+    stdout
+        .strip_prefix(&format!("started {name} (pid "))?
+        .strip_suffix(")\n")?
+        .parse()
+        .ok()
+}
+
 #[test]
 fn two_concurrent_starts_give_exactly_one_qemu() {
     if !have_qemu("two_concurrent_starts_give_exactly_one_qemu") {
@@ -393,32 +430,37 @@ fn two_concurrent_starts_give_exactly_one_qemu() {
             .expect("spawn start")
     };
     let (a, b) = (spawn(&t), spawn(&t));
-    let codes: Vec<i32> = [a, b]
+    let mut outs: Vec<(i32, String, String)> = [a, b]
         .into_iter()
         .map(|c| {
-            c.wait_with_output()
-                .expect("wait")
-                .status
-                .code()
-                .unwrap_or(-1)
+            let out = c.wait_with_output().expect("wait");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         })
         .collect();
-    let mut sorted = codes.clone();
-    sorted.sort_unstable();
+    outs.sort();
+    let codes: Vec<i32> = outs.iter().map(|o| o.0).collect();
     assert_eq!(
-        sorted,
+        codes,
         [0, 4],
-        "one start wins, the other is refused: {codes:?}"
+        "one start wins, the other is refused: {outs:#?}"
     );
-    let qemus = Command::new("pgrep")
-        .args(["-f", "guest=once,"])
-        .output()
-        .expect("pgrep");
-    let count = String::from_utf8_lossy(&qemus.stdout).lines().count();
+    let (won, refused) = (&outs[0], &outs[1]);
+    let pid = started_pid("once", &won.1).unwrap_or_else(|| panic!("the winner: {won:#?}"));
+    // The loser names the winner's QEMU.
+    assert!(
+        refused
+            .2
+            .contains(&format!("VM `once` is already running (pid {pid})")),
+        "the refused start: {refused:#?}"
+    );
+    assert!(refused.1.is_empty(), "the refused start: {refused:#?}");
+    let qemus = qemus_under(&t.runtime_dir());
     t.args(["stop", "--force", "once"]).run();
-    assert!(count >= 1, "pgrep found the QEMU");
-    // Other tests may run VMs named differently; this one's name is unique.
-    assert_eq!(count, 1, "exactly one QEMU for the VM");
+    assert_eq!(qemus, [pid], "exactly one QEMU for the VM, the winner's");
 }
 
 #[test]
@@ -460,31 +502,63 @@ fn rm_force_stops_a_running_vm_first() {
     assert!(!vm_dir(&t, &id).exists(), "its runtime files went with it");
 }
 
+/// What one command of the start/stop/rm race may end with, by its exit
+/// code and what it says (docs/exit-codes.md); `Err` for anything else.
+fn race_outcome(
+    verb: &str,
+    name: &str,
+    code: i32,
+    stdout: &str,
+    stderr: &str,
+) -> Result<(), String> {
+    // A `start` or `stop` that looked the VM up before an `rm` took it.
+    const GONE: &str = "no VM is named or has an id starting with `";
+    let short_id = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let ok = match (verb, code) {
+        ("start", 0) => started_pid(name, stdout).is_some(),
+        // The other start won.
+        ("start", 4) => stderr.contains(&format!("VM `{name}` is already running (pid ")),
+        ("stop", 0) => [
+            format!("stopped {name}: QEMU quit\n"),
+            format!("stopped {name}: QEMU was killed\n"),
+            format!("{name} is not running (created)\n"),
+            format!("{name} is not running (stopped)\n"),
+        ]
+        .contains(&stdout.to_owned()),
+        ("rm", 0) => stdout
+            .strip_prefix(&format!("removed {name} ("))
+            .and_then(|rest| rest.strip_suffix(")\n"))
+            .is_some_and(short_id),
+        // A start slipped in between rm's stop and its removal.
+        ("rm", 4) => stderr.contains(&format!(
+            "VM `{name}` is running again (started while being removed)"
+        )),
+        ("start" | "stop" | "rm", 3) => stderr.contains(GONE),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{verb} {name}` exited {code}\n--- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+        ))
+    }
+}
+
 /// Concurrent `start`, `stop --force` and `rm --force` of one VM, round
 /// after round: never two QEMUs, never a record that says running without
-/// its process, never a QEMU left behind with no record.
+/// its process, never a QEMU left behind with no record; and every command
+/// ends with an outcome the race can give, never a failure, a timeout or
+/// a crash.
 #[test]
 fn concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus() {
     if !have_qemu("concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus") {
         return;
     }
     let mut t = Test::new();
-    let marker = format!("guest=race{},", std::process::id());
-    let name = marker
-        .trim_start_matches("guest=")
-        .trim_end_matches(',')
-        .to_owned();
-    let qemus = || {
-        let out = Command::new("pgrep")
-            .args(["-f", &marker])
-            .output()
-            .expect("pgrep");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse::<i32>().ok())
-            .filter(|pid| alive(*pid))
-            .count()
-    };
+    let name = "race".to_owned();
+    let qemus = |t: &Test| qemus_under(&t.runtime_dir()).len();
+    let mut seen = std::collections::BTreeSet::new();
     for round in 0..6 {
         if t.list().is_empty() {
             add(&mut t, "vm.ron", &bios_config(&name));
@@ -502,17 +576,28 @@ fn concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus() {
             .map(|verb| {
                 let mut args: Vec<&str> = verb.to_vec();
                 args.push(&name);
-                t.command(args)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                let child = t
+                    .command(args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
                     .spawn()
-                    .expect("spawn maqet")
+                    .expect("spawn maqet");
+                (verb[0], child)
             })
             .collect();
-        for mut child in children {
-            let _ = child.wait();
+        for (verb, child) in children {
+            let out = child.wait_with_output().expect("wait for maqet");
+            let code = out.status.code().unwrap_or(-1);
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            if let Err(problem) = race_outcome(verb, &name, code, &stdout, &stderr) {
+                panic!("round {round}: {problem}");
+            }
+            seen.insert((verb, code));
         }
-        let running = qemus();
+        let running = qemus(&t);
         assert!(running <= 1, "round {round}: {running} QEMUs for one VM");
         let listed = t.list();
         match listed.first() {
@@ -526,10 +611,11 @@ fn concurrent_start_stop_and_rm_never_leave_two_or_orphaned_qemus() {
             None => assert_eq!(running, 0, "round {round}: a QEMU left behind by rm"),
         }
     }
+    eprintln!("(verb, exit code) seen: {seen:?}");
     if !t.list().is_empty() {
         t.args(["rm", "--force", &name]).run();
     }
-    assert_eq!(qemus(), 0);
+    assert_eq!(qemus(&t), 0);
 }
 
 /// The runtime directory deleted under a running VM: maqet still sees the
@@ -598,10 +684,14 @@ fn stop_of_a_hung_qemu_keeps_to_its_timeout() {
                 .run();
         }
         let took = started.elapsed();
-        // 1 s for the guest (none with --force), under 1 s for `quit`,
-        // then SIGKILL; it took 15 s and 10 s before.
+        // 1 s for the guest (none with --force), 0.9 s for `quit`, then
+        // SIGKILL: 1.9 s of timers (0.9 s with --force). It took 15 s and
+        // 10 s before, sitting out 5 s waits for QMP and for `quit` in
+        // full. The timers are wall-clock, so load adds only scheduling
+        // and process start-up: 5.5 s leaves 3.6 s for that, and any one
+        // 5 s wait sat out still fails it.
         assert!(
-            took < std::time::Duration::from_secs(4),
+            took < std::time::Duration::from_millis(5500),
             "force {force}: {took:?}"
         );
         let status = t.args(["--json", "status", "h"]).run().json();
@@ -640,4 +730,327 @@ fn a_vm_left_starting_by_a_killed_start_starts_again() {
     let status = t.args(["--json", "status", "s"]).run().json();
     assert_eq!(status["state"], "running");
     t.args(["stop", "--force", "s"]).stdout_any().run();
+}
+
+/// A stand-in for a QEMU, killed when the test ends however it ends: a
+/// python3 process that, as asked, passes `-pidfile PIDFILE` on its command
+/// line and holds the write lock QEMU keeps on its pidfile (`fcntl`, as
+/// QEMU takes it). Each of the identity check's discriminators can then be
+/// failed alone.
+struct Impostor {
+    child: std::process::Child,
+}
+
+impl Impostor {
+    fn spawn(pidfile: &std::path::Path, names_pidfile: bool, locks: bool) -> Impostor {
+        use std::io::BufRead as _;
+        let script = "import fcntl, os, sys, time\n\
+                      if os.environ['LOCK'] == '1':\n\
+                      \x20   f = open(os.environ['PIDFILE'], 'w')\n\
+                      \x20   fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n\
+                      print('ready', flush=True)\n\
+                      time.sleep(600)\n";
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(script);
+        if names_pidfile {
+            cmd.arg("-pidfile").arg(pidfile);
+        }
+        let mut child = cmd
+            .env("PIDFILE", pidfile)
+            .env("LOCK", if locks { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("read the impostor's ready line");
+        assert_eq!(line, "ready\n", "the impostor is set up");
+        Impostor { child }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Still running: nobody signalled it.
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("poll the impostor").is_none()
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Field 22 of /proc/PID/stat.
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    fields[19].parse().expect("a start time")
+}
+
+/// A VM `v` with no QEMU of its own, and its runtime directory (made 0700,
+/// as `start` makes it) with the pidfile path in it.
+fn impostor_vm(t: &mut Test) -> (String, PathBuf, PathBuf) {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let id = t.add_empty("v");
+    let dir = vm_dir(t, &id);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir)
+        .expect("the runtime dir");
+    let pidfile = dir.join("qemu.pid");
+    (id, dir, pidfile)
+}
+
+/// Record `pid`, started at `ticks`, as the running QEMU of VM `v`.
+fn record_running(t: &Test, dir: &std::path::Path, pid: i32, ticks: u64) {
+    let store = maqet::store::Store::open(&t.dirs()).expect("open store");
+    store
+        .write(|tx| {
+            let mut vm = tx.find("v")?;
+            let mut rt = maqet::reconcile::placeholder(
+                &camino::Utf8PathBuf::from_path_buf(dir.to_owned()).expect("utf-8"),
+            );
+            rt.pid = pid;
+            rt.start_ticks = ticks;
+            vm.status = maqet::vm::Status::Running;
+            vm.runtime = Some(rt);
+            tx.put(&vm)
+        })
+        .expect("record the impostor");
+}
+
+/// The message of the error a command fails with (in `--json` form, so
+/// not wrapped), after checking it exits 4, refused.
+#[track_caller]
+fn refusal(t: &mut Test, args: &[&str]) -> String {
+    let out = t
+        .arg("--json")
+        .args(args.iter().copied())
+        .status(4)
+        .run()
+        .stderr_json();
+    assert_eq!(out["error"]["exit_code"], 4, "{out}");
+    out["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {out}"))
+        .to_owned()
+}
+
+fn have_python(test: &str) -> bool {
+    crate::harness::needs(
+        test,
+        "MAQET_REQUIRE_TOOLS",
+        crate::harness::runs("python3"),
+        "python3 is not installed",
+    )
+}
+
+/// The identity check's four discriminators, each failed alone by a live
+/// process at the VM's recorded pid: `stop` never signals it. And the same
+/// process passing all four is stopped, so it is each discriminator, not the
+/// stand-in, that holds `stop` back.
+#[test]
+fn stop_signals_only_a_process_proven_to_be_the_vms_qemu() {
+    if !have_python("stop_signals_only_a_process_proven_to_be_the_vms_qemu") {
+        return;
+    }
+    // (names its pidfile, holds the lock, recorded start time is its own)
+    let refused = |pid: i32, why: &str| {
+        format!(
+            "refusing to signal pid {pid}: it has VM `v`'s recorded start time but {why}, so it may not be the VM's QEMU"
+        )
+    };
+    // The start time differs: another process under a reused pid. The VM
+    // is found gone (its stale pidfile says crashed); nothing is signalled.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()) + 1);
+        t.args(["stop", "--force", "v"])
+            .stdout("v is not running (crashed)\n")
+            .run();
+        assert!(p.alive(), "a process with another start time was signalled");
+        // `stop` checks the start time twice (the identity check, then the
+        // pidfd); a reading command, once.
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()) + 1);
+        assert_eq!(t.list()[0]["status"], "crashed");
+        assert!(p.alive());
+    }
+    // It holds no lock on the VM's pidfile.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        std::fs::write(&pidfile, "1\n").expect("an unlocked pidfile");
+        let mut p = Impostor::spawn(&pidfile, true, false);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()));
+        assert_eq!(
+            refusal(&mut t, &["stop", "--force", "v"]),
+            refused(p.pid(), "does not hold the VM's pidfile lock")
+        );
+        assert!(
+            p.alive(),
+            "a process without the pidfile lock was signalled"
+        );
+        assert_eq!(
+            refusal(&mut t, &["start", "v"]),
+            format!(
+                "VM `v` is recorded as running (pid {0}), and pid {0} runs with the recorded start time but does not hold the VM's pidfile lock",
+                p.pid()
+            )
+        );
+        assert!(p.alive());
+    }
+    // Its command line does not name the VM's pidfile (it holds the lock).
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, false, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()));
+        assert_eq!(
+            refusal(&mut t, &["stop", "--force", "v"]),
+            refused(
+                p.pid(),
+                "does not name the VM's pidfile on its command line",
+            )
+        );
+        assert!(p.alive(), "a process not naming the pidfile was signalled");
+        let status = t.args(["--json", "status", "v"]).run().json();
+        assert_eq!(status["state"], "running");
+        assert_eq!(
+            status["unreachable"],
+            format!(
+                "pid {} runs with the recorded start time but does not name the VM's pidfile on its command line; maqet will not signal it",
+                p.pid()
+            )
+        );
+        assert_eq!(
+            refusal(&mut t, &["rm", "--force", "v"]),
+            refused(
+                p.pid(),
+                "does not name the VM's pidfile on its command line",
+            )
+        );
+        assert!(p.alive(), "rm --force signalled it");
+    }
+    // Not QEMU at all: a `sleep` under the recorded pid and start time.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        std::fs::write(&pidfile, "1\n").expect("an unlocked pidfile");
+        let mut sleeper = Impostor {
+            child: Command::new("sleep").arg("600").spawn().expect("sleep"),
+        };
+        let pid = sleeper.pid();
+        record_running(&t, &dir, pid, start_ticks(pid));
+        assert_eq!(
+            refusal(&mut t, &["stop", "--force", "v"]),
+            refused(pid, "does not name the VM's pidfile on its command line",)
+        );
+        assert!(sleeper.alive(), "the sleep was signalled");
+    }
+    // All four pass: the stand-in is taken for the VM's QEMU and killed.
+    {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        record_running(&t, &dir, p.pid(), start_ticks(p.pid()));
+        t.args(["stop", "--force", "v"])
+            .stdout("stopped v: QEMU was killed\n")
+            .run();
+        assert!(!p.alive(), "the proven process was not stopped");
+    }
+}
+
+/// A process no record names is adopted as the VM's QEMU (and then
+/// stopped) only when it holds the VM's pidfile lock and names that
+/// pidfile on its command line; a pid a killed `start` wrote is adopted
+/// only when its command line names the pidfile.
+#[test]
+fn stop_adopts_only_a_process_that_names_the_vms_pidfile() {
+    if !have_python("stop_adopts_only_a_process_that_names_the_vms_pidfile") {
+        return;
+    }
+    // No record says it runs; it holds the pidfile lock but its command
+    // line does not name the pidfile.
+    {
+        let mut t = Test::new();
+        let (_, _, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, false, true);
+        t.args(["stop", "--force", "v"])
+            .stdout("v is not running (created)\n")
+            .run();
+        assert!(
+            p.alive(),
+            "a lock holder not naming the pidfile was adopted"
+        );
+    }
+    // Naming it too, it is this VM's orphaned QEMU: adopted and stopped.
+    {
+        let mut t = Test::new();
+        let (_, _, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, true, true);
+        t.args(["stop", "--force", "v"])
+            .stdout("stopped v: QEMU was killed\n")
+            .run();
+        assert!(!p.alive(), "the orphaned lock holder was not stopped");
+    }
+    // A killed start left the VM `starting` and the pid of its child in
+    // spawn.pid; the kernel gave that pid to something else.
+    for names in [false, true] {
+        let mut t = Test::new();
+        let (_, dir, pidfile) = impostor_vm(&mut t);
+        let mut p = Impostor::spawn(&pidfile, names, false);
+        std::fs::write(dir.join("spawn.pid"), format!("{}\n", p.pid())).expect("spawn.pid");
+        let store = maqet::store::Store::open(&t.dirs()).expect("open store");
+        store
+            .write(|tx| {
+                let mut vm = tx.find("v")?;
+                vm.status = maqet::vm::Status::Starting;
+                vm.runtime = Some(maqet::reconcile::placeholder(
+                    &camino::Utf8PathBuf::from_path_buf(dir.clone()).expect("utf-8"),
+                ));
+                tx.put(&vm)
+            })
+            .expect("record a start under way");
+        drop(store);
+        if names {
+            // Adopted, but it holds no lock: still not proven, not signalled.
+            assert_eq!(
+                refusal(&mut t, &["stop", "--force", "v"]),
+                format!(
+                    "refusing to signal pid {}: it has VM `v`'s recorded start time but does not hold the VM's pidfile lock, so it may not be the VM's QEMU",
+                    p.pid()
+                )
+            );
+        } else {
+            t.args(["stop", "--force", "v"])
+                .stdout("v is not running (stopped)\n")
+                .run();
+            let status = t.args(["--json", "status", "v"]).run().json();
+            assert_eq!(
+                status["last_exit"]["reason"],
+                "the start was interrupted before QEMU ran"
+            );
+        }
+        assert!(
+            p.alive(),
+            "names {names}: the spawn.pid process was signalled"
+        );
+    }
 }

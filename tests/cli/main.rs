@@ -24,6 +24,7 @@ mod isolation;
 mod json_docs;
 mod libvirt;
 mod lifecycle;
+mod lists;
 mod ls;
 mod matrix;
 mod rm;

@@ -431,14 +431,6 @@ fn parse_layer(text: &str) -> Layer {
         .unwrap_or_else(|e| panic!("parse: {e}"))
 }
 
-/// A local TCP port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// `text` with every `host: N` port forward moved to a free port, so that
 /// examples can run on a busy machine and beside each other; and the ports.
 fn free_forwards(text: &str) -> (String, Vec<u16>) {
@@ -455,7 +447,7 @@ fn free_forwards(text: &str) -> (String, Vec<u16>) {
             .count();
         out.push_str(&after[..spaces]);
         if digits > 0 {
-            let port = free_port();
+            let port = crate::harness::claim_port();
             ports.push(port);
             out.push_str(&port.to_string());
         }
@@ -856,7 +848,7 @@ fn every_example_and_network_runs_under_libvirt() {
             "vga: Qxl, hotplug_ports: 12",
             "boot: (firmware: \"bios.bin\")",
         ]
-        .map(|extra| (extra.replace("PORT", &free_port().to_string()), 0)),
+        .map(|extra| (extra.replace("PORT", &crate::harness::claim_port().to_string()), 0)),
     );
     for (i, (extra, drives)) in cases.iter().enumerate() {
         let mut t = Test::new();

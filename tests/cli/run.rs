@@ -192,8 +192,9 @@ fn run_with_console_pipes_to_the_guest() {
     }
     let mut t = Test::new();
     t.file("vm.ron", &guest_config("chatty"));
-    let out = t
-        .args([
+    // stdin stays open until the guest has answered (not 1.5 s of quiet).
+    let (status, stdout, stderr) = crate::harness::type_until(
+        t.command([
             "run",
             "vm.ron",
             "--console",
@@ -201,15 +202,15 @@ fn run_with_console_pipes_to_the_guest() {
             &format!("console:^{READY}$"),
             "--timeout",
             "120",
-        ])
-        .stdin("echo run-console-works\n")
-        .run();
+        ]),
+        "echo run-console-works\n",
+        "\nrun-console-works\r\n",
+        std::time::Duration::from_secs(300),
+    );
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        out.stdout
-            .lines()
-            .any(|l| l.trim_end() == "run-console-works"),
-        "{}",
-        out.stdout
+        stdout.lines().any(|l| l.trim_end() == "run-console-works"),
+        "{stdout}"
     );
     assert_eq!(
         t.list()[0]["status"],
@@ -320,4 +321,110 @@ fn run_again_starts_the_same_vm_and_refuses_a_different_one() {
     );
     assert_eq!(t.args(["--json", "info", "again"]).run().json(), before);
     assert_eq!(t.list()[0]["status"], "stopped", "nothing was started");
+}
+
+/// The port `run` chooses for the default VM's SSH forward is held from
+/// the moment it is chosen until QEMU has bound it, so the kernel hands it
+/// to nobody else meanwhile; and a program that takes it anyway (binding
+/// that very port with SO_REUSEADDR) costs a second choice, not a failed
+/// `run`. It used to find a free port, let it go, and give QEMU a port
+/// anyone could have taken since.
+#[test]
+fn the_default_vms_port_is_held_until_qemu_binds_it_and_chosen_again_if_taken() {
+    let test = "the_default_vms_port_is_held_until_qemu_binds_it_and_chosen_again_if_taken";
+    if !have_qemu(test) {
+        return;
+    }
+    let mut t = Test::new();
+    // Stands in for QEMU: it shows the test its arguments, waits for `go`
+    // (a minute at most, so that a failing test ends), then runs QEMU
+    // under TCG (this host's KVM aborts).
+    let qemu = crate::harness::in_path("qemu-system-x86_64");
+    let wrapper = t.program(
+        "bin/qemu",
+        &format!(
+            "#!/bin/bash\necho \"$@\" >\"$0.args.tmp\" && mv \"$0.args.tmp\" \"$0.args\"\n\
+             i=0\nwhile [ ! -e \"$0.go\" ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done\n\
+             args=()\nfor a in \"$@\"; do case \"$a\" in kvm) args+=(tcg);; host) args+=(max);; *) args+=(\"$a\");; esac; done\n\
+             exec {} \"${{args[@]}}\"\n",
+            qemu.display()
+        ),
+    );
+    // The wrapper writes outside the VM's own files: not confined.
+    t.file("cfg/maqet.ron", "(confinement: Off)\n");
+    let settings = t.path("cfg/maqet.ron");
+    let run = t
+        .command(["run", "--name", "held", "--binary", &wrapper, "--trust"])
+        .env("MAQET_CONFIG", &settings)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    let _stop = t.stopper("held");
+    let args_file = std::path::PathBuf::from(format!("{wrapper}.args"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let args = loop {
+        if let Ok(args) = std::fs::read_to_string(&args_file) {
+            break args;
+        }
+        assert!(std::time::Instant::now() < deadline, "QEMU never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let port: u16 = args
+        .split("hostfwd=tcp:127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no SSH forward in {args}"));
+
+    // Between the choice and QEMU's bind, the port is not free: a plain
+    // bind (no SO_REUSEADDR, as most programs and the kernel's own choice)
+    // is refused.
+    {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, socket};
+        use std::os::fd::AsRawFd as _;
+        let plain = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("a socket");
+        assert_eq!(
+            bind(plain.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)),
+            Err(nix::errno::Errno::EADDRINUSE),
+            "port {port} was free for the taking before QEMU bound it"
+        );
+    }
+    // A listener with SO_REUSEADDR (std sets it) takes it all the same.
+    let thief = std::net::TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    std::fs::write(format!("{wrapper}.go"), "").expect("let QEMU go");
+    let out = run.wait_with_output().expect("wait for run");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let info = t.args(["--json", "info", "held"]).run().json();
+    let moved = info["config"]["network"][0]["forwards"][0]["host"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("a forward");
+    assert_ne!(moved, port, "the forward moved off the taken port");
+    let pid = t.args(["--json", "status", "held"]).run().json()["pid"]
+        .as_i64()
+        .expect("running");
+    assert_eq!(
+        stdout,
+        format!("started held (pid {pid})\nguest ssh: 127.0.0.1:{moved}\n")
+    );
+    assert!(
+        stderr.contains(&format!(
+            "another program took port {port} before QEMU could; forwarding the guest's SSH from port {moved} instead"
+        )),
+        "{stderr}"
+    );
+    // QEMU listens on the new port; the other program keeps its own.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", moved)).is_ok());
+    assert_eq!(thief.local_addr().expect("its address").port(), port);
 }

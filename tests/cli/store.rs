@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::harness::{Rng, Test};
+use crate::harness::{Test, seeded};
 
 #[test]
 fn a_busy_store_times_out_with_exit_5() {
@@ -51,16 +51,50 @@ fn a_lock_held_briefly_is_waited_for() {
     let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
         .map_err(|(_, e)| e)
         .expect("take the lock");
-    let child = t
+    let mut child = t
         .command(["add", "--empty", "--name", "db"])
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn maqet");
-    std::thread::sleep(Duration::from_millis(200));
+    // Released only once the kernel shows the child queued for it: a child
+    // that gave up, or never asked, fails here rather than passing late.
+    wait_until_queued(&mut child, &t.data_dir().join("maqet.lock"));
     drop(lock);
     let status = wait(child);
     assert_eq!(status, Some(0));
     assert_eq!(t.list().len(), 2);
+}
+
+/// Wait until `child` is blocked in `flock` on `path`: /proc/locks lists a
+/// blocked request as `N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...`.
+/// Fails if the child exits first. The bound only stops a hung test: a
+/// queued child shows within milliseconds.
+fn wait_until_queued(child: &mut Child, path: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = std::fs::metadata(path).expect("stat the lock").ino();
+    let (pid, inode) = (child.id().to_string(), inode.to_string());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let locks = std::fs::read_to_string("/proc/locks").expect("read /proc/locks");
+        let queued = locks.lines().any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() >= 7
+                && f[1..5] == ["->", "FLOCK", "ADVISORY", "WRITE"]
+                && f[5] == pid
+                && f[6].rsplit(':').next() == Some(inode.as_str())
+        });
+        if queued {
+            return;
+        }
+        if let Some(status) = child.try_wait().expect("poll maqet") {
+            panic!("maqet exited ({status}) instead of waiting for the lock");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "maqet never queued for the lock:\n{locks}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn wait(mut child: Child) -> Option<i32> {
@@ -176,7 +210,7 @@ fn time_one_add() -> u64 {
 #[test]
 fn writers_killed_mid_flight_leave_a_consistent_store() {
     let mut t = Test::new();
-    let mut rng = Rng::from_time();
+    let mut rng = seeded("writers_killed_mid_flight_leave_a_consistent_store");
     let seed = rng.seed();
     let one_add = time_one_add();
     let mut survivors: Vec<String> = Vec::new();
@@ -242,7 +276,7 @@ fn writers_killed_mid_flight_leave_a_consistent_store() {
 
 #[test]
 fn killing_the_first_add_leaves_a_usable_data_dir() {
-    let mut rng = Rng::from_time();
+    let mut rng = seeded("killing_the_first_add_leaves_a_usable_data_dir");
     let seed = rng.seed();
     let one_add = time_one_add();
     let mut landed = 0;

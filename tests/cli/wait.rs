@@ -11,13 +11,6 @@ use std::time::{Duration, Instant};
 use crate::guest::{READY, bios_config, have_qemu, listening_guest_config};
 use crate::harness::Test;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The error `--json` printed: the last line of stderr (a KVM fallback
 /// warning may come before it).
 fn error_json(stderr: &str) -> serde_json::Value {
@@ -61,7 +54,7 @@ fn a_bad_condition_is_a_usage_error() {
 #[test]
 fn wait_for_ssh_needs_a_forward_to_guest_port_22() {
     let mut t = Test::new();
-    let port = free_port();
+    let port = crate::harness::claim_port();
     // A forward, but not to port 22.
     t.file(
         "vm.ron",
@@ -108,7 +101,7 @@ fn a_forward_to_a_guest_that_never_answers_is_not_ready_but_other_ports_only_nee
         return;
     }
     let mut t = Test::new();
-    let port = free_port();
+    let port = crate::harness::claim_port();
     // SeaBIOS finds nothing to boot: nothing ever answers behind the forward.
     t.file(
         "vm.ron",
@@ -175,7 +168,7 @@ fn a_guest_without_a_listener_times_out_and_keeps_running() {
         return;
     }
     let mut t = Test::new();
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (crate::harness::claim_port(), crate::harness::claim_port());
     for (name, port) in [("deaf-port", port_a), ("deaf-ssh", port_b)] {
         t.file(
             &format!("{name}.ron"),
@@ -241,7 +234,7 @@ fn ssh_and_a_silent_port_are_ready_once_the_guest_listens() {
         return;
     }
     let mut t = Test::new();
-    let (ssh, web) = (free_port(), free_port());
+    let (ssh, web) = (crate::harness::claim_port(), crate::harness::claim_port());
     t.file(
         "vm.ron",
         &listening_guest_config(
