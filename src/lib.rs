@@ -13,6 +13,9 @@ pub mod dirs;
 pub mod docgen;
 pub mod error;
 pub mod export;
+// Shared by the proptests and the fuzz targets (fuzz/ enables the feature).
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
 pub mod iso;
 pub mod keys;
 pub mod layout;
@@ -25,6 +28,8 @@ pub mod reconcile;
 pub mod render;
 pub mod rows;
 pub mod settings;
+#[cfg(test)]
+mod skips;
 pub mod storage;
 pub mod store;
 pub mod terminal;

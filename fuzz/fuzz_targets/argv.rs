@@ -3,7 +3,7 @@
 //! Paths, the kernel command line, the QEMU binary and maqet's own runtime
 //! and disk directories take any string; names, mount tags and MAC addresses
 //! go through their parsers (an invalid one is replaced, as the config
-//! loader would have refused it). Invariant: `maqet_fuzz::argv::check` — no
+//! loader would have refused it). Invariant: `maqet::invariants::argv::check` — no
 //! user string adds, removes or overrides an option key.
 
 #![no_main]
@@ -218,6 +218,9 @@ impl Input {
                 .hotplug_ports
                 .map(|n| maqet::config::HotplugPorts(n % 33)),
             arguments: self.arguments.clone(),
+            // The argv builder does not read it: `start` writes the seed
+            // and attaches it as a drive of `storage`.
+            cloud_init: None,
         }
     }
 }
@@ -240,7 +243,7 @@ fuzz_target!(|input: Input| {
         chains: &maqet::storage::Chains::new(),
     };
     let argv = build(&plan);
-    if let Err(broken) = maqet_fuzz::argv::check(&plan, &argv) {
+    if let Err(broken) = maqet::invariants::argv::check(&plan, &argv) {
         panic!("{broken}\nargv: {argv:?}");
     }
 });

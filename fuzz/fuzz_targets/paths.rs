@@ -4,7 +4,7 @@
 //!
 //! Invariants: nothing panics; an accepted path is absolute, symlink-free,
 //! and neither it nor what the user wrote really leads into a system
-//! directory outside the exceptions (`maqet_fuzz::paths`).
+//! directory outside the exceptions (`maqet::invariants::paths`, shared with the proptests).
 
 #![no_main]
 
@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use maqet_fuzz::paths::{Sandbox, WORDS};
+use maqet::invariants::paths::{Sandbox, WORDS, sandbox_parent};
+use tempfile::TempDir;
 
 #[derive(Debug, Arbitrary)]
 enum Input {
@@ -35,8 +36,18 @@ enum Part {
 }
 
 fn sandbox() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(Sandbox::new)
+    static SANDBOX: OnceLock<(TempDir, Sandbox)> = OnceLock::new();
+    let (_, sandbox) = SANDBOX.get_or_init(|| {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("maqet-fuzz-paths.");
+        let dir = builder
+            .tempdir_in(sandbox_parent())
+            .or_else(|_| builder.tempdir())
+            .expect("temp dir");
+        let sandbox = Sandbox::new(dir.path());
+        (dir, sandbox)
+    });
+    sandbox
 }
 
 fuzz_target!(|input: Input| {

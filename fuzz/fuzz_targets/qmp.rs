@@ -10,7 +10,7 @@
 //! reply, event and command error the client returns is one whole line of
 //! the input (never a fragment of an overlong line, never two lines glued),
 //! of the right kind, within the cap, and a reply's id is absent or one the
-//! client sent.
+//! client sent (`maqet::invariants::qmp`, shared with the proptests).
 
 #![no_main]
 
@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 use libfuzzer_sys::fuzz_target;
-use maqet::qmp::{Qmp, QmpError};
-use serde_json::Value;
+use maqet::invariants::qmp::Sent;
+use maqet::qmp::Qmp;
 use tempfile::TempDir;
 
 const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}"#;
@@ -55,20 +55,6 @@ fn server() -> &'static Server {
             listener,
         }
     })
-}
-
-/// The whole lines of `stream` (each ended by `\n`), parsed where they are
-/// JSON objects, with their length without the newline.
-fn lines(stream: &[u8]) -> Vec<(usize, serde_json::Map<String, Value>)> {
-    let mut out = Vec::new();
-    let mut rest = stream;
-    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-        if let Ok(Value::Object(map)) = serde_json::from_slice(&rest[..end]) {
-            out.push((end, map));
-        }
-        rest = &rest[end + 1..];
-    }
-    out
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -107,57 +93,20 @@ fuzz_target!(|data: &[u8]| {
         })
     };
 
-    let lines = lines(&stream);
-    let is_line = |pred: &dyn Fn(usize, &serde_json::Map<String, Value>) -> bool| {
-        lines.iter().any(|(len, map)| pred(*len, map))
-    };
-    let not_greeting_or_event =
-        |m: &serde_json::Map<String, Value>| !m.contains_key("QMP") && !m.contains_key("event");
-
+    let sent_stream = Sent::new(&stream);
     if let Ok(mut qmp) = Qmp::connect(&server.path, Duration::from_secs(5)) {
         assert_eq!(qmp.version(), (7, 2, 22));
         qmp.set_max_reply(cap);
         let mut sent = 1u64;
         for bit in 0..8 {
-            if ops & (1 << bit) != 0 {
+            let checked = if ops & (1 << bit) != 0 {
                 sent += 1;
-                let id_ok = |m: &serde_json::Map<String, Value>| match m.get("id") {
-                    None => true,
-                    Some(id) => id.as_u64().is_some_and(|id| (2..=sent).contains(&id)),
-                };
-                match qmp.execute("query-status", None) {
-                    Ok(value) => assert!(
-                        is_line(&|len, m| len <= cap
-                            && not_greeting_or_event(m)
-                            && id_ok(m)
-                            && m.get("return") == Some(&value)),
-                        "a reply {value} that is no whole reply line of the input"
-                    ),
-                    Err(QmpError::Command { class, desc }) => assert!(
-                        is_line(&|len, m| len <= cap
-                            && not_greeting_or_event(m)
-                            && !m.contains_key("return")
-                            && id_ok(m)
-                            && m.get("error").and_then(|e| e.get("class"))
-                                == Some(&Value::from(class.as_str()))
-                            && m.get("error").and_then(|e| e.get("desc"))
-                                == Some(&Value::from(desc.as_str()))),
-                        "an error {class}: {desc} that is no whole error line of the input"
-                    ),
-                    Err(err) => drop(err.to_string()),
-                }
+                sent_stream.check_execute(&qmp.execute("query-status", None), sent, cap)
             } else {
-                match qmp.next_event(Duration::from_millis(1)) {
-                    Ok(Some(event)) => assert!(
-                        event.get("event").is_some_and(Value::is_string)
-                            && is_line(
-                                &|_, m| !m.contains_key("QMP") && Value::Object(m.clone()) == event
-                            ),
-                        "an event {event} that is no whole event line of the input"
-                    ),
-                    Ok(None) => {}
-                    Err(err) => drop(err.to_string()),
-                }
+                sent_stream.check_next_event(&qmp.next_event(Duration::from_millis(1)))
+            };
+            if let Err(broken) = checked {
+                panic!("{broken}");
             }
         }
     }

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Err(broken) = maqet_fuzz::sizes::check(&text) {
+    if let Err(broken) = maqet::invariants::sizes::check(&text) {
         panic!("{broken}");
     }
 });

@@ -1,14 +1,6 @@
-//! What the fuzz targets share: independent models of what QEMU and the
-//! kernel will make of maqet's output, used as oracles.
-//!
-//! Each model is written from the outside contract (QEMU's option syntax,
-//! DESIGN.md §4/§6, docs/config.md), not copied from maqet's code, so that a
-//! mistake in maqet is not repeated in its check.
-
-pub mod argv;
-pub mod opts;
-pub mod paths;
-pub mod sizes;
+//! What the fuzz targets share beyond the invariants, which live in maqet
+//! itself (`maqet::invariants`, behind its `invariants` feature) so that
+//! the property tests in `cargo test` check exactly the same thing.
 
 /// libFuzzer's own `main()` leaves SIGPIPE at its default disposition, which
 /// kills the process when a peer closes a socket; the real maqet is a Rust

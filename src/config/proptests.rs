@@ -16,42 +16,10 @@ use proptest::sample::select;
 use tempfile::TempDir;
 
 use super::*;
-use crate::error::Error;
+use crate::invariants::{self, sizes};
 use crate::paths::PathPolicy;
 
 // ---------------------------------------------------------------- sizes
-
-const MIB: u128 = 1 << 20;
-const TIB: u128 = 1 << 40;
-
-/// docs/config.md: a whole number and a binary unit (`K`, `M`, `G`, `T`,
-/// also `KiB`, `MB`, ...; any case), spaces around either allowed. `None`
-/// when the text is not a size; the value may exceed u64.
-fn size_meaning(text: &str) -> Option<u128> {
-    let t = text.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(digits_end);
-    if digits.is_empty() {
-        return None;
-    }
-    let power = match unit.trim().to_ascii_lowercase().as_str() {
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return None,
-    };
-    let significant = digits.trim_start_matches('0');
-    if significant.len() > 30 {
-        return Some(u128::MAX);
-    }
-    let number: u128 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().ok()?
-    };
-    Some(number.saturating_mul(1 << power))
-}
 
 /// Size-like text: numbers from tiny to overflowing, every unit spelling,
 /// stray spaces and signs.
@@ -74,51 +42,20 @@ fn size_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    // The checks are the `size` fuzz target's (src/invariants/sizes.rs).
     #[test]
     fn sizes_mean_digits_times_unit(text in size_text()) {
-        let want = size_meaning(&text).filter(|&n| n <= u128::from(u64::MAX));
-        let got = Bytes::parse(&text);
-        match (want, &got) {
-            (Some(n), Ok(b)) => prop_assert_eq!(u128::from(b.0), n, "{:?}", text),
-            (None, Err(_)) => {}
-            _ => prop_assert!(false, "Bytes::parse({:?}) = {:?}, the size is {:?}", text, got, want),
-        }
-        // The other renderings of an accepted size never panic.
-        if let Ok(b) = got {
-            let _ = (b.human(), b.human_approx(), b.mib());
-        }
+        sizes::check_bytes(&text).map_err(TestCaseError::fail)?;
     }
 
     #[test]
     fn memory_is_whole_mib_in_range_and_survives_storage(text in size_text()) {
-        let want = size_meaning(&text)
-            .filter(|&n| n % MIB == 0 && (16 * MIB..=4 * TIB).contains(&n));
-        match (want, Memory::parse(&text)) {
-            (Some(n), Ok(m)) => {
-                prop_assert_eq!(u128::from(m.0.0), n);
-                let stored = postcard::to_allocvec(&m).expect("encode");
-                let back: Memory = postcard::from_bytes(&stored).expect("decode");
-                prop_assert_eq!(back, m);
-            }
-            (None, Err(_)) => {}
-            (want, got) => prop_assert!(false, "Memory::parse({:?}) = {:?}, expected {:?}", text, got, want),
-        }
+        sizes::check_memory(&text).map_err(TestCaseError::fail)?;
     }
 
     #[test]
     fn disk_sizes_are_sectors_in_range_and_survive_storage(text in size_text()) {
-        let want = size_meaning(&text)
-            .filter(|&n| n % 512 == 0 && (MIB..=64 * TIB).contains(&n));
-        match (want, DiskSize::parse(&text)) {
-            (Some(n), Ok(d)) => {
-                prop_assert_eq!(u128::from(d.0.0), n);
-                let stored = postcard::to_allocvec(&d).expect("encode");
-                let back: DiskSize = postcard::from_bytes(&stored).expect("decode");
-                prop_assert_eq!(back, d);
-            }
-            (None, Err(_)) => {}
-            (want, got) => prop_assert!(false, "DiskSize::parse({:?}) = {:?}, expected {:?}", text, got, want),
-        }
+        sizes::check_disk_size(&text).map_err(TestCaseError::fail)?;
     }
 
     #[test]
@@ -170,30 +107,6 @@ impl ConfigDir {
         std::fs::write(self.path.join("vm.ron"), text).expect("write config");
         load_file(OsStr::new("vm.ron"), &self.path, &self.policy)
     }
-}
-
-/// What `maqet` does with a config error: it is one of the config kinds,
-/// exits 3 or 4, and its report renders.
-fn assert_config_error(err: &Error) -> std::result::Result<(), TestCaseError> {
-    prop_assert!(
-        matches!(
-            err,
-            Error::Config(_)
-                | Error::ConfigUnreadable { .. }
-                | Error::Invalid { .. }
-                | Error::Path { .. }
-        ),
-        "a config problem reported as {:?}",
-        err
-    );
-    prop_assert!(matches!(err.exit_code(), 3 | 4), "exit {}", err.exit_code());
-    let mut report = String::new();
-    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(100)
-        .render_report(&mut report, err)
-        .expect("the report renders");
-    prop_assert!(!report.is_empty());
-    Ok(())
 }
 
 const FIELDS: [&str; 32] = [
@@ -316,17 +229,14 @@ fn config_text() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    // The check is the `config` fuzz target's (src/invariants/config.rs):
+    // a refusal is a readable config error, and an accepted config builds an
+    // argv that keeps every user string in its place.
     #[test]
     fn any_config_text_loads_or_fails_as_a_config_error(text in config_text()) {
         let dir = ConfigDir::new();
-        match dir.load(&text) {
-            Err(err) => assert_config_error(&err)?,
-            Ok(loaded) => {
-                if let Err(err) = merge(VmConfig::default(), vec![loaded.layer]) {
-                    assert_config_error(&err)?;
-                }
-            }
-        }
+        std::fs::write(dir.path.join("vm.ron"), &text).expect("write config");
+        invariants::config::check_file(&dir.path, &dir.policy).map_err(TestCaseError::fail)?;
     }
 }
 

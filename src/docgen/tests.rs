@@ -219,9 +219,11 @@ fn every_variable_the_code_reads_is_documented() {
                     sources(&path, out);
                 }
             } else if path.extension().is_some_and(|e| e == "rs")
+                // Test code, whose variables (skips.rs: `MAQET_REQUIRE_*`)
+                // are the test suite's, not maqet's.
                 && path
                     .file_name()
-                    .is_some_and(|n| n != "tests.rs" && n != "docgen.rs")
+                    .is_some_and(|n| n != "tests.rs" && n != "docgen.rs" && n != "skips.rs")
             {
                 out.push(path);
             }
@@ -348,18 +350,12 @@ fn offered_words_parse() {
 /// `MAQET_REQUIRE_TOOLS=1` (as in CI) turns a missing shell or groff from a
 /// loud skip into a failure.
 fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_TOOLS").is_none_or(|v| v != "1"),
-            "{test}: {tool} is missing and MAQET_REQUIRE_TOOLS=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: {tool} is not installed !!!\n");
-    }
-    found
+    crate::skips::needs(
+        test,
+        "MAQET_REQUIRE_TOOLS",
+        crate::skips::runs(tool),
+        &format!("{tool} is not installed"),
+    )
 }
 
 #[test]

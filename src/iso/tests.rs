@@ -522,14 +522,12 @@ fn refuses_bad_and_repeated_names() {
 /// when `MAQET_REQUIRE_TOOLS=1` (as in CI).
 fn have(tool: &str, test: &str) -> bool {
     let found = Command::new(tool).arg("--help").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("MAQET_REQUIRE_TOOLS").is_none_or(|v| v != "1"),
-            "{test}: {tool} is missing and MAQET_REQUIRE_TOOLS=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: {tool} is not installed !!!\n");
-    }
-    found
+    crate::skips::needs(
+        test,
+        "MAQET_REQUIRE_TOOLS",
+        found,
+        &format!("{tool} is not installed"),
+    )
 }
 
 fn run(tool: &str, args: &[&str]) -> Vec<u8> {
@@ -681,36 +679,22 @@ fn file_and_blkid_see_the_label() {
     assert_eq!(label, format!("{long}\n"));
 }
 
-/// Mounting needs root (`MAQET_REQUIRE_ROOT=1` fails the test without it)
-/// and a kernel with ISO 9660 support (`MAQET_REQUIRE_ISOFS=1` fails
-/// without it); otherwise the test is skipped loudly.
+/// The kernel as a reader: needs root and a kernel with ISO 9660 support.
+/// CI's kernel has none (and cannot load modules), so this test does not
+/// run there: it is ignored, which libtest reports, rather than passing
+/// without checking anything. Run it where it can with
+/// `cargo test --lib -- --ignored linux_mounts`; there a missing need fails it.
 #[test]
+#[ignore = "needs root and an iso9660 kernel, which CI lacks: cargo test --lib -- --ignored linux_mounts"]
 fn linux_mounts_the_image_and_reads_the_files() {
-    let test = "linux_mounts_the_image_and_reads_the_files";
-    let required = |var: &str| std::env::var_os(var).is_some_and(|v| v == "1");
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            !required("MAQET_REQUIRE_ROOT"),
-            "{test}: not root and MAQET_REQUIRE_ROOT=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: mounting needs root !!!\n");
-        return;
-    }
+    assert!(nix::unistd::geteuid().is_root(), "mounting needs root");
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems
-        .lines()
-        .any(|l| l.split_whitespace().last() == Some("iso9660"))
-    {
-        assert!(
-            !required("MAQET_REQUIRE_ISOFS"),
-            "{test}: no iso9660 in this kernel and MAQET_REQUIRE_ISOFS=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: this kernel has no iso9660 filesystem !!!\n");
-        return;
-    }
-    if !have("mount", test) {
-        return;
-    }
+    assert!(
+        filesystems
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("iso9660")),
+        "this kernel has no iso9660 filesystem"
+    );
     let dir = tempfile::tempdir().unwrap();
     for (iso, files) in written(dir.path()) {
         let at = dir.path().join(format!(

@@ -1,6 +1,7 @@
 //! Property tests: the invariants of the `qmp` fuzz target
 //! (docs/fuzzing.md), run by `cargo test`, against a fake QEMU on a real
-//! socket.
+//! socket; the whole-line check is the fuzz target's own
+//! (src/invariants/qmp.rs).
 //!
 //! - Whatever bytes follow the handshake, the client never panics or hangs,
 //!   and every reply, error and event it returns is one whole line of what
@@ -23,6 +24,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use super::*;
+use crate::invariants::qmp::Sent;
 
 const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}"#;
 
@@ -71,21 +73,6 @@ fn split(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
 
 // ---------------------------------------------------------------- any bytes
 
-/// The whole lines of `stream` that are JSON objects, with their length
-/// without the newline.
-fn whole_lines(stream: &[u8]) -> Vec<(usize, Map<String, Value>)> {
-    let mut lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-    // What follows the last newline is not a line.
-    lines.pop();
-    lines
-        .into_iter()
-        .filter_map(|line| match serde_json::from_slice(line) {
-            Ok(Value::Object(map)) => Some((line.len(), map)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Bytes QEMU might send, or anything else.
 fn stream() -> impl Strategy<Value = Vec<u8>> {
     let line = prop_oneof![
@@ -129,47 +116,21 @@ proptest! {
         cap in select(vec![1usize, 16, 64, 256, Qmp::DEFAULT_MAX_REPLY]),
         calls in any::<u8>(),
     ) {
-        let lines = whole_lines(&bytes);
-        let is_line = |pred: &dyn Fn(usize, &Map<String, Value>) -> bool| {
-            lines.iter().any(|(len, map)| pred(*len, map))
-        };
+        // The checks are the `qmp` fuzz target's (src/invariants/qmp.rs).
+        let sent_stream = Sent::new(&bytes);
         let problems = session(split(&bytes, &cuts), |path| {
             let mut problems = Vec::new();
             let mut qmp = Qmp::connect(path, Duration::from_secs(5)).expect("handshake");
             qmp.set_max_reply(cap);
             let mut sent = 1;
             for bit in 0..8 {
-                if calls & (1 << bit) == 0 {
-                    match qmp.next_event(Duration::from_millis(1)) {
-                        Ok(Some(event)) if !is_line(&|_, m| {
-                            m.get("event").is_some_and(Value::is_string)
-                                && !m.contains_key("QMP")
-                                && Value::Object(m.clone()) == event
-                        }) => problems.push(format!("event {event} is no whole event line")),
-                        _ => {}
-                    }
-                    continue;
-                }
-                sent += 1;
-                let reply_line = |len: usize, m: &Map<String, Value>| {
-                    len <= cap
-                        && !m.contains_key("QMP")
-                        && !m.contains_key("event")
-                        && m.get("id").is_none_or(|id| id.as_u64().is_some_and(|id| (2..=sent).contains(&id)))
+                let checked = if calls & (1 << bit) == 0 {
+                    sent_stream.check_next_event(&qmp.next_event(Duration::from_millis(1)))
+                } else {
+                    sent += 1;
+                    sent_stream.check_execute(&qmp.execute("query-status", None), sent, cap)
                 };
-                match qmp.execute("query-status", None) {
-                    Ok(value) if !is_line(&|len, m| reply_line(len, m) && m.get("return") == Some(&value)) => {
-                        problems.push(format!("reply {value} is no whole reply line"));
-                    }
-                    Err(QmpError::Command { class, desc }) if !is_line(&|len, m| {
-                        reply_line(len, m)
-                            && !m.contains_key("return")
-                            && m.get("error").and_then(|e| e.get("class")) == Some(&json!(class))
-                            && m.get("error").and_then(|e| e.get("desc")) == Some(&json!(desc))
-                    }) => problems.push(format!("error {class}: {desc} is no whole error line")),
-                    Err(QmpError::Timeout { what }) => problems.push(format!("timed out waiting for {what}")),
-                    _ => {}
-                }
+                problems.extend(checked.err());
             }
             problems
         });

@@ -691,25 +691,17 @@ fn a_socket_nobody_listens_on_is_a_connect_error() {
     assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
 }
 
-/// The QEMU binary, or `None` (with a loud note) when it is not installed and
-/// `MAQET_REQUIRE_QEMU=1` is not set.
-fn qemu_binary() -> Option<&'static str> {
+/// The QEMU binary, or `None` when it is not installed (a skip, or a
+/// failure under `MAQET_REQUIRE_QEMU=1`).
+fn qemu_binary(test: &str) -> Option<&'static str> {
     const QEMU: &str = "qemu-system-x86_64";
-    let found = Command::new(QEMU)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(QEMU);
-    }
-    assert!(
-        std::env::var_os("MAQET_REQUIRE_QEMU").is_none_or(|v| v != "1"),
-        "{QEMU} is not installed but MAQET_REQUIRE_QEMU=1"
-    );
-    eprintln!("\n*** SKIPPED: {QEMU} is not installed; the real-QEMU QMP test did not run ***\n");
-    None
+    crate::skips::needs(
+        test,
+        "MAQET_REQUIRE_QEMU",
+        crate::skips::runs(QEMU),
+        &format!("{QEMU} is not installed"),
+    )
+    .then_some(QEMU)
 }
 
 /// Kills and reaps QEMU if the test fails part-way.
@@ -724,7 +716,9 @@ impl Drop for Reaper {
 
 #[test]
 fn real_qemu_status_version_and_quit() {
-    let Some(qemu) = qemu_binary() else { return };
+    let Some(qemu) = qemu_binary("real_qemu_status_version_and_quit") else {
+        return;
+    };
     let dir = private_dir();
     let path = Utf8PathBuf::try_from(dir.path().join("q.sock")).unwrap();
     let child = Command::new(qemu)

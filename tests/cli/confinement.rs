@@ -356,17 +356,30 @@ fn a_confined_qemu_refuses_dangerous_qmp_commands_too() {
     assert_eq!(status["run_state"], "running");
 }
 
+/// A temp dir under /var/tmp, a system directory maqet refuses by default.
+/// /var/tmp is writable by everyone on any FHS system; when it is not, the
+/// test skips (root can always write it: `MAQET_REQUIRE_ROOT`).
+fn var_tmp_dir(test: &str) -> Option<tempfile::TempDir> {
+    match tempfile::Builder::new()
+        .prefix("maqet-test-")
+        .tempdir_in("/var/tmp")
+    {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            let why = format!("/var/tmp is not writable: {e}");
+            crate::harness::needs(test, "MAQET_REQUIRE_ROOT", false, &why);
+            None
+        }
+    }
+}
+
 #[test]
 fn a_screendump_never_lands_outside_through_a_swapped_directory() {
     let test = "a_screendump_never_lands_outside_through_a_swapped_directory";
     if !have_qemu(test) {
         return;
     }
-    let Ok(victim) = tempfile::Builder::new()
-        .prefix("maqet-test-")
-        .tempdir_in("/var/tmp")
-    else {
-        eprintln!("\n!!! SKIPPED {test}: /var/tmp is not writable !!!\n");
+    let Some(victim) = var_tmp_dir(test) else {
         return;
     };
     for confined in [true, false] {
@@ -626,11 +639,8 @@ fn allow_write_in_the_settings_lets_images_into_a_system_directory() {
     if !have_qemu("allow_write_in_the_settings_lets_images_into_a_system_directory") {
         return;
     }
-    let Ok(dir) = tempfile::Builder::new()
-        .prefix("maqet-test-")
-        .tempdir_in("/var/tmp")
+    let Some(dir) = var_tmp_dir("allow_write_in_the_settings_lets_images_into_a_system_directory")
     else {
-        eprintln!("\n!!! SKIPPED allow_write...: /var/tmp is not writable !!!\n");
         return;
     };
     let images = s(dir.path());
@@ -669,10 +679,7 @@ fn kvm_that_fails_at_start_falls_back_to_tcg_once_per_boot() {
     if !have_qemu(test) {
         return;
     }
-    if !crate::harness::kvm_openable() {
-        eprintln!(
-            "\n!!! SKIPPED {test}: /dev/kvm cannot be opened here, so maqet never tries KVM !!!\n"
-        );
+    if !crate::harness::have_kvm(test) {
         return;
     }
     let mut t = Test::new();
@@ -970,8 +977,7 @@ fn kvm_works_in_a_confined_qemu() {
     if !have_landlock(test) {
         return;
     }
-    if !crate::harness::kvm_openable() {
-        eprintln!("\n!!! SKIPPED {test}: /dev/kvm cannot be opened here !!!\n");
+    if !crate::harness::have_kvm(test) {
         return;
     }
     let mut t = Test::new();
@@ -1318,7 +1324,10 @@ fn a_settings_file_others_can_write_is_refused() {
         )
     );
     std::fs::set_permissions(t.path("cfg"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    if nix::unistd::geteuid().is_root() {
+    // Owned by another user: only root can make such a file.
+    if crate::harness::have_root(
+        "a_settings_file_others_can_write_is_refused (another user's settings)",
+    ) {
         let nobody = nix::unistd::User::from_name("nobody")
             .ok()
             .flatten()
@@ -1499,8 +1508,14 @@ fn qemu_gets_none_of_the_callers_secrets_from_the_environment() {
 #[test]
 fn a_program_in_the_sandbox_reaches_nothing_it_should_not() {
     let test = "a_program_in_the_sandbox_reaches_nothing_it_should_not";
-    if !have_landlock(test) || !Path::new("/usr/bin/python3").exists() {
-        eprintln!("\n!!! SKIPPED {test}: no Landlock or no /usr/bin/python3 !!!\n");
+    if !have_landlock(test)
+        || !crate::harness::needs(
+            test,
+            "MAQET_REQUIRE_TOOLS",
+            Path::new("/usr/bin/python3").exists(),
+            "/usr/bin/python3 is missing",
+        )
+    {
         return;
     }
     let mut t = Test::new();

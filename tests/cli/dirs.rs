@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{BIN, Output, Test, mode, tree};
+use crate::harness::{BIN, Output, Test, have_root, mode, tree};
 
 #[test]
 fn files_are_private_under_umask_000() {
@@ -94,21 +94,6 @@ fn a_data_dir_that_is_a_file_is_refused() {
         .status(4)
         .stderr_contains("it is not a directory")
         .run();
-}
-
-/// True when the test can make directories another user's and act as that
-/// user, which takes root. Otherwise it says loudly that it skips, or fails
-/// under `MAQET_REQUIRE_TOOLS=1` (as in CI).
-fn as_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("MAQET_REQUIRE_TOOLS").is_none_or(|v| v != "1"),
-        "{test}: needs root to act as another user, and MAQET_REQUIRE_TOOLS=1"
-    );
-    eprintln!("\n!!! SKIPPED {test}: needs root to act as another user !!!\n");
-    false
 }
 
 const NOBODY: u32 = 65534;
@@ -215,7 +200,7 @@ fn refusal_above_of_nobody(dir: &Path, parent: &Path) -> String {
 
 #[test]
 fn a_data_dir_of_another_user_is_refused() {
-    if !as_root("a_data_dir_of_another_user_is_refused") {
+    if !have_root("a_data_dir_of_another_user_is_refused") {
         return;
     }
     for way in WAYS {
@@ -250,7 +235,7 @@ fn a_data_dir_of_another_user_is_refused() {
 
 #[test]
 fn a_data_dir_of_another_user_is_refused_with_a_reason() {
-    if !as_root("a_data_dir_of_another_user_is_refused_with_a_reason") {
+    if !have_root("a_data_dir_of_another_user_is_refused_with_a_reason") {
         return;
     }
     let mut t = Test::new();
@@ -271,7 +256,7 @@ fn a_data_dir_of_another_user_is_refused_with_a_reason() {
 
 #[test]
 fn a_runtime_dir_of_another_user_is_refused() {
-    if !as_root("a_runtime_dir_of_another_user_is_refused") {
+    if !have_root("a_runtime_dir_of_another_user_is_refused") {
         return;
     }
     for way in WAYS {
@@ -305,7 +290,7 @@ fn a_runtime_dir_of_another_user_is_refused() {
 
 #[test]
 fn a_dir_inside_a_directory_of_another_user_is_refused() {
-    if !as_root("a_dir_inside_a_directory_of_another_user_is_refused") {
+    if !have_root("a_dir_inside_a_directory_of_another_user_is_refused") {
         return;
     }
     // Missing: nothing is created inside the other user's directory.
@@ -438,7 +423,7 @@ fn as_nobody(t: &Test, data_dir: &Path, args: &[&str]) -> Output {
 /// 4), reads as well as writes, never a bare "permission denied".
 #[test]
 fn a_data_dir_inside_a_third_users_private_dir_is_refused_alike() {
-    if !as_root("a_data_dir_inside_a_third_users_private_dir_is_refused_alike") {
+    if !have_root("a_data_dir_inside_a_third_users_private_dir_is_refused_alike") {
         return;
     }
     const THIRD: u32 = 1234;
@@ -473,7 +458,7 @@ fn a_data_dir_inside_a_third_users_private_dir_is_refused_alike() {
 
 #[test]
 fn another_user_is_refused_the_dirs_of_root() {
-    if !as_root("another_user_is_refused_the_dirs_of_root") {
+    if !have_root("another_user_is_refused_the_dirs_of_root") {
         return;
     }
     let mut t = Test::new();

@@ -19,6 +19,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Skips: seen, recorded, and failures in CI (src/skips.rs).
+pub use crate::skips::{needs, runs};
+
 use camino::Utf8PathBuf;
 use maqet::config::VmConfig;
 use maqet::store::Store;
@@ -829,13 +832,20 @@ pub fn seed(t: &Test, vms: &[(&str, &str)]) {
         .expect("seed the store");
 }
 
-/// True when this user can open /dev/kvm (maqet then tries KVM).
-pub fn kvm_openable() -> bool {
-    std::fs::OpenOptions::new()
+/// True when this user can open /dev/kvm, so maqet tries KVM
+/// (`MAQET_REQUIRE_KVM`).
+pub fn have_kvm(test: &str) -> bool {
+    let openable = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .is_ok()
+        .is_ok();
+    needs(
+        test,
+        "MAQET_REQUIRE_KVM",
+        openable,
+        "/dev/kvm cannot be opened here, so maqet never tries KVM",
+    )
 }
 
 /// Swap two names atomically (renameat2 RENAME_EXCHANGE), as another user
@@ -864,28 +874,6 @@ impl Test {
             .expect("chmod");
         self.path(relative).to_str().expect("UTF-8").to_owned()
     }
-}
-
-/// Whether what `test` needs is here. When it is not, the test skips,
-/// loudly — unless the environment sets `flag` to 1 (CI sets every such
-/// flag), where a missing need fails the test instead.
-pub fn needs(test: &str, flag: &str, present: bool, missing: &str) -> bool {
-    if !present {
-        assert!(
-            std::env::var_os(flag).is_none_or(|v| v != "1"),
-            "{test}: {missing} and {flag}=1"
-        );
-        eprintln!("\n!!! SKIPPED {test}: {missing} !!!\n");
-    }
-    present
-}
-
-/// True when `program --version` runs.
-pub fn runs(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// True when the tests run as root (`MAQET_REQUIRE_ROOT`).

@@ -30,6 +30,10 @@ mod matrix;
 mod rm;
 mod run;
 mod settings;
+mod skip_rules;
+// The skip rules and record the unit tests use too.
+#[path = "../../src/skips.rs"]
+mod skips;
 mod store;
 mod stress;
 mod version;

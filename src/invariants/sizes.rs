@@ -2,7 +2,7 @@
 //! (`K`, `M`, `G`, `T`, also `KiB`, `MB`, ...; any case), spaces around
 //! either allowed. Computed in u128, so nothing here can overflow.
 
-use maqet::config::{Bytes, DiskSize, Memory};
+use crate::config::{Bytes, DiskSize, Memory};
 
 const MIB: u128 = 1 << 20;
 const TIB: u128 = 1 << 40;
@@ -40,9 +40,21 @@ pub fn meaning(text: &str) -> Option<u128> {
 /// Check `Bytes::parse`, `Memory::parse` and `DiskSize::parse` on `text`
 /// against [`meaning`]: each accepts exactly the sizes in its range and
 /// returns the same number; whatever it accepts also survives being written
-/// back as text (how sizes are stored).
+/// back as text (how configs show it) and being stored (postcard).
 pub fn check(text: &str) -> Result<(), String> {
-    let want = meaning(text).filter(|&n| n <= u128::from(u64::MAX));
+    check_bytes(text)?;
+    check_memory(text)?;
+    check_disk_size(text)
+}
+
+/// The size in bytes, when `text` is one u64 can hold.
+fn bytes_meant(text: &str) -> Option<u128> {
+    meaning(text).filter(|&n| n <= u128::from(u64::MAX))
+}
+
+/// `Bytes::parse` accepts exactly the sizes, as digits × unit.
+pub fn check_bytes(text: &str) -> Result<(), String> {
+    let want = bytes_meant(text);
     let bytes = Bytes::parse(text);
     match (want, &bytes) {
         (Some(n), Ok(b)) if u128::from(b.0) == n => {}
@@ -54,10 +66,15 @@ pub fn check(text: &str) -> Result<(), String> {
         }
     }
     let _ = bytes.map(|b| (b.human(), b.human_approx(), b.mib()));
+    Ok(())
+}
 
+/// `Memory::parse` accepts whole MiB from 16 MiB to 4 TiB, and what it
+/// accepts survives being written as text and being stored.
+pub fn check_memory(text: &str) -> Result<(), String> {
     let memory = Memory::parse(text);
-    let want_memory = want.filter(|&n| n % MIB == 0 && (16 * MIB..=4 * TIB).contains(&n));
-    match (want_memory, &memory) {
+    let want = bytes_meant(text).filter(|&n| n % MIB == 0 && (16 * MIB..=4 * TIB).contains(&n));
+    match (want, &memory) {
         (Some(n), Ok(m)) if u128::from(m.0.0) == n => {
             let again = Memory::parse(&m.0.human());
             if again != Ok(*m) {
@@ -66,18 +83,35 @@ pub fn check(text: &str) -> Result<(), String> {
                     m.0.human()
                 ));
             }
+            stored_and_read_back(m)
         }
-        (None, Err(_)) => {}
-        _ => {
-            return Err(format!(
-                "Memory::parse({text:?}) = {memory:?}, expected {want_memory:?}"
-            ));
-        }
+        (None, Err(_)) => Ok(()),
+        _ => Err(format!(
+            "Memory::parse({text:?}) = {memory:?}, expected {want:?}"
+        )),
     }
+}
 
+/// `value` encoded as the store encodes it (postcard) decodes the same.
+fn stored_and_read_back<T>(value: &T) -> Result<(), String>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let stored = postcard::to_allocvec(value).map_err(|e| format!("{value:?}: {e}"))?;
+    let back: T = postcard::from_bytes(&stored).map_err(|e| format!("{value:?}: {e}"))?;
+    if back == *value {
+        Ok(())
+    } else {
+        Err(format!("{value:?} is stored and read back as {back:?}"))
+    }
+}
+
+/// `DiskSize::parse` accepts whole 512-byte sectors from 1 MiB to 64 TiB,
+/// and what it accepts survives being written as text and being stored.
+pub fn check_disk_size(text: &str) -> Result<(), String> {
     let disk = DiskSize::parse(text);
-    let want_disk = want.filter(|&n| n % 512 == 0 && (MIB..=64 * TIB).contains(&n));
-    match (want_disk, &disk) {
+    let want = bytes_meant(text).filter(|&n| n % 512 == 0 && (MIB..=64 * TIB).contains(&n));
+    match (want, &disk) {
         (Some(n), Ok(d)) if u128::from(d.0.0) == n => {
             let again = DiskSize::parse(&d.0.human());
             if again != Ok(*d) {
@@ -86,15 +120,13 @@ pub fn check(text: &str) -> Result<(), String> {
                     d.0.human()
                 ));
             }
+            stored_and_read_back(d)
         }
-        (None, Err(_)) => {}
-        _ => {
-            return Err(format!(
-                "DiskSize::parse({text:?}) = {disk:?}, expected {want_disk:?}"
-            ));
-        }
+        (None, Err(_)) => Ok(()),
+        _ => Err(format!(
+            "DiskSize::parse({text:?}) = {disk:?}, expected {want:?}"
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 
 use camino::Utf8PathBuf;
-use maqet::paths::PathPolicy;
-use tempfile::TempDir;
+
+use crate::paths::PathPolicy;
 
 /// DESIGN.md §6.
 const SYSTEM_DIRS: [&str; 12] = [
@@ -16,10 +16,9 @@ const SYSTEM_DIRS: [&str; 12] = [
     "/lib64",
 ];
 
-/// A temp directory full of awkward symlinks, with a home and a temp dir of
-/// its own for the policy.
+/// A directory full of awkward symlinks, with a home and a temp dir of its
+/// own for the policy.
 pub struct Sandbox {
-    _dir: TempDir,
     pub root: PathBuf,
     pub home: PathBuf,
     pub temp: PathBuf,
@@ -39,7 +38,7 @@ const LINKS: [(&str, &str); 18] = [
     ("up", "../../../../../../../../../../.."),
     ("loop_a", "loop_b"),
     ("loop_b", "loop_a"),
-    ("dangling", "/etc/maqet-fuzz-missing/x"),
+    ("dangling", "/etc/maqet-sandbox-missing/x"),
     ("shm", "/dev/shm"),
     ("shm_up", "/dev/shm/.."),
     ("usr", "/usr"),
@@ -100,24 +99,24 @@ pub const WORDS: [&str; 44] = [
     "a,b",
 ];
 
+/// Where to make a sandbox's directory: `$TMPDIR` when it is set
+/// (scripts/fuzz points it at a directory under /var/tmp that it removes
+/// afterwards, as a fuzz target never runs its destructors), otherwise
+/// /var/tmp. Under /var/tmp the sandbox is inside a system directory, and
+/// only its home and temp dir are let through, which is what a home under
+/// /var (Fedora Silverblue) or /root looks like.
+pub fn sandbox_parent() -> PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(_) => std::env::temp_dir(),
+        None => PathBuf::from("/var/tmp"),
+    }
+}
+
 impl Sandbox {
-    pub fn new() -> Sandbox {
-        // Under /var/tmp when it can be (scripts/fuzz points TMPDIR at a
-        // directory there that it removes afterwards; a fuzz target never
-        // runs its destructors): the sandbox is then inside a system
-        // directory, and only its home and temp dir are let through, which
-        // is what a home under /var (Fedora Silverblue) or /root looks like.
-        let parent = match std::env::var_os("TMPDIR") {
-            Some(_) => std::env::temp_dir(),
-            None => PathBuf::from("/var/tmp"),
-        };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("maqet-fuzz-paths.");
-        let dir = builder
-            .tempdir_in(parent)
-            .or_else(|_| builder.tempdir())
-            .expect("temp dir");
-        let root = dir.path().canonicalize().expect("canonical temp dir");
+    /// Build the sandbox in `dir`, an empty directory the caller owns and
+    /// removes, best made under [`sandbox_parent`].
+    pub fn new(dir: &Path) -> Sandbox {
+        let root = dir.canonicalize().expect("canonical sandbox dir");
         for sub in ["home", "tmp", "dir/sub"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }
@@ -152,7 +151,6 @@ impl Sandbox {
             .collect();
         let system = SYSTEM_DIRS.iter().map(Path::new).flat_map(both).collect();
         Sandbox {
-            _dir: dir,
             root,
             home,
             temp,
@@ -217,12 +215,6 @@ impl Sandbox {
     }
 }
 
-impl Default for Sandbox {
-    fn default() -> Self {
-        Sandbox::new()
-    }
-}
-
 /// Where an absolute `path` really leads: one component at a time, each
 /// step canonicalized by the kernel (realpath) when it exists and kept as
 /// written when it does not. For most paths that is realpath of the longest
@@ -253,10 +245,13 @@ mod tests {
 
     #[test]
     fn the_model_resolves_like_the_kernel() {
-        let s = Sandbox::new();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Sandbox::new(dir.path());
         let real = |p: &str| real_location(&s.root.join(p));
         assert_eq!(real("etc/passwd"), Path::new("/etc/passwd"));
+        assert_eq!(real("home/out/x"), real_location(Path::new("/etc/x")));
         assert_eq!(real("missing/../file"), s.root.join("file"));
+        assert_eq!(real("dotdot/file"), s.root.join("file"));
         assert_eq!(real("missing/../etc/x"), Path::new("/etc/x"));
         assert_eq!(real("loop_a/x"), s.root.join("loop_a/x"));
         assert!(s.forbidding(&real("proc_root/etc/shadow")).is_some());

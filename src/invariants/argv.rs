@@ -1,10 +1,10 @@
 //! The argv invariant (DESIGN.md §4): no user string adds, removes or
 //! overrides an option maqet builds.
 //!
-//! Checked against an argv from `maqet::qemu::argv::build`:
+//! Checked against an argv from `qemu::argv::build`:
 //! - the argv is maqet's options, one flag and its value at a time, then the
 //!   VM's own `arguments` unchanged;
-//! - every `KEY=VALUE,...` word, split the way QEMU splits it ([`crate::opts`]),
+//! - every `KEY=VALUE,...` word, split the way QEMU splits it ([`super::opts`]),
 //!   has exactly the keys maqet puts there, and the user's text comes back
 //!   whole as the value of its key;
 //! - every `-blockdev` and `-device` word is a JSON object with exactly
@@ -14,10 +14,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::config::{Display, Storage, VmConfig};
+use crate::layout::owned_image;
+use crate::qemu::argv::Plan;
 use camino::Utf8PathBuf;
-use maqet::config::{Display, Storage, VmConfig};
-use maqet::layout::owned_image;
-use maqet::qemu::argv::Plan;
 use serde_json::{Map, Value};
 
 /// How QEMU reads the word after each option maqet writes.
@@ -130,7 +130,7 @@ pub fn check(plan: &Plan<'_>, argv: &[String]) -> Result<(), String> {
                         if value.starts_with('{') {
                             return Err(format!("{flag} {value:?} would be read as JSON"));
                         }
-                        Parsed::Opts(crate::opts::parse(value, implied))
+                        Parsed::Opts(super::opts::parse(value, implied))
                     }
                     Kind::Json => match serde_json::from_str::<Value>(value) {
                         Ok(Value::Object(map)) => Parsed::Json(map),
@@ -387,11 +387,17 @@ fn check_storage(
         }
     }
 
-    // Every other device has one of maqet's shapes.
+    // Every other device has one of maqet's shapes; the first two are the
+    // hot-plug root ports (function 0 of a slot is multifunction).
+    let port = ["driver", "id", "bus", "addr", "chassis", "slot", "port"];
     let shapes = [
+        set(&port),
+        set(&[&port[..], &["multifunction"]].concat()),
         set(&["driver", "id"]),
         set(&["driver", "drive", "id"]),
         set(&["driver", "drive", "bus", "id"]),
+        // An IDE disk placed on a bus and unit (q35 and the PC).
+        set(&["driver", "drive", "bus", "unit", "id"]),
         set(&["driver", "fsdev", "mount_tag", "id"]),
         set(&["driver", "netdev", "id"]),
         set(&["driver", "netdev", "id", "mac"]),
@@ -400,6 +406,16 @@ fn check_storage(
         if !shapes.contains(&json_keys(device)) {
             return Err(format!("-device with keys {:?}", json_keys(device)));
         }
+    }
+    let ports = devices
+        .iter()
+        .filter(|d| d.get("driver") == Some("pcie-root-port"))
+        .count();
+    if ports != usize::from(plan.config.hotplug_port_count()) {
+        return Err(format!(
+            "{ports} hot-plug ports, the config asks for {}",
+            plan.config.hotplug_port_count()
+        ));
     }
     let disks = devices.iter().filter(|d| d.get("drive").is_some()).count();
     if disks != files.len() {
@@ -432,7 +448,7 @@ fn check_network(
         ));
     }
     for ((netdev, nic), net) in netdevs.iter().zip(nics).zip(&config.network) {
-        let maqet::config::Network::User(user) = net;
+        let crate::config::Network::User(user) = net;
         let mut keys = vec!["type", "id"];
         keys.extend(std::iter::repeat_n("hostfwd", user.forwards.len()));
         if netdev.keys() != keys {
