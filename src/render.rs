@@ -159,3 +159,27 @@ pub mod config;
 
 #[cfg(test)]
 mod proptests;
+
+/// `n` in decimal digits, written into the end of `buf` without
+/// allocating (also between fork and exec).
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
+#[cfg(test)]
+#[test]
+fn decimal_writes_every_digit() {
+    let mut buf = [0u8; 20];
+    assert_eq!(decimal(0, &mut buf), b"0");
+    assert_eq!(decimal(4_194_304, &mut buf), b"4194304");
+    assert_eq!(decimal(u64::MAX, &mut buf), b"18446744073709551615");
+}

@@ -132,18 +132,8 @@ fn cell(line: &mut Vec<u8>, text: &str, width: usize) {
     line.resize(line.len() + width.saturating_sub(text.len()) + 2, b' ');
 }
 
-fn decimal(line: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    line.extend_from_slice(&digits[at..]);
+fn decimal(line: &mut Vec<u8>, n: u64) {
+    line.extend_from_slice(crate::render::decimal(n, &mut [0u8; 20]));
 }
 
 /// A size as `ls` shows it, formatted again only when it changes: most

@@ -167,19 +167,13 @@ pub fn spawn(
     unsafe {
         command.pre_exec(move || {
             nix::unistd::setsid().map_err(io::Error::from)?;
-            let mut digits = [0u8; 12];
-            let mut n = nix::libc::getpid().unsigned_abs();
-            let mut at = digits.len() - 1;
-            digits[at] = b'\n';
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            let bytes = &digits[at..];
+            // One write of "PID\n", and no allocation between fork and exec.
+            let mut digits = [0u8; 20];
+            let pid =
+                crate::render::decimal(nix::libc::getpid().unsigned_abs().into(), &mut digits);
+            let mut line = [b'\n'; 21];
+            line[..pid.len()].copy_from_slice(pid);
+            let bytes = &line[..=pid.len()];
             if nix::libc::write(spawn_pid_fd, bytes.as_ptr().cast(), bytes.len()) < 0 {
                 return Err(io::Error::last_os_error());
             }
