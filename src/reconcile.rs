@@ -263,7 +263,7 @@ fn adopt_spawned(vm: &mut Vm, dir: &camino::Utf8Path) -> bool {
 /// Record `pid` as this VM's running QEMU, with its command line as
 /// /proc shows it.
 fn take_over(vm: &mut Vm, pid: i32, start_ticks: u64, dir: &camino::Utf8Path) {
-    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+    let argv: Vec<String> = crate::qemu::process::read_proc(&format!("/proc/{pid}/cmdline"))
         .map(|raw| {
             raw.split(|b| *b == 0)
                 .filter(|w| !w.is_empty())

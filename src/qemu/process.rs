@@ -11,7 +11,7 @@
 //! process checked is the process signalled.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read as _};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ pub struct ProcStat {
 
 impl ProcStat {
     pub fn read(pid: i32) -> io::Result<ProcStat> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let text = read_proc_text(&format!("/proc/{pid}/stat"))?;
         ProcStat::parse(&text).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -59,7 +59,7 @@ impl ProcStat {
 
 /// Resident memory of a process in KiB (VmRSS), if it can be read.
 pub fn rss_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = read_proc_text(&format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -79,7 +79,7 @@ pub fn ticks_per_second() -> u64 {
 
 /// Seconds since boot, from /proc/uptime.
 pub fn uptime_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let text = read_proc_text("/proc/uptime").ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
 
@@ -108,11 +108,24 @@ fn write_lock_holder(file: &File) -> io::Result<Option<i32>> {
     }
 }
 
+/// A /proc file in two reads (the second sees its end). The kernel gives
+/// these files no size, so `fs::read` starts at 32 bytes and doubles: eight
+/// reads of QEMU's command line, each a walk of QEMU's memory.
+pub fn read_proc(path: &str) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(8 * 1024);
+    File::open(path)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn read_proc_text(path: &str) -> io::Result<String> {
+    String::from_utf8(read_proc(path)?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// True when `pid`'s command line passes `-pidfile PIDFILE`, as the QEMU
 /// maqet starts for a VM does (and `sleep`, a shell, or another VM's QEMU
 /// under a reused pid does not).
 pub fn names_pidfile(pid: i32, pidfile: &Utf8Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Ok(cmdline) = read_proc(&format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
