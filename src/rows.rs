@@ -95,7 +95,9 @@ impl Rows {
             |n| count.set(n),
             |name, bytes| {
                 if rows.rows.capacity() == 0 {
-                    let n = usize::try_from(count.get()).unwrap_or(0);
+                    // A count read from the file: bounded, so that a damaged
+                    // one cannot ask for more memory than there is.
+                    let n = usize::try_from(count.get()).unwrap_or(0).min(1 << 20);
                     rows.rows.reserve_exact(n);
                     rows.names.reserve_exact(n * 12);
                 }

@@ -339,16 +339,41 @@ impl Store {
         count: impl FnOnce(u64),
         mut visit: impl FnMut(&str, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        use redb::ReadableTableMetadata as _;
         shielded(&self.path, || {
             let txn = self.db().begin_read().map_err(|e| self.damaged(e))?;
             let Some(list) = self.open_read(&txn, LIST)? else {
                 return Ok(());
             };
-            count(list.len().map_err(|e| self.damaged(e))?);
+            // Each table keeps its own count: the three must agree, or a
+            // listing would show other VMs than every other command finds.
+            let len = |t: &dyn redb::ReadableTableMetadata| t.len().map_err(|e| self.damaged(e));
+            let listed = len(&list)?;
+            let counts = [
+                self.open_read(&txn, NAMES)?.map(|t| len(&t)).transpose()?,
+                self.open_read(&txn, VMS)?.map(|t| len(&t)).transpose()?,
+            ];
+            if counts.iter().any(|n| *n != Some(listed)) {
+                return Err(Error::StoreDamaged {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "its tables disagree on how many VMs there are ({listed} listed, {} named, {} recorded)",
+                        counts[0].unwrap_or(0),
+                        counts[1].unwrap_or(0)
+                    ),
+                });
+            }
+            count(listed);
+            let mut visited = 0;
             for entry in list.iter().map_err(|e| self.damaged(e))? {
                 let (name, bytes) = entry.map_err(|e| self.damaged(e))?;
                 visit(name.value(), bytes.value())?;
+                visited += 1;
+            }
+            if visited != listed {
+                return Err(Error::StoreDamaged {
+                    path: self.path.clone(),
+                    detail: format!("its list holds {visited} VMs but counts {listed}"),
+                });
             }
             Ok(())
         })
@@ -513,33 +538,77 @@ mod tests {
     /// Schema 1 had no `list` table: opening such a store fills it from the
     /// records, once, so `ls` lists every VM (renamed ones by their new
     /// name), and the old file is kept.
+    /// A store as schema 1 wrote it (no `list`, version 1), of VMs `c`,
+    /// `b-running` (recorded running, no runtime) and `a`.
+    fn schema_1_store(dirs: &Dirs) {
+        let mut running = vm("b-running");
+        running.status = crate::vm::Status::Running;
+        let store = Store::open(dirs).expect("create");
+        store
+            .write(|tx| {
+                tx.put(&vm("c"))?;
+                tx.put(&running)?;
+                tx.put(&vm("a"))
+            })
+            .expect("fill");
+        store
+            .write(|tx| {
+                let downgrade = || -> Result<(), redb::Error> {
+                    tx.txn.delete_table(LIST)?;
+                    tx.txn.open_table(META)?.insert(SCHEMA_KEY, 1)?;
+                    Ok(())
+                };
+                downgrade().map_err(|e| tx.store.damaged(e))
+            })
+            .expect("make it schema 1");
+    }
+
+    /// The upgrade's backup replaces whatever is at its name, never writing
+    /// through it: a hard link to the store there was truncated with the
+    /// store (every VM lost), a symlink was written through.
+    #[test]
+    fn the_upgrade_backup_never_writes_through_what_is_at_its_name() {
+        let (_guard, root) = tempdir();
+        let dirs = dirs(&root);
+        schema_1_store(&dirs);
+        let db = dirs.database();
+        let backup = Utf8PathBuf::from(format!("{db}.schema1.bak"));
+        std::fs::hard_link(&db, &backup).expect("hard link");
+        let store = Store::open_existing(&dirs, Access::Read)
+            .expect("open migrates")
+            .expect("a store");
+        let (rows, _) = crate::rows::Rows::read(&store).expect("rows");
+        assert_eq!(rows.len(), 3, "every VM kept");
+        drop(store);
+        let meta = std::fs::symlink_metadata(&backup).expect("backup");
+        assert_eq!(meta.nlink(), 1, "the backup is a file of its own");
+        assert_eq!(meta.mode() & 0o777, 0o600);
+
+        let (_guard2, root) = tempdir();
+        let dirs = super::tests::dirs(&root);
+        schema_1_store(&dirs);
+        let elsewhere = root.join("elsewhere");
+        std::fs::write(&elsewhere, "not the store").expect("write");
+        std::os::unix::fs::symlink(&elsewhere, format!("{}.schema1.bak", dirs.database()))
+            .expect("symlink");
+        drop(Store::open_existing(&dirs, Access::Read).expect("open migrates"));
+        assert_eq!(
+            std::fs::read_to_string(&elsewhere).expect("read"),
+            "not the store"
+        );
+        let backup = Utf8PathBuf::from(format!("{}.schema1.bak", dirs.database()));
+        assert!(
+            std::fs::symlink_metadata(&backup)
+                .expect("backup")
+                .is_file()
+        );
+    }
+
     #[test]
     fn a_schema_1_store_gets_its_list_filled() {
         let (_guard, root) = tempdir();
         let dirs = dirs(&root);
-        let mut running = vm("b-running");
-        running.status = crate::vm::Status::Running;
-        {
-            let store = Store::open(&dirs).expect("create");
-            store
-                .write(|tx| {
-                    tx.put(&vm("c"))?;
-                    tx.put(&running)?;
-                    tx.put(&vm("a"))
-                })
-                .expect("fill");
-            // Back to what schema 1 wrote: no `list`, version 1.
-            store
-                .write(|tx| {
-                    let downgrade = || -> Result<(), redb::Error> {
-                        tx.txn.delete_table(LIST)?;
-                        tx.txn.open_table(META)?.insert(SCHEMA_KEY, 1)?;
-                        Ok(())
-                    };
-                    downgrade().map_err(|e| tx.store.damaged(e))
-                })
-                .expect("make it schema 1");
-        }
+        schema_1_store(&dirs);
         let store = Store::open_existing(&dirs, Access::Read)
             .expect("open migrates")
             .expect("a store");

@@ -204,8 +204,10 @@ pub struct Vm {
 
 impl Vm {
     /// True when the config changed (by `apply`) after the running QEMU was
-    /// started: it runs with the old one until its next start. (Seconds:
-    /// an `apply` in the same second as the start is not seen.)
+    /// started: it runs with the old one until its next start. The record
+    /// keeps whole seconds: `apply` counts a change to a running VM a
+    /// second after its start at least, and `start` counts itself no
+    /// earlier than the last change.
     pub fn pending_restart(&self) -> bool {
         self.runtime
             .as_ref()

@@ -241,7 +241,13 @@ impl Request<'_> {
                 vm.sources.push(source.clone());
             }
         }
-        vm.updated = Timestamp::now();
+        // After the running QEMU's start, even within its second: the
+        // record keeps whole seconds, and an apply right after `start`
+        // read as already in effect (docs/lifecycle.md).
+        vm.updated = match &vm.runtime {
+            Some(rt) => Timestamp::now().max(Timestamp(rt.started.0 + 1)),
+            None => Timestamp::now(),
+        };
         Ok(vm)
     }
 }

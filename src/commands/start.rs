@@ -465,7 +465,10 @@ fn launch(
         qmp_socket: paths.qmp_socket.clone(),
         console_socket: paths.console_socket.clone(),
         pidfile: paths.pidfile.clone(),
-        started: Timestamp::now(),
+        // Not before the config's last change (an apply made within the
+        // second of an earlier start counts a second on): this QEMU runs
+        // the config as it is now.
+        started: Timestamp::now().max(vm.updated),
         accel: accel.as_str().into(),
         argv,
         accel_note,

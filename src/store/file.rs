@@ -152,15 +152,37 @@ pub(super) fn prepare_db_file(path: &Utf8Path) -> Result<()> {
 
 pub(super) fn copy_private(from: &Utf8Path, to: &Utf8Path) -> Result<()> {
     let mut src = File::open(from).map_err(|e| Error::io("cannot read", from, e))?;
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(to)
-        .map_err(|e| Error::io("cannot create", to, e))?;
-    io::copy(&mut src, &mut dst).map_err(|e| Error::io("cannot copy the store to", to, e))?;
-    dst.sync_all().map_err(|e| Error::io("cannot flush", to, e))
+    // Into a new file of a name nobody can guess, renamed over `to`: a file,
+    // hard link or symlink already at `to` is replaced, never written
+    // through (a hard link to the store itself was truncated with it).
+    let temp = Utf8PathBuf::from(format!(
+        "{to}.{}",
+        &crate::vm::VmId::random()?.as_str()[..12]
+    ));
+    let copied = (|| {
+        let mut dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create", &temp, e))?;
+        io::copy(&mut src, &mut dst)
+            .map_err(|e| Error::io("cannot copy the store to", &temp, e))?;
+        dst.sync_all()
+            .map_err(|e| Error::io("cannot flush", &temp, e))?;
+        std::fs::rename(&temp, to).map_err(|e| Error::io("cannot create", to, e))
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    copied?;
+    if let Some(dir) = to.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("cannot flush", dir, e))?;
+    }
+    Ok(())
 }
 
 /// Run `f`, turning a panic into an error: "damaged" when redb raised it,

@@ -548,3 +548,53 @@ fn without_home_maqet_asks_for_a_directory_instead_of_guessing() {
         .stdout("NAME  ID  STATUS  MEMORY  CPUS\n")
         .run();
 }
+
+/// Flips in the definition of the store's `list` table (found by a
+/// black-box attack, 2026-12-07): one made its count 120 GB's worth of
+/// VMs, and `ls`, `doctor` and `cleanup` aborted allocating room for them
+/// (exit 134); others let `ls` list VMs every other command called damage.
+/// The count is now checked against the other tables and bounded, and
+/// every command calls such a store damaged. The offsets are from the
+/// table names redb 4.6 keeps side by side in its table tree.
+#[test]
+fn a_damaged_list_table_is_damage_for_every_command() {
+    let mut t = Test::new();
+    for name in ["v1", "v2", "v3"] {
+        t.add_empty(name);
+    }
+    let db = t.data_dir().join("maqet.redb");
+    let clean = std::fs::read(&db).expect("read the store");
+    let names = clean
+        .windows(16)
+        .position(|w| w == b"listmetanamesvms")
+        .expect("redb keeps the table names together; find the new layout");
+    for (offset, bit) in [(54, 0), (76, 0), (226, 2)] {
+        let mut bytes = clean.clone();
+        bytes[names + offset] ^= 1 << bit;
+        for args in [
+            &["ls"][..],
+            &["cleanup", "--dry-run"],
+            &["add", "--empty", "--name", "v4"],
+            &["rm", "--all", "--force"],
+            &["doctor"],
+        ] {
+            std::fs::write(&db, &bytes).expect("damage the store");
+            let out = t
+                .command(["--json"])
+                .args(args)
+                .output()
+                .expect("run maqet");
+            let context = format!("flip +{offset}:{bit}, {args:?}");
+            // `add` reads no count: where its pages are whole, it adds.
+            if args[0] == "add" && out.status.code() == Some(0) {
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(1), "{context}: {out:?}");
+            if args[0] != "doctor" {
+                let err: serde_json::Value =
+                    serde_json::from_slice(&out.stderr).expect("a JSON error");
+                assert_eq!(err["error"]["code"], "maqet::store::damaged", "{context}");
+            }
+        }
+    }
+}
