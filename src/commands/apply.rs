@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::config::{self, Cpus, Layer, Memory, Name, VmConfig};
 use crate::error::{Error, Result};
 use crate::render::Output;
-use crate::store::{Access, Store};
+use crate::store::Store;
 use crate::vm::{Timestamp, Vm};
 
 use super::{ConfigInput, Env, check_images, load_files, needs_trust, untrusted};
@@ -118,11 +118,10 @@ pub fn apply(env: &Env, query: &str, mut input: ConfigInput) -> Result<Applied> 
     let began = Instant::now();
     loop {
         // Read, then let go of the store: the image checks run qemu-img,
-        // and no command should wait on the store for that.
-        let before = match Store::open_existing(&env.dirs, Access::Read)? {
-            Some(store) => find(store.find(query))?,
-            None => None,
-        };
+        // and no command should wait on the store for that. Reconciled, so
+        // a QEMU that died unnoticed is not taken for a running VM (the
+        // change was said to wait for a start that had already ended).
+        let before = find(super::find_reconciled(env, query))?;
         let checked = request.applied_to(env, before.as_ref())?;
         check_images(env, &checked)?;
         let written = Store::open(&env.dirs)?.write(|tx| {

@@ -471,3 +471,38 @@ fn an_apply_overtaken_by_another_keeps_both() {
     assert_eq!(vm["config"]["memory"], "768M");
     assert_eq!(vm["config"]["storage"].as_array().map(Vec::len), Some(2));
 }
+
+/// `apply` reconciles first: a VM whose QEMU died unnoticed is not taken
+/// for a running one (it said the change waited for a next start of a VM
+/// that had already crashed).
+#[test]
+fn apply_to_a_vm_whose_qemu_died_does_not_say_it_runs() {
+    if !crate::guest::have_qemu("apply_to_a_vm_whose_qemu_died_does_not_say_it_runs") {
+        return;
+    }
+    let mut t = Test::new();
+    t.file("d.ron", &crate::guest::bios_config("d"));
+    let id = t.args(["add", "d.ron"]).run().stdout.trim().to_owned();
+    t.args(["start", "d"]).stdout_any().run();
+    let pid = t.args(["--json", "status", "d"]).run().json()["pid"]
+        .as_i64()
+        .expect("a pid") as i32;
+    assert!(pid > 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    // Until the kernel has reaped it, QEMU still counts as running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "QEMU did not die");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // No command has looked at the VM since: `apply` is the first.
+    let out = t.args(["apply", "d", "--cpus", "2"]).run();
+    assert_eq!(out.stdout, format!("updated d ({})\n", &id[..12]));
+    let info = t.args(["--json", "info", "d"]).run().json();
+    assert_eq!(info["status"], "crashed");
+    assert_eq!(info["pending_restart"], false);
+}
