@@ -120,18 +120,20 @@ fn a_path_refused_in_a_config_file_has_the_path_code() {
     assert!(!t.data_dir().exists(), "nothing was stored");
 }
 
-/// Exit code 1: the operation failed (here, the store is not a redb file).
+/// Exit code 1: the operation failed (here, the store is not a redb file),
+/// and it is called damage, not an I/O error on a path to check.
 #[test]
 fn a_damaged_store_fails_with_exit_1() {
     let mut t = Test::new();
     t.add_empty("web");
     t.file("data/maqet.redb", "this is not a database");
     let db = t.data_dir().join("maqet.redb");
-    t.args(["ls"])
+    let damaged = format!("the store {} is damaged", db.display());
+    t.args(["ls"]).status(1).stderr_contains(&damaged).run();
+    t.args(["add", "--empty", "--name", "db"])
         .status(1)
-        .stderr_contains(db.to_str().expect("UTF-8"))
+        .stderr_contains(&damaged)
         .run();
-    t.args(["add", "--empty", "--name", "db"]).status(1).run();
     assert_eq!(
         std::fs::read_to_string(t.data_dir().join("maqet.redb")).expect("read the store"),
         "this is not a database",
