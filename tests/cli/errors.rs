@@ -185,6 +185,41 @@ fn a_non_utf8_argument_is_a_usage_error() {
         .run();
 }
 
+/// A panic outside the store's guards is caught around the whole command:
+/// exit 1, "internal error" (JSON under --json), never Rust's panic message
+/// and exit 101. `MAQET_TEST_PANIC_IN=command` (debug builds alone) panics
+/// as the command starts.
+#[test]
+fn a_panic_in_a_command_is_an_internal_error() {
+    let mut t = Test::new();
+    let err = t
+        .env("MAQET_TEST_PANIC_IN", "command")
+        .args(["--json", "ls"])
+        .status(1)
+        .run()
+        .stderr_json();
+    assert_eq!(
+        err,
+        serde_json::json!({"error": {
+            "code": "maqet::internal",
+            "message": "internal error: MAQET_TEST_PANIC_IN=command: \
+                        a deliberate panic as the command starts",
+            "help": "this is a bug in maqet; please report it with the command you ran \
+                     and what `maqet -vvv ...` prints",
+            "exit_code": 1,
+        }})
+    );
+    let text = t
+        .env("MAQET_TEST_PANIC_IN", "command")
+        .args(["ls"])
+        .status(1)
+        .stderr_contains("internal error: MAQET_TEST_PANIC_IN=command")
+        .stderr_contains("this is a bug in maqet")
+        .run()
+        .stderr;
+    assert!(!text.contains("panicked at"), "{text}");
+}
+
 /// `maqet ... 2>&1 | head -0`: stderr's reader is gone. Writing to it
 /// fails, and `eprintln!` turns that into a panic: logs, errors and the
 /// report of a caught panic all ended in exit 101.

@@ -310,5 +310,8 @@ fn killing_the_first_add_leaves_a_usable_data_dir() {
         t.add_empty("second");
         assert_eq!(check_consistent(&mut t, &context).len(), listed.len() + 1);
     }
-    assert!(landed >= 3, "seed {seed}: only {landed} of {ROUNDS} kills landed");
+    assert!(
+        landed >= 3,
+        "seed {seed}: only {landed} of {ROUNDS} kills landed"
+    );
 }
