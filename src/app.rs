@@ -16,6 +16,7 @@ pub fn run(cli: Cli) -> Result<Box<dyn Output>> {
         Some(Command::Man(args)) => return out(commands::man::run(args)),
         command => command,
     };
+    crate::store::panic_if_asked("command");
     let cwd = Env::current_dir()?;
     let settings = match &command {
         // Help-like commands work whatever the settings file says.

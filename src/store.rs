@@ -459,11 +459,19 @@ impl Drop for Scratch {
 /// transaction panics once the command's closure has made its changes,
 /// before the commit. Test-only: read only in debug builds (what `cargo
 /// test` runs); a release build never looks at the variable.
-fn panic_if_asked(point: &str) {
+/// `command` panics as a command starts, outside every guard of the store:
+/// only the catch around the whole command (`main`) stands between it and
+/// Rust's panic message with exit 101.
+pub(crate) fn panic_if_asked(point: &str) {
     if cfg!(debug_assertions)
         && std::env::var_os("MAQET_TEST_PANIC_IN").is_some_and(|asked| asked == point)
     {
-        panic!("MAQET_TEST_PANIC_IN={point}: a deliberate panic before the commit");
+        let when = if point == "write" {
+            "before the commit"
+        } else {
+            "as the command starts"
+        };
+        panic!("MAQET_TEST_PANIC_IN={point}: a deliberate panic {when}");
     }
 }
 

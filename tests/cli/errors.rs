@@ -120,18 +120,20 @@ fn a_path_refused_in_a_config_file_has_the_path_code() {
     assert!(!t.data_dir().exists(), "nothing was stored");
 }
 
-/// Exit code 1: the operation failed (here, the store is not a redb file).
+/// Exit code 1: the operation failed (here, the store is not a redb file),
+/// and it is called damage, not an I/O error on a path to check.
 #[test]
 fn a_damaged_store_fails_with_exit_1() {
     let mut t = Test::new();
     t.add_empty("web");
     t.file("data/maqet.redb", "this is not a database");
     let db = t.data_dir().join("maqet.redb");
-    t.args(["ls"])
+    let damaged = format!("the store {} is damaged", db.display());
+    t.args(["ls"]).status(1).stderr_contains(&damaged).run();
+    t.args(["add", "--empty", "--name", "db"])
         .status(1)
-        .stderr_contains(db.to_str().expect("UTF-8"))
+        .stderr_contains(&damaged)
         .run();
-    t.args(["add", "--empty", "--name", "db"]).status(1).run();
     assert_eq!(
         std::fs::read_to_string(t.data_dir().join("maqet.redb")).expect("read the store"),
         "this is not a database",
@@ -181,6 +183,41 @@ fn a_non_utf8_argument_is_a_usage_error() {
         .status(2)
         .stderr_contains("not valid UTF-8")
         .run();
+}
+
+/// A panic outside the store's guards is caught around the whole command:
+/// exit 1, "internal error" (JSON under --json), never Rust's panic message
+/// and exit 101. `MAQET_TEST_PANIC_IN=command` (debug builds alone) panics
+/// as the command starts.
+#[test]
+fn a_panic_in_a_command_is_an_internal_error() {
+    let mut t = Test::new();
+    let err = t
+        .env("MAQET_TEST_PANIC_IN", "command")
+        .args(["--json", "ls"])
+        .status(1)
+        .run()
+        .stderr_json();
+    assert_eq!(
+        err,
+        serde_json::json!({"error": {
+            "code": "maqet::internal",
+            "message": "internal error: MAQET_TEST_PANIC_IN=command: \
+                        a deliberate panic as the command starts",
+            "help": "this is a bug in maqet; please report it with the command you ran \
+                     and what `maqet -vvv ...` prints",
+            "exit_code": 1,
+        }})
+    );
+    let text = t
+        .env("MAQET_TEST_PANIC_IN", "command")
+        .args(["ls"])
+        .status(1)
+        .stderr_contains("internal error: MAQET_TEST_PANIC_IN=command")
+        .stderr_contains("this is a bug in maqet")
+        .run()
+        .stderr;
+    assert!(!text.contains("panicked at"), "{text}");
 }
 
 /// `maqet ... 2>&1 | head -0`: stderr's reader is gone. Writing to it
