@@ -87,7 +87,7 @@ pub(super) const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "MAQET_TEST_PANIC_IN",
-        "For maqet's own tests, read only by debug builds: `write` makes every store write panic before its commit. A release build ignores it.",
+        "For maqet's own tests, read only by debug builds: `write` makes every store write panic before its commit, `command` makes the command panic. A release build ignores it.",
     ),
 ];
 
