@@ -106,8 +106,8 @@ impl Rows {
                     detail: format!("the list entry of VM `{name}` is malformed"),
                 };
                 let entry = Entry::read(bytes).ok_or_else(malformed)?;
-                let id = unpack_id(&entry.row.id);
                 if entry.live {
+                    let id = unpack_id(&entry.row.id);
                     let id = std::str::from_utf8(&id).ok().and_then(VmId::parse);
                     live_ids.push(id.ok_or_else(malformed)?);
                 }
@@ -129,21 +129,11 @@ impl Rows {
         Ok(())
     }
 
+    /// A row of `vm`, packed as the store's `list` packs it.
     pub fn push(&mut self, vm: &Vm) -> Result<(), Malformed> {
-        let id = pack_id(vm.id.as_str()).ok_or(Malformed)?;
-        let name = vm.name.as_str();
-        let name_len = u8::try_from(name.len()).map_err(|_| Malformed)?;
-        let name_start = u32::try_from(self.names.len()).map_err(|_| Malformed)?;
-        self.names.push_str(name);
-        self.rows.push(Packed {
-            id,
-            memory_mib: pack_memory(vm.config.memory.0.0).ok_or(Malformed)?,
-            name_start,
-            cpus: u16::try_from(vm.config.cpus.0).map_err(|_| Malformed)?,
-            name_len,
-            status: vm.status,
-        });
-        Ok(())
+        pack_id(vm.id.as_str()).ok_or(Malformed)?;
+        let entry = Entry::read(&Entry::of(vm)).ok_or(Malformed)?;
+        self.push_packed(vm.name.as_str(), entry.row)
     }
 
     pub fn len(&self) -> usize {
