@@ -944,6 +944,10 @@ fn start_killed_at_random_points_leaves_no_orphaned_qemu() {
     let started = Instant::now();
     let (mut killed, mut running_after, mut orphans) = (0, 0, Vec::new());
     let mut tried_second_start = false;
+    // Kills land at random points up to `ceiling`, which follows how long a
+    // start takes now: measured once, a start slowed by load while it was
+    // measured let later, faster starts finish before most kills.
+    let mut ceiling = one_start + one_start / 4;
     for round in 0..rounds {
         let ctx = format!("seed {seed}, round {round}");
         let mut child = t
@@ -952,9 +956,12 @@ fn start_killed_at_random_points_leaves_no_orphaned_qemu() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn maqet");
-        let done = kill_after(&mut child, rng.below(one_start + one_start / 4));
-        if !done {
+        let done = kill_after(&mut child, rng.below(ceiling));
+        if done {
+            ceiling = (ceiling * 3 / 4).max(1_000);
+        } else {
             killed += 1;
+            ceiling += ceiling / 16;
         }
         let status = t.args(["--json", "status", &name]).run().json();
         let ls = t.list();
